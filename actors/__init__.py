@@ -1,0 +1,72 @@
+"""flashsale's actors: the parts that decide, one mailbox at a time.
+
+Four pykka ``ThreadingActor`` stages form the purchase pipeline::
+
+    LimiterActor -> DedupActor -> InventoryActor (one owner per SKU) -> OrderWriterActor
+
+plus the asyncio bridge that answers a batch with one loop wake-up, the
+message types, and the ports (Protocols) the actors need from the world.
+Nothing here knows HTTP, files or configuration, and nothing reads a clock:
+time arrives in messages.
+"""
+
+from ._bridge import LoopBridge
+from ._dedup import DedupActor
+from ._inventory import InventoryActor, SkuStock, reserved_outcome
+from ._limiter import BucketSpec, LimiterActor, TokenBucket
+from ._messages import (
+    Flush,
+    GetOrder,
+    Order,
+    OrderStatus,
+    Outcome,
+    Purchase,
+    PurchaseBatch,
+    Restock,
+    Result,
+    ReturnUnits,
+    Settled,
+    SkuState,
+    SkuView,
+    WriteOrders,
+    WriteRestock,
+)
+from ._pipeline import Pipeline, Stage, tell
+from ._ports import OrderStore, Recovered, RestockRecord, SkuTotals, StoreError
+from ._writer import OrderWriterActor, WriterGauges
+
+__all__ = [
+    "BucketSpec",
+    "DedupActor",
+    "Flush",
+    "GetOrder",
+    "InventoryActor",
+    "LimiterActor",
+    "LoopBridge",
+    "Order",
+    "OrderStatus",
+    "OrderStore",
+    "OrderWriterActor",
+    "Outcome",
+    "Pipeline",
+    "Purchase",
+    "PurchaseBatch",
+    "Recovered",
+    "RestockRecord",
+    "Restock",
+    "Result",
+    "ReturnUnits",
+    "Settled",
+    "SkuState",
+    "SkuStock",
+    "SkuTotals",
+    "SkuView",
+    "Stage",
+    "StoreError",
+    "TokenBucket",
+    "WriteOrders",
+    "WriteRestock",
+    "WriterGauges",
+    "reserved_outcome",
+    "tell",
+]

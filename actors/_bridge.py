@@ -1,0 +1,38 @@
+"""The one-way bridge from actor threads back to the asyncio loop.
+
+The gateway ``tell``s an actor a message that carries asyncio futures. The
+actor never touches those futures itself (they are not thread-safe); it
+collects ``(future, value)`` pairs while it works through a batch and hands
+them to the loop with a single ``loop.call_soon_threadsafe``. One wake-up of
+the loop per batch, not per request, is what keeps the thread crossing cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+
+def _resolve_all(items: list[tuple[asyncio.Future[Any], Any]]) -> None:
+    for future, value in items:
+        if not future.done():  # the caller may have gone away (cancelled)
+            future.set_result(value)
+
+
+class LoopBridge:
+    """Resolves asyncio futures on ``loop`` from any thread, in batches."""
+
+    __slots__ = ("_loop",)
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def resolve(self, items: list[tuple[asyncio.Future[Any], Any]]) -> None:
+        """Set every future's result on the loop, in one loop wake-up."""
+        if not items:
+            return
+        try:
+            self._loop.call_soon_threadsafe(_resolve_all, items)
+        except RuntimeError:
+            # The loop is closed: nobody is waiting for these answers any more.
+            pass

@@ -1,0 +1,179 @@
+"""The inventory actor: the single owner of each SKU's stock.
+
+Every change to a SKU's stock — reserve, return, restock — is a message in
+its owner's mailbox, applied one at a time. There are no locks around stock
+anywhere: one mailbox per SKU is the lock.
+
+Threads stay bounded however many SKUs a sale has. One pykka thread per SKU
+would cost a thread per SKU and buy nothing: under CPython's GIL the actors'
+pure-Python work never runs in parallel anyway. So the engine starts a fixed
+number of inventory actors and gives each SKU to exactly one of them (by
+stable hash). Each SKU still has exactly one owner and one serial order of
+changes; an owner simply owns several SKUs.
+
+After each batch the actor publishes a fresh immutable :class:`SkuView` of
+every SKU it touched into a dict the gateway reads without a message; that is
+how losers of a sold-out SKU are answered on the loop.
+"""
+
+from __future__ import annotations
+
+from typing import Any, assert_never
+
+from ._bridge import LoopBridge
+from ._messages import (
+    InventoryMessage,
+    Order,
+    Outcome,
+    Purchase,
+    PurchaseBatch,
+    Restock,
+    ReturnUnits,
+    Settled,
+    SkuView,
+    WriteOrders,
+    WriteRestock,
+)
+from ._pipeline import Pipeline, Stage, tell
+from ._ports import SkuTotals
+
+
+class SkuStock:
+    """One SKU's counters; lives inside its owner actor only."""
+
+    __slots__ = ("sku", "stock", "restocked", "reserved", "paid", "seq", "starts_at", "ends_at", "hold_us")
+
+    def __init__(
+        self,
+        sku: str,
+        stock: int,
+        *,
+        totals: SkuTotals | None = None,
+        starts_at: int | None = None,
+        ends_at: int | None = None,
+        hold_us: int = 900_000_000,
+    ) -> None:
+        t = totals or SkuTotals()
+        self.sku = sku
+        self.stock = stock
+        self.restocked = t.restocked
+        self.reserved = t.reserved
+        self.paid = t.paid
+        self.seq = t.last_seq
+        self.starts_at = starts_at
+        self.ends_at = ends_at
+        self.hold_us = hold_us
+
+    @property
+    def remaining(self) -> int:
+        return self.stock + self.restocked - self.reserved - self.paid
+
+    def view(self) -> SkuView:
+        return SkuView(
+            self.sku,
+            self.stock + self.restocked,
+            self.remaining,
+            self.reserved,
+            self.paid,
+            self.starts_at,
+            self.ends_at,
+        )
+
+
+class InventoryActor(Stage):
+    """Owns a fixed set of SKUs; reserves, returns and restocks their units."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        bridge: LoopBridge,
+        *,
+        skus: list[SkuStock],
+        views: dict[str, SkuView],
+        durable: bool,
+    ) -> None:
+        super().__init__(pipeline, bridge)
+        self._skus = {s.sku: s for s in skus}
+        self._views = views
+        self._durable = durable
+        for s in skus:
+            views[s.sku] = s.view()
+
+    def handle(self, message: InventoryMessage) -> None:
+        match message:
+            case PurchaseBatch(items):
+                self._reserve(items)
+            case Restock(sku, qty, at, reply):
+                s = self._skus[sku]
+                s.restocked += qty
+                view = self._views[sku] = s.view()
+                tell(self._pipeline.writer, WriteRestock(sku, qty, at, view, reply))
+            case ReturnUnits(orders):
+                for order in orders:
+                    self._skus[order.sku].reserved -= order.qty
+                for sku in {o.sku for o in orders}:
+                    self._views[sku] = self._skus[sku].view()
+            case _:
+                assert_never(message)
+
+    def _reserve(self, items: tuple[Purchase, ...]) -> None:
+        replies: list[tuple[Any, Outcome]] = []
+        settled: list[tuple[Purchase, Outcome]] = []
+        reserved: list[tuple[Purchase, Order]] = []
+        touched: set[SkuStock] = set()
+        skus = self._skus
+        for p in items:
+            s = skus[p.sku]
+            at = p.at
+            if (s.starts_at is not None and at < s.starts_at) or (s.ends_at is not None and at >= s.ends_at):
+                outcome = Outcome("sale_not_open", p.sku, p.qty, detail=_window(s, at))
+            elif p.qty > (left := s.stock + s.restocked - s.reserved - s.paid):
+                detail = "sold out" if left <= 0 else f"only {left} left"
+                outcome = Outcome("sold_out", p.sku, p.qty, detail=detail)
+            else:
+                s.reserved += p.qty
+                s.seq += 1
+                touched.add(s)
+                reserved.append(
+                    (
+                        p,
+                        Order(
+                            f"{s.sku}-{s.seq}",
+                            s.sku,
+                            p.user,
+                            p.qty,
+                            "reserved",
+                            at,
+                            at + s.hold_us,
+                            p.idempotency_key,
+                            p.request_id,
+                        ),
+                    )
+                )
+                continue
+            replies.append((p.reply, outcome))
+            settled.append((p, outcome))
+        for s in touched:
+            self._views[s.sku] = s.view()
+        if reserved:
+            if self._durable:
+                tell(self._pipeline.writer, WriteOrders(tuple(reserved), confirmed=False))
+            else:
+                answered = [(p, reserved_outcome(o)) for p, o in reserved]
+                replies.extend((p.reply, o) for p, o in answered)
+                settled.extend((p, o) for p, o in answered if p.idempotency_key is not None)
+                tell(self._pipeline.writer, WriteOrders(tuple(reserved), confirmed=True))
+        if settled:
+            tell(self._pipeline.dedup, Settled(tuple(settled)))
+        self._bridge.resolve(replies)
+
+
+def reserved_outcome(order: Order) -> Outcome:
+    """The answer a buyer gets for a reserved order."""
+    return Outcome("reserved", order.sku, order.qty, order.order_id, order.expires_at)
+
+
+def _window(s: SkuStock, at: int) -> str:
+    if s.starts_at is not None and at < s.starts_at:
+        return "the sale has not started yet"
+    return "the sale has ended"

@@ -1,0 +1,221 @@
+"""Message and value types that cross actor mailboxes.
+
+Messages between actors are frozen, slotted dataclasses: one per batch, so
+their cost does not matter. The three values made once *per purchase* —
+:class:`Purchase`, :class:`Outcome` and :class:`Order` — are ``NamedTuple``\ s:
+just as immutable, at a third of the construction cost (a frozen dataclass
+sets each field through ``object.__setattr__``; measured 1.05 µs against
+0.40 µs for eight fields), and an :class:`Order` goes to ``executemany`` as
+it is.
+
+Times are integers: microseconds since the Unix epoch, stamped once by the
+gateway from an injected clock. Actors never read a clock; they only compare
+the ``at`` values they receive.
+
+Each actor accepts one union of messages (``LimiterMessage``,
+``DedupMessage``, ``InventoryMessage``, ``WriterMessage``) and dispatches with
+``match`` and :func:`typing.assert_never`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple, Protocol, TypeAlias
+
+Result: TypeAlias = Literal[
+    "reserved",
+    "sold_out",
+    "limit_reached",
+    "sale_not_open",
+    "rate_limited",
+    "idempotency_key_reused",
+    "overloaded",
+    "unavailable",
+]
+"""What a purchase came to. Only ``reserved`` holds units."""
+
+OrderStatus: TypeAlias = Literal["reserved", "paid", "cancelled", "expired"]
+SkuState: TypeAlias = Literal["scheduled", "on_sale", "sold_out", "ended"]
+
+
+class Reply(Protocol):
+    """Where an answer goes: an asyncio future, or anything shaped like one.
+
+    Only the loop thread calls these (through :class:`actors.LoopBridge`).
+    """
+
+    def done(self) -> bool: ...
+
+    def set_result(self, result: Any, /) -> None: ...
+
+
+class Outcome(NamedTuple):
+    """The answer to one purchase: a value, never an exception.
+
+    ``order_id`` and ``expires_at`` are set only for ``reserved``;
+    ``retry_after`` (seconds) only for ``rate_limited``.
+    """
+
+    result: Result
+    sku: str
+    qty: int
+    order_id: str | None = None
+    expires_at: int | None = None
+    retry_after: float | None = None
+    detail: str = ""
+
+
+class Purchase(NamedTuple):
+    """One buyer asking for ``qty`` units of ``sku`` at time ``at``.
+
+    ``reply`` belongs to the gateway's loop; actors resolve it only through
+    :class:`actors.LoopBridge`, never directly.
+    """
+
+    request_id: str
+    sku: str
+    user: str
+    qty: int
+    at: int
+    idempotency_key: str | None
+    client_ip: str | None
+    reply: Reply
+
+
+class Order(NamedTuple):
+    """A stored order: what the order writer commits and the store returns.
+
+    The field order is the column order of the stores' ``orders`` table.
+    """
+
+    order_id: str
+    sku: str
+    user: str
+    qty: int
+    status: OrderStatus
+    created_at: int
+    expires_at: int
+    idempotency_key: str | None = None
+    request_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SkuView:
+    """An immutable snapshot of one SKU, published by its inventory actor.
+
+    The gateway reads the latest view without sending a message: that is how
+    sold-out requests are answered on the event loop. ``stock`` includes
+    restocks. Window bounds are ``None`` when open-ended.
+    """
+
+    sku: str
+    stock: int
+    remaining: int
+    reserved: int
+    paid: int
+    starts_at: int | None
+    ends_at: int | None
+
+    def state(self, at: int) -> SkuState:
+        """The SKU's state at time ``at``."""
+        if self.starts_at is not None and at < self.starts_at:
+            return "scheduled"
+        if self.ends_at is not None and at >= self.ends_at:
+            return "ended"
+        return "sold_out" if self.remaining <= 0 else "on_sale"
+
+
+# --- limiter -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PurchaseBatch:
+    """The purchases of one event-loop tick, in arrival order."""
+
+    items: tuple[Purchase, ...]
+
+
+LimiterMessage: TypeAlias = PurchaseBatch
+
+# --- dedup -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """Final outcomes of purchases that passed the dedup actor.
+
+    The dedup actor releases per-user holds of failed purchases and stores
+    the answers of purchases that carried an idempotency key.
+    """
+
+    items: tuple[tuple[Purchase, Outcome], ...]
+
+
+DedupMessage: TypeAlias = PurchaseBatch | Settled
+
+# --- inventory ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Restock:
+    """Add ``qty`` units to ``sku``; ``reply`` resolves to the new view."""
+
+    sku: str
+    qty: int
+    at: int
+    reply: asyncio.Future[SkuView]
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnUnits:
+    """Give back the units of orders that were never confirmed."""
+
+    orders: tuple[Order, ...]
+
+
+InventoryMessage: TypeAlias = PurchaseBatch | Restock | ReturnUnits
+
+# --- order writer ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOrders:
+    """Reservations to commit. ``confirmed`` is true when the buyers were
+    already answered (``durability = "async"``)."""
+
+    items: tuple[tuple[Purchase, Order], ...]
+    confirmed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class WriteRestock:
+    """A restock to record before any order that sells its units."""
+
+    sku: str
+    qty: int
+    at: int
+    view: SkuView
+    reply: asyncio.Future[SkuView]
+
+
+@dataclass(frozen=True, slots=True)
+class GetOrder:
+    """Look up one order, pending or committed.
+
+    ``reply`` resolves to the order, ``None``, or the store's exception
+    (as a value: the bridge only sets results).
+    """
+
+    order_id: str
+    reply: asyncio.Future[Order | Exception | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Flush:
+    """Commit everything pending, then resolve ``reply``."""
+
+    reply: asyncio.Future[None]
+
+
+WriterMessage: TypeAlias = WriteOrders | WriteRestock | GetOrder | Flush

@@ -1,0 +1,3 @@
+"""Placeholder replaced by the CLI module."""
+def main() -> None:
+    raise SystemExit("not yet")

@@ -1,0 +1,259 @@
+"""Configuration: typed, validated, loaded from TOML (or any dict).
+
+Every key is documented in the README's "Configuration" section. A wrong or
+unknown key is a :class:`ConfigError` that names the file and the key, so a
+typo never silently turns a limit off.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from actors import BucketSpec
+
+from ._clock import from_datetime
+from ._errors import ConfigError
+
+SKU_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class SkuConfig:
+    """One SKU on sale."""
+
+    id: str
+    stock: int
+    per_user_limit: int | None = None
+    payment_timeout: float = 900.0
+    starts_at: int | None = None
+    ends_at: int | None = None
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    """Where orders go and when a purchase counts as confirmed."""
+
+    path: str = "flashsale.db"
+    durability: Literal["commit", "async"] = "commit"
+    synchronous: Literal["normal", "full"] = "normal"
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    """Rate limits (token buckets) and the bounds that keep memory finite."""
+
+    global_bucket: BucketSpec | None = None
+    per_user: BucketSpec | None = None
+    max_tracked_users: int = 200_000
+    max_qty: int = 100
+    max_inflight: int = 10_000
+    max_writer_backlog: int = 50_000
+    idempotency_ttl: float = 86_400.0
+    max_idempotency_keys: int = 200_000
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """The HTTP transport."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 4096
+    log_level: str = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """A whole sale: its SKUs, store, limits and server."""
+
+    skus: tuple[SkuConfig, ...]
+    store: StoreConfig = field(default_factory=StoreConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
+    inventory_actors: int = 4
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], source: str = "<config>") -> Config:
+        """Build and validate a config from parsed TOML/JSON."""
+        return _Reader(source).config(data)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Config:
+        """Read a TOML file."""
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"{p}: cannot read: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{p}: not valid TOML: {exc}") from exc
+        return cls.from_mapping(data, str(p))
+
+    def sku(self, sku_id: str) -> SkuConfig:
+        for s in self.skus:
+            if s.id == sku_id:
+                return s
+        raise KeyError(sku_id)
+
+
+def demo_config(path: str = "flashsale-demo.db") -> Config:
+    """The embedded demo: one hot SKU with 100 units, one with plenty."""
+    return Config(
+        skus=(
+            SkuConfig("moutai-53", stock=100, per_user_limit=2, name="Kweichow Moutai 53% 500ml"),
+            SkuConfig("tshirt", stock=100_000, per_user_limit=10, name="Launch-day T-shirt"),
+        ),
+        store=StoreConfig(path=path),
+        limits=LimitsConfig(per_user=BucketSpec(rate=5.0, burst=10)),
+    )
+
+
+class _Reader:
+    """Reads one mapping, naming ``source`` and the key in every error."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, where: str, msg: str) -> ConfigError:
+        return ConfigError(f"{self.source}: {where}: {msg}")
+
+    def table(self, data: Any, where: str, allowed: set[str]) -> Mapping[str, Any]:
+        if not isinstance(data, Mapping):
+            raise self.fail(where, "must be a table")
+        unknown = sorted(set(data) - allowed)
+        if unknown:
+            raise self.fail(where, f"unknown key {unknown[0]!r} (known: {', '.join(sorted(allowed))})")
+        return data
+
+    def value(self, data: Mapping[str, Any], key: str, kind: type[T] | tuple[type, ...], where: str, default: T) -> T:
+        if key not in data:
+            return default
+        v = data[key]
+        if isinstance(v, bool) and kind is not bool or not isinstance(v, kind):
+            names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            raise self.fail(f"{where}.{key}", f"must be {names}, got {v!r}")
+        return v  # type: ignore[return-value]
+
+    def positive(self, data: Mapping[str, Any], key: str, where: str, default: int) -> int:
+        v = self.value(data, key, int, where, default)
+        if v < 1:
+            raise self.fail(f"{where}.{key}", f"must be >= 1, got {v}")
+        return v
+
+    def seconds(self, data: Mapping[str, Any], key: str, where: str, default: float) -> float:
+        v = float(self.value(data, key, (int, float), where, default))
+        if not v > 0:
+            raise self.fail(f"{where}.{key}", f"must be > 0 seconds, got {v}")
+        return v
+
+    def instant(self, data: Mapping[str, Any], key: str, where: str) -> int | None:
+        if key not in data:
+            return None
+        v = data[key]
+        if isinstance(v, str):
+            try:
+                v = datetime.fromisoformat(v.replace("Z", "+00:00"))
+            except ValueError:
+                raise self.fail(f"{where}.{key}", f"not an ISO 8601 time: {v!r}") from None
+        if not isinstance(v, datetime):
+            raise self.fail(f"{where}.{key}", f"must be a date-time like 2026-11-11T00:00:00Z, got {v!r}")
+        return from_datetime(v)
+
+    def bucket(self, data: Mapping[str, Any], key: str) -> BucketSpec | None:
+        if key not in data:
+            return None
+        where = f"limits.{key}"
+        t = self.table(data[key], where, {"rate", "burst"})
+        if "rate" not in t:
+            raise self.fail(where, "needs 'rate' (requests per second)")
+        rate = float(self.value(t, "rate", (int, float), where, 0.0))
+        if not rate > 0:
+            raise self.fail(f"{where}.rate", f"must be > 0, got {rate}")
+        return BucketSpec(rate=rate, burst=self.positive(t, "burst", where, max(1, round(rate))))
+
+    def sku(self, data: Any, i: int) -> SkuConfig:
+        where = f"sku[{i}]"
+        t = self.table(data, where, {"id", "stock", "per_user_limit", "payment_timeout", "starts_at", "ends_at", "name"})
+        if "id" not in t or "stock" not in t:
+            raise self.fail(where, "needs 'id' and 'stock'")
+        sku_id = self.value(t, "id", str, where, "")
+        if not SKU_ID.match(sku_id):
+            raise self.fail(f"{where}.id", f"{sku_id!r} must be 1-64 of A-Z a-z 0-9 . _ - (starting with a letter or digit)")
+        stock = self.value(t, "stock", int, where, 0)
+        if stock < 0:
+            raise self.fail(f"{where}.stock", f"must be >= 0, got {stock}")
+        limit = self.positive(t, "per_user_limit", where, 0) if "per_user_limit" in t else None
+        starts, ends = self.instant(t, "starts_at", where), self.instant(t, "ends_at", where)
+        if starts is not None and ends is not None and ends <= starts:
+            raise self.fail(f"{where}.ends_at", "must be after starts_at")
+        return SkuConfig(
+            id=sku_id,
+            stock=stock,
+            per_user_limit=limit,
+            payment_timeout=self.seconds(t, "payment_timeout", where, 900.0),
+            starts_at=starts,
+            ends_at=ends,
+            name=self.value(t, "name", str, where, ""),
+        )
+
+    def config(self, data: Mapping[str, Any]) -> Config:
+        top = self.table(data, "top level", {"sku", "store", "limits", "server", "engine"})
+        raw_skus = top.get("sku")
+        if not isinstance(raw_skus, list) or not raw_skus:
+            raise self.fail("sku", "needs at least one [[sku]] table")
+        skus = tuple(self.sku(s, i) for i, s in enumerate(raw_skus))
+        seen: set[str] = set()
+        for s in skus:
+            if s.id in seen:
+                raise self.fail("sku", f"id {s.id!r} appears twice")
+            seen.add(s.id)
+
+        st = self.table(top.get("store", {}), "store", {"path", "durability", "synchronous"})
+        durability = self.value(st, "durability", str, "store", "commit")
+        if durability not in ("commit", "async"):
+            raise self.fail("store.durability", f"must be 'commit' or 'async', got {durability!r}")
+        synchronous = self.value(st, "synchronous", str, "store", "normal")
+        if synchronous not in ("normal", "full"):
+            raise self.fail("store.synchronous", f"must be 'normal' or 'full', got {synchronous!r}")
+        store = StoreConfig(path=self.value(st, "path", str, "store", "flashsale.db"), durability=durability, synchronous=synchronous)  # type: ignore[arg-type]
+
+        lt = self.table(
+            top.get("limits", {}),
+            "limits",
+            {"global", "per_user", "max_tracked_users", "max_qty", "max_inflight", "max_writer_backlog", "idempotency_ttl", "max_idempotency_keys"},
+        )
+        d = LimitsConfig()
+        limits = LimitsConfig(
+            global_bucket=self.bucket(lt, "global"),
+            per_user=self.bucket(lt, "per_user"),
+            max_tracked_users=self.positive(lt, "max_tracked_users", "limits", d.max_tracked_users),
+            max_qty=self.positive(lt, "max_qty", "limits", d.max_qty),
+            max_inflight=self.positive(lt, "max_inflight", "limits", d.max_inflight),
+            max_writer_backlog=self.positive(lt, "max_writer_backlog", "limits", d.max_writer_backlog),
+            idempotency_ttl=self.seconds(lt, "idempotency_ttl", "limits", d.idempotency_ttl),
+            max_idempotency_keys=self.positive(lt, "max_idempotency_keys", "limits", d.max_idempotency_keys),
+        )
+
+        sv = self.table(top.get("server", {}), "server", {"host", "port", "max_body_bytes", "log_level"})
+        port = self.value(sv, "port", int, "server", 8080)
+        if not 0 <= port <= 65535:
+            raise self.fail("server.port", f"must be 0-65535, got {port}")
+        level = self.value(sv, "log_level", str, "server", "info").lower()
+        if level not in ("debug", "info", "warning", "error"):
+            raise self.fail("server.log_level", f"must be debug, info, warning or error, got {level!r}")
+        server = ServerConfig(
+            host=self.value(sv, "host", str, "server", "127.0.0.1"),
+            port=port,
+            max_body_bytes=self.positive(sv, "max_body_bytes", "server", 4096),
+            log_level=level,
+        )
+        en = self.table(top.get("engine", {}), "engine", {"inventory_actors"})
+        return Config(skus=skus, store=store, limits=limits, server=server, inventory_actors=self.positive(en, "inventory_actors", "engine", 4))

@@ -1,0 +1,412 @@
+"""SaleEngine: the one entry point to a running sale.
+
+The engine is the asyncio-side gateway to the actors. Per purchase it does
+the cheap things on the loop — validate, stamp the arrival time from the
+injected clock, answer from the published :class:`SkuView` when the SKU is
+sold out or off sale — and otherwise appends the purchase to the batch of the
+current loop tick. The batch is sent to the limiter as one message when the
+tick's callbacks run (``loop.call_soon``), and every answer comes back
+through the :class:`actors.LoopBridge`, one loop wake-up per batch.
+
+Nothing here blocks the loop: the store is opened in a worker thread, actors
+are stopped from one, and no pykka future is ever waited on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, NamedTuple, Self
+
+import pykka
+
+from actors import (
+    DedupActor,
+    Flush,
+    GetOrder,
+    InventoryActor,
+    LimiterActor,
+    LoopBridge,
+    Order,
+    OrderStore,
+    OrderWriterActor,
+    Outcome,
+    Pipeline,
+    Purchase,
+    PurchaseBatch,
+    Restock,
+    SkuState,
+    SkuStock,
+    SkuView,
+    StoreError,
+    WriterGauges,
+)
+
+from ._clock import Clock, wall_clock
+from ._config import Config
+from ._errors import EngineClosed, InvalidRequest, UnknownOrder, UnknownSku, Unavailable
+from ._sqlite import SQLiteOrderStore
+
+log = logging.getLogger("flashsale.engine")
+
+MAX_USER_LEN = 128
+MAX_KEY_LEN = 255
+
+
+class PurchaseRequest(NamedTuple):
+    """One purchase for :meth:`SaleEngine.purchase_many`."""
+
+    sku: str
+    user: str
+    qty: int = 1
+    idempotency_key: str | None = None
+    client_ip: str | None = None
+    request_id: str = ""
+
+
+class _Gathered:
+    """The answers of one :meth:`SaleEngine.purchase_many` call."""
+
+    __slots__ = ("results", "left", "future")
+
+    def __init__(self, n: int, future: asyncio.Future[list[Outcome]]) -> None:
+        self.results: list[Outcome | None] = [None] * n
+        self.left = n
+        self.future = future
+
+
+class _Slot:
+    """One purchase's place in a :class:`_Gathered`; a :class:`actors.Reply`."""
+
+    __slots__ = ("_gathered", "_index", "_done")
+
+    def __init__(self, gathered: _Gathered, index: int) -> None:
+        self._gathered = gathered
+        self._index = index
+        self._done = False
+
+    def done(self) -> bool:
+        return self._done
+
+    def set_result(self, outcome: Outcome, /) -> None:
+        self._done = True
+        g = self._gathered
+        g.results[self._index] = outcome
+        g.left -= 1
+        if not g.left and not g.future.done():
+            g.future.set_result(g.results)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class SkuStatus:
+    """A SKU as a buyer sees it now."""
+
+    sku: str
+    stock: int
+    remaining: int
+    reserved: int
+    paid: int
+    state: SkuState
+    starts_at: int | None
+    ends_at: int | None
+
+
+class SaleEngine:
+    """A running sale: purchases in, decisions out.
+
+    Use as ``async with SaleEngine(config) as engine: ...`` or call
+    :meth:`start` and :meth:`stop`. Pass ``store`` to use another
+    :class:`actors.OrderStore` and ``clock`` for virtual time.
+    """
+
+    def __init__(self, config: Config, *, store: OrderStore | None = None, clock: Clock | None = None) -> None:
+        self.config = config
+        self.clock: Clock = clock or wall_clock
+        self._store: OrderStore = store or SQLiteOrderStore(config.store.path, synchronous=config.store.synchronous)
+        self._views: dict[str, SkuView] = {}
+        self._pending: list[Purchase] = []
+        self._inflight = 0
+        self._running = False
+        self._idle: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._bridge: LoopBridge | None = None
+        self._pipeline = Pipeline()
+        self._actors: list[pykka.ActorRef[Any]] = []
+        self._seq = 0
+        self.gauges = WriterGauges()
+        self._sold_out: dict[tuple[str, int], Outcome] = {}
+        limits = config.limits
+        self._max_qty = limits.max_qty
+        self._max_inflight = limits.max_inflight
+        self._max_backlog = limits.max_writer_backlog
+
+    # -- life cycle -----------------------------------------------------------
+
+    async def start(self) -> None:
+        """Recover from the store and start the actors."""
+        if self._running:
+            return
+        loop = self._loop = asyncio.get_running_loop()
+        bridge = self._bridge = LoopBridge(loop)
+        try:
+            recovered = await asyncio.to_thread(self._store.open)
+        except StoreError as exc:
+            raise Unavailable(str(exc)) from exc
+        cfg = self.config
+        pipeline = self._pipeline
+        pipeline.writer = OrderWriterActor.start(pipeline, bridge, store=self._store, gauges=self.gauges)
+        shards: list[list[SkuStock]] = [[] for _ in range(min(cfg.inventory_actors, len(cfg.skus)))]
+        for s in cfg.skus:
+            # crc32, not hash(): the same SKU lands on the same owner in every process.
+            shards[zlib.crc32(s.id.encode()) % len(shards)].append(
+                SkuStock(
+                    s.id,
+                    s.stock,
+                    totals=recovered.skus.get(s.id),
+                    starts_at=s.starts_at,
+                    ends_at=s.ends_at,
+                    hold_us=round(s.payment_timeout * 1_000_000),
+                )
+            )
+        durable = cfg.store.durability == "commit"
+        inventories = [
+            InventoryActor.start(pipeline, bridge, skus=shard, views=self._views, durable=durable) for shard in shards if shard
+        ]
+        for ref, shard in zip(inventories, [s for s in shards if s], strict=True):
+            for stock in shard:
+                pipeline.inventory_of[stock.sku] = ref
+        pipeline.dedup = DedupActor.start(
+            pipeline,
+            bridge,
+            per_user_limit={s.id: s.per_user_limit for s in cfg.skus},
+            recovered=recovered,
+            key_ttl_us=round(cfg.limits.idempotency_ttl * 1_000_000),
+            max_keys=cfg.limits.max_idempotency_keys,
+        )
+        pipeline.limiter = LimiterActor.start(
+            pipeline,
+            bridge,
+            global_bucket=cfg.limits.global_bucket,
+            per_user=cfg.limits.per_user,
+            max_tracked_users=cfg.limits.max_tracked_users,
+        )
+        # Stop order matters: each stage is stopped after everything upstream.
+        self._actors = [pipeline.limiter, *inventories, pipeline.writer, pipeline.dedup]
+        self._idle = asyncio.Event()
+        self._running = True
+        log.info("sale started", extra={"skus": len(cfg.skus), "inventory_actors": len(inventories), "durability": cfg.store.durability})
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop taking purchases, answer those in flight, flush, stop the actors."""
+        if not self._running:
+            return
+        self._running = False
+        assert self._idle is not None and self._loop is not None
+        try:
+            if self._inflight:
+                await asyncio.wait_for(self._idle.wait(), timeout)
+            await asyncio.wait_for(self._ask_writer_flush(), timeout)
+        except TimeoutError:
+            log.error("stopped with work unfinished", extra={"inflight": self._inflight, "backlog": self.gauges.backlog})
+        await asyncio.to_thread(self._stop_actors)
+        log.info("sale stopped", extra={"orders_committed": self.gauges.orders_committed})
+
+    def _stop_actors(self) -> None:
+        for ref in self._actors:
+            ref.stop(block=True)  # runs in a worker thread, never on the loop
+        self._actors = []
+
+    async def _ask_writer_flush(self) -> None:
+        assert self._loop is not None
+        fut: asyncio.Future[None] = self._loop.create_future()
+        self._pipeline.writer.tell(Flush(fut))
+        await fut
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        await self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    # -- purchases ------------------------------------------------------------
+
+    async def purchase(
+        self,
+        sku: str,
+        user: str,
+        qty: int = 1,
+        *,
+        idempotency_key: str | None = None,
+        client_ip: str | None = None,
+        request_id: str = "",
+    ) -> Outcome:
+        """Try to buy ``qty`` units of ``sku`` for ``user``.
+
+        Returns an :class:`actors.Outcome`; raises only for calls that cannot
+        be answered: :class:`InvalidRequest`, :class:`UnknownSku`,
+        :class:`EngineClosed`.
+        """
+        at = self._check(sku, user, qty, idempotency_key)
+        early = self._early_answer(sku, qty, at, idempotency_key, 1)
+        if early is not None:
+            return early
+        assert self._loop is not None
+        reply: asyncio.Future[Outcome] = self._loop.create_future()
+        self._enqueue(Purchase(request_id, sku, user, qty, at, idempotency_key, client_ip, reply))
+        self._inflight += 1
+        try:
+            return await reply
+        finally:
+            self._done(1)
+
+    async def purchase_many(self, requests: Sequence[PurchaseRequest]) -> list[Outcome]:
+        """Decide a whole batch of purchases; outcomes in the order given.
+
+        For services that already hold a batch (a queue consumer, say): one
+        awaitable for the batch instead of one per purchase. Every request is
+        validated before any is submitted, so an :class:`InvalidRequest`
+        means nothing of the batch was tried.
+        """
+        stamped = [self._check(r.sku, r.user, r.qty, r.idempotency_key) for r in requests]
+        if not stamped:
+            return []
+        assert self._loop is not None
+        gathered = _Gathered(len(stamped), self._loop.create_future())
+        results = gathered.results
+        sent = 0
+        for i, (r, at) in enumerate(zip(requests, stamped, strict=True)):
+            early = self._early_answer(r.sku, r.qty, at, r.idempotency_key, sent + 1)
+            if early is not None:
+                results[i] = early
+                gathered.left -= 1
+                continue
+            sent += 1
+            self._enqueue(Purchase(r.request_id, r.sku, r.user, r.qty, at, r.idempotency_key, r.client_ip, _Slot(gathered, i)))
+        if not gathered.left:
+            return results  # type: ignore[return-value]
+        self._inflight += sent
+        try:
+            return await gathered.future
+        finally:
+            self._done(sent)
+
+    def _check(self, sku: str, user: str, qty: int, idempotency_key: str | None) -> int:
+        """Validate one purchase; return its arrival time."""
+        if type(sku) is not str:
+            raise InvalidRequest("sku", "must be a string")
+        if sku not in self._views:
+            if not self._running:
+                raise EngineClosed("the sale engine is not running")
+            raise UnknownSku(sku)
+        if type(qty) is not int or not 0 < qty <= self._max_qty:
+            raise InvalidRequest("qty", f"must be a whole number from 1 to {self._max_qty}")
+        if type(user) is not str or not 0 < len(user) <= MAX_USER_LEN:
+            raise InvalidRequest("user", f"must be a non-empty string of at most {MAX_USER_LEN} characters")
+        if idempotency_key is not None and (type(idempotency_key) is not str or not 0 < len(idempotency_key) <= MAX_KEY_LEN):
+            raise InvalidRequest("idempotency_key", f"must be 1 to {MAX_KEY_LEN} characters")
+        if not self._running:
+            raise EngineClosed("the sale engine is not running")
+        return self.clock()
+
+    def _early_answer(self, sku: str, qty: int, at: int, idempotency_key: str | None, adding: int) -> Outcome | None:
+        """The answer that needs no actor, if there is one.
+
+        Sold out and off-sale are read from the published view. Keyed
+        requests skip that: a retry must get its first answer back, which
+        only the dedup actor knows.
+        """
+        view = self._views[sku]
+        if idempotency_key is None:
+            if view.remaining <= 0:
+                return self._sold_out.get((sku, qty)) or self._sold_out.setdefault((sku, qty), Outcome("sold_out", sku, qty, detail="sold out"))
+            if (view.starts_at is not None and at < view.starts_at) or (view.ends_at is not None and at >= view.ends_at):
+                ended = view.state(at) == "ended"
+                return Outcome("sale_not_open", sku, qty, detail="the sale has ended" if ended else "the sale has not started yet")
+        if self._inflight + adding > self._max_inflight or self.gauges.backlog >= self._max_backlog:
+            return Outcome("overloaded", sku, qty, detail="too many purchases in flight; retry shortly")
+        return None
+
+    def _enqueue(self, purchase: Purchase) -> None:
+        pending = self._pending
+        if not pending:
+            assert self._loop is not None
+            self._loop.call_soon(self._send_batch)
+        pending.append(purchase)
+
+    def _done(self, n: int) -> None:
+        self._inflight -= n
+        if not self._inflight and not self._running:
+            assert self._idle is not None
+            self._idle.set()
+
+    def _send_batch(self) -> None:
+        batch, self._pending = self._pending, []
+        if batch:
+            self._pipeline.limiter.tell(PurchaseBatch(tuple(batch)))
+
+    # -- queries and admin ----------------------------------------------------
+
+    def view(self, sku: str) -> SkuView:
+        """The latest published view of ``sku`` (no message, no wait)."""
+        view = self._views.get(sku)
+        if view is None:
+            raise UnknownSku(sku)
+        return view
+
+    async def sku_status(self, sku: str) -> SkuStatus:
+        """Stock counters and sale state of ``sku`` now."""
+        v = self.view(sku)
+        return SkuStatus(v.sku, v.stock, v.remaining, v.reserved, v.paid, v.state(self.clock()), v.starts_at, v.ends_at)
+
+    async def order(self, order_id: str) -> Order:
+        """The order with this id, committed or about to be."""
+        found = await self._ask(lambda fut: (self._pipeline.writer, GetOrder(order_id, fut)))
+        if isinstance(found, Exception):
+            raise Unavailable(str(found))
+        if found is None:
+            raise UnknownOrder(order_id)
+        assert isinstance(found, Order)
+        return found
+
+    async def restock(self, sku: str, qty: int) -> SkuView:
+        """Add ``qty`` units to ``sku``; returns the view once the restock is stored."""
+        self.view(sku)
+        if type(qty) is not int or qty < 1:
+            raise InvalidRequest("qty", "must be a whole number >= 1")
+        view = await self._ask(lambda fut: (self._pipeline.inventory_of[sku], Restock(sku, qty, self.clock(), fut)))
+        assert isinstance(view, SkuView)
+        return view
+
+    async def flush(self) -> None:
+        """Wait until everything answered so far is committed."""
+        await self._ask(lambda fut: (self._pipeline.writer, Flush(fut)))
+
+    async def _ask(self, make: Callable[[asyncio.Future[Any]], tuple[pykka.ActorRef[Any], object]]) -> object:
+        if not self._running or self._loop is None:
+            raise EngineClosed("the sale engine is not running")
+        fut: asyncio.Future[Any] = self._loop.create_future()
+        ref, message = make(fut)
+        ref.tell(message)
+        return await fut
+
+    def readiness(self) -> dict[str, bool]:
+        """What /readyz reports: each check and whether it passes."""
+        return {
+            "running": self._running,
+            "actors_alive": bool(self._actors) and all(ref.is_alive() for ref in self._actors),
+            "store_ok": self.gauges.store_ok,
+            "writer_keeping_up": self.gauges.backlog < self._max_backlog,
+        }
+
+    @property
+    def inflight(self) -> int:
+        return self._inflight

@@ -1,0 +1,156 @@
+"""The embedded order store: one SQLite file in WAL mode.
+
+Used only from the order-writer actor's thread (and once, before the actors
+start, for recovery), so one connection with ``check_same_thread=False`` is
+enough and is never used by two threads at once.
+
+Durability: every :meth:`SQLiteOrderStore.write` is one transaction. In WAL
+mode with ``synchronous=NORMAL`` (the default) a committed transaction is in
+the WAL file before ``COMMIT`` returns, so it survives ``kill -9`` of the
+process; it is fsynced at checkpoints, so an OS crash or power cut can lose
+the last commits. ``synchronous=FULL`` fsyncs the WAL on every commit and
+survives power loss too, at the cost of one fsync per batch.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from itertools import chain
+from pathlib import Path
+
+from actors import Order, Recovered, RestockRecord, SkuTotals, StoreError
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS orders (
+    order_id        TEXT PRIMARY KEY,
+    sku             TEXT NOT NULL,
+    user            TEXT NOT NULL,
+    qty             INTEGER NOT NULL CHECK (qty > 0),
+    status          TEXT NOT NULL,
+    created_at      INTEGER NOT NULL,
+    expires_at      INTEGER NOT NULL,
+    idempotency_key TEXT,
+    request_id      TEXT NOT NULL DEFAULT ''
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS restocks (
+    id  INTEGER PRIMARY KEY,
+    sku TEXT NOT NULL,
+    qty INTEGER NOT NULL,
+    at  INTEGER NOT NULL
+);
+"""
+
+_COLUMNS = "order_id, sku, user, qty, status, created_at, expires_at, idempotency_key, request_id"
+_CHUNK = 256
+# Multi-row INSERTs of power-of-two sizes up to _CHUNK: a handful of SQL texts,
+# all of which stay in the connection's statement cache.
+_INSERTS = {
+    n: f"INSERT INTO orders ({_COLUMNS}) VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * n)
+    for n in (1 << k for k in range(_CHUNK.bit_length()))
+}
+# Order ids are "<sku>-<n>" with n counting up per SKU; recovery continues from the largest.
+_LAST_SEQ = "MAX(CAST(substr(order_id, length(sku) + 2) AS INTEGER))"
+
+
+def _insert_orders(db: sqlite3.Connection, orders: Sequence[Order]) -> None:
+    """Insert with few statements, not one per row.
+
+    ``executemany`` releases and re-takes the GIL around every row's
+    ``sqlite3_step``; when the event loop holds the GIL, each re-take can wait
+    a whole switch interval (5 ms). Measured on 2 cores with a busy second
+    thread: 523 rows/s with ``executemany``, 24,700 rows/s with 200-row
+    statements. An :class:`Order` is already a row, so flattening is one
+    C-level ``chain``.
+    """
+    start, total = 0, len(orders)
+    while start < total:
+        n = _CHUNK if total - start >= _CHUNK else 1 << ((total - start).bit_length() - 1)
+        db.execute(_INSERTS[n], list(chain.from_iterable(orders[start : start + n])))
+        start += n
+
+
+class SQLiteOrderStore:
+    """:class:`actors.OrderStore` on a local SQLite file."""
+
+    def __init__(self, path: str | Path, *, synchronous: str = "normal") -> None:
+        self.path = Path(path)
+        self._synchronous = synchronous.upper()
+        self._db: sqlite3.Connection | None = None
+
+    def open(self) -> Recovered:
+        try:
+            if self.path.parent != Path():
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"PRAGMA synchronous={self._synchronous}")
+            db.execute("PRAGMA busy_timeout=2000")
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"{self.path} was written by a newer flashsale (schema {version})")
+            db.executescript(_SCHEMA)
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self._db = db
+            return self._recover(db)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: {exc}") from exc
+
+    @staticmethod
+    def _recover(db: sqlite3.Connection) -> Recovered:
+        totals: dict[str, dict[str, int]] = {}
+        for sku, status, qty, last in db.execute(
+            f"SELECT sku, status, SUM(qty), {_LAST_SEQ} FROM orders GROUP BY sku, status"
+        ):
+            t = totals.setdefault(sku, {"reserved": 0, "paid": 0, "restocked": 0, "last_seq": 0})
+            if status in ("reserved", "paid"):
+                t[status] += qty
+            t["last_seq"] = max(t["last_seq"], last)
+        for sku, qty in db.execute("SELECT sku, SUM(qty) FROM restocks GROUP BY sku"):
+            totals.setdefault(sku, {"reserved": 0, "paid": 0, "restocked": 0, "last_seq": 0})["restocked"] = qty
+        per_user = {
+            (user, sku): qty
+            for user, sku, qty in db.execute(
+                "SELECT user, sku, SUM(qty) FROM orders WHERE status IN ('reserved', 'paid') GROUP BY user, sku"
+            )
+        }
+        keyed = {
+            (row[2], row[7]): Order(*row)
+            for row in db.execute(f"SELECT {_COLUMNS} FROM orders WHERE idempotency_key IS NOT NULL")
+        }
+        return Recovered(skus={k: SkuTotals(**v) for k, v in totals.items()}, per_user=per_user, keyed=keyed)
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise StoreError(f"{self.path} is not open")
+        return self._db
+
+    def write(self, restocks: Sequence[RestockRecord], orders: Sequence[Order]) -> None:
+        db = self._conn()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                if restocks:
+                    db.executemany("INSERT INTO restocks (sku, qty, at) VALUES (?, ?, ?)", [(r.sku, r.qty, r.at) for r in restocks])
+                _insert_orders(db, orders)
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: {exc}") from exc
+
+    def get(self, order_id: str) -> Order | None:
+        try:
+            row = self._conn().execute(f"SELECT {_COLUMNS} FROM orders WHERE order_id = ?", (order_id,)).fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: {exc}") from exc
+        return Order(*row) if row else None
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None

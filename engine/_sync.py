@@ -1,0 +1,75 @@
+"""SyncSaleEngine: the engine for threaded services (Flask, Django, WSGI).
+
+It runs a :class:`SaleEngine` on its own event loop in a background thread
+and turns each call into a blocking one for the calling thread only. Calls
+from many threads at once are fine: they are batched on the engine's loop
+exactly like concurrent HTTP requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from actors import Order, Outcome, SkuView
+
+from ._clock import Clock
+from ._config import Config
+from ._engine import SaleEngine, SkuStatus
+
+T = TypeVar("T")
+
+
+class SyncSaleEngine:
+    """A blocking face for :class:`SaleEngine`: ``with SyncSaleEngine(cfg) as e:``."""
+
+    def __init__(self, config: Config, *, clock: Clock | None = None, timeout: float = 30.0) -> None:
+        self.engine = SaleEngine(config, clock=clock)
+        self._timeout = timeout
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="flashsale-loop", daemon=True)
+
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(self._timeout)
+
+    def start(self) -> None:
+        """Start the loop thread and the engine."""
+        self._thread.start()
+        self._call(self.engine.start())
+
+    def stop(self) -> None:
+        """Stop the engine (flushing every order) and the loop thread."""
+        if not self._thread.is_alive():
+            return
+        try:
+            self._call(self.engine.stop())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(self._timeout)
+            self._loop.close()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+    def purchase(self, sku: str, user: str, qty: int = 1, *, idempotency_key: str | None = None, client_ip: str | None = None) -> Outcome:
+        """Blocking :meth:`SaleEngine.purchase`."""
+        return self._call(self.engine.purchase(sku, user, qty, idempotency_key=idempotency_key, client_ip=client_ip))
+
+    def sku_status(self, sku: str) -> SkuStatus:
+        """Blocking :meth:`SaleEngine.sku_status`."""
+        return self._call(self.engine.sku_status(sku))
+
+    def order(self, order_id: str) -> Order:
+        """Blocking :meth:`SaleEngine.order`."""
+        return self._call(self.engine.order(order_id))
+
+    def restock(self, sku: str, qty: int) -> SkuView:
+        """Blocking :meth:`SaleEngine.restock`."""
+        return self._call(self.engine.restock(sku, qty))

@@ -1,0 +1,1 @@
+"""flashsale's HTTP transport (aiohttp)."""
