@@ -1,0 +1,49 @@
+"""Prometheus text for ``GET /metrics``: counters kept on the loop, gauges read at scrape."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from engine import SaleEngine
+
+
+class Metrics:
+    """Counts of purchase results and HTTP errors, bumped by the handlers."""
+
+    __slots__ = ("purchases", "errors")
+
+    def __init__(self) -> None:
+        self.purchases: Counter[str] = Counter()
+        self.errors: Counter[str] = Counter()
+
+    def render(self, engine: SaleEngine) -> str:
+        g = engine.gauges
+        lines = [
+            "# HELP flashsale_purchases_total Purchase answers by result.",
+            "# TYPE flashsale_purchases_total counter",
+            *(f'flashsale_purchases_total{{result="{r}"}} {n}' for r, n in sorted(self.purchases.items())),
+            "# HELP flashsale_request_errors_total Requests refused before reaching the engine, by error code.",
+            "# TYPE flashsale_request_errors_total counter",
+            *(f'flashsale_request_errors_total{{error="{c}"}} {n}' for c, n in sorted(self.errors.items())),
+            "# HELP flashsale_inflight Purchases waiting for an actor's answer.",
+            "# TYPE flashsale_inflight gauge",
+            f"flashsale_inflight {engine.inflight}",
+            "# HELP flashsale_writer_backlog Orders and restocks not yet committed.",
+            "# TYPE flashsale_writer_backlog gauge",
+            f"flashsale_writer_backlog {g.backlog}",
+            "# HELP flashsale_store_commits_total Transactions committed by the order writer.",
+            "# TYPE flashsale_store_commits_total counter",
+            f"flashsale_store_commits_total {g.commits}",
+            "# HELP flashsale_orders_committed_total Orders committed to the store.",
+            "# TYPE flashsale_orders_committed_total counter",
+            f"flashsale_orders_committed_total {g.orders_committed}",
+            "# HELP flashsale_store_failures_total Transactions that failed to commit.",
+            "# TYPE flashsale_store_failures_total counter",
+            f"flashsale_store_failures_total {g.failures}",
+            "# HELP flashsale_sku_remaining Units left to sell, per SKU.",
+            "# TYPE flashsale_sku_remaining gauge",
+        ]
+        for sku in engine.config.skus:
+            v = engine.view(sku.id)
+            lines.append(f'flashsale_sku_remaining{{sku="{sku.id}"}} {v.remaining}')
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,124 @@
+"""The v1 routes of DESIGN.md's HTTP contract.
+
+The purchase handler is the hot path: read the body once, parse it with
+orjson, check its three fields, hand it to the engine, render the outcome.
+No per-request logging above debug level and no per-request allocation that
+a cached answer can avoid.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from aiohttp import web
+
+from engine import EngineClosed, InvalidRequest, Unavailable, UnknownOrder, UnknownSku
+
+from ._app import ENGINE, METRICS, RENDER
+from ._render import error, json_response, order_json, sku_json
+
+routes = web.RouteTableDef()
+log = logging.getLogger("flashsale.http")
+
+_FIELDS = frozenset({"sku", "user", "qty"})
+_MAX_KEY = 255
+
+
+def _bad(request: web.Request, detail: str, code: str = "invalid_request", status: int = 400) -> web.Response:
+    request.app[METRICS].errors[code] += 1
+    log.debug("request refused", extra={"request_id": request["request_id"], "error": code, "detail": detail})
+    return error(status, code, detail)
+
+
+def _unavailable(request: web.Request, exc: Exception) -> web.Response:
+    log.warning("engine unavailable", extra={"request_id": request["request_id"], "reason": str(exc)})
+    return error(503, "unavailable", "the sale is not taking requests right now; retry shortly")
+
+
+@routes.post("/v1/purchase")
+async def purchase(request: web.Request) -> web.Response:
+    raw = await request.read()
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return _bad(request, f"the body is not valid JSON: {exc.msg} at position {exc.pos}")
+    if type(data) is not dict:
+        return _bad(request, 'the body must be a JSON object like {"sku": "moutai-53", "user": "u-1", "qty": 1}')
+    if not data.keys() <= _FIELDS:
+        unknown = sorted(data.keys() - _FIELDS)
+        return _bad(request, f"unknown field {unknown[0]!r}; the fields are sku, user and qty")
+    sku, user, qty = data.get("sku"), data.get("user"), data.get("qty", 1)
+    if type(sku) is not str or not sku:
+        return _bad(request, "'sku' is required and must be a non-empty string")
+    if type(user) is not str or not user:
+        return _bad(request, "'user' is required and must be a non-empty string")
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and (not 0 < len(key) <= _MAX_KEY or not key.isprintable() or not key.isascii()):
+        return _bad(request, f"Idempotency-Key must be 1 to {_MAX_KEY} printable ASCII characters")
+    engine = request.app[ENGINE]
+    try:
+        outcome = await engine.purchase(
+            sku, user, qty, idempotency_key=key, client_ip=request.remote, request_id=request["request_id"]
+        )
+    except InvalidRequest as exc:
+        return _bad(request, f"'{exc.field}' {exc.detail}")
+    except UnknownSku:
+        return _bad(request, f"there is no sku {sku!r} in this sale", "unknown_sku", 404)
+    except (EngineClosed, Unavailable) as exc:
+        return _unavailable(request, exc)
+    request.app[METRICS].purchases[outcome.result] += 1
+    if outcome.result == "sale_not_open":
+        view = engine.view(sku)
+        return request.app[RENDER](outcome, (view.starts_at, view.ends_at))
+    if outcome.result in ("unavailable", "overloaded"):
+        log.warning("purchase refused", extra={"request_id": request["request_id"], "result": outcome.result, "detail": outcome.detail})
+    return request.app[RENDER](outcome)
+
+
+@routes.get("/v1/skus/{sku}")
+async def sku_status(request: web.Request) -> web.Response:
+    sku = request.match_info["sku"]
+    try:
+        status = await request.app[ENGINE].sku_status(sku)
+    except UnknownSku:
+        return _bad(request, f"there is no sku {sku!r} in this sale", "unknown_sku", 404)
+    return json_response(200, sku_json(status))
+
+
+@routes.get("/v1/orders/{order_id}")
+async def get_order(request: web.Request) -> web.Response:
+    order_id = request.match_info["order_id"]
+    try:
+        order = await request.app[ENGINE].order(order_id)
+    except UnknownOrder:
+        return _bad(request, f"there is no order {order_id!r}", "unknown_order", 404)
+    except (EngineClosed, Unavailable) as exc:
+        return _unavailable(request, exc)
+    return json_response(200, order_json(order))
+
+
+@routes.post("/v1/orders/{order_id}/pay")
+@routes.post("/v1/orders/{order_id}/cancel")
+async def change_order(request: web.Request) -> web.Response:
+    # The order lifecycle (pay, cancel, expiry) is its own piece of work;
+    # the routes exist so clients and the contract are stable meanwhile.
+    return error(501, "not_implemented", "paying and cancelling orders is not available in this version")
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    return json_response(200, {"status": "ok"})
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    checks = request.app[ENGINE].readiness()
+    ready = all(checks.values())
+    return json_response(200 if ready else 503, {"ready": ready, "checks": checks})
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    text = request.app[METRICS].render(request.app[ENGINE])
+    return web.Response(text=text, content_type="text/plain", charset="utf-8", headers={"Cache-Control": "no-store"})
