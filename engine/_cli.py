@@ -1,3 +1,0 @@
-"""Placeholder replaced by the CLI module."""
-def main() -> None:
-    raise SystemExit("not yet")
