@@ -15,10 +15,10 @@ Authentication will be a middleware too: handlers read the buyer from
 from __future__ import annotations
 
 import itertools
-import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import structlog
 from aiohttp import web
 
 from engine import Config, SaleEngine
@@ -30,8 +30,9 @@ ENGINE = web.AppKey("engine", SaleEngine)
 METRICS = web.AppKey("metrics", Metrics)
 RENDER = web.AppKey("render", OutcomeRenderer)
 MAX_BODY = web.AppKey("max_body", int)
+REQUEST_ID = web.RequestKey("request_id", str)
 
-log = logging.getLogger("flashsale.http")
+log = structlog.get_logger("flashsale.http")
 
 _ERROR_CODES = {
     400: "invalid_request",
@@ -58,7 +59,7 @@ def _middleware() -> Callable[[web.Request, Handler], Awaitable[web.StreamRespon
         rid = request.headers.get("X-Request-Id", "")
         if not 0 < len(rid) <= 128 or not rid.isprintable():
             rid = next_id()
-        request["request_id"] = rid
+        request[REQUEST_ID] = rid
         try:
             response = await handler(request)
         except web.HTTPException as exc:
@@ -68,7 +69,7 @@ def _middleware() -> Callable[[web.Request, Handler], Awaitable[web.StreamRespon
             detail = exc.reason if exc.status != 413 else f"the body is larger than {request.app[MAX_BODY]} bytes"
             response = error(exc.status, code, detail)
         except Exception:
-            log.exception("unhandled error", extra={"request_id": rid, "path": request.path})
+            log.exception("unhandled error", request_id=rid, path=request.path)
             response = error(500, "internal_error", "something went wrong on our side; nothing was bought")
         response.headers["X-Request-Id"] = rid
         return response

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
 import sys
 from collections.abc import Sequence
 
+import structlog
 from aiohttp import web
 
 from engine import Config, ConfigError, demo_config
@@ -24,7 +24,7 @@ from engine import Config, ConfigError, demo_config
 from ._app import create_app
 from ._logging import configure_logging
 
-log = logging.getLogger("flashsale.cli")
+log = structlog.get_logger("flashsale.cli")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -57,24 +57,23 @@ def _serve(args: argparse.Namespace) -> int:
     else:
         loop_factory = uvloop.new_event_loop
     log.info(
-        "serving",
-        extra={
-            "url": f"http://{server.host}:{server.port}",
-            "config": args.config or "demo",
-            "store": config.store.path,
-            "durability": config.store.durability,
-            "skus": [s.id for s in config.skus],
-        },
+        "starting",
+        config=args.config or "demo",
+        store=config.store.path,
+        durability=config.store.durability,
+        skus=[s.id for s in config.skus],
     )
     web.run_app(
         create_app(config),
         host=server.host,
         port=server.port,
         access_log=None,
-        print=None,
+        # Called once the socket is bound: the line to wait for before sending traffic.
+        print=lambda _: log.info("listening", url=f"http://{server.host}:{server.port}"),
         loop=loop_factory() if loop_factory else None,
         shutdown_timeout=10.0,
     )
+    log.info("stopped")
     return 0
 
 

@@ -8,18 +8,17 @@ a cached answer can avoid.
 
 from __future__ import annotations
 
-import logging
-
 import orjson
+import structlog
 from aiohttp import web
 
 from engine import EngineClosed, InvalidRequest, Unavailable, UnknownOrder, UnknownSku
 
-from ._app import ENGINE, METRICS, RENDER
+from ._app import ENGINE, METRICS, RENDER, REQUEST_ID
 from ._render import error, json_response, order_json, sku_json
 
 routes = web.RouteTableDef()
-log = logging.getLogger("flashsale.http")
+log = structlog.get_logger("flashsale.http")
 
 _FIELDS = frozenset({"sku", "user", "qty"})
 _MAX_KEY = 255
@@ -27,12 +26,12 @@ _MAX_KEY = 255
 
 def _bad(request: web.Request, detail: str, code: str = "invalid_request", status: int = 400) -> web.Response:
     request.app[METRICS].errors[code] += 1
-    log.debug("request refused", extra={"request_id": request["request_id"], "error": code, "detail": detail})
+    log.debug("request refused", request_id=request[REQUEST_ID], error=code, detail=detail)
     return error(status, code, detail)
 
 
 def _unavailable(request: web.Request, exc: Exception) -> web.Response:
-    log.warning("engine unavailable", extra={"request_id": request["request_id"], "reason": str(exc)})
+    log.warning("engine unavailable", request_id=request[REQUEST_ID], reason=str(exc))
     return error(503, "unavailable", "the sale is not taking requests right now; retry shortly")
 
 
@@ -59,7 +58,7 @@ async def purchase(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     try:
         outcome = await engine.purchase(
-            sku, user, qty, idempotency_key=key, client_ip=request.remote, request_id=request["request_id"]
+            sku, user, qty, idempotency_key=key, client_ip=request.remote, request_id=request[REQUEST_ID]
         )
     except InvalidRequest as exc:
         return _bad(request, f"'{exc.field}' {exc.detail}")
@@ -72,7 +71,7 @@ async def purchase(request: web.Request) -> web.Response:
         view = engine.view(sku)
         return request.app[RENDER](outcome, (view.starts_at, view.ends_at))
     if outcome.result in ("unavailable", "overloaded"):
-        log.warning("purchase refused", extra={"request_id": request["request_id"], "result": outcome.result, "detail": outcome.detail})
+        log.warning("purchase refused", request_id=request[REQUEST_ID], result=outcome.result, detail=outcome.detail)
     return request.app[RENDER](outcome)
 
 

@@ -1,0 +1,50 @@
+"""Fixtures for HTTP tests: a real aiohttp server on a loopback port per test."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from engine import Config, LimitsConfig, ManualClock, SaleEngine, SkuConfig, StoreConfig
+from transport import create_app
+
+MakeClient = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+
+@pytest.fixture
+def make_client(aiohttp_client: Any, tmp_path: Path) -> MakeClient:
+    """Start flashsale's app on a real socket for the given SKUs; return a client."""
+
+    async def make(
+        *skus: SkuConfig,
+        clock: ManualClock | None = None,
+        limits: LimitsConfig | None = None,
+        durability: str = "commit",
+        max_body_bytes: int = 4096,
+    ) -> TestClient[Any, Any]:
+        from engine import ServerConfig
+
+        config = Config(
+            skus=skus or (SkuConfig("moutai-53", stock=100, per_user_limit=1),),
+            store=StoreConfig(path=str(tmp_path / "orders.db"), durability=durability),  # type: ignore[arg-type]
+            limits=limits or LimitsConfig(),
+            server=ServerConfig(max_body_bytes=max_body_bytes),
+        )
+        engine = SaleEngine(config, clock=clock)
+        return await aiohttp_client(create_app(config, engine=engine))  # type: ignore[no-any-return]
+
+    return make
+
+
+def stored_orders(client: TestClient[Any, Any]) -> dict[str, tuple[Any, ...]]:
+    """Every order in the client's SQLite file, by id."""
+    from transport import ENGINE
+
+    path = client.app[ENGINE].config.store.path  # type: ignore[index]
+    with sqlite3.connect(path) as db:
+        return {row[0]: row for row in db.execute("SELECT order_id, sku, user, qty, status FROM orders")}
