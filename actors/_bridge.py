@@ -10,10 +10,13 @@ the loop per batch, not per request, is what keeps the thread crossing cheap.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
+from ._messages import Reply
 
-def _resolve_all(items: list[tuple[asyncio.Future[Any], Any]]) -> None:
+
+def _resolve_all(items: list[tuple[Reply, Any]]) -> None:
     for future, value in items:
         if not future.done():  # the caller may have gone away (cancelled)
             future.set_result(value)
@@ -27,12 +30,10 @@ class LoopBridge:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
 
-    def resolve(self, items: list[tuple[asyncio.Future[Any], Any]]) -> None:
+    def resolve(self, items: list[tuple[Reply, Any]]) -> None:
         """Set every future's result on the loop, in one loop wake-up."""
         if not items:
             return
-        try:
+        # A closed loop raises RuntimeError: nobody is waiting for these answers any more.
+        with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(_resolve_all, items)
-        except RuntimeError:
-            # The loop is closed: nobody is waiting for these answers any more.
-            pass

@@ -19,14 +19,12 @@ second time, which is worse than a fast 503.
 
 from __future__ import annotations
 
-from collections import OrderedDict, defaultdict
+from collections import OrderedDict
 from typing import Any, assert_never
-
-import pykka
 
 from ._bridge import LoopBridge
 from ._messages import DedupMessage, Outcome, Purchase, PurchaseBatch, Settled
-from ._pipeline import Pipeline, Stage, tell
+from ._pipeline import Pipeline, Stage
 from ._ports import Recovered
 
 _TRANSIENT = frozenset({"overloaded", "unavailable"})
@@ -35,7 +33,7 @@ _TRANSIENT = frozenset({"overloaded", "unavailable"})
 class _Keyed:
     """One idempotency key: the body it came with and its answer."""
 
-    __slots__ = ("sku", "qty", "outcome", "waiters", "expires_at")
+    __slots__ = ("expires_at", "outcome", "qty", "sku", "waiters")
 
     def __init__(self, sku: str, qty: int, expires_at: int, outcome: Outcome | None = None) -> None:
         self.sku = sku
@@ -60,9 +58,7 @@ class DedupActor(Stage):
     ) -> None:
         super().__init__(pipeline, bridge)
         self._limits = {sku: lim for sku, lim in per_user_limit.items() if lim is not None}
-        self._held: dict[tuple[str, str], int] = {
-            k: v for k, v in recovered.per_user.items() if k[1] in self._limits
-        }
+        self._held: dict[tuple[str, str], int] = {k: v for k, v in recovered.per_user.items() if k[1] in self._limits}
         self._ttl = key_ttl_us
         self._max_keys = max_keys
         self._keys: OrderedDict[tuple[str, str], _Keyed] = OrderedDict()
@@ -85,8 +81,7 @@ class DedupActor(Stage):
 
     def _admit(self, items: tuple[Purchase, ...]) -> None:
         replies: list[tuple[Any, Outcome]] = []
-        onward: defaultdict[pykka.ActorRef[Any], list[Purchase]] = defaultdict(list)
-        inventory_of = self._pipeline.inventory_of
+        onward: list[Purchase] = []
         if self._keys and items:
             self._expire(items[0].at)
         for p in items:
@@ -103,7 +98,9 @@ class DedupActor(Stage):
                         known.waiters.append(p.reply)
                     continue
                 if len(self._keys) >= self._max_keys:
-                    replies.append((p.reply, Outcome("overloaded", p.sku, p.qty, detail="too many idempotency keys in flight")))
+                    replies.append(
+                        (p.reply, Outcome("overloaded", p.sku, p.qty, detail="too many idempotency keys in flight"))
+                    )
                     continue
                 entry = self._keys[k] = _Keyed(p.sku, p.qty, p.at + self._ttl)
             limit = self._limits.get(p.sku)
@@ -122,9 +119,9 @@ class DedupActor(Stage):
                         entry.outcome = outcome
                     continue
                 self._held[hk] = held + p.qty
-            onward[inventory_of[p.sku]].append(p)
-        for ref, batch in onward.items():
-            tell(ref, PurchaseBatch(tuple(batch)))
+            onward.append(p)
+        if onward:
+            self._pipeline.to_inventory(onward)
         self._bridge.resolve(replies)
 
     def _settle(self, items: tuple[tuple[Purchase, Outcome], ...]) -> None:
@@ -166,5 +163,8 @@ def _reused(p: Purchase, known: _Keyed) -> Outcome:
         "idempotency_key_reused",
         p.sku,
         p.qty,
-        detail=f"this Idempotency-Key was first used for sku={known.sku!r} qty={known.qty}; use a new key for a different purchase",
+        detail=(
+            f"this Idempotency-Key was first used for sku={known.sku!r} qty={known.qty};"
+            " use a new key for a different purchase"
+        ),
     )

@@ -41,7 +41,7 @@ from ._ports import SkuTotals
 class SkuStock:
     """One SKU's counters; lives inside its owner actor only."""
 
-    __slots__ = ("sku", "stock", "restocked", "reserved", "paid", "seq", "starts_at", "ends_at", "hold_us")
+    __slots__ = ("ends_at", "hold_us", "paid", "reserved", "restocked", "seq", "sku", "starts_at", "stock")
 
     def __init__(
         self,

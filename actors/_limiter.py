@@ -20,7 +20,7 @@ from typing import assert_never
 
 from ._bridge import LoopBridge
 from ._messages import LimiterMessage, Outcome, Purchase, PurchaseBatch
-from ._pipeline import Pipeline, Stage, tell
+from ._pipeline import Pipeline, Stage
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +38,7 @@ class BucketSpec:
 class TokenBucket:
     """One token bucket on message time (microseconds)."""
 
-    __slots__ = ("_per_us", "_burst", "tokens", "last")
+    __slots__ = ("_burst", "_per_us", "last", "tokens")
 
     def __init__(self, spec: BucketSpec, at: int) -> None:
         self._per_us = spec.rate / 1_000_000
@@ -89,9 +89,6 @@ class LimiterActor(Stage):
                 assert_never(message)
 
     def _admit(self, items: tuple[Purchase, ...]) -> None:
-        if self._global_spec is None and self._user_spec is None:
-            tell(self._pipeline.dedup, PurchaseBatch(items))
-            return
         passed: list[Purchase] = []
         replies: list[tuple[object, Outcome]] = []
         for p in items:
@@ -100,8 +97,7 @@ class LimiterActor(Stage):
                 passed.append(p)
             else:
                 replies.append((p.reply, rejection))
-        if passed:
-            tell(self._pipeline.dedup, PurchaseBatch(tuple(passed)))
+        self._pipeline.after_limiter(passed)
         self._bridge.resolve(replies)  # type: ignore[arg-type]
 
     def _check(self, p: Purchase) -> Outcome | None:

@@ -11,28 +11,76 @@ first message is sent. After that it is only read.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import fields, is_dataclass
-from collections.abc import Callable
 from typing import Any
 
 import pykka
 
 from ._bridge import LoopBridge
-from ._messages import Outcome, Purchase
+from ._messages import Outcome, Purchase, PurchaseBatch
 
 log = logging.getLogger("flashsale.actors")
 
 
 class Pipeline:
-    """The refs each stage sends to; filled once by the engine at start."""
+    """The refs each stage sends to; filled once by the engine at start.
 
-    limiter: pykka.ActorRef[Any]
+    A purchase visits only the stages that have work for it. Every thread
+    hop costs a wake-up and a GIL hand-off per batch, and at 64 connections a
+    loop tick carries only a handful of purchases, so a hop through a stage
+    with nothing to decide is the most expensive thing on the hot path. The
+    limiter is skipped when no bucket is configured (``limiter`` is
+    ``None``); dedup is skipped for a purchase with no idempotency key on a
+    SKU with no per-user limit.
+    """
+
+    limiter: pykka.ActorRef[Any] | None
     dedup: pykka.ActorRef[Any]
     writer: pykka.ActorRef[Any]
     inventory_of: dict[str, pykka.ActorRef[Any]]
+    dedup_skus: frozenset[str]
 
     def __init__(self) -> None:
+        self.limiter = None
         self.inventory_of = {}
+        self.dedup_skus = frozenset()
+
+    def admit(self, items: tuple[Purchase, ...]) -> None:
+        """Send a batch in at the front: the limiter, or the stages after it."""
+        if self.limiter is not None:
+            tell(self.limiter, PurchaseBatch(items))
+        else:
+            self.after_limiter(items)
+
+    def after_limiter(self, items: Sequence[Purchase]) -> None:
+        """Send purchases on to dedup where it has work, else to their inventory owner."""
+        if not items:
+            return
+        skus = self.dedup_skus
+        if not skus and all(p.idempotency_key is None for p in items):
+            self.to_inventory(items)
+            return
+        checked = [p for p in items if p.idempotency_key is not None or p.sku in skus]
+        if len(checked) == len(items):
+            tell(self.dedup, PurchaseBatch(tuple(items)))
+            return
+        if checked:
+            tell(self.dedup, PurchaseBatch(tuple(checked)))
+        self.to_inventory([p for p in items if p.idempotency_key is None and p.sku not in skus])
+
+    def to_inventory(self, items: Sequence[Purchase]) -> None:
+        """Send each purchase to the owner of its SKU, one batch per owner."""
+        owners = self.inventory_of
+        first = owners[items[0].sku]
+        if all(owners[p.sku] is first for p in items):
+            tell(first, PurchaseBatch(tuple(items)))
+            return
+        grouped: dict[pykka.ActorRef[Any], list[Purchase]] = {}
+        for p in items:
+            grouped.setdefault(owners[p.sku], []).append(p)
+        for ref, batch in grouped.items():
+            tell(ref, PurchaseBatch(tuple(batch)))
 
 
 def tell(ref: pykka.ActorRef[Any], message: object) -> bool:

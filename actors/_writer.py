@@ -51,7 +51,7 @@ class WriterGauges:
     atomic store and load).
     """
 
-    __slots__ = ("backlog", "store_ok", "commits", "orders_committed", "failures")
+    __slots__ = ("backlog", "commits", "failures", "orders_committed", "store_ok")
 
     def __init__(self) -> None:
         self.backlog = 0
@@ -170,7 +170,9 @@ class OrderWriterActor(Stage):
             if confirmed:
                 kept.append((p, order, confirmed))
                 continue
-            outcome = Outcome("unavailable", order.sku, order.qty, detail="the order store is unavailable; nothing was bought")
+            outcome = Outcome(
+                "unavailable", order.sku, order.qty, detail="the order store is unavailable; nothing was bought"
+            )
             replies.append((p.reply, outcome))
             refused.append((p, outcome))
             returned.setdefault(self._pipeline.inventory_of[order.sku], []).append(order)

@@ -137,7 +137,7 @@ class _Reader:
         if key not in data:
             return default
         v = data[key]
-        if isinstance(v, bool) and kind is not bool or not isinstance(v, kind):
+        if (isinstance(v, bool) and kind is not bool) or not isinstance(v, kind):
             names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
             raise self.fail(f"{where}.{key}", f"must be {names}, got {v!r}")
         return v  # type: ignore[return-value]
@@ -181,12 +181,16 @@ class _Reader:
 
     def sku(self, data: Any, i: int) -> SkuConfig:
         where = f"sku[{i}]"
-        t = self.table(data, where, {"id", "stock", "per_user_limit", "payment_timeout", "starts_at", "ends_at", "name"})
+        t = self.table(
+            data, where, {"id", "stock", "per_user_limit", "payment_timeout", "starts_at", "ends_at", "name"}
+        )
         if "id" not in t or "stock" not in t:
             raise self.fail(where, "needs 'id' and 'stock'")
         sku_id = self.value(t, "id", str, where, "")
         if not SKU_ID.match(sku_id):
-            raise self.fail(f"{where}.id", f"{sku_id!r} must be 1-64 of A-Z a-z 0-9 . _ - (starting with a letter or digit)")
+            raise self.fail(
+                f"{where}.id", f"{sku_id!r} must be 1-64 of A-Z a-z 0-9 . _ - (starting with a letter or digit)"
+            )
         stock = self.value(t, "stock", int, where, 0)
         if stock < 0:
             raise self.fail(f"{where}.stock", f"must be >= 0, got {stock}")
@@ -223,12 +227,25 @@ class _Reader:
         synchronous = self.value(st, "synchronous", str, "store", "normal")
         if synchronous not in ("normal", "full"):
             raise self.fail("store.synchronous", f"must be 'normal' or 'full', got {synchronous!r}")
-        store = StoreConfig(path=self.value(st, "path", str, "store", "flashsale.db"), durability=durability, synchronous=synchronous)  # type: ignore[arg-type]
+        store = StoreConfig(
+            path=self.value(st, "path", str, "store", "flashsale.db"),
+            durability=durability,  # type: ignore[arg-type]  # checked just above
+            synchronous=synchronous,  # type: ignore[arg-type]
+        )
 
         lt = self.table(
             top.get("limits", {}),
             "limits",
-            {"global", "per_user", "max_tracked_users", "max_qty", "max_inflight", "max_writer_backlog", "idempotency_ttl", "max_idempotency_keys"},
+            {
+                "global",
+                "per_user",
+                "max_tracked_users",
+                "max_qty",
+                "max_inflight",
+                "max_writer_backlog",
+                "idempotency_ttl",
+                "max_idempotency_keys",
+            },
         )
         d = LimitsConfig()
         limits = LimitsConfig(
@@ -256,4 +273,10 @@ class _Reader:
             log_level=level,
         )
         en = self.table(top.get("engine", {}), "engine", {"inventory_actors"})
-        return Config(skus=skus, store=store, limits=limits, server=server, inventory_actors=self.positive(en, "inventory_actors", "engine", 4))
+        return Config(
+            skus=skus,
+            store=store,
+            limits=limits,
+            server=server,
+            inventory_actors=self.positive(en, "inventory_actors", "engine", 4),
+        )

@@ -37,7 +37,6 @@ from actors import (
     Outcome,
     Pipeline,
     Purchase,
-    PurchaseBatch,
     Restock,
     SkuState,
     SkuStock,
@@ -48,7 +47,7 @@ from actors import (
 
 from ._clock import Clock, wall_clock
 from ._config import Config
-from ._errors import EngineClosed, InvalidRequest, UnknownOrder, UnknownSku, Unavailable
+from ._errors import EngineClosed, InvalidRequest, Unavailable, UnknownOrder, UnknownSku
 from ._sqlite import SQLiteOrderStore
 
 log = logging.getLogger("flashsale.engine")
@@ -71,7 +70,7 @@ class PurchaseRequest(NamedTuple):
 class _Gathered:
     """The answers of one :meth:`SaleEngine.purchase_many` call."""
 
-    __slots__ = ("results", "left", "future")
+    __slots__ = ("future", "left", "results")
 
     def __init__(self, n: int, future: asyncio.Future[list[Outcome]]) -> None:
         self.results: list[Outcome | None] = [None] * n
@@ -82,7 +81,7 @@ class _Gathered:
 class _Slot:
     """One purchase's place in a :class:`_Gathered`; a :class:`actors.Reply`."""
 
-    __slots__ = ("_gathered", "_index", "_done")
+    __slots__ = ("_done", "_gathered", "_index")
 
     def __init__(self, gathered: _Gathered, index: int) -> None:
         self._gathered = gathered
@@ -174,7 +173,9 @@ class SaleEngine:
             )
         durable = cfg.store.durability == "commit"
         inventories = [
-            InventoryActor.start(pipeline, bridge, skus=shard, views=self._views, durable=durable) for shard in shards if shard
+            InventoryActor.start(pipeline, bridge, skus=shard, views=self._views, durable=durable)
+            for shard in shards
+            if shard
         ]
         for ref, shard in zip(inventories, [s for s in shards if s], strict=True):
             for stock in shard:
@@ -187,31 +188,44 @@ class SaleEngine:
             key_ttl_us=round(cfg.limits.idempotency_ttl * 1_000_000),
             max_keys=cfg.limits.max_idempotency_keys,
         )
-        pipeline.limiter = LimiterActor.start(
-            pipeline,
-            bridge,
-            global_bucket=cfg.limits.global_bucket,
-            per_user=cfg.limits.per_user,
-            max_tracked_users=cfg.limits.max_tracked_users,
-        )
+        pipeline.dedup_skus = frozenset(s.id for s in cfg.skus if s.per_user_limit is not None)
+        front: list[pykka.ActorRef[Any]] = []
+        if cfg.limits.global_bucket is not None or cfg.limits.per_user is not None:
+            pipeline.limiter = LimiterActor.start(
+                pipeline,
+                bridge,
+                global_bucket=cfg.limits.global_bucket,
+                per_user=cfg.limits.per_user,
+                max_tracked_users=cfg.limits.max_tracked_users,
+            )
+            front.append(pipeline.limiter)
         # Stop order matters: each stage is stopped after everything upstream.
-        self._actors = [pipeline.limiter, *inventories, pipeline.writer, pipeline.dedup]
+        self._actors = [*front, *inventories, pipeline.writer, pipeline.dedup]
         self._idle = asyncio.Event()
         self._running = True
-        log.info("sale started", extra={"skus": len(cfg.skus), "inventory_actors": len(inventories), "durability": cfg.store.durability})
+        log.info(
+            "sale started",
+            extra={"skus": len(cfg.skus), "inventory_actors": len(inventories), "durability": cfg.store.durability},
+        )
 
-    async def stop(self, timeout: float = 10.0) -> None:
-        """Stop taking purchases, answer those in flight, flush, stop the actors."""
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop taking purchases, answer those in flight, flush, stop the actors.
+
+        ``grace`` bounds each wait (in-flight answers, then the final flush).
+        """
         if not self._running:
             return
         self._running = False
-        assert self._idle is not None and self._loop is not None
+        assert self._idle is not None
+        assert self._loop is not None
         try:
             if self._inflight:
-                await asyncio.wait_for(self._idle.wait(), timeout)
-            await asyncio.wait_for(self._ask_writer_flush(), timeout)
+                await asyncio.wait_for(self._idle.wait(), grace)
+            await asyncio.wait_for(self._ask_writer_flush(), grace)
         except TimeoutError:
-            log.error("stopped with work unfinished", extra={"inflight": self._inflight, "backlog": self.gauges.backlog})
+            log.error(
+                "stopped with work unfinished", extra={"inflight": self._inflight, "backlog": self.gauges.backlog}
+            )
         await asyncio.to_thread(self._stop_actors)
         log.info("sale stopped", extra={"orders_committed": self.gauges.orders_committed})
 
@@ -230,7 +244,9 @@ class SaleEngine:
         await self.start()
         return self
 
-    async def __aexit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.stop()
 
     @property
@@ -290,7 +306,9 @@ class SaleEngine:
                 gathered.left -= 1
                 continue
             sent += 1
-            self._enqueue(Purchase(r.request_id, r.sku, r.user, r.qty, at, r.idempotency_key, r.client_ip, _Slot(gathered, i)))
+            self._enqueue(
+                Purchase(r.request_id, r.sku, r.user, r.qty, at, r.idempotency_key, r.client_ip, _Slot(gathered, i))
+            )
         if not gathered.left:
             return results  # type: ignore[return-value]
         self._inflight += sent
@@ -311,7 +329,9 @@ class SaleEngine:
             raise InvalidRequest("qty", f"must be a whole number from 1 to {self._max_qty}")
         if type(user) is not str or not 0 < len(user) <= MAX_USER_LEN:
             raise InvalidRequest("user", f"must be a non-empty string of at most {MAX_USER_LEN} characters")
-        if idempotency_key is not None and (type(idempotency_key) is not str or not 0 < len(idempotency_key) <= MAX_KEY_LEN):
+        if idempotency_key is not None and (
+            type(idempotency_key) is not str or not 0 < len(idempotency_key) <= MAX_KEY_LEN
+        ):
             raise InvalidRequest("idempotency_key", f"must be 1 to {MAX_KEY_LEN} characters")
         if not self._running:
             raise EngineClosed("the sale engine is not running")
@@ -327,10 +347,16 @@ class SaleEngine:
         view = self._views[sku]
         if idempotency_key is None:
             if view.remaining <= 0:
-                return self._sold_out.get((sku, qty)) or self._sold_out.setdefault((sku, qty), Outcome("sold_out", sku, qty, detail="sold out"))
-            if (view.starts_at is not None and at < view.starts_at) or (view.ends_at is not None and at >= view.ends_at):
+                return self._sold_out.get((sku, qty)) or self._sold_out.setdefault(
+                    (sku, qty), Outcome("sold_out", sku, qty, detail="sold out")
+                )
+            if (view.starts_at is not None and at < view.starts_at) or (
+                view.ends_at is not None and at >= view.ends_at
+            ):
                 ended = view.state(at) == "ended"
-                return Outcome("sale_not_open", sku, qty, detail="the sale has ended" if ended else "the sale has not started yet")
+                return Outcome(
+                    "sale_not_open", sku, qty, detail="the sale has ended" if ended else "the sale has not started yet"
+                )
         if self._inflight + adding > self._max_inflight or self.gauges.backlog >= self._max_backlog:
             return Outcome("overloaded", sku, qty, detail="too many purchases in flight; retry shortly")
         return None
@@ -351,7 +377,7 @@ class SaleEngine:
     def _send_batch(self) -> None:
         batch, self._pending = self._pending, []
         if batch:
-            self._pipeline.limiter.tell(PurchaseBatch(tuple(batch)))
+            self._pipeline.admit(tuple(batch))
 
     # -- queries and admin ----------------------------------------------------
 

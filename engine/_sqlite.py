@@ -133,7 +133,9 @@ class SQLiteOrderStore:
             db.execute("BEGIN IMMEDIATE")
             try:
                 if restocks:
-                    db.executemany("INSERT INTO restocks (sku, qty, at) VALUES (?, ?, ?)", [(r.sku, r.qty, r.at) for r in restocks])
+                    db.executemany(
+                        "INSERT INTO restocks (sku, qty, at) VALUES (?, ?, ?)", [(r.sku, r.qty, r.at) for r in restocks]
+                    )
                 _insert_orders(db, orders)
                 db.execute("COMMIT")
             except BaseException:

@@ -58,7 +58,9 @@ class SyncSaleEngine:
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
 
-    def purchase(self, sku: str, user: str, qty: int = 1, *, idempotency_key: str | None = None, client_ip: str | None = None) -> Outcome:
+    def purchase(
+        self, sku: str, user: str, qty: int = 1, *, idempotency_key: str | None = None, client_ip: str | None = None
+    ) -> Outcome:
         """Blocking :meth:`SaleEngine.purchase`."""
         return self._call(self.engine.purchase(sku, user, qty, idempotency_key=idempotency_key, client_ip=client_ip))
 

@@ -1,0 +1,1 @@
+"""flashsale's tests; they mirror the packages."""

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
 from engine import Config, SaleEngine
 
@@ -42,8 +43,6 @@ _ERROR_CODES = {
     415: "unsupported_media_type",
 }
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
 
 def _request_ids() -> Callable[[], str]:
     prefix = os.urandom(4).hex()
@@ -51,7 +50,7 @@ def _request_ids() -> Callable[[], str]:
     return lambda: f"{prefix}-{next(counter)}"
 
 
-def _middleware() -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def _middleware() -> Middleware:
     next_id = _request_ids()
 
     @web.middleware

@@ -10,7 +10,7 @@ from engine import SaleEngine
 class Metrics:
     """Counts of purchase results and HTTP errors, bumped by the handlers."""
 
-    __slots__ = ("purchases", "errors")
+    __slots__ = ("errors", "purchases")
 
     def __init__(self) -> None:
         self.purchases: Counter[str] = Counter()

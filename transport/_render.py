@@ -74,15 +74,16 @@ class OutcomeRenderer:
                 {"error": result, "detail": outcome.detail, "retry_after": round(wait, 3)},
                 {"Retry-After": str(max(1, -int(-wait // 1)))},  # whole seconds, rounded up
             )
-        body = self._bodies.get(outcome)
-        if body is None:
-            payload: dict[str, Any] = {"error": result, "detail": outcome.detail, "sku": outcome.sku}
-            if result == "sale_not_open" and window is not None:
-                payload["starts_at"], payload["ends_at"] = iso(window[0]), iso(window[1])
-            body = orjson.dumps(payload)
-            if len(self._bodies) >= self._max:
-                self._bodies.clear()
-            self._bodies[outcome] = body
+        cached = self._bodies.get(outcome)
+        if cached is not None:
+            return web.Response(body=cached, status=STATUS[result], content_type=JSON)
+        payload: dict[str, Any] = {"error": result, "detail": outcome.detail, "sku": outcome.sku}
+        if result == "sale_not_open" and window is not None:
+            payload["starts_at"], payload["ends_at"] = iso(window[0]), iso(window[1])
+        body = orjson.dumps(payload)
+        if len(self._bodies) >= self._max:
+            self._bodies.clear()
+        self._bodies[outcome] = body
         return web.Response(body=body, status=STATUS[result], content_type=JSON)
 
 

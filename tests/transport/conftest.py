@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from engine import Config, LimitsConfig, ManualClock, SaleEngine, SkuConfig, StoreConfig
-from transport import create_app
+from engine import Config, LimitsConfig, ManualClock, SaleEngine, ServerConfig, SkuConfig, StoreConfig
+from transport import ENGINE, create_app
 
 MakeClient = Callable[..., Awaitable[TestClient[Any, Any]]]
 
@@ -27,8 +27,6 @@ def make_client(aiohttp_client: Any, tmp_path: Path) -> MakeClient:
         durability: str = "commit",
         max_body_bytes: int = 4096,
     ) -> TestClient[Any, Any]:
-        from engine import ServerConfig
-
         config = Config(
             skus=skus or (SkuConfig("moutai-53", stock=100, per_user_limit=1),),
             store=StoreConfig(path=str(tmp_path / "orders.db"), durability=durability),  # type: ignore[arg-type]
@@ -43,8 +41,6 @@ def make_client(aiohttp_client: Any, tmp_path: Path) -> MakeClient:
 
 def stored_orders(client: TestClient[Any, Any]) -> dict[str, tuple[Any, ...]]:
     """Every order in the client's SQLite file, by id."""
-    from transport import ENGINE
-
     path = client.app[ENGINE].config.store.path  # type: ignore[index]
     with sqlite3.connect(path) as db:
         return {row[0]: row for row in db.execute("SELECT order_id, sku, user, qty, status FROM orders")}

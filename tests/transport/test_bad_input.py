@@ -70,7 +70,9 @@ async def test_bad_idempotency_key_is_400(make_client: MakeClient, key: str) -> 
     """An Idempotency-Key that is empty, too long or not printable ASCII is a 400."""
     client = await make_client()
     resp = await client.post(
-        "/v1/purchase", data=b'{"sku": "moutai-53", "user": "a"}', headers={"Idempotency-Key": key.encode("utf-8").decode("latin-1")}
+        "/v1/purchase",
+        data=b'{"sku": "moutai-53", "user": "a"}',
+        headers={"Idempotency-Key": key.encode("utf-8").decode("latin-1")},
     )
     assert resp.status == 400
     assert (await resp.json())["error"] == "invalid_request"

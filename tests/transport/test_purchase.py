@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from actors import BucketSpec
 from engine import LimitsConfig, ManualClock, SkuConfig, from_datetime
+from transport import ENGINE
 
 from .conftest import MakeClient, stored_orders
 
@@ -90,7 +91,9 @@ async def test_idempotency_key_replays_and_refuses_other_bodies(make_client: Mak
 async def test_get_sku_and_order(make_client: MakeClient) -> None:
     """GET /v1/skus/{sku} shows the counters; GET /v1/orders/{id} shows the order."""
     client = await make_client(SkuConfig("tshirt", stock=10))
-    order_id = (await (await client.post("/v1/purchase", json={"sku": "tshirt", "user": "a", "qty": 3})).json())["order_id"]
+    order_id = (await (await client.post("/v1/purchase", json={"sku": "tshirt", "user": "a", "qty": 3})).json())[
+        "order_id"
+    ]
     sku = await (await client.get("/v1/skus/tshirt")).json()
     assert {k: sku[k] for k in ("sku", "stock", "remaining", "reserved", "paid", "state")} == {
         "sku": "tshirt",
@@ -122,8 +125,6 @@ async def test_unknown_sku_and_order_are_404(make_client: MakeClient) -> None:
 
 async def test_async_durability_answers_before_commit_and_still_stores(make_client: MakeClient) -> None:
     """With durability = "async" a reserved order is answered and, after a flush, stored."""
-    from transport import ENGINE
-
     client = await make_client(SkuConfig("tshirt", stock=5), durability="async")
     body = await (await client.post("/v1/purchase", json={"sku": "tshirt", "user": "a"})).json()
     await client.app[ENGINE].flush()  # type: ignore[index]
