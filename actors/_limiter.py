@@ -6,15 +6,17 @@ messages they see, never from a clock, so the same traffic gets the same
 decisions at any replay speed.
 
 Scopes: one global bucket, and one bucket per user. Per-user buckets live in
-an LRU table of bounded size. A bucket that has refilled to ``burst`` is the
-same as no bucket, so it can be forgotten; when the table is full of buckets
-that are still refilling, a new user is answered ``overloaded`` rather than
-letting anyone's limit leak.
+a table of bounded size. A bucket that has refilled to ``burst`` is the same
+as no bucket, so it can be forgotten. To find one when the table is full, a
+min-heap holds each bucket's refill time, and entries made stale by a later
+touch are skipped when they surface. When no bucket has refilled, a new
+user is answered ``overloaded`` rather than letting anyone's limit leak.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import heapq
+import math
 from dataclasses import dataclass
 from typing import assert_never
 
@@ -57,6 +59,17 @@ class TokenBucket:
         """True when the bucket would be full at ``at`` (so it can be dropped)."""
         return self.refill(at) >= self._burst
 
+    def full_at(self) -> int:
+        """The first instant (message time) at which :meth:`refill` finds the bucket full."""
+        tokens, burst, per_us, last = self.tokens, self._burst, self._per_us, self.last
+        at = last + math.ceil((burst - tokens) / per_us)
+        # Nudge by a microsecond either way so the answer agrees with refill()'s float arithmetic.
+        while at > last and tokens + (at - 1 - last) * per_us >= burst:
+            at -= 1
+        while tokens + (at - last) * per_us < burst:
+            at += 1
+        return at
+
     def wait_seconds(self) -> float:
         """Seconds until one token is available (call after :meth:`refill`)."""
         return max(0.0, (1.0 - self.tokens) / (self._per_us * 1_000_000))
@@ -78,7 +91,8 @@ class LimiterActor(Stage):
         self._global_spec = global_bucket
         self._global: TokenBucket | None = None
         self._user_spec = per_user
-        self._users: OrderedDict[str, TokenBucket] = OrderedDict()
+        self._users: dict[str, TokenBucket] = {}
+        self._refills: list[tuple[int, str]] = []  # (full_at, user), a heap; may hold stale entries
         self._max_users = max_tracked_users
 
     def handle(self, message: LimiterMessage) -> None:
@@ -116,24 +130,32 @@ class LimiterActor(Stage):
                 if len(self._users) >= self._max_users and not self._forget_one(at):
                     return Outcome("overloaded", p.sku, p.qty, detail="too many buyers are being rate limited")
                 ubucket = self._users[p.user] = TokenBucket(self._user_spec, at)
-            else:
-                self._users.move_to_end(p.user)
             if ubucket.refill(at) < 1.0:
                 return _limited(p, ubucket.wait_seconds(), "too many requests from this user")
         if gbucket is not None:
             gbucket.tokens -= 1.0
         if ubucket is not None:
             ubucket.tokens -= 1.0
+            heapq.heappush(self._refills, (ubucket.full_at(), p.user))
+            if len(self._refills) > 2 * self._max_users + 64:
+                self._compact()
         return None
 
     def _forget_one(self, at: int) -> bool:
-        """Drop the least recently seen user bucket if it has refilled."""
-        user, bucket = next(iter(self._users.items()))
-        if not bucket.is_full(at):
-            return False
-        del self._users[user]
-        return True
+        """Drop one user bucket that has refilled by ``at``, if there is one."""
+        refills, users = self._refills, self._users
+        while refills and refills[0][0] <= at:
+            _, user = heapq.heappop(refills)
+            bucket = users.get(user)
+            if bucket is not None and bucket.is_full(at):
+                del users[user]
+                return True
+        return False
 
+    def _compact(self) -> None:
+        """Rebuild the heap from the live buckets, dropping stale entries."""
+        self._refills = [(b.full_at(), u) for u, b in self._users.items()]
+        heapq.heapify(self._refills)
 
 def _limited(p: Purchase, wait: float, detail: str) -> Outcome:
     return Outcome("rate_limited", p.sku, p.qty, retry_after=wait, detail=detail)
