@@ -98,7 +98,8 @@ class OrderWriterActor(Stage):
                 except StoreError as exc:
                     found = exc
                 self._bridge.resolve([(reply, found)])
-                return
+                # No return: orders that arrived just before this lookup were
+                # left for "the mailbox is empty", which may be now.
             case Flush(reply):
                 self._flushes.append(reply)
                 self._commit()
