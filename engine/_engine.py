@@ -346,16 +346,18 @@ class SaleEngine:
         """
         view = self._views[sku]
         if idempotency_key is None:
-            if view.remaining <= 0:
-                return self._sold_out.get((sku, qty)) or self._sold_out.setdefault(
-                    (sku, qty), Outcome("sold_out", sku, qty, detail="sold out")
-                )
+            # The window before stock, in the inventory actor's order: the
+            # shortcut must give the answer the SKU's owner would give.
             if (view.starts_at is not None and at < view.starts_at) or (
                 view.ends_at is not None and at >= view.ends_at
             ):
                 ended = view.state(at) == "ended"
                 return Outcome(
                     "sale_not_open", sku, qty, detail="the sale has ended" if ended else "the sale has not started yet"
+                )
+            if view.remaining <= 0:
+                return self._sold_out.get((sku, qty)) or self._sold_out.setdefault(
+                    (sku, qty), Outcome("sold_out", sku, qty, detail="sold out")
                 )
         if self._inflight + adding > self._max_inflight or self.gauges.backlog >= self._max_backlog:
             return Outcome("overloaded", sku, qty, detail="too many purchases in flight; retry shortly")
