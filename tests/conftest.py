@@ -1,0 +1,154 @@
+"""Engine-level fixtures shared by every test.
+
+Every test stops what it starts: engines started through :func:`start_engine`
+are stopped at teardown, and an autouse fixture stops any pykka actor still
+alive afterwards (pykka's own test suite does the same).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import pykka
+import pytest
+
+from actors import Order, OrderStore, Recovered, RestockRecord, StoreError
+from engine import Config, LimitsConfig, ManualClock, SaleEngine, SkuConfig, SQLiteOrderStore, StoreConfig
+
+T0 = 1_767_225_600_000_000
+"""ManualClock's default start: 2026-01-01T00:00:00Z in microseconds."""
+
+ORDER_COLUMNS = "order_id, sku, user, qty, status, created_at, expires_at, idempotency_key, request_id"
+
+MakeConfig = Callable[..., Config]
+StartEngine = Callable[..., Awaitable[SaleEngine]]
+
+
+@pytest.fixture(autouse=True)
+def _stop_all_actors() -> Iterator[None]:
+    """Stop every pykka actor a test left running."""
+    yield
+    pykka.ActorRegistry.stop_all()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """Virtual time, starting at :data:`T0`; moves only when told to."""
+    return ManualClock(T0)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    """A fresh SQLite file path for this test's orders."""
+    return tmp_path / "orders.db"
+
+
+@pytest.fixture
+def make_config(db_path: Path) -> MakeConfig:
+    """Build a :class:`Config` on this test's database.
+
+    ``make_config(SkuConfig(...), ..., durability="async", inventory_actors=2,
+    max_inflight=3, ...)``: keyword arguments other than ``durability``,
+    ``inventory_actors`` and ``path`` go to :class:`LimitsConfig`.
+    """
+
+    def make(
+        *skus: SkuConfig,
+        durability: str = "commit",
+        inventory_actors: int = 4,
+        path: Path | None = None,
+        **limits: Any,
+    ) -> Config:
+        return Config(
+            skus=skus or (SkuConfig("a", 10),),
+            store=StoreConfig(path=str(path or db_path), durability=durability),  # type: ignore[arg-type]
+            limits=LimitsConfig(**limits),
+            inventory_actors=inventory_actors,
+        )
+
+    return make
+
+
+@pytest.fixture
+async def start_engine(clock: ManualClock) -> AsyncIterator[StartEngine]:
+    """Start a :class:`SaleEngine` on the test's clock; stopped at teardown."""
+    engines: list[SaleEngine] = []
+
+    async def start(config: Config, *, store: OrderStore | None = None) -> SaleEngine:
+        engine = SaleEngine(config, store=store, clock=clock)
+        await engine.start()
+        engines.append(engine)
+        return engine
+
+    yield start
+    for engine in reversed(engines):
+        await engine.stop()
+
+
+def read_orders(path: Path) -> list[Order]:
+    """Every order in the SQLite file at ``path``, read with a connection of its own."""
+    with closing(sqlite3.connect(path)) as db:
+        rows = db.execute(f"SELECT {ORDER_COLUMNS} FROM orders ORDER BY created_at, order_id").fetchall()
+    return [Order(*row) for row in rows]
+
+
+def read_restocks(path: Path) -> list[tuple[str, int, int]]:
+    """Every restock in the SQLite file at ``path`` as ``(sku, qty, at)``."""
+    with closing(sqlite3.connect(path)) as db:
+        return db.execute("SELECT sku, qty, at FROM restocks ORDER BY id").fetchall()
+
+
+@pytest.fixture
+def stored_orders(db_path: Path) -> Callable[[], list[Order]]:
+    """Read this test's orders straight from its SQLite file."""
+    return lambda: read_orders(db_path)
+
+
+class FlakyStore:
+    """A real :class:`SQLiteOrderStore` whose writes (or reads) fail on demand.
+
+    Test-only failure injection for the :class:`actors.OrderStore` port: while
+    ``failing`` is true, :meth:`write` raises :class:`StoreError` before
+    touching the file, exactly as a failed transaction would leave it. With
+    ``get_gate`` set, :meth:`get` holds the writer's thread until the gate
+    opens, so a test can line messages up in the writer's mailbox.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.inner = SQLiteOrderStore(path)
+        self.failing = False
+        self.failing_get = False
+        self.writes = 0
+        self.get_entered = threading.Event()
+        self.get_gate: threading.Event | None = None
+
+    def open(self) -> Recovered:
+        return self.inner.open()
+
+    def write(self, restocks: Sequence[RestockRecord], orders: Sequence[Order]) -> None:
+        if self.failing:
+            raise StoreError("injected failure: disk on fire")
+        self.inner.write(restocks, orders)
+        self.writes += 1
+
+    def get(self, order_id: str) -> Order | None:
+        self.get_entered.set()
+        if self.get_gate is not None:
+            self.get_gate.wait(30)  # hold the writer's thread until the test lets go
+        if self.failing_get:
+            raise StoreError("injected failure: cannot read")
+        return self.inner.get(order_id)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@pytest.fixture
+def flaky_store(db_path: Path) -> FlakyStore:
+    """A :class:`FlakyStore` on this test's database, writing until told to fail."""
+    return FlakyStore(db_path)
