@@ -20,7 +20,7 @@ from actors import BucketSpec
 from ._clock import from_datetime
 from ._errors import ConfigError
 
-SKU_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+SKU_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # whole string: use fullmatch ($ allows a final newline)
 T = TypeVar("T")
 
 
@@ -187,7 +187,7 @@ class _Reader:
         if "id" not in t or "stock" not in t:
             raise self.fail(where, "needs 'id' and 'stock'")
         sku_id = self.value(t, "id", str, where, "")
-        if not SKU_ID.match(sku_id):
+        if not SKU_ID.fullmatch(sku_id):
             raise self.fail(
                 f"{where}.id", f"{sku_id!r} must be 1-64 of A-Z a-z 0-9 . _ - (starting with a letter or digit)"
             )
