@@ -54,6 +54,22 @@ log = logging.getLogger("flashsale.engine")
 
 MAX_USER_LEN = 128
 MAX_KEY_LEN = 255
+MAX_RESTOCK = 1_000_000_000
+
+
+def _storable(text: str) -> bool:
+    """True unless ``text`` holds lone surrogates, which no store can encode.
+
+    A string the store cannot write fails the whole group commit it lands
+    in, so it is refused here, before it can fail other buyers' orders.
+    """
+    if text.isascii():
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class PurchaseRequest(NamedTuple):
@@ -271,7 +287,7 @@ class SaleEngine:
         be answered: :class:`InvalidRequest`, :class:`UnknownSku`,
         :class:`EngineClosed`.
         """
-        at = self._check(sku, user, qty, idempotency_key)
+        at = self._check(sku, user, qty, idempotency_key, request_id)
         early = self._early_answer(sku, qty, at, idempotency_key, 1)
         if early is not None:
             return early
@@ -292,7 +308,7 @@ class SaleEngine:
         validated before any is submitted, so an :class:`InvalidRequest`
         means nothing of the batch was tried.
         """
-        stamped = [self._check(r.sku, r.user, r.qty, r.idempotency_key) for r in requests]
+        stamped = [self._check(r.sku, r.user, r.qty, r.idempotency_key, r.request_id) for r in requests]
         if not stamped:
             return []
         assert self._loop is not None
@@ -317,7 +333,7 @@ class SaleEngine:
         finally:
             self._done(sent)
 
-    def _check(self, sku: str, user: str, qty: int, idempotency_key: str | None) -> int:
+    def _check(self, sku: str, user: str, qty: int, idempotency_key: str | None, request_id: str) -> int:
         """Validate one purchase; return its arrival time."""
         if type(sku) is not str:
             raise InvalidRequest("sku", "must be a string")
@@ -327,12 +343,16 @@ class SaleEngine:
             raise UnknownSku(sku)
         if type(qty) is not int or not 0 < qty <= self._max_qty:
             raise InvalidRequest("qty", f"must be a whole number from 1 to {self._max_qty}")
-        if type(user) is not str or not 0 < len(user) <= MAX_USER_LEN:
+        if type(user) is not str or not 0 < len(user) <= MAX_USER_LEN or not _storable(user):
             raise InvalidRequest("user", f"must be a non-empty string of at most {MAX_USER_LEN} characters")
         if idempotency_key is not None and (
-            type(idempotency_key) is not str or not 0 < len(idempotency_key) <= MAX_KEY_LEN
+            type(idempotency_key) is not str
+            or not 0 < len(idempotency_key) <= MAX_KEY_LEN
+            or not _storable(idempotency_key)
         ):
             raise InvalidRequest("idempotency_key", f"must be 1 to {MAX_KEY_LEN} characters")
+        if type(request_id) is not str or not _storable(request_id):
+            raise InvalidRequest("request_id", "must be a string")
         if not self._running:
             raise EngineClosed("the sale engine is not running")
         return self.clock()
@@ -407,9 +427,12 @@ class SaleEngine:
 
     async def restock(self, sku: str, qty: int) -> SkuView:
         """Add ``qty`` units to ``sku``; returns the view once the restock is stored."""
+        if not self._running:
+            raise EngineClosed("the sale engine is not running")
         self.view(sku)
-        if type(qty) is not int or qty < 1:
-            raise InvalidRequest("qty", "must be a whole number >= 1")
+        if type(qty) is not int or not 0 < qty <= MAX_RESTOCK:
+            # Bounded: a quantity the store cannot write would be retried ahead of every later commit.
+            raise InvalidRequest("qty", f"must be a whole number from 1 to {MAX_RESTOCK}")
         view = await self._ask(lambda fut: (self._pipeline.inventory_of[sku], Restock(sku, qty, self.clock(), fut)))
         assert isinstance(view, SkuView)
         return view
