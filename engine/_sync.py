@@ -38,14 +38,26 @@ class SyncSaleEngine:
     def start(self) -> None:
         """Start the loop thread and the engine."""
         self._thread.start()
-        self._call(self.engine.start())
+        try:
+            self._call(self.engine.start())
+        except BaseException:
+            self._close_loop()  # ``with`` will not call stop() when start() fails
+            raise
 
     def stop(self) -> None:
         """Stop the engine (flushing every order) and the loop thread."""
         if not self._thread.is_alive():
+            if not self._loop.is_closed():  # never started: the loop still needs closing
+                self._loop.close()
             return
         try:
             self._call(self.engine.stop())
+        finally:
+            self._close_loop()
+
+    def _close_loop(self) -> None:
+        try:
+            self._call(self._loop.shutdown_default_executor())  # joins the store's worker thread
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(self._timeout)
