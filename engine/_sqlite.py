@@ -116,9 +116,12 @@ class SQLiteOrderStore:
                 "SELECT user, sku, SUM(qty) FROM orders WHERE status IN ('reserved', 'paid') GROUP BY user, sku"
             )
         }
+        # Oldest first, so when a key was used again after its TTL the newest order wins.
         keyed = {
             (row[2], row[7]): Order(*row)
-            for row in db.execute(f"SELECT {_COLUMNS} FROM orders WHERE idempotency_key IS NOT NULL")
+            for row in db.execute(
+                f"SELECT {_COLUMNS} FROM orders WHERE idempotency_key IS NOT NULL ORDER BY created_at, order_id"
+            )
         }
         return Recovered(skus={k: SkuTotals(**v) for k, v in totals.items()}, per_user=per_user, keyed=keyed)
 
