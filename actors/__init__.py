@@ -30,6 +30,7 @@ from ._messages import (
     SkuView,
     WriteOrders,
     WriteRestock,
+    fast_new,
 )
 from ._pipeline import Pipeline, Stage, tell
 from ._ports import OrderStore, Recovered, RestockRecord, SkuTotals, StoreError
@@ -67,6 +68,7 @@ __all__ = [
     "WriteOrders",
     "WriteRestock",
     "WriterGauges",
+    "fast_new",
     "reserved_outcome",
     "tell",
 ]

@@ -33,6 +33,7 @@ from ._messages import (
     SkuView,
     WriteOrders,
     WriteRestock,
+    fast_new,
 )
 from ._pipeline import Pipeline, Stage, tell
 from ._ports import SkuTotals
@@ -134,22 +135,21 @@ class InventoryActor(Stage):
                 s.reserved += p.qty
                 s.seq += 1
                 touched.add(s)
-                reserved.append(
+                order = fast_new(
+                    Order,
                     (
-                        p,
-                        Order(
-                            f"{s.sku}-{s.seq}",
-                            s.sku,
-                            p.user,
-                            p.qty,
-                            "reserved",
-                            at,
-                            at + s.hold_us,
-                            p.idempotency_key,
-                            p.request_id,
-                        ),
-                    )
+                        f"{s.sku}-{s.seq}",
+                        s.sku,
+                        p.user,
+                        p.qty,
+                        "reserved",
+                        at,
+                        at + s.hold_us,
+                        p.idempotency_key,
+                        p.request_id,
+                    ),
                 )
+                reserved.append((p, order))
                 continue
             replies.append((p.reply, outcome))
             settled.append((p, outcome))
@@ -170,7 +170,7 @@ class InventoryActor(Stage):
 
 def reserved_outcome(order: Order) -> Outcome:
     """The answer a buyer gets for a reserved order."""
-    return Outcome("reserved", order.sku, order.qty, order.order_id, order.expires_at)
+    return fast_new(Outcome, ("reserved", order.sku, order.qty, order.order_id, order.expires_at, None, ""))
 
 
 def _window(s: SkuStock, at: int) -> str:

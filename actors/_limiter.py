@@ -157,5 +157,6 @@ class LimiterActor(Stage):
         self._refills = [(b.full_at(), u) for u, b in self._users.items()]
         heapq.heapify(self._refills)
 
+
 def _limited(p: Purchase, wait: float, detail: str) -> Outcome:
     return Outcome("rate_limited", p.sku, p.qty, retry_after=wait, detail=detail)

@@ -39,6 +39,15 @@ OrderStatus: TypeAlias = Literal["reserved", "paid", "cancelled", "expired"]
 SkuState: TypeAlias = Literal["scheduled", "on_sale", "sold_out", "ended"]
 
 
+fast_new = tuple.__new__
+"""Build a hot NamedTuple from all its fields: ``fast_new(Order, (...))``.
+
+Skips the generated Python-level ``__new__`` (0.12 µs against 0.27 µs for
+an :class:`Outcome`); used where one is made per purchase. Every field must
+be given, defaults included.
+"""
+
+
 class Reply(Protocol):
     """Where an answer goes: an asyncio future, or anything shaped like one.
 

@@ -43,6 +43,7 @@ from actors import (
     SkuView,
     StoreError,
     WriterGauges,
+    fast_new,
 )
 
 from ._clock import Clock, wall_clock
@@ -293,7 +294,7 @@ class SaleEngine:
             return early
         assert self._loop is not None
         reply: asyncio.Future[Outcome] = self._loop.create_future()
-        self._enqueue(Purchase(request_id, sku, user, qty, at, idempotency_key, client_ip, reply))
+        self._enqueue(fast_new(Purchase, (request_id, sku, user, qty, at, idempotency_key, client_ip, reply)))
         self._inflight += 1
         try:
             return await reply
@@ -323,7 +324,10 @@ class SaleEngine:
                 continue
             sent += 1
             self._enqueue(
-                Purchase(r.request_id, r.sku, r.user, r.qty, at, r.idempotency_key, r.client_ip, _Slot(gathered, i))
+                fast_new(
+                    Purchase,
+                    (r.request_id, r.sku, r.user, r.qty, at, r.idempotency_key, r.client_ip, _Slot(gathered, i)),
+                )
             )
         if not gathered.left:
             return results  # type: ignore[return-value]
