@@ -27,9 +27,25 @@ STATUS: dict[str, int] = {
 }
 
 
+_SECONDS: dict[int, str] = {}
+
+
 def iso(at: int | None) -> str | None:
-    """Microseconds since the epoch as ``2026-11-24T21:33:25.123456Z``."""
-    return None if at is None else to_datetime(at).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    """Microseconds since the epoch as ``2026-11-24T21:33:25.123456Z``.
+
+    Every answer of one second shares its date and time, so that part is
+    formatted once per second and kept (a bounded table); only the
+    microseconds are formatted per call.
+    """
+    if at is None:
+        return None
+    seconds, micros = divmod(at, 1_000_000)
+    head = _SECONDS.get(seconds)
+    if head is None:
+        if len(_SECONDS) >= 4096:
+            _SECONDS.clear()
+        head = _SECONDS[seconds] = to_datetime(seconds * 1_000_000).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{head}.{micros:06d}Z"
 
 
 def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> web.Response:

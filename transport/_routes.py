@@ -14,7 +14,7 @@ from aiohttp import web
 
 from engine import EngineClosed, InvalidRequest, Unavailable, UnknownOrder, UnknownSku
 
-from ._app import ENGINE, METRICS, RENDER, REQUEST_ID
+from ._app import ENGINE, METRICS, RENDER, REQUEST_ID, guarded
 from ._render import error, json_response, order_json, sku_json
 
 routes = web.RouteTableDef()
@@ -36,6 +36,7 @@ def _unavailable(request: web.Request, exc: Exception) -> web.Response:
 
 
 @routes.post("/v1/purchase")
+@guarded
 async def purchase(request: web.Request) -> web.Response:
     raw = await request.read()
     try:
@@ -76,6 +77,7 @@ async def purchase(request: web.Request) -> web.Response:
 
 
 @routes.get("/v1/skus/{sku}")
+@guarded
 async def sku_status(request: web.Request) -> web.Response:
     sku = request.match_info["sku"]
     try:
@@ -86,6 +88,7 @@ async def sku_status(request: web.Request) -> web.Response:
 
 
 @routes.get("/v1/orders/{order_id}")
+@guarded
 async def get_order(request: web.Request) -> web.Response:
     order_id = request.match_info["order_id"]
     try:
@@ -99,6 +102,7 @@ async def get_order(request: web.Request) -> web.Response:
 
 @routes.post("/v1/orders/{order_id}/pay")
 @routes.post("/v1/orders/{order_id}/cancel")
+@guarded
 async def change_order(request: web.Request) -> web.Response:
     # The order lifecycle (pay, cancel, expiry) is its own piece of work;
     # the routes exist so clients and the contract are stable meanwhile.
@@ -106,11 +110,13 @@ async def change_order(request: web.Request) -> web.Response:
 
 
 @routes.get("/healthz")
+@guarded
 async def healthz(request: web.Request) -> web.Response:
     return json_response(200, {"status": "ok"})
 
 
 @routes.get("/readyz")
+@guarded
 async def readyz(request: web.Request) -> web.Response:
     checks = request.app[ENGINE].readiness()
     ready = all(checks.values())
@@ -118,6 +124,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 @routes.get("/metrics")
+@guarded
 async def metrics(request: web.Request) -> web.Response:
     text = request.app[METRICS].render(request.app[ENGINE])
     return web.Response(text=text, content_type="text/plain", charset="utf-8", headers={"Cache-Control": "no-store"})
