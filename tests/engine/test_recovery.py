@@ -149,3 +149,24 @@ async def test_config_change_between_runs(make_config: MakeConfig, clock: Manual
         assert (await engine.purchase("a", "u2")).order_id == "a-2"
     finally:
         await engine.stop()
+
+
+async def test_key_used_again_after_ttl_replays_the_newest_order(make_config: MakeConfig, clock: ManualClock) -> None:
+    """A key reused after its TTL replays its newest order after a restart, not the expired one."""
+    config = make_config(SkuConfig("a", 20), idempotency_ttl=10.0)
+    engine = await _run(config, clock)
+    for i in range(8):
+        await engine.purchase("a", f"filler{i}")  # so the key's orders are a-9, then a-10: "a-10" sorts first
+    old = await engine.purchase("a", "u1", idempotency_key="k")
+    clock.advance(10)
+    new = await engine.purchase("a", "u1", idempotency_key="k")
+    assert (old.order_id, new.order_id) == ("a-9", "a-10")
+    await engine.stop()
+
+    clock.advance(5)
+    engine = await _run(config, clock)
+    try:
+        assert await engine.purchase("a", "u1", idempotency_key="k") == new
+        assert (await engine.sku_status("a")).reserved == 10
+    finally:
+        await engine.stop()
