@@ -1,0 +1,110 @@
+"""The public surface of each package is exactly what its ``__all__`` says, and what we meant."""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+
+import actors
+import engine
+import transport
+
+EXPECTED = {
+    actors: [
+        "BucketSpec",
+        "DedupActor",
+        "Flush",
+        "GetOrder",
+        "InventoryActor",
+        "LimiterActor",
+        "LoopBridge",
+        "Order",
+        "OrderStatus",
+        "OrderStore",
+        "OrderWriterActor",
+        "Outcome",
+        "Pipeline",
+        "Purchase",
+        "PurchaseBatch",
+        "Recovered",
+        "Restock",
+        "RestockRecord",
+        "Result",
+        "ReturnUnits",
+        "Settled",
+        "SkuState",
+        "SkuStock",
+        "SkuTotals",
+        "SkuView",
+        "Stage",
+        "StoreError",
+        "TokenBucket",
+        "WriteOrders",
+        "WriteRestock",
+        "WriterGauges",
+        "fast_new",
+        "reserved_outcome",
+        "tell",
+    ],
+    engine: [
+        "Clock",
+        "Config",
+        "ConfigError",
+        "EngineClosed",
+        "FlashsaleError",
+        "InvalidRequest",
+        "LimitsConfig",
+        "ManualClock",
+        "Order",
+        "Outcome",
+        "PurchaseRequest",
+        "SQLiteOrderStore",
+        "SaleEngine",
+        "ServerConfig",
+        "SkuConfig",
+        "SkuStatus",
+        "SkuView",
+        "StoreConfig",
+        "SyncSaleEngine",
+        "Unavailable",
+        "UnknownOrder",
+        "UnknownSku",
+        "demo_config",
+        "from_datetime",
+        "to_datetime",
+        "wall_clock",
+    ],
+    transport: ["ENGINE", "METRICS", "configure_logging", "create_app", "main"],
+}
+
+PACKAGES = pytest.mark.parametrize("package", list(EXPECTED), ids=lambda p: p.__name__)
+
+
+@PACKAGES
+def test_all_is_what_we_meant(package: types.ModuleType) -> None:
+    """``__all__`` lists exactly the names we chose to make public, sorted."""
+    assert package.__all__ == sorted(package.__all__)
+    assert sorted(package.__all__) == EXPECTED[package]
+
+
+@PACKAGES
+def test_all_is_what_is_exported(package: types.ModuleType) -> None:
+    """Every public name the package holds is in ``__all__``, and every name in it exists."""
+    public = {
+        name
+        for name, value in vars(package).items()
+        if not name.startswith("_")
+        and not isinstance(value, types.ModuleType)  # submodules are not part of the surface
+        and name != "annotations"  # from __future__ import annotations
+    }
+    assert public == set(package.__all__)
+
+
+@PACKAGES
+def test_star_import_gives_all(package: types.ModuleType) -> None:
+    """``from package import *`` binds exactly the names in ``__all__``."""
+    namespace: dict[str, object] = {}
+    exec(f"from {package.__name__} import *", namespace)
+    namespace.pop("__builtins__")
+    assert sorted(namespace) == EXPECTED[package]
