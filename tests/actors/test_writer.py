@@ -199,6 +199,6 @@ async def test_lookup_queued_behind_a_reservation_does_not_delay_its_commit(
         await first_lookup
     with pytest.raises(UnknownOrder):
         await second_lookup
-    outcome = await asyncio.wait_for(purchase, 10)  # a safety net, not a sleep: it fails instead of hanging
+    outcome = await asyncio.wait_for(purchase, 10)  # a safety net: fails instead of hanging
     assert outcome.result == "reserved"
     assert [o.order_id for o in read_orders(db_path)] == [outcome.order_id]
