@@ -56,7 +56,8 @@ async def purchase(request: web.Request) -> web.Response:
     key = request.headers.get("Idempotency-Key")
     if key is not None and (not 0 < len(key) <= _MAX_KEY or not key.isprintable() or not key.isascii()):
         return _bad(request, f"Idempotency-Key must be 1 to {_MAX_KEY} printable ASCII characters")
-    engine = request.app[ENGINE]
+    app = request.app
+    engine = app[ENGINE]
     try:
         outcome = await engine.purchase(
             sku, user, qty, idempotency_key=key, client_ip=request.remote, request_id=request[REQUEST_ID]
@@ -67,13 +68,14 @@ async def purchase(request: web.Request) -> web.Response:
         return _bad(request, f"there is no sku {sku!r} in this sale", "unknown_sku", 404)
     except (EngineClosed, Unavailable) as exc:
         return _unavailable(request, exc)
-    request.app[METRICS].purchases[outcome.result] += 1
-    if outcome.result == "sale_not_open":
+    result = outcome.result
+    app[METRICS].purchases[result] += 1
+    if result == "sale_not_open":
         view = engine.view(sku)
-        return request.app[RENDER](outcome, (view.starts_at, view.ends_at))
-    if outcome.result in ("unavailable", "overloaded"):
-        log.warning("purchase refused", request_id=request[REQUEST_ID], result=outcome.result, detail=outcome.detail)
-    return request.app[RENDER](outcome)
+        return app[RENDER](outcome, (view.starts_at, view.ends_at))
+    if result == "unavailable" or result == "overloaded":  # noqa: PLR1714 - cheaper than a tuple test
+        log.warning("purchase refused", request_id=request[REQUEST_ID], result=result, detail=outcome.detail)
+    return app[RENDER](outcome)
 
 
 @routes.get("/v1/skus/{sku}")
