@@ -39,7 +39,7 @@ from ._messages import (
     WriterMessage,
 )
 from ._pipeline import Pipeline, Stage, tell
-from ._ports import OrderStore, RestockRecord, StoreError
+from ._ports import OrderStore, RestockRecord
 
 log = logging.getLogger("flashsale.actors.writer")
 
@@ -94,8 +94,8 @@ class OrderWriterActor(Stage):
                 self._restocks.append(message)
             case GetOrder(order_id, reply):
                 try:
-                    found: Order | StoreError | None = self._get(order_id)
-                except StoreError as exc:
+                    found: Order | Exception | None = self._get(order_id)
+                except Exception as exc:  # any failure goes back as a value: the caller must not wait forever
                     found = exc
                 self._bridge.resolve([(reply, found)])
                 # No return: orders that arrived just before this lookup were

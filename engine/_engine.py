@@ -421,6 +421,8 @@ class SaleEngine:
 
     async def order(self, order_id: str) -> Order:
         """The order with this id, committed or about to be."""
+        if type(order_id) is not str or not _storable(order_id):
+            raise InvalidRequest("order_id", "must be a string")
         found = await self._ask(lambda fut: (self._pipeline.writer, GetOrder(order_id, fut)))
         if isinstance(found, Exception):
             raise Unavailable(str(found))
