@@ -123,6 +123,7 @@ class FlakyStore:
         self.inner = SQLiteOrderStore(path)
         self.failing = False
         self.failing_get = False
+        self.broken_get: Exception | None = None
         self.writes = 0
         self.get_entered = threading.Event()
         self.get_gate: threading.Event | None = None
@@ -142,6 +143,8 @@ class FlakyStore:
             self.get_gate.wait(30)  # hold the writer's thread until the test lets go
         if self.failing_get:
             raise StoreError("injected failure: cannot read")
+        if self.broken_get is not None:
+            raise self.broken_get  # an adapter breaking the port's contract (not a StoreError)
         return self.inner.get(order_id)
 
     def close(self) -> None:

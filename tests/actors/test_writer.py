@@ -202,3 +202,16 @@ async def test_lookup_queued_behind_a_reservation_does_not_delay_its_commit(
     outcome = await asyncio.wait_for(purchase, 10)  # a safety net: fails instead of hanging
     assert outcome.result == "reserved"
     assert [o.order_id for o in read_orders(db_path)] == [outcome.order_id]
+
+
+async def test_lookup_fails_cleanly_when_the_store_breaks_its_contract(
+    make_config: MakeConfig, start_engine: StartEngine, flaky_store: FlakyStore
+) -> None:
+    """A store whose get() raises something other than StoreError makes order() Unavailable, not hang."""
+    engine = await start_engine(make_config(SkuConfig("a", 5)), store=flaky_store)
+    flaky_store.broken_get = RuntimeError("adapter bug")
+    with pytest.raises(Unavailable, match="adapter bug"):
+        await asyncio.wait_for(engine.order("a-1"), 10)  # a safety net: fails instead of hanging
+    flaky_store.broken_get = None
+    with pytest.raises(UnknownOrder):
+        await engine.order("a-1")

@@ -274,6 +274,17 @@ async def test_order_lookup_unknown(make_config: MakeConfig, start_engine: Start
     with pytest.raises(UnknownOrder) as info:
         await engine.order("a-1")
     assert isinstance(info.value, LookupError)
+    with pytest.raises(UnknownOrder):
+        await engine.order("")
+
+
+@pytest.mark.parametrize("order_id", [None, 5, ["a-1"], "a-\ud800"])
+async def test_order_lookup_invalid(make_config: MakeConfig, start_engine: StartEngine, order_id: Any) -> None:
+    """order() of something that cannot be an order id is InvalidRequest, answered at once."""
+    engine = await start_engine(make_config(SkuConfig("a", 5)))
+    with pytest.raises(InvalidRequest) as info:
+        await asyncio.wait_for(engine.order(order_id), 10)  # a safety net: fails instead of hanging
+    assert info.value.field == "order_id"
 
 
 async def test_arrival_time_comes_from_the_injected_clock(
