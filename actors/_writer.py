@@ -90,8 +90,10 @@ class OrderWriterActor(Stage):
         match message:
             case WriteOrders(items, confirmed):
                 self._orders.extend((p, o, confirmed) for p, o in items)
+                self._gauges.backlog = len(self._orders) + len(self._restocks)
             case WriteRestock():
                 self._restocks.append(message)
+                self._gauges.backlog = len(self._orders) + len(self._restocks)
             case GetOrder(order_id, reply):
                 try:
                     found: Order | Exception | None = self._get(order_id)
