@@ -76,7 +76,8 @@ def guarded(handler: Handler) -> Handler:
         except Exception:
             log.exception("unhandled error", request_id=rid, path=request.path)
             response = error(500, "internal_error", "something went wrong on our side; nothing was bought")
-        response.headers["X-Request-Id"] = rid
+        if "X-Request-Id" not in response.headers:  # the purchase path sets it when it builds the response
+            response.headers["X-Request-Id"] = rid
         return response
 
     return run

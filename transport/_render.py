@@ -70,8 +70,16 @@ class OutcomeRenderer:
         self._bodies: dict[Outcome, bytes] = {}
         self._max = max_cached
 
-    def __call__(self, outcome: Outcome, window: tuple[int | None, int | None] | None = None) -> web.Response:
+    def __call__(
+        self, outcome: Outcome, request_id: str, window: tuple[int | None, int | None] | None = None
+    ) -> web.Response:
+        """The response for ``outcome``, carrying ``request_id``.
+
+        The id goes in through the constructor: setting a header on a built
+        response measured slower (about 10 % of a sold-out answer's cost).
+        """
         result = outcome.result
+        headers = {"X-Request-Id": request_id}
         if result == "reserved":
             body = orjson.dumps(
                 {
@@ -82,17 +90,17 @@ class OutcomeRenderer:
                     "expires_at": iso(outcome.expires_at),
                 }
             )
-            return web.Response(body=body, status=200, content_type=JSON)
+            return web.Response(body=body, status=200, content_type=JSON, headers=headers)
         if result == "rate_limited":
             wait = outcome.retry_after or 0.0
             return json_response(
                 429,
                 {"error": result, "detail": outcome.detail, "retry_after": round(wait, 3)},
-                {"Retry-After": str(max(1, -int(-wait // 1)))},  # whole seconds, rounded up
+                {**headers, "Retry-After": str(max(1, -int(-wait // 1)))},  # whole seconds, rounded up
             )
         cached = self._bodies.get(outcome)
         if cached is not None:
-            return web.Response(body=cached, status=STATUS[result], content_type=JSON)
+            return web.Response(body=cached, status=STATUS[result], content_type=JSON, headers=headers)
         payload: dict[str, Any] = {"error": result, "detail": outcome.detail, "sku": outcome.sku}
         if result == "sale_not_open" and window is not None:
             payload["starts_at"], payload["ends_at"] = iso(window[0]), iso(window[1])
@@ -100,7 +108,7 @@ class OutcomeRenderer:
         if len(self._bodies) >= self._max:
             self._bodies.clear()
         self._bodies[outcome] = body
-        return web.Response(body=body, status=STATUS[result], content_type=JSON)
+        return web.Response(body=body, status=STATUS[result], content_type=JSON, headers=headers)
 
 
 def order_json(order: Order) -> dict[str, Any]:

@@ -72,10 +72,10 @@ async def purchase(request: web.Request) -> web.Response:
     app[METRICS].purchases[result] += 1
     if result == "sale_not_open":
         view = engine.view(sku)
-        return app[RENDER](outcome, (view.starts_at, view.ends_at))
+        return app[RENDER](outcome, request[REQUEST_ID], (view.starts_at, view.ends_at))
     if result == "unavailable" or result == "overloaded":  # noqa: PLR1714 - cheaper than a tuple test
         log.warning("purchase refused", request_id=request[REQUEST_ID], result=result, detail=outcome.detail)
-    return app[RENDER](outcome)
+    return app[RENDER](outcome, request[REQUEST_ID])
 
 
 @routes.get("/v1/skus/{sku}")
