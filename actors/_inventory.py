@@ -84,6 +84,8 @@ class SkuStock:
 class InventoryActor(Stage):
     """Owns a fixed set of SKUs; reserves, returns and restocks their units."""
 
+    reports_to_dedup = True
+
     def __init__(
         self,
         pipeline: Pipeline,

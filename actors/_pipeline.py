@@ -13,12 +13,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import fields, is_dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import pykka
 
 from ._bridge import LoopBridge
-from ._messages import Outcome, Purchase, PurchaseBatch
+from ._messages import Outcome, Purchase, PurchaseBatch, Settled
 
 log = logging.getLogger("flashsale.actors")
 
@@ -121,10 +121,14 @@ class Stage(pykka.ThreadingActor):
 
     An exception in a handler would otherwise stop the pykka actor and leave
     every later buyer waiting forever. Here the purchases in the failed
-    message are answered ``unavailable`` and the actor goes on.
+    message are answered ``unavailable`` and the actor goes on. Stages after
+    dedup also report them to the dedup actor (:class:`Settled`), so their
+    idempotency keys are not left in flight and their per-user holds are
+    released.
     """
 
     use_daemon_thread = True
+    reports_to_dedup: ClassVar[bool] = False
 
     def __init__(self, pipeline: Pipeline, bridge: LoopBridge) -> None:
         super().__init__()
@@ -136,12 +140,13 @@ class Stage(pykka.ThreadingActor):
             self.handle(message)
         except Exception:
             log.exception("actor failed on a message", extra={"actor": type(self).__name__})
-            self._bridge.resolve(
-                [
-                    (p.reply, Outcome("unavailable", p.sku, p.qty, detail="internal error; try again"))
-                    for p in _purchases_in(message)
-                ]
-            )
+            failed = [
+                (p, Outcome("unavailable", p.sku, p.qty, detail="internal error; try again"))
+                for p in _purchases_in(message)
+            ]
+            self._bridge.resolve([(p.reply, outcome) for p, outcome in failed])
+            if failed and self.reports_to_dedup:
+                tell(self._pipeline.dedup, Settled(tuple(failed)))
 
     handle: Callable[[Any], None]
     """The stage's own dispatch; every subclass defines it."""

@@ -64,6 +64,8 @@ class WriterGauges:
 class OrderWriterActor(Stage):
     """Commits orders and restocks, one transaction per batch."""
 
+    reports_to_dedup = True
+
     def __init__(
         self,
         pipeline: Pipeline,
