@@ -10,7 +10,7 @@ import pytest
 from actors import InventoryActor
 from engine import SkuConfig
 
-from ..conftest import MakeConfig, StartEngine
+from tests.conftest import MakeConfig, StartEngine
 
 
 @pytest.fixture
