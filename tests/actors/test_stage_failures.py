@@ -9,7 +9,6 @@ import pytest
 
 from actors import InventoryActor
 from engine import SkuConfig
-
 from tests.conftest import MakeConfig, StartEngine
 
 
