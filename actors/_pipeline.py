@@ -144,9 +144,11 @@ class Stage(pykka.ThreadingActor):
                 (p, Outcome("unavailable", p.sku, p.qty, detail="internal error; try again"))
                 for p in _purchases_in(message)
             ]
-            self._bridge.resolve([(p.reply, outcome) for p, outcome in failed])
+            # Dedup hears first: a retry, sent once the buyer has this answer, then
+            # reaches dedup's mailbox behind the release (mailboxes are FIFO).
             if failed and self.reports_to_dedup:
                 tell(self._pipeline.dedup, Settled(tuple(failed)))
+            self._bridge.resolve([(p.reply, outcome) for p, outcome in failed])
 
     handle: Callable[[Any], None]
     """The stage's own dispatch; every subclass defines it."""

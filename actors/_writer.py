@@ -97,13 +97,16 @@ class OrderWriterActor(Stage):
                 self._restocks.append(message)
                 self._gauges.backlog = len(self._orders) + len(self._restocks)
             case GetOrder(order_id, reply):
+                # A lookup sees everything that arrived before it: orders left for
+                # "the mailbox is empty" (which may be now) are tried first.
+                if self.actor_inbox.empty():
+                    self._commit()
                 try:
                     found: Order | Exception | None = self._get(order_id)
                 except Exception as exc:  # any failure goes back as a value: the caller must not wait forever
                     found = exc
                 self._bridge.resolve([(reply, found)])
-                # No return: orders that arrived just before this lookup were
-                # left for "the mailbox is empty", which may be now.
+                return
             case Flush(reply):
                 self._flushes.append(reply)
                 self._commit()
