@@ -37,3 +37,27 @@ class LoopBridge:
         # A closed loop raises RuntimeError: nobody is waiting for these answers any more.
         with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(_resolve_all, items)
+
+
+class Countdown:
+    """A :class:`actors.Reply` that answers ``future`` with ``value`` after ``n`` answers.
+
+    For one request whose work is finished by several actors (each inventory
+    owner that a tick's expiries touch): each answers its part, and the
+    caller hears once, after the last. Only ever called on the loop.
+    """
+
+    __slots__ = ("_future", "_left", "_value")
+
+    def __init__(self, future: asyncio.Future[Any], n: int, value: Any) -> None:
+        self._future = future
+        self._left = n
+        self._value = value
+
+    def done(self) -> bool:
+        return self._future.done()
+
+    def set_result(self, _: Any, /) -> None:
+        self._left -= 1
+        if not self._left and not self._future.done():
+            self._future.set_result(self._value)

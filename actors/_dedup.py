@@ -23,7 +23,7 @@ from collections import OrderedDict
 from typing import Any, assert_never
 
 from ._bridge import LoopBridge
-from ._messages import DedupMessage, Outcome, Purchase, PurchaseBatch, Settled
+from ._messages import DedupMessage, Outcome, Purchase, PurchaseBatch, ReleaseHolds, Settled
 from ._pipeline import Pipeline, Stage
 from ._ports import Recovered
 
@@ -76,6 +76,10 @@ class DedupActor(Stage):
                 self._admit(items)
             case Settled(items):
                 self._settle(items)
+            case ReleaseHolds(items):
+                for user, sku, qty in items:
+                    if sku in self._limits:
+                        self._release(user, sku, qty)
             case _:
                 assert_never(message)
 
@@ -128,12 +132,7 @@ class DedupActor(Stage):
         replies: list[tuple[Any, Outcome]] = []
         for p, outcome in items:
             if outcome.result != "reserved" and p.sku in self._limits:
-                hk = (p.user, p.sku)
-                left = self._held.get(hk, 0) - p.qty
-                if left > 0:
-                    self._held[hk] = left
-                else:
-                    self._held.pop(hk, None)
+                self._release(p.user, p.sku, p.qty)
             if p.idempotency_key is None:
                 continue
             k = (p.user, p.idempotency_key)
@@ -147,6 +146,13 @@ class DedupActor(Stage):
             else:
                 entry.outcome = outcome
         self._bridge.resolve(replies)
+
+    def _release(self, user: str, sku: str, qty: int) -> None:
+        left = self._held.get((user, sku), 0) - qty
+        if left > 0:
+            self._held[(user, sku)] = left
+        else:
+            self._held.pop((user, sku), None)
 
     def _expire(self, at: int) -> None:
         """Forget settled keys whose replay window has passed."""

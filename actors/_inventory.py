@@ -24,6 +24,7 @@ from ._bridge import LoopBridge
 from ._messages import (
     InventoryMessage,
     Order,
+    OrdersClosed,
     Outcome,
     Purchase,
     PurchaseBatch,
@@ -114,10 +115,21 @@ class InventoryActor(Stage):
             case ReturnUnits(orders):
                 for order in orders:
                     self._skus[order.sku].reserved -= order.qty
-                for sku in {o.sku for o in orders}:
-                    self._views[sku] = self._skus[sku].view()
+                self._publish(orders)
+            case OrdersClosed(orders, status, reply, value):
+                for order in orders:
+                    s = self._skus[order.sku]
+                    s.reserved -= order.qty
+                    if status == "paid":
+                        s.paid += order.qty
+                self._publish(orders)
+                self._bridge.resolve([(reply, value)])
             case _:
                 assert_never(message)
+
+    def _publish(self, orders: tuple[Order, ...]) -> None:
+        for sku in {o.sku for o in orders}:
+            self._views[sku] = self._skus[sku].view()
 
     def _reserve(self, items: tuple[Purchase, ...]) -> None:
         replies: list[tuple[Any, Outcome]] = []

@@ -161,7 +161,17 @@ class Settled:
     items: tuple[tuple[Purchase, Outcome], ...]
 
 
-DedupMessage: TypeAlias = PurchaseBatch | Settled
+@dataclass(frozen=True, slots=True)
+class ReleaseHolds:
+    """Units of closed orders (cancelled, expired) go back to their buyers' allowance.
+
+    ``items`` are ``(user, sku, qty)``.
+    """
+
+    items: tuple[tuple[str, str, int], ...]
+
+
+DedupMessage: TypeAlias = PurchaseBatch | Settled | ReleaseHolds
 
 # --- inventory ---------------------------------------------------------------
 
@@ -183,7 +193,23 @@ class ReturnUnits:
     orders: tuple[Order, ...]
 
 
-InventoryMessage: TypeAlias = PurchaseBatch | Restock | ReturnUnits
+@dataclass(frozen=True, slots=True)
+class OrdersClosed:
+    """Reserved orders whose status changed and was committed.
+
+    ``status`` is ``paid`` (units move from reserved to paid) or ``cancelled``
+    / ``expired`` (units go back to stock). Once the units have moved, the
+    inventory actor answers ``reply`` with ``value``, so whoever asked for
+    the change sees it applied everywhere.
+    """
+
+    orders: tuple[Order, ...]
+    status: OrderStatus
+    reply: Reply
+    value: Any
+
+
+InventoryMessage: TypeAlias = PurchaseBatch | Restock | ReturnUnits | OrdersClosed
 
 # --- order writer ------------------------------------------------------------
 
@@ -227,4 +253,40 @@ class Flush:
     reply: asyncio.Future[None]
 
 
-WriterMessage: TypeAlias = WriteOrders | WriteRestock | GetOrder | Flush
+@dataclass(frozen=True, slots=True)
+class ChangeResult:
+    """The answer to :class:`ChangeOrder`.
+
+    ``refused`` is empty when the change was committed; otherwise
+    ``unknown_order``, ``not_reserved`` (the order is already paid,
+    cancelled or expired), ``expired`` (its payment time ran out: it is
+    expired now) or ``unavailable`` (the store failed; nothing changed).
+    ``order`` is the order as it now stands, when there is one.
+    """
+
+    order: Order | None
+    refused: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeOrder:
+    """Pay or cancel a reserved order at time ``at``."""
+
+    order_id: str
+    status: Literal["paid", "cancelled"]
+    at: int
+    reply: asyncio.Future[ChangeResult]
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Time has reached ``at``: expire reserved orders whose payment time ran out.
+
+    ``reply`` resolves to the number of orders expired.
+    """
+
+    at: int
+    reply: asyncio.Future[int]
+
+
+WriterMessage: TypeAlias = WriteOrders | WriteRestock | GetOrder | Flush | ChangeOrder | Tick

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ._messages import Order
+from ._messages import Order, OrderStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,12 +58,22 @@ class OrderStore(Protocol):
         """Open (creating if needed) and return what is stored."""
         ...
 
-    def write(self, restocks: Sequence[RestockRecord], orders: Sequence[Order]) -> None:
-        """Commit all of ``restocks`` and ``orders`` in one transaction.
+    def write(
+        self,
+        restocks: Sequence[RestockRecord],
+        orders: Sequence[Order],
+        closed: Sequence[tuple[str, OrderStatus]] = (),
+    ) -> None:
+        """Commit ``restocks``, new ``orders`` and status changes in one transaction.
 
-        Raises :class:`StoreError` when the transaction did not commit; then
-        none of it is stored.
+        ``closed`` holds ``(order_id, status)`` for reserved orders that are
+        now paid, cancelled or expired. Raises :class:`StoreError` when the
+        transaction did not commit; then none of it is stored.
         """
+        ...
+
+    def due(self, at: int, limit: int) -> list[Order]:
+        """Up to ``limit`` reserved orders whose ``expires_at`` is at or before ``at``, oldest first."""
         ...
 
     def get(self, order_id: str) -> Order | None:

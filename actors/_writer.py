@@ -24,16 +24,22 @@ from __future__ import annotations
 import logging
 from typing import Any, assert_never
 
-from ._bridge import LoopBridge
+from ._bridge import Countdown, LoopBridge
 from ._inventory import reserved_outcome
 from ._messages import (
+    ChangeOrder,
+    ChangeResult,
     Flush,
     GetOrder,
     Order,
+    OrdersClosed,
+    OrderStatus,
     Outcome,
     Purchase,
+    ReleaseHolds,
     ReturnUnits,
     Settled,
+    Tick,
     WriteOrders,
     WriteRestock,
     WriterMessage,
@@ -42,6 +48,8 @@ from ._pipeline import Pipeline, Stage, tell
 from ._ports import OrderStore, RestockRecord
 
 log = logging.getLogger("flashsale.actors.writer")
+
+_EXPIRE_BATCH = 10_000  # reservations expired per transaction
 
 
 class WriterGauges:
@@ -111,10 +119,96 @@ class OrderWriterActor(Stage):
                 self._flushes.append(reply)
                 self._commit()
                 return
+            case ChangeOrder(order_id, status, at, reply):
+                try:
+                    self._commit()  # the order may still be pending
+                    self._change(order_id, status, at, reply)
+                except Exception:  # a bug must not leave the caller waiting
+                    log.exception("changing an order failed", extra={"order_id": order_id})
+                    self._bridge.resolve([(reply, ChangeResult(None, "unavailable"))])
+                return
+            case Tick(at, reply):
+                try:
+                    self._commit()
+                    self._expire(at, reply)
+                except Exception:
+                    log.exception("expiring reservations failed")
+                    self._bridge.resolve([(reply, 0)])
+                return
             case _:
                 assert_never(message)
         if len(self._orders) >= self._max_batch or self.actor_inbox.empty():
             self._commit()
+
+    def _change(self, order_id: str, status: OrderStatus, at: int, reply: Any) -> None:
+        """Pay or cancel one reserved order; an overdue one is expired instead."""
+        try:
+            order = self._get(order_id)
+        except Exception:  # the store failed or broke its contract: answer, never hang
+            log.exception("order lookup failed", extra={"order_id": order_id})
+            order = None
+            refused = "unavailable"
+        else:
+            refused = "unknown_order" if order is None else ""
+        if order is not None:
+            if order.status != "reserved":
+                refused = "not_reserved"
+            elif any(o.order_id == order_id for _, o, _ in self._orders):
+                refused = "unavailable"  # not committed yet: the store is failing
+            else:
+                overdue = at >= order.expires_at
+                new = "expired" if overdue else status
+                if self._write_closed([order], new):
+                    closed = order._replace(status=new)
+                    self._announce([closed], new, reply, ChangeResult(closed, "expired" if overdue else ""))
+                    return
+                refused = "unavailable"
+        self._bridge.resolve([(reply, ChangeResult(order, refused))])
+
+    def _expire(self, at: int, reply: Any) -> None:
+        """Expire every reservation whose payment time ran out by ``at``."""
+        expired: list[Order] = []
+        while True:
+            try:
+                due = self._store.due(at, _EXPIRE_BATCH)
+            except Exception:
+                log.exception("looking up due reservations failed")
+                break
+            if not due or not self._write_closed(due, "expired"):
+                break
+            expired.extend(o._replace(status="expired") for o in due)
+            if len(due) < _EXPIRE_BATCH:
+                break
+        if expired:
+            self._announce(expired, "expired", reply, len(expired))
+        else:
+            self._bridge.resolve([(reply, 0)])
+
+    def _write_closed(self, orders: list[Order], status: OrderStatus) -> bool:
+        """Commit the new status; False (and nothing changed) if the store failed."""
+        try:
+            self._store.write([], [], [(o.order_id, status) for o in orders])
+        except Exception as exc:
+            self._gauges.failures += 1
+            log.error("changing order status failed: %s", exc)
+            return False
+        return True
+
+    def _announce(self, orders: list[Order], status: OrderStatus, reply: Any, value: Any) -> None:
+        """After the commit: dedup releases holds, then each inventory owner moves units and answers.
+
+        Committed first, then units move: a crash in between leaves the order
+        closed in the store, and recovery counts its units from there. The
+        caller hears once every owner has applied its part.
+        """
+        if status != "paid":
+            tell(self._pipeline.dedup, ReleaseHolds(tuple((o.user, o.sku, o.qty) for o in orders)))
+        owners: dict[Any, list[Order]] = {}
+        for o in orders:
+            owners.setdefault(self._pipeline.inventory_of[o.sku], []).append(o)
+        done = reply if len(owners) == 1 else Countdown(reply, len(owners), value)
+        for ref, group in owners.items():
+            tell(ref, OrdersClosed(tuple(group), status, done, value))
 
     def _get(self, order_id: str) -> Order | None:
         for _, order, _ in self._orders:

@@ -10,7 +10,16 @@ from actors import Order, Outcome, SkuView
 from ._clock import Clock, ManualClock, from_datetime, to_datetime, wall_clock
 from ._config import Config, LimitsConfig, ServerConfig, SkuConfig, StoreConfig, demo_config
 from ._engine import PurchaseRequest, SaleEngine, SkuStatus
-from ._errors import ConfigError, EngineClosed, FlashsaleError, InvalidRequest, Unavailable, UnknownOrder, UnknownSku
+from ._errors import (
+    ConfigError,
+    EngineClosed,
+    FlashsaleError,
+    InvalidRequest,
+    TransitionRefused,
+    Unavailable,
+    UnknownOrder,
+    UnknownSku,
+)
 from ._sqlite import SQLiteOrderStore
 from ._sync import SyncSaleEngine
 
@@ -34,6 +43,7 @@ __all__ = [
     "SkuView",
     "StoreConfig",
     "SyncSaleEngine",
+    "TransitionRefused",
     "Unavailable",
     "UnknownOrder",
     "UnknownSku",

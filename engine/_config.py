@@ -79,6 +79,7 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
     inventory_actors: int = 4
+    tick_interval: float = 1.0
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], source: str = "<config>") -> Config:
@@ -272,11 +273,15 @@ class _Reader:
             max_body_bytes=self.positive(sv, "max_body_bytes", "server", 4096),
             log_level=level,
         )
-        en = self.table(top.get("engine", {}), "engine", {"inventory_actors"})
+        en = self.table(top.get("engine", {}), "engine", {"inventory_actors", "tick_interval"})
+        tick = float(self.value(en, "tick_interval", (int, float), "engine", 1.0))
+        if tick < 0:
+            raise self.fail("engine.tick_interval", f"must be >= 0 seconds (0: no timer), got {tick}")
         return Config(
             skus=skus,
             store=store,
             limits=limits,
             server=server,
             inventory_actors=self.positive(en, "inventory_actors", "engine", 4),
+            tick_interval=tick,
         )

@@ -20,11 +20,13 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, NamedTuple, Self
+from typing import Any, Literal, NamedTuple, Self
 
 import pykka
 
 from actors import (
+    ChangeOrder,
+    ChangeResult,
     DedupActor,
     Flush,
     GetOrder,
@@ -42,13 +44,14 @@ from actors import (
     SkuStock,
     SkuView,
     StoreError,
+    Tick,
     WriterGauges,
     fast_new,
 )
 
 from ._clock import Clock, wall_clock
 from ._config import Config
-from ._errors import EngineClosed, InvalidRequest, Unavailable, UnknownOrder, UnknownSku
+from ._errors import EngineClosed, InvalidRequest, TransitionRefused, Unavailable, UnknownOrder, UnknownSku
 from ._sqlite import SQLiteOrderStore
 
 log = logging.getLogger("flashsale.engine")
@@ -155,6 +158,7 @@ class SaleEngine:
         self._seq = 0
         self.gauges = WriterGauges()
         self._sold_out: dict[tuple[str, int], Outcome] = {}
+        self._ticker: asyncio.Task[None] | None = None
         limits = config.limits
         self._max_qty = limits.max_qty
         self._max_inflight = limits.max_inflight
@@ -220,6 +224,8 @@ class SaleEngine:
         self._actors = [*front, *inventories, pipeline.writer, pipeline.dedup]
         self._idle = asyncio.Event()
         self._running = True
+        if cfg.tick_interval > 0:
+            self._ticker = loop.create_task(self._tick_forever(cfg.tick_interval), name="flashsale-ticker")
         log.info(
             "sale started",
             extra={"skus": len(cfg.skus), "inventory_actors": len(inventories), "durability": cfg.store.durability},
@@ -233,6 +239,9 @@ class SaleEngine:
         if not self._running:
             return
         self._running = False
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
         assert self._idle is not None
         assert self._loop is not None
         try:
@@ -442,6 +451,53 @@ class SaleEngine:
         view = await self._ask(lambda fut: (self._pipeline.inventory_of[sku], Restock(sku, qty, self.clock(), fut)))
         assert isinstance(view, SkuView)
         return view
+
+    async def pay(self, order_id: str) -> Order:
+        """Mark a reserved order paid; returns the paid order.
+
+        Raises :class:`UnknownOrder`, :class:`TransitionRefused` (not
+        reserved, or its payment time ran out) or :class:`Unavailable`.
+        """
+        return await self._change(order_id, "paid")
+
+    async def cancel(self, order_id: str) -> Order:
+        """Cancel a reserved order: its units go back on sale and back to the buyer's allowance."""
+        return await self._change(order_id, "cancelled")
+
+    async def _change(self, order_id: str, status: Literal["paid", "cancelled"]) -> Order:
+        if type(order_id) is not str or not _storable(order_id):
+            raise InvalidRequest("order_id", "must be a string")
+        result = await self._ask(lambda fut: (self._pipeline.writer, ChangeOrder(order_id, status, self.clock(), fut)))
+        assert isinstance(result, ChangeResult)
+        if result.refused == "unknown_order":
+            raise UnknownOrder(order_id)
+        if result.refused == "unavailable":
+            raise Unavailable("the order store could not record the change")
+        assert result.order is not None
+        if result.refused:
+            raise TransitionRefused(result.order, result.refused)
+        return result.order
+
+    async def expire_due(self) -> int:
+        """Expire every reservation whose payment time has run out by now; returns how many.
+
+        The engine calls this every ``tick_interval`` seconds; with
+        ``tick_interval = 0`` (virtual time, replays) the caller does.
+        """
+        expired = await self._ask(lambda fut: (self._pipeline.writer, Tick(self.clock(), fut)))
+        assert isinstance(expired, int)
+        return expired
+
+    async def _tick_forever(self, interval: float) -> None:
+        """Send the writer a Tick every ``interval`` seconds: time enters the actors as data."""
+        while self._running:
+            await asyncio.sleep(interval)
+            try:
+                expired = await self.expire_due()
+            except EngineClosed:
+                return
+            if expired:
+                log.info("reservations expired", extra={"count": expired})
 
     async def flush(self) -> None:
         """Wait until everything answered so far is committed."""

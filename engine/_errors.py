@@ -8,6 +8,8 @@ are for calls that cannot be answered at all::
     ├── InvalidRequest (ValueError)    the arguments are wrong; nothing changed
     ├── UnknownSku (LookupError)       no such SKU in this sale
     ├── UnknownOrder (LookupError)     no such order
+    ├── TransitionRefused              the order is not reserved (any more): it cannot
+    │                                  be paid or cancelled
     ├── ConfigError (ValueError)       a configuration file or value is wrong
     ├── Unavailable                    the store cannot answer now: something broke it
     └── EngineClosed (RuntimeError)    the engine is not running: you closed it
@@ -15,6 +17,8 @@ are for calls that cannot be answered at all::
 """
 
 from __future__ import annotations
+
+from actors import Order
 
 
 class FlashsaleError(Exception):
@@ -44,6 +48,20 @@ class UnknownOrder(FlashsaleError, LookupError):
     def __init__(self, order_id: str) -> None:
         super().__init__(f"unknown order {order_id!r}")
         self.order_id = order_id
+
+
+class TransitionRefused(FlashsaleError):
+    """A pay or cancel the order's status does not allow.
+
+    ``order`` is the order as it stands; ``reason`` is ``not_reserved`` (it
+    is already paid, cancelled or expired) or ``expired`` (its payment time
+    ran out, so it has just been expired).
+    """
+
+    def __init__(self, order: Order, reason: str) -> None:
+        super().__init__(f"order {order.order_id} is {order.status}")
+        self.order = order
+        self.reason = reason
 
 
 class ConfigError(FlashsaleError, ValueError):

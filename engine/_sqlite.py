@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from itertools import chain
 from pathlib import Path
 
-from actors import Order, Recovered, RestockRecord, SkuTotals, StoreError
+from actors import Order, OrderStatus, Recovered, RestockRecord, SkuTotals, StoreError
 
 SCHEMA_VERSION = 1
 
@@ -41,6 +41,8 @@ CREATE TABLE IF NOT EXISTS restocks (
     qty INTEGER NOT NULL,
     at  INTEGER NOT NULL
 );
+-- Reservations waiting for payment, by deadline: what a Tick looks up.
+CREATE INDEX IF NOT EXISTS orders_due ON orders (expires_at) WHERE status = 'reserved';
 """
 
 _COLUMNS = "order_id, sku, user, qty, status, created_at, expires_at, idempotency_key, request_id"
@@ -130,7 +132,12 @@ class SQLiteOrderStore:
             raise StoreError(f"{self.path} is not open")
         return self._db
 
-    def write(self, restocks: Sequence[RestockRecord], orders: Sequence[Order]) -> None:
+    def write(
+        self,
+        restocks: Sequence[RestockRecord],
+        orders: Sequence[Order],
+        closed: Sequence[tuple[str, OrderStatus]] = (),
+    ) -> None:
         db = self._conn()
         try:
             db.execute("BEGIN IMMEDIATE")
@@ -140,6 +147,11 @@ class SQLiteOrderStore:
                         "INSERT INTO restocks (sku, qty, at) VALUES (?, ?, ?)", [(r.sku, r.qty, r.at) for r in restocks]
                     )
                 _insert_orders(db, orders)
+                if closed:
+                    db.executemany(
+                        "UPDATE orders SET status = ? WHERE order_id = ? AND status = 'reserved'",
+                        [(status, order_id) for order_id, status in closed],
+                    )
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:
@@ -147,6 +159,21 @@ class SQLiteOrderStore:
                 raise
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: {exc}") from exc
+
+    def due(self, at: int, limit: int) -> list[Order]:
+        try:
+            rows = (
+                self._conn()
+                .execute(
+                    f"SELECT {_COLUMNS} FROM orders WHERE status = 'reserved' AND expires_at <= ?"
+                    " ORDER BY expires_at, order_id LIMIT ?",
+                    (at, limit),
+                )
+                .fetchall()
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: {exc}") from exc
+        return [Order(*row) for row in rows]
 
     def get(self, order_id: str) -> Order | None:
         try:

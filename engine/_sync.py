@@ -84,6 +84,14 @@ class SyncSaleEngine:
         """Blocking :meth:`SaleEngine.order`."""
         return self._call(self.engine.order(order_id))
 
+    def pay(self, order_id: str) -> Order:
+        """Blocking :meth:`SaleEngine.pay`."""
+        return self._call(self.engine.pay(order_id))
+
+    def cancel(self, order_id: str) -> Order:
+        """Blocking :meth:`SaleEngine.cancel`."""
+        return self._call(self.engine.cancel(order_id))
+
     def restock(self, sku: str, qty: int) -> SkuView:
         """Blocking :meth:`SaleEngine.restock`."""
         return self._call(self.engine.restock(sku, qty))

@@ -17,7 +17,7 @@ from typing import Any
 import pykka
 import pytest
 
-from actors import Order, OrderStore, Recovered, RestockRecord, StoreError
+from actors import Order, OrderStatus, OrderStore, Recovered, RestockRecord, StoreError
 from engine import Config, LimitsConfig, ManualClock, SaleEngine, SkuConfig, SQLiteOrderStore, StoreConfig
 
 T0 = 1_767_225_600_000_000
@@ -131,11 +131,21 @@ class FlakyStore:
     def open(self) -> Recovered:
         return self.inner.open()
 
-    def write(self, restocks: Sequence[RestockRecord], orders: Sequence[Order]) -> None:
+    def write(
+        self,
+        restocks: Sequence[RestockRecord],
+        orders: Sequence[Order],
+        closed: Sequence[tuple[str, OrderStatus]] = (),
+    ) -> None:
         if self.failing:
             raise StoreError("injected failure: disk on fire")
-        self.inner.write(restocks, orders)
+        self.inner.write(restocks, orders, closed)
         self.writes += 1
+
+    def due(self, at: int, limit: int) -> list[Order]:
+        if self.failing:
+            raise StoreError("injected failure: disk on fire")
+        return self.inner.due(at, limit)
 
     def get(self, order_id: str) -> Order | None:
         self.get_entered.set()

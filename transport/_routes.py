@@ -12,15 +12,16 @@ import orjson
 import structlog
 from aiohttp import web
 
-from engine import EngineClosed, InvalidRequest, Unavailable, UnknownOrder, UnknownSku
+from engine import EngineClosed, InvalidRequest, TransitionRefused, Unavailable, UnknownOrder, UnknownSku
 
 from ._app import ENGINE, METRICS, RENDER, REQUEST_ID, guarded
-from ._render import error, json_response, order_json, sku_json
+from ._render import error, iso, json_response, order_json, sku_json
 
 routes = web.RouteTableDef()
 log = structlog.get_logger("flashsale.http")
 
 _FIELDS = frozenset({"sku", "user", "qty"})
+_DONE = {"pay": "paid", "cancel": "cancelled"}
 _MAX_KEY = 255
 
 
@@ -95,6 +96,8 @@ async def get_order(request: web.Request) -> web.Response:
     order_id = request.match_info["order_id"]
     try:
         order = await request.app[ENGINE].order(order_id)
+    except InvalidRequest as exc:
+        return _bad(request, f"'{exc.field}' {exc.detail}")
     except UnknownOrder:
         return _bad(request, f"there is no order {order_id!r}", "unknown_order", 404)
     except (EngineClosed, Unavailable) as exc:
@@ -102,13 +105,28 @@ async def get_order(request: web.Request) -> web.Response:
     return json_response(200, order_json(order))
 
 
-@routes.post("/v1/orders/{order_id}/pay")
-@routes.post("/v1/orders/{order_id}/cancel")
+@routes.post("/v1/orders/{order_id}/{action:pay|cancel}")
 @guarded
 async def change_order(request: web.Request) -> web.Response:
-    # The order lifecycle (pay, cancel, expiry) is its own piece of work;
-    # the routes exist so clients and the contract are stable meanwhile.
-    return error(501, "not_implemented", "paying and cancelling orders is not available in this version")
+    order_id, action = request.match_info["order_id"], request.match_info["action"]
+    engine = request.app[ENGINE]
+    try:
+        order = await (engine.pay(order_id) if action == "pay" else engine.cancel(order_id))
+    except InvalidRequest as exc:
+        return _bad(request, f"'{exc.field}' {exc.detail}")
+    except UnknownOrder:
+        return _bad(request, f"there is no order {order_id!r}", "unknown_order", 404)
+    except TransitionRefused as exc:
+        detail = (
+            f"order {order_id} expired at {iso(exc.order.expires_at)}; its units are back on sale"
+            if exc.reason == "expired"
+            else f"order {order_id} is {exc.order.status}; only a reserved order can be {_DONE[action]}"
+        )
+        request.app[METRICS].errors["invalid_transition"] += 1
+        return error(409, "invalid_transition", detail, order=order_json(exc.order))
+    except (EngineClosed, Unavailable) as exc:
+        return _unavailable(request, exc)
+    return json_response(200, order_json(order))
 
 
 @routes.get("/healthz")

@@ -70,11 +70,3 @@ async def test_refusals_are_logged_with_the_request_id(make_client: MakeClient) 
     assert refused[0]["request_id"] == "req-bad"
     assert refused[0]["error"] == "invalid_request"
     assert refused[0]["log_level"] == "debug"
-
-
-async def test_pay_and_cancel_routes_exist(make_client: MakeClient) -> None:
-    """The lifecycle routes answer in the JSON error shape until payments are supported (501)."""
-    client = await make_client()
-    for action in ("pay", "cancel"):
-        resp = await client.post(f"/v1/orders/moutai-53-1/{action}")
-        assert (resp.status, (await resp.json())["error"]) == (501, "not_implemented")
