@@ -61,7 +61,7 @@ class SkuStock:
         self.restocked = t.restocked
         self.reserved = t.reserved
         self.paid = t.paid
-        self.seq = t.last_seq
+        self.seq = t.last_seq  # the store's "continue from" (see actors.Recovered)
         self.starts_at = starts_at
         self.ends_at = ends_at
         self.hold_us = hold_us

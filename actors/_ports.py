@@ -37,6 +37,10 @@ class SkuTotals:
 class Recovered:
     """Everything start-up needs to continue a sale where it stopped.
 
+    ``skus[sku].last_seq`` is the order number to continue from: past the
+    last stored one, and past any that the previous run may have handed out
+    without storing (see :meth:`OrderStore.open`), so an id a buyer was given
+    before a crash is never given to another.
     ``per_user`` maps ``(user, sku)`` to units held by live orders (reserved
     or paid); ``keyed`` maps ``(user, idempotency_key)`` to the order that
     key produced, so a retry after a restart gets the same answer.
@@ -54,8 +58,15 @@ class StoreError(Exception):
 class OrderStore(Protocol):
     """Durable home of orders and restocks."""
 
-    def open(self) -> Recovered:
-        """Open (creating if needed) and return what is stored."""
+    def open(self, skus: Sequence[str] = (), unwritten_bound: int = 0) -> Recovered:
+        """Open (creating if needed) and return what is stored.
+
+        ``unwritten_bound`` is the most orders per SKU this run may confirm
+        without storing them (``durability = "async"``; 0 otherwise). For each
+        of ``skus`` the store records where this run's numbering starts and
+        that bound, and a later start continues from
+        ``max(last stored, that start) + that bound``.
+        """
         ...
 
     def write(

@@ -173,7 +173,10 @@ class SaleEngine:
         loop = self._loop = asyncio.get_running_loop()
         bridge = self._bridge = LoopBridge(loop)
         try:
-            recovered = await asyncio.to_thread(self._store.open)
+            # In async mode up to this many orders can be confirmed and not yet
+            # written (the gateway refuses beyond it); the next start skips them.
+            async_bound = self._max_backlog + self._max_inflight if self.config.store.durability == "async" else 0
+            recovered = await asyncio.to_thread(self._store.open, [s.id for s in self.config.skus], async_bound)
         except StoreError as exc:
             raise Unavailable(str(exc)) from exc
         cfg = self.config

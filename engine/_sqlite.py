@@ -14,6 +14,7 @@ survives power loss too, at the cost of one fsync per batch.
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from collections.abc import Sequence
 from itertools import chain
@@ -40,6 +41,13 @@ CREATE TABLE IF NOT EXISTS restocks (
     sku TEXT NOT NULL,
     qty INTEGER NOT NULL,
     at  INTEGER NOT NULL
+);
+-- Per SKU, where the last run's order numbers started and how many it could
+-- have handed out without storing (async durability): numbers resume past both.
+CREATE TABLE IF NOT EXISTS sku_runs (
+    sku   TEXT PRIMARY KEY,
+    start INTEGER NOT NULL,
+    bound INTEGER NOT NULL
 );
 -- Reservations waiting for payment, by deadline: what a Tick looks up.
 CREATE INDEX IF NOT EXISTS orders_due ON orders (expires_at) WHERE status = 'reserved';
@@ -82,7 +90,7 @@ class SQLiteOrderStore:
         self._synchronous = synchronous.upper()
         self._db: sqlite3.Connection | None = None
 
-    def open(self) -> Recovered:
+    def open(self, skus: Sequence[str] = (), unwritten_bound: int = 0) -> Recovered:
         try:
             if self.path.parent != Path():
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -95,8 +103,21 @@ class SQLiteOrderStore:
                 raise StoreError(f"{self.path} was written by a newer flashsale (schema {version})")
             db.executescript(_SCHEMA)
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            recovered = self._recover(db)
+            runs = {sku: (start, bound) for sku, start, bound in db.execute("SELECT sku, start, bound FROM sku_runs")}
+            totals = dict(recovered.skus)
+            for sku in skus:
+                t = totals.get(sku, SkuTotals())
+                start, bound = runs.get(sku, (0, 0))
+                totals[sku] = dataclasses.replace(t, last_seq=max(t.last_seq, start) + bound)
+            with db:
+                db.executemany(
+                    "INSERT INTO sku_runs (sku, start, bound) VALUES (?, ?, ?)"
+                    " ON CONFLICT (sku) DO UPDATE SET start = excluded.start, bound = excluded.bound",
+                    [(sku, totals[sku].last_seq, unwritten_bound) for sku in skus],
+                )
             self._db = db
-            return self._recover(db)
+            return dataclasses.replace(recovered, skus=totals)
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: {exc}") from exc
 

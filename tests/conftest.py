@@ -128,8 +128,8 @@ class FlakyStore:
         self.get_entered = threading.Event()
         self.get_gate: threading.Event | None = None
 
-    def open(self) -> Recovered:
-        return self.inner.open()
+    def open(self, skus: Sequence[str] = (), unwritten_bound: int = 0) -> Recovered:
+        return self.inner.open(skus, unwritten_bound)
 
     def write(
         self,

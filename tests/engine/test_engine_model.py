@@ -120,6 +120,7 @@ class EngineMachine(RuleBasedStateMachine):
         self.clock = ManualClock(T0)
         self.loop = asyncio.new_event_loop()
         self.model = Model()
+        self.run_start: Counter[str] = Counter()  # where the running engine's order numbers started, per SKU
         self.reserved: dict[str, Outcome] = {}  # every reserved answer, by order id
         self.steps_since_restart = self.steps_since_advance = 0
         self.engine = self._start()
@@ -214,6 +215,12 @@ class EngineMachine(RuleBasedStateMachine):
         self.loop.run_until_complete(self.engine.stop())
         self.engine = self._start()
         self.model.restarted()
+        # Numbers resume past the last stored one and past this run's start,
+        # plus (async) as many as the stopped run could have confirmed unstored.
+        limits = self.engine.config.limits
+        bound = limits.max_writer_backlog + limits.max_inflight if self.durability == "async" else 0
+        for sku in CFG:
+            self.model.seq[sku] = self.run_start[sku] = max(self.model.seq[sku], self.run_start[sku]) + bound
         self.steps_since_restart = 0
 
     @precondition(lambda self: self.steps_since_advance >= 1)
