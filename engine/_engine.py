@@ -521,6 +521,8 @@ class SaleEngine:
             "actors_alive": bool(self._actors) and all(ref.is_alive() for ref in self._actors),
             "store_ok": self.gauges.store_ok,
             "writer_keeping_up": self.gauges.backlog < self._max_backlog,
+            # With durability "commit" a slow store shows here: answers wait on commits.
+            "below_inflight_limit": self._inflight < self._max_inflight,
         }
 
     @property

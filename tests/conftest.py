@@ -127,6 +127,8 @@ class FlakyStore:
         self.writes = 0
         self.get_entered = threading.Event()
         self.get_gate: threading.Event | None = None
+        self.write_entered = threading.Event()
+        self.write_gate: threading.Event | None = None
 
     def open(self, skus: Sequence[str] = (), unwritten_bound: int = 0) -> Recovered:
         return self.inner.open(skus, unwritten_bound)
@@ -137,6 +139,9 @@ class FlakyStore:
         orders: Sequence[Order],
         closed: Sequence[tuple[str, OrderStatus]] = (),
     ) -> None:
+        self.write_entered.set()
+        if self.write_gate is not None:
+            self.write_gate.wait(30)  # a store that cannot keep up: hold the writer until the test lets go
         if self.failing:
             raise StoreError("injected failure: disk on fire")
         self.inner.write(restocks, orders, closed)

@@ -138,7 +138,13 @@ async def test_async_durability_failure_keeps_orders_and_retries(
     flaky_store.failing = False
     await engine.flush()
     assert [o.order_id for o in read_orders(db_path)] == [first.order_id, second.order_id]
-    assert engine.readiness() == {"running": True, "actors_alive": True, "store_ok": True, "writer_keeping_up": True}
+    assert engine.readiness() == {
+        "running": True,
+        "actors_alive": True,
+        "store_ok": True,
+        "writer_keeping_up": True,
+        "below_inflight_limit": True,
+    }
 
 
 async def test_real_sqlite_failure_locked_database(

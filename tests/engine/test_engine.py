@@ -251,9 +251,11 @@ async def test_readiness(make_config: MakeConfig, clock: ManualClock) -> None:
         "actors_alive": False,
         "store_ok": True,
         "writer_keeping_up": True,
+        "below_inflight_limit": True,
     }
     async with engine:
-        assert engine.readiness() == dict.fromkeys(("running", "actors_alive", "store_ok", "writer_keeping_up"), True)
+        checks = ("running", "actors_alive", "store_ok", "writer_keeping_up", "below_inflight_limit")
+        assert engine.readiness() == dict.fromkeys(checks, True)
     assert engine.readiness()["running"] is False
     assert engine.readiness()["actors_alive"] is False
 

@@ -19,7 +19,13 @@ async def test_healthz_and_readyz(make_client: MakeClient) -> None:
     assert resp.status == 200
     assert body == {
         "ready": True,
-        "checks": {"running": True, "actors_alive": True, "store_ok": True, "writer_keeping_up": True},
+        "checks": {
+            "running": True,
+            "actors_alive": True,
+            "store_ok": True,
+            "writer_keeping_up": True,
+            "below_inflight_limit": True,
+        },
     }
 
 
