@@ -18,6 +18,10 @@ read: orders stored must cover every 200 the load tool counted.
 
 ``embedded``: bench/embedded.py (SaleEngine without HTTP).
 
+``recovery [options]``: bench/recovery.py (restart time with 1,000,000 orders
+in the store; its own options, see ``bench/recovery.py --help``). Not part of
+``all``.
+
 ``--json FILE`` writes every raw number.
 """
 
@@ -46,6 +50,7 @@ from pathlib import Path
 
 import embedded
 import load
+import recovery
 
 BENCH = Path(__file__).resolve().parent
 READY_POLL_S = 0.05  # interval between /healthz polls (readiness is polled, never assumed)
@@ -513,7 +518,13 @@ def machine_info(args: argparse.Namespace) -> dict[str, object]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="flashsale benchmarks (HTTP vs a bare aiohttp handler, and embedded).")
-    p.add_argument("what", nargs="?", choices=("all", "http", "embedded"), default="all")
+    p.add_argument(
+        "what",
+        nargs="?",
+        choices=("all", "http", "embedded"),
+        default="all",
+        help="which benchmark (default all); `run.py recovery [options]` runs bench/recovery.py",
+    )
     p.add_argument("--duration", type=int, default=10, help="seconds per measured HTTP run (default 10)")
     p.add_argument("--warmup", type=int, default=1, help="seconds of warm-up load before each HTTP run (default 1)")
     p.add_argument("--rounds", type=int, default=3, help="bare/flashsale alternations per scenario (default 3)")
@@ -546,6 +557,9 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["recovery"]:
+        return recovery.main(argv[1:])
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     m = machine_info(args)
