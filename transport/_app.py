@@ -25,7 +25,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from engine import Config, SaleEngine
+from engine import Config, EngineClosed, InvalidRequest, SaleEngine, Unavailable, UnknownOrder, UnknownSku
 
 from ._metrics import Metrics
 from ._render import OutcomeRenderer, error
@@ -56,8 +56,20 @@ def _request_ids() -> Callable[[], str]:
 _next_id = _request_ids()
 
 
+def refuse(request: web.Request, detail: str, code: str = "invalid_request", status: int = 400) -> web.Response:
+    """A 4xx for a request that changed nothing: counted, logged at debug with its id."""
+    request.app[METRICS].errors[code] += 1
+    log.debug("request refused", request_id=request[REQUEST_ID], error=code, detail=detail)
+    return error(status, code, detail)
+
+
 def guarded(handler: Handler) -> Handler:
-    """Give the request an id, answer every error as JSON, echo the id."""
+    """Give the request an id, answer every error as JSON, echo the id.
+
+    The engine's exceptions map to HTTP here, once for every route:
+    ``InvalidRequest`` 400, ``UnknownSku`` / ``UnknownOrder`` 404,
+    ``EngineClosed`` / ``Unavailable`` 503.
+    """
 
     @functools.wraps(handler)
     async def run(request: web.Request) -> web.StreamResponse:
@@ -67,6 +79,15 @@ def guarded(handler: Handler) -> Handler:
         request[REQUEST_ID] = rid
         try:
             response = await handler(request)
+        except InvalidRequest as exc:
+            response = refuse(request, f"'{exc.field}' {exc.detail}")
+        except UnknownSku as exc:
+            response = refuse(request, f"there is no sku {exc.sku!r} in this sale", "unknown_sku", 404)
+        except UnknownOrder as exc:
+            response = refuse(request, f"there is no order {exc.order_id!r}", "unknown_order", 404)
+        except (EngineClosed, Unavailable) as exc:
+            log.warning("engine unavailable", request_id=rid, reason=str(exc))
+            response = error(503, "unavailable", "the sale is not taking requests right now; retry shortly")
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise

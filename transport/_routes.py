@@ -12,9 +12,9 @@ import orjson
 import structlog
 from aiohttp import web
 
-from engine import EngineClosed, InvalidRequest, TransitionRefused, Unavailable, UnknownOrder, UnknownSku
+from engine import TransitionRefused
 
-from ._app import ENGINE, METRICS, RENDER, REQUEST_ID, guarded
+from ._app import ENGINE, METRICS, RENDER, REQUEST_ID, guarded, refuse
 from ._render import error, iso, json_response, order_json, sku_json
 
 routes = web.RouteTableDef()
@@ -25,17 +25,6 @@ _DONE = {"pay": "paid", "cancel": "cancelled"}
 _MAX_KEY = 255
 
 
-def _bad(request: web.Request, detail: str, code: str = "invalid_request", status: int = 400) -> web.Response:
-    request.app[METRICS].errors[code] += 1
-    log.debug("request refused", request_id=request[REQUEST_ID], error=code, detail=detail)
-    return error(status, code, detail)
-
-
-def _unavailable(request: web.Request, exc: Exception) -> web.Response:
-    log.warning("engine unavailable", request_id=request[REQUEST_ID], reason=str(exc))
-    return error(503, "unavailable", "the sale is not taking requests right now; retry shortly")
-
-
 @routes.post("/v1/purchase")
 @guarded
 async def purchase(request: web.Request) -> web.Response:
@@ -43,32 +32,25 @@ async def purchase(request: web.Request) -> web.Response:
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        return _bad(request, f"the body is not valid JSON: {exc.msg} at position {exc.pos}")
+        return refuse(request, f"the body is not valid JSON: {exc.msg} at position {exc.pos}")
     if type(data) is not dict:
-        return _bad(request, 'the body must be a JSON object like {"sku": "moutai-53", "user": "u-1", "qty": 1}')
+        return refuse(request, 'the body must be a JSON object like {"sku": "moutai-53", "user": "u-1", "qty": 1}')
     if not data.keys() <= _FIELDS:
         unknown = sorted(data.keys() - _FIELDS)
-        return _bad(request, f"unknown field {unknown[0]!r}; the fields are sku, user and qty")
+        return refuse(request, f"unknown field {unknown[0]!r}; the fields are sku, user and qty")
     sku, user, qty = data.get("sku"), data.get("user"), data.get("qty", 1)
     if type(sku) is not str or not sku:
-        return _bad(request, "'sku' is required and must be a non-empty string")
+        return refuse(request, "'sku' is required and must be a non-empty string")
     if type(user) is not str or not user:
-        return _bad(request, "'user' is required and must be a non-empty string")
+        return refuse(request, "'user' is required and must be a non-empty string")
     key = request.headers.get("Idempotency-Key")
     if key is not None and (not 0 < len(key) <= _MAX_KEY or not key.isprintable() or not key.isascii()):
-        return _bad(request, f"Idempotency-Key must be 1 to {_MAX_KEY} printable ASCII characters")
+        return refuse(request, f"Idempotency-Key must be 1 to {_MAX_KEY} printable ASCII characters")
     app = request.app
     engine = app[ENGINE]
-    try:
-        outcome = await engine.purchase(
-            sku, user, qty, idempotency_key=key, client_ip=request.remote, request_id=request[REQUEST_ID]
-        )
-    except InvalidRequest as exc:
-        return _bad(request, f"'{exc.field}' {exc.detail}")
-    except UnknownSku:
-        return _bad(request, f"there is no sku {sku!r} in this sale", "unknown_sku", 404)
-    except (EngineClosed, Unavailable) as exc:
-        return _unavailable(request, exc)
+    outcome = await engine.purchase(
+        sku, user, qty, idempotency_key=key, client_ip=request.remote, request_id=request[REQUEST_ID]
+    )
     result = outcome.result
     app[METRICS].purchases[result] += 1
     if result == "sale_not_open":
@@ -82,26 +64,14 @@ async def purchase(request: web.Request) -> web.Response:
 @routes.get("/v1/skus/{sku}")
 @guarded
 async def sku_status(request: web.Request) -> web.Response:
-    sku = request.match_info["sku"]
-    try:
-        status = await request.app[ENGINE].sku_status(sku)
-    except UnknownSku:
-        return _bad(request, f"there is no sku {sku!r} in this sale", "unknown_sku", 404)
+    status = await request.app[ENGINE].sku_status(request.match_info["sku"])
     return json_response(200, sku_json(status))
 
 
 @routes.get("/v1/orders/{order_id}")
 @guarded
 async def get_order(request: web.Request) -> web.Response:
-    order_id = request.match_info["order_id"]
-    try:
-        order = await request.app[ENGINE].order(order_id)
-    except InvalidRequest as exc:
-        return _bad(request, f"'{exc.field}' {exc.detail}")
-    except UnknownOrder:
-        return _bad(request, f"there is no order {order_id!r}", "unknown_order", 404)
-    except (EngineClosed, Unavailable) as exc:
-        return _unavailable(request, exc)
+    order = await request.app[ENGINE].order(request.match_info["order_id"])
     return json_response(200, order_json(order))
 
 
@@ -112,10 +82,6 @@ async def change_order(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     try:
         order = await (engine.pay(order_id) if action == "pay" else engine.cancel(order_id))
-    except InvalidRequest as exc:
-        return _bad(request, f"'{exc.field}' {exc.detail}")
-    except UnknownOrder:
-        return _bad(request, f"there is no order {order_id!r}", "unknown_order", 404)
     except TransitionRefused as exc:
         detail = (
             f"order {order_id} expired at {iso(exc.order.expires_at)}; its units are back on sale"
@@ -124,8 +90,6 @@ async def change_order(request: web.Request) -> web.Response:
         )
         request.app[METRICS].errors["invalid_transition"] += 1
         return error(409, "invalid_transition", detail, order=order_json(exc.order))
-    except (EngineClosed, Unavailable) as exc:
-        return _unavailable(request, exc)
     return json_response(200, order_json(order))
 
 
