@@ -30,8 +30,9 @@
    (no root, nothing else on the machine is touched); ``fincore`` confirms
    it when installed. On a VM the host may still cache the disk, so "cold"
    means cold for this guest.
-3. Print a table (median of ``--repeat`` runs, min..max) and the verdict of
-   ``SaleEngine.start()`` against the 5 s target. The temporary directory is
+3. Print a table (median of ``--repeat`` runs, min..max, and the CPU the
+   rest of the machine used meanwhile: noise) and the verdict of
+   ``SaleEngine.start()`` against the 5 s target (exit status 1 if missed). The temporary directory is
    deleted at the end, on error and on SIGTERM. Every child has a timeout.
 """
 
@@ -45,6 +46,7 @@ import os
 import platform
 import queue
 import random
+import resource
 import shutil
 import signal
 import socket
@@ -91,6 +93,7 @@ class Measured:
     what: str
     cache: str
     seconds: list[float] = field(default_factory=list)
+    others: list[float] = field(default_factory=list)  # CPU cores the rest of the machine used, per run
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -313,6 +316,33 @@ def time_serve(tmp: Path, db: Path, stock: dict[str, int]) -> float:
         stdout.close()
 
 
+# -- noise ------------------------------------------------------------------------
+
+TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def noise_probe() -> tuple[float, float, int] | None:
+    """(wall, CPU seconds of this process and its finished children, machine busy ticks); None without /proc."""
+    try:
+        f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq = f
+    mine = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = mine.ru_utime + mine.ru_stime + kids.ru_utime + kids.ru_stime
+    return time.monotonic(), cpu, user + nice + system + irq + softirq
+
+
+def others_cores(start: tuple[float, float, int] | None) -> float | None:
+    """CPU cores everything but this benchmark used since ``start``: how noisy the run was."""
+    end = noise_probe()
+    if start is None or end is None or end[0] <= start[0]:
+        return None
+    busy = (end[2] - start[2]) / TICK
+    return max(0.0, busy - (end[1] - start[1])) / (end[0] - start[0])
+
+
 # -- page cache -------------------------------------------------------------------
 
 
@@ -373,6 +403,7 @@ def measure(args: argparse.Namespace, tmp: Path, db: Path, empty: Path, built: B
                     res = resident_bytes(db)
                     if res is not None:
                         m.notes.append(f"in page cache before run {rnd}: {res / 2**20:.1f} MiB")
+                probe = noise_probe()
                 if what == "serve":
                     seconds = time_serve(tmp, db, built.stock)
                 else:
@@ -380,11 +411,19 @@ def measure(args: argparse.Namespace, tmp: Path, db: Path, empty: Path, built: B
                     seconds = float(out["seconds"])  # type: ignore[arg-type]
                     _check_child(what, out, built)
                 m.seconds.append(seconds)
-                print(f"  {cache:<4} round {rnd}  {what:<6} {seconds:7.3f} s", flush=True)
+                others = others_cores(probe)
+                if others is not None:
+                    m.others.append(others)
+                noise = f"  (others: {others:.2f} cores)" if others is not None else ""
+                print(f"  {cache:<4} round {rnd}  {what:<6} {seconds:7.3f} s{noise}", flush=True)
         results.extend(rows.values())
     base = Measured("serve_empty", "warm")
     for _ in range(args.repeat):
+        probe = noise_probe()
         base.seconds.append(time_serve(tmp, empty, dict.fromkeys(built.stock, 10)))
+        others = others_cores(probe)
+        if others is not None:
+            base.others.append(others)
     print(f"  warm {'':>7}  serve on an empty store: {base.median:.3f} s (median)", flush=True)
     results.append(base)
     return results
@@ -414,10 +453,11 @@ def format_table(built: Built, results: list[Measured]) -> str:
         f"{built.keyed:,} with an Idempotency-Key, all reserved), file {built.bytes / 2**20:,.0f} MiB; "
         f"median of {runs} run(s), each in a fresh process"
     )
-    rows = [f"{'measure':<42} {'cache':<5} {'median s':>9} {'min..max s':>14}"]
+    rows = [f"{'measure':<42} {'cache':<5} {'median s':>9} {'min..max s':>14} {'others':>6}"]
     for m in results:
         spread = f"{min(m.seconds):.3f}..{max(m.seconds):.3f}"
-        rows.append(f"{LABELS[m.what]:<42} {m.cache:<5} {m.median:>9.3f} {spread:>14}")
+        noise = f"{max(m.others):.2f}" if m.others else "n/a"
+        rows.append(f"{LABELS[m.what]:<42} {m.cache:<5} {m.median:>9.3f} {spread:>14} {noise:>6}")
     notes = [f"  {m.cache} {m.what}: {n}" for m in results for n in m.notes]
     verdicts = [
         f"SaleEngine.start() <= {TARGET_S:g} s ({m.cache}): {m.median:.2f} s -> "
@@ -425,7 +465,8 @@ def format_table(built: Built, results: list[Measured]) -> str:
         for m in results
         if m.what == "engine"
     ]
-    out = [head, "", *rows]
+    note = "others: CPU cores the rest of the machine used during the runs (worst run): noise"
+    out = [head, "", *rows, note]
     if notes:
         out += ["", "page cache (fincore) before each cold run:", *notes]
     return "\n".join([*out, "", *verdicts])
