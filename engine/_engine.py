@@ -155,7 +155,6 @@ class SaleEngine:
         self._bridge: LoopBridge | None = None
         self._pipeline = Pipeline()
         self._actors: list[pykka.ActorRef[Any]] = []
-        self._seq = 0
         self.gauges = WriterGauges()
         self._sold_out: dict[tuple[str, int], Outcome] = {}
         self._ticker: asyncio.Task[None] | None = None

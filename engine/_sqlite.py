@@ -65,6 +65,11 @@ _INSERTS = {
 _LAST_SEQ = "MAX(CAST(substr(order_id, length(sku) + 2) AS INTEGER))"
 
 
+def _zero_totals() -> dict[str, int]:
+    """A SKU's sums before any of its rows is read (the fields of :class:`SkuTotals`)."""
+    return {"reserved": 0, "paid": 0, "restocked": 0, "last_seq": 0}
+
+
 def _insert_orders(db: sqlite3.Connection, orders: Sequence[Order]) -> None:
     """Insert with few statements, not one per row.
 
@@ -127,12 +132,12 @@ class SQLiteOrderStore:
         for sku, status, qty, last in db.execute(
             f"SELECT sku, status, SUM(qty), {_LAST_SEQ} FROM orders GROUP BY sku, status"
         ):
-            t = totals.setdefault(sku, {"reserved": 0, "paid": 0, "restocked": 0, "last_seq": 0})
+            t = totals.setdefault(sku, _zero_totals())
             if status in ("reserved", "paid"):
                 t[status] += qty
             t["last_seq"] = max(t["last_seq"], last)
         for sku, qty in db.execute("SELECT sku, SUM(qty) FROM restocks GROUP BY sku"):
-            totals.setdefault(sku, {"reserved": 0, "paid": 0, "restocked": 0, "last_seq": 0})["restocked"] = qty
+            totals.setdefault(sku, _zero_totals())["restocked"] = qty
         per_user = {
             (user, sku): qty
             for user, sku, qty in db.execute(
