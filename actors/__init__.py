@@ -4,21 +4,24 @@ Four pykka ``ThreadingActor`` stages form the purchase pipeline::
 
     LimiterActor -> DedupActor -> InventoryActor (one owner per SKU) -> OrderWriterActor
 
-plus the asyncio bridge that answers a batch with one loop wake-up, the
+plus the rate-limit buckets, the asyncio bridge that answers a batch with one loop wake-up, the
 message types, and the ports (Protocols) the actors need from the world.
 Nothing here knows HTTP, files or configuration, and nothing reads a clock:
 time arrives in messages.
 """
 
 from ._bridge import LoopBridge
+from ._buckets import BucketSpec, LeakyBucket, TokenBucket
 from ._dedup import DedupActor
 from ._inventory import InventoryActor, SkuStock, reserved_outcome
-from ._limiter import BucketSpec, LimiterActor, TokenBucket
+from ._limiter import LimiterActor
 from ._messages import (
     ChangeOrder,
     ChangeResult,
+    DrainQueue,
     Flush,
     GetOrder,
+    LimiterTick,
     Order,
     OrdersClosed,
     OrderStatus,
@@ -46,10 +49,13 @@ __all__ = [
     "ChangeOrder",
     "ChangeResult",
     "DedupActor",
+    "DrainQueue",
     "Flush",
     "GetOrder",
     "InventoryActor",
+    "LeakyBucket",
     "LimiterActor",
+    "LimiterTick",
     "LoopBridge",
     "Order",
     "OrderStatus",

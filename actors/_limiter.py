@@ -1,162 +1,241 @@
-"""The limiter actor: token buckets in front of everything else.
+"""The limiter actor: rate-limit scopes in front of everything else.
 
-A token bucket holds up to ``burst`` tokens and gains ``rate`` tokens per
-second; each request takes one. Buckets refill from the ``at`` of the
-messages they see, never from a clock, so the same traffic gets the same
-decisions at any replay speed.
+Four scopes, each optional and each a token or a leaky bucket
+(:mod:`actors._buckets`): one global bucket, one per SKU, one per user and
+one per client IP. A purchase passes only when every scope in force lets it
+through, and then it takes its share from all of them; a refused purchase
+takes nothing from any. A purchase with no client IP (an embedded caller
+that passed none) skips the per-IP scope rather than sharing one bucket with
+every other such caller.
 
-Scopes: one global bucket, and one bucket per user. Per-user buckets live in
-a table of bounded size. A bucket that has refilled to ``burst`` is the same
-as no bucket, so it can be forgotten. To find one when the table is full, a
-min-heap holds each bucket's refill time, and entries made stale by a later
-touch are skipped when they surface. When no bucket has refilled, a new
-user is answered ``overloaded`` rather than letting anyone's limit leak.
+Refusals: ``rate_limited`` with ``retry_after``, the time until the slowest
+refusing bucket admits one; ``overloaded`` when a leaky bucket's queue is
+full, or a keyed table is full of buckets still in use.
+
+Queue mode: a purchase that a queueing leaky bucket can let through only
+later is held here with its release time, in one heap for the whole actor,
+and sent on when time reaches it. Time arrives as data: the ``at`` of later
+purchases, or a :class:`LimiterTick` the gateway sends. Whenever the earliest
+release changes (and after every tick, while anything waits), the actor tells
+the gateway's ``wake`` reply when that is, so the gateway keeps one timer, not
+one per purchase. :class:`DrainQueue` answers everything still waiting.
+
+Keyed tables are bounded. A bucket at rest is the same as no bucket, so it
+can be forgotten. To find one when a table is full, a min-heap holds each
+bucket's rest time, and entries made stale by a later touch are skipped when
+they surface. When no bucket is at rest, a new key is answered
+``overloaded`` rather than letting anyone's limit leak.
 """
 
 from __future__ import annotations
 
 import heapq
-import math
-from dataclasses import dataclass
-from typing import assert_never
+import itertools
+from collections.abc import Callable
+from typing import Any, assert_never
 
 from ._bridge import LoopBridge
-from ._messages import LimiterMessage, Outcome, Purchase, PurchaseBatch
+from ._buckets import Bucket, BucketSpec, LeakyBucket, new_bucket
+from ._messages import DrainQueue, LimiterMessage, LimiterTick, Outcome, Purchase, PurchaseBatch, Reply
 from ._pipeline import Pipeline, Stage
 
 
-@dataclass(frozen=True, slots=True)
-class BucketSpec:
-    """A token bucket's shape: ``rate`` tokens per second, at most ``burst``."""
+class _Scope:
+    """One scope's buckets: a table keyed by what the scope limits, bounded."""
 
-    rate: float
-    burst: int
+    __slots__ = ("buckets", "detail", "key_of", "max_keys", "refills", "spec")
 
-    def __post_init__(self) -> None:
-        if not self.rate > 0 or self.burst < 1:
-            raise ValueError(f"a bucket needs rate > 0 and burst >= 1, got {self}")
+    def __init__(
+        self, spec: BucketSpec, key_of: Callable[[Purchase], str | None], detail: str, max_keys: int
+    ) -> None:
+        self.spec = spec
+        self.key_of = key_of
+        self.detail = detail
+        self.max_keys = max_keys
+        self.buckets: dict[str, Bucket] = {}
+        self.refills: list[tuple[int, str]] = []  # (full_at, key), a heap; may hold stale entries
 
+    def get(self, key: str, at: int) -> Bucket | None:
+        """The bucket for ``key``, made at rest if new; ``None`` when the table is full."""
+        bucket = self.buckets.get(key)
+        if bucket is None:
+            if len(self.buckets) >= self.max_keys and not self._forget_one(at):
+                return None
+            bucket = self.buckets[key] = new_bucket(self.spec, at)
+            self.touched(bucket, key)
+        return bucket
 
-class TokenBucket:
-    """One token bucket on message time (microseconds)."""
+    def touched(self, bucket: Bucket, key: str) -> None:
+        """Record when ``bucket`` will be at rest again, so it can be found then."""
+        heapq.heappush(self.refills, (bucket.full_at(), key))
+        if len(self.refills) > 2 * self.max_keys + 64:
+            self.refills = [(b.full_at(), k) for k, b in self.buckets.items()]
+            heapq.heapify(self.refills)
 
-    __slots__ = ("_burst", "_per_us", "last", "tokens")
-
-    def __init__(self, spec: BucketSpec, at: int) -> None:
-        self._per_us = spec.rate / 1_000_000
-        self._burst = float(spec.burst)
-        self.tokens = self._burst
-        self.last = at
-
-    def refill(self, at: int) -> float:
-        """Bring the bucket up to time ``at``; return the tokens it holds."""
-        if at > self.last:
-            self.tokens = min(self._burst, self.tokens + (at - self.last) * self._per_us)
-            self.last = at
-        return self.tokens
-
-    def is_full(self, at: int) -> bool:
-        """True when the bucket would be full at ``at`` (so it can be dropped)."""
-        return self.refill(at) >= self._burst
-
-    def full_at(self) -> int:
-        """The first instant (message time) at which :meth:`refill` finds the bucket full."""
-        tokens, burst, per_us, last = self.tokens, self._burst, self._per_us, self.last
-        at = last + math.ceil((burst - tokens) / per_us)
-        # Nudge by a microsecond either way so the answer agrees with refill()'s float arithmetic.
-        while at > last and tokens + (at - 1 - last) * per_us >= burst:
-            at -= 1
-        while tokens + (at - last) * per_us < burst:
-            at += 1
-        return at
-
-    def wait_seconds(self) -> float:
-        """Seconds until one token is available (call after :meth:`refill`)."""
-        return max(0.0, (1.0 - self.tokens) / (self._per_us * 1_000_000))
+    def _forget_one(self, at: int) -> bool:
+        """Drop one bucket that is at rest by ``at``, if there is one."""
+        refills, buckets = self.refills, self.buckets
+        while refills and refills[0][0] <= at:
+            _, key = heapq.heappop(refills)
+            bucket = buckets.get(key)
+            if bucket is not None and bucket.is_full(at):
+                del buckets[key]
+                return True
+        return False
 
 
 class LimiterActor(Stage):
-    """Admits or rejects each purchase of a batch, in arrival order."""
+    """Admits, queues or refuses each purchase of a batch, in arrival order."""
 
     def __init__(
         self,
         pipeline: Pipeline,
         bridge: LoopBridge,
         *,
-        global_bucket: BucketSpec | None,
-        per_user: BucketSpec | None,
+        global_bucket: BucketSpec | None = None,
+        per_sku: BucketSpec | None = None,
+        per_user: BucketSpec | None = None,
+        per_ip: BucketSpec | None = None,
         max_tracked_users: int = 200_000,
+        wake: Reply | None = None,
     ) -> None:
         super().__init__(pipeline, bridge)
-        self._global_spec = global_bucket
-        self._global: TokenBucket | None = None
-        self._user_spec = per_user
-        self._users: dict[str, TokenBucket] = {}
-        self._refills: list[tuple[int, str]] = []  # (full_at, user), a heap; may hold stale entries
-        self._max_users = max_tracked_users
+        scopes = (
+            (global_bucket, _whole_sale, "the sale is taking too many requests", 1),
+            (per_sku, _sku_of, "this sku is taking too many requests", max_tracked_users),
+            (per_user, _user_of, "too many requests from this user", max_tracked_users),
+            (per_ip, _ip_of, "too many requests from this address", max_tracked_users),
+        )
+        self._scopes = [_Scope(spec, key_of, detail, n) for spec, key_of, detail, n in scopes if spec is not None]
+        self._queue: list[tuple[int, int, Purchase, tuple[LeakyBucket, ...]]] = []  # (release_at, seq, ...)
+        self._seq = itertools.count()
+        self._wake = wake
+        self._announced: int | None = None
+
+    @property
+    def queued(self) -> int:
+        """Purchases waiting for their release time."""
+        return len(self._queue)
 
     def handle(self, message: LimiterMessage) -> None:
         match message:
             case PurchaseBatch(items):
                 self._admit(items)
+            case LimiterTick(at, reply):
+                passed: list[Purchase] = []
+                self._release_due(at, passed)
+                self._pipeline.after_limiter(passed)
+                replies: list[tuple[Reply, Any]] = []
+                if reply is not None:
+                    replies.append((reply, (len(passed), len(self._queue))))
+                self._announced = None  # re-announce: a timer may have fired a little early
+                self._announce(replies)
+            case DrainQueue(reply):
+                detail = "the sale stopped before this purchase's turn"
+                drained = [
+                    (p.reply, Outcome("unavailable", p.sku, p.qty, detail=detail)) for _, _, p, _ in sorted(self._queue)
+                ]
+                for _, _, _, buckets in self._queue:
+                    for b in buckets:
+                        b.waiting -= 1
+                self._queue.clear()
+                self._bridge.resolve([*drained, (reply, len(drained))])
             case _:
                 assert_never(message)
 
     def _admit(self, items: tuple[Purchase, ...]) -> None:
         passed: list[Purchase] = []
-        replies: list[tuple[object, Outcome]] = []
+        replies: list[tuple[Reply, Any]] = []
+        queue = self._queue
         for p in items:
+            if queue and queue[0][0] <= p.at:
+                self._release_due(p.at, passed)
             rejection = self._check(p)
             if rejection is None:
                 passed.append(p)
-            else:
+            elif rejection is not _QUEUED:
                 replies.append((p.reply, rejection))
         self._pipeline.after_limiter(passed)
-        self._bridge.resolve(replies)  # type: ignore[arg-type]
+        self._announce(replies)
 
     def _check(self, p: Purchase) -> Outcome | None:
-        """Take one token from every bucket in scope, or none at all."""
+        """Take one pass from every bucket in scope (now, or at a queued release time), or none at all."""
         at = p.at
-        gbucket = self._global
-        if self._global_spec is not None:
-            if gbucket is None:
-                gbucket = self._global = TokenBucket(self._global_spec, at)
-            if gbucket.refill(at) < 1.0:
-                return _limited(p, gbucket.wait_seconds(), "the sale is taking too many requests")
-        ubucket: TokenBucket | None = None
-        if self._user_spec is not None:
-            ubucket = self._users.get(p.user)
-            if ubucket is None:
-                if len(self._users) >= self._max_users and not self._forget_one(at):
-                    return Outcome("overloaded", p.sku, p.qty, detail="too many buyers are being rate limited")
-                ubucket = self._users[p.user] = TokenBucket(self._user_spec, at)
-            if ubucket.refill(at) < 1.0:
-                return _limited(p, ubucket.wait_seconds(), "too many requests from this user")
-        if gbucket is not None:
-            gbucket.tokens -= 1.0
-        if ubucket is not None:
-            ubucket.tokens -= 1.0
-            heapq.heappush(self._refills, (ubucket.full_at(), p.user))
-            if len(self._refills) > 2 * self._max_users + 64:
-                self._compact()
+        release = at
+        taking: list[tuple[_Scope, str, Bucket]] = []
+        wait = 0
+        refused: _Scope | None = None
+        queue_full = False
+        for scope in self._scopes:
+            key = scope.key_of(p)
+            if key is None:
+                continue
+            bucket = scope.get(key, at)
+            if bucket is None:
+                return Outcome("overloaded", p.sku, p.qty, detail="too many buyers are being rate limited")
+            free = bucket.next_free(at)
+            if free > at:
+                if type(bucket) is not LeakyBucket or not bucket.queue:
+                    if free - at > wait:
+                        wait, refused = free - at, scope
+                    continue
+                if bucket.waiting >= bucket.queue:
+                    queue_full = True
+                    continue
+                release = max(release, free)
+            taking.append((scope, key, bucket))
+        if refused is not None:
+            return Outcome("rate_limited", p.sku, p.qty, retry_after=wait / 1_000_000, detail=refused.detail)
+        if queue_full:
+            return Outcome("overloaded", p.sku, p.qty, detail="too many purchases are waiting their turn")
+        waiting: list[LeakyBucket] = []
+        for scope, key, bucket in taking:
+            bucket.take(release)
+            if release > at and type(bucket) is LeakyBucket:
+                bucket.waiting += 1
+                waiting.append(bucket)
+            if scope.max_keys > 1:
+                scope.touched(bucket, key)
+        if release > at:
+            heapq.heappush(self._queue, (release, next(self._seq), p, tuple(waiting)))
+            return _QUEUED
         return None
 
-    def _forget_one(self, at: int) -> bool:
-        """Drop one user bucket that has refilled by ``at``, if there is one."""
-        refills, users = self._refills, self._users
-        while refills and refills[0][0] <= at:
-            _, user = heapq.heappop(refills)
-            bucket = users.get(user)
-            if bucket is not None and bucket.is_full(at):
-                del users[user]
-                return True
-        return False
+    def _release_due(self, at: int, passed: list[Purchase]) -> None:
+        """Move every queued purchase whose release time is ``<= at`` onto ``passed``, in release order."""
+        queue = self._queue
+        while queue and queue[0][0] <= at:
+            _, _, p, buckets = heapq.heappop(queue)
+            for b in buckets:
+                b.waiting -= 1
+            passed.append(p)
 
-    def _compact(self) -> None:
-        """Rebuild the heap from the live buckets, dropping stale entries."""
-        self._refills = [(b.full_at(), u) for u, b in self._users.items()]
-        heapq.heapify(self._refills)
+    def _announce(self, replies: list[tuple[Reply, Any]]) -> None:
+        """Answer ``replies``, and tell the gateway when the next release is due if that changed."""
+        queue = self._queue
+        if not queue:
+            self._announced = None
+        elif self._wake is not None and queue[0][0] != self._announced:
+            self._announced = queue[0][0]
+            replies.append((self._wake, self._announced))
+        self._bridge.resolve(replies)
 
 
-def _limited(p: Purchase, wait: float, detail: str) -> Outcome:
-    return Outcome("rate_limited", p.sku, p.qty, retry_after=wait, detail=detail)
+_QUEUED = Outcome("overloaded", "", 0, detail="queued")
+"""Marker from :meth:`LimiterActor._check`: held for a later release, no answer yet."""
+
+
+def _whole_sale(p: Purchase) -> str:
+    return ""
+
+
+def _sku_of(p: Purchase) -> str:
+    return p.sku
+
+
+def _user_of(p: Purchase) -> str:
+    return p.user
+
+
+def _ip_of(p: Purchase) -> str | None:
+    return p.client_ip

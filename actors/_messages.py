@@ -145,7 +145,28 @@ class PurchaseBatch:
     items: tuple[Purchase, ...]
 
 
-LimiterMessage: TypeAlias = PurchaseBatch
+@dataclass(frozen=True, slots=True)
+class LimiterTick:
+    """Time has reached ``at``: release the queued purchases whose turn has come.
+
+    ``reply`` (when given) resolves to ``(released, still_queued)``.
+    """
+
+    at: int
+    reply: Reply | None
+
+
+@dataclass(frozen=True, slots=True)
+class DrainQueue:
+    """The sale is stopping: answer every queued purchase now.
+
+    ``reply`` resolves to how many were answered.
+    """
+
+    reply: Reply
+
+
+LimiterMessage: TypeAlias = PurchaseBatch | LimiterTick | DrainQueue
 
 # --- dedup -------------------------------------------------------------------
 

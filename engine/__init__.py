@@ -9,7 +9,7 @@ from actors import Order, Outcome, SkuView
 
 from ._clock import Clock, ManualClock, from_datetime, to_datetime, wall_clock
 from ._config import Config, LimitsConfig, ServerConfig, SkuConfig, StoreConfig, demo_config
-from ._engine import PurchaseRequest, SaleEngine, SkuStatus
+from ._engine import PurchaseRequest, SaleEngine, SkuStatus, TickReport
 from ._errors import (
     ConfigError,
     EngineClosed,
@@ -43,6 +43,7 @@ __all__ = [
     "SkuView",
     "StoreConfig",
     "SyncSaleEngine",
+    "TickReport",
     "TransitionRefused",
     "Unavailable",
     "UnknownOrder",

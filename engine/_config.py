@@ -7,6 +7,7 @@ typo never silently turns a limit off.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import tomllib
 from collections.abc import Mapping
@@ -48,10 +49,16 @@ class StoreConfig:
 
 @dataclass(frozen=True, slots=True)
 class LimitsConfig:
-    """Rate limits (token buckets) and the bounds that keep memory finite."""
+    """Rate limits (one bucket per scope, each optional) and the bounds that keep memory finite.
+
+    ``max_tracked_users`` bounds each keyed scope's table (per SKU, per user,
+    per IP).
+    """
 
     global_bucket: BucketSpec | None = None
+    per_sku: BucketSpec | None = None
     per_user: BucketSpec | None = None
+    per_ip: BucketSpec | None = None
     max_tracked_users: int = 200_000
     max_qty: int = 100
     max_inflight: int = 10_000
@@ -68,6 +75,8 @@ class ServerConfig:
     port: int = 8080
     max_body_bytes: int = 4096
     log_level: str = "info"
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses or networks whose ``X-Forwarded-For`` is believed; validated at load."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +122,11 @@ def demo_config(path: str = "flashsale-demo.db") -> Config:
             SkuConfig("tshirt", stock=100_000, per_user_limit=10, name="Launch-day T-shirt"),
         ),
         store=StoreConfig(path=path),
-        limits=LimitsConfig(per_user=BucketSpec(rate=5.0, burst=10)),
+        limits=LimitsConfig(
+            per_user=BucketSpec(rate=5.0, burst=10),
+            per_ip=BucketSpec(rate=200.0, burst=400),
+            per_sku=BucketSpec(rate=5000.0, burst=1000, algorithm="leaky", queue=2000),
+        ),
     )
 
 
@@ -172,13 +185,34 @@ class _Reader:
         if key not in data:
             return None
         where = f"limits.{key}"
-        t = self.table(data[key], where, {"rate", "burst"})
+        t = self.table(data[key], where, {"rate", "burst", "algorithm", "queue"})
         if "rate" not in t:
             raise self.fail(where, "needs 'rate' (requests per second)")
         rate = float(self.value(t, "rate", (int, float), where, 0.0))
         if not rate > 0:
             raise self.fail(f"{where}.rate", f"must be > 0, got {rate}")
-        return BucketSpec(rate=rate, burst=self.positive(t, "burst", where, max(1, round(rate))))
+        algorithm = self.value(t, "algorithm", str, where, "token")
+        if algorithm not in ("token", "leaky"):
+            raise self.fail(f"{where}.algorithm", f"must be 'token' or 'leaky', got {algorithm!r}")
+        queue = self.value(t, "queue", int, where, 0)
+        if queue < 0 or (queue and algorithm != "leaky"):
+            raise self.fail(f"{where}.queue", f"must be >= 0, and only a leaky bucket can queue; got {queue}")
+        burst = self.positive(t, "burst", where, max(1, round(rate)))
+        try:
+            return BucketSpec(rate=rate, burst=burst, algorithm=algorithm, queue=queue)  # type: ignore[arg-type]
+        except ValueError as exc:  # what only the bucket knows, such as a leaky bucket's highest rate
+            raise self.fail(where, str(exc)) from None
+
+    def networks(self, data: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
+        v = data.get(key, [])
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+            raise self.fail(f"{where}.{key}", f"must be a list of addresses or networks as strings, got {v!r}")
+        for x in v:
+            try:
+                ipaddress.ip_network(x)
+            except ValueError as exc:
+                raise self.fail(f"{where}.{key}", f"{x!r} is not an IP address or network: {exc}") from None
+        return tuple(v)
 
     def sku(self, data: Any, i: int) -> SkuConfig:
         where = f"sku[{i}]"
@@ -239,7 +273,9 @@ class _Reader:
             "limits",
             {
                 "global",
+                "per_sku",
                 "per_user",
+                "per_ip",
                 "max_tracked_users",
                 "max_qty",
                 "max_inflight",
@@ -251,7 +287,9 @@ class _Reader:
         d = LimitsConfig()
         limits = LimitsConfig(
             global_bucket=self.bucket(lt, "global"),
+            per_sku=self.bucket(lt, "per_sku"),
             per_user=self.bucket(lt, "per_user"),
+            per_ip=self.bucket(lt, "per_ip"),
             max_tracked_users=self.positive(lt, "max_tracked_users", "limits", d.max_tracked_users),
             max_qty=self.positive(lt, "max_qty", "limits", d.max_qty),
             max_inflight=self.positive(lt, "max_inflight", "limits", d.max_inflight),
@@ -260,7 +298,9 @@ class _Reader:
             max_idempotency_keys=self.positive(lt, "max_idempotency_keys", "limits", d.max_idempotency_keys),
         )
 
-        sv = self.table(top.get("server", {}), "server", {"host", "port", "max_body_bytes", "log_level"})
+        sv = self.table(
+            top.get("server", {}), "server", {"host", "port", "max_body_bytes", "log_level", "trusted_proxies"}
+        )
         port = self.value(sv, "port", int, "server", 8080)
         if not 0 <= port <= 65535:
             raise self.fail("server.port", f"must be 0-65535, got {port}")
@@ -272,6 +312,7 @@ class _Reader:
             port=port,
             max_body_bytes=self.positive(sv, "max_body_bytes", "server", 4096),
             log_level=level,
+            trusted_proxies=self.networks(sv, "trusted_proxies", "server"),
         )
         en = self.table(top.get("engine", {}), "engine", {"inventory_actors", "tick_interval"})
         tick = float(self.value(en, "tick_interval", (int, float), "engine", 1.0))

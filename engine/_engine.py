@@ -28,10 +28,12 @@ from actors import (
     ChangeOrder,
     ChangeResult,
     DedupActor,
+    DrainQueue,
     Flush,
     GetOrder,
     InventoryActor,
     LimiterActor,
+    LimiterTick,
     LoopBridge,
     Order,
     OrderStore,
@@ -121,6 +123,59 @@ class _Slot:
 
 
 @dataclass(frozen=True, slots=True)
+class TickReport:
+    """What one :meth:`SaleEngine.tick` did.
+
+    ``expired``: reservations whose payment time ran out; ``released``:
+    queued purchases whose turn came (sent on to be decided); ``queued``:
+    purchases still waiting their turn in a leaky bucket's queue.
+    """
+
+    expired: int
+    released: int
+    queued: int
+
+
+class _Waker:
+    """The limiter's ``wake`` reply: one loop timer for the next queued release.
+
+    The limiter says when its earliest queued purchase is due; this keeps a
+    single timer for the earliest instant it has heard of and, when it
+    fires, sends the limiter a tick. Only ever called on the loop.
+    """
+
+    __slots__ = ("_due", "_engine", "_timer")
+
+    def __init__(self, engine: SaleEngine) -> None:
+        self._engine = engine
+        self._timer: asyncio.TimerHandle | None = None
+        self._due = 0
+
+    def done(self) -> bool:
+        return False
+
+    def set_result(self, due: int, /) -> None:
+        if self._timer is not None:
+            if due >= self._due:
+                return
+            self._timer.cancel()
+        engine = self._engine
+        if not engine.running or engine._loop is None:
+            return
+        self._due = due
+        self._timer = engine._loop.call_later(max(0, due - engine.clock()) / 1_000_000, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._engine._tell_limiter_tick(None)
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+@dataclass(frozen=True, slots=True)
 class SkuStatus:
     """A SKU as a buyer sees it now."""
 
@@ -158,6 +213,7 @@ class SaleEngine:
         self.gauges = WriterGauges()
         self._sold_out: dict[tuple[str, int], Outcome] = {}
         self._ticker: asyncio.Task[None] | None = None
+        self._waker: _Waker | None = None
         limits = config.limits
         self._max_qty = limits.max_qty
         self._max_inflight = limits.max_inflight
@@ -213,13 +269,19 @@ class SaleEngine:
         )
         pipeline.dedup_skus = frozenset(s.id for s in cfg.skus if s.per_user_limit is not None)
         front: list[pykka.ActorRef[Any]] = []
-        if cfg.limits.global_bucket is not None or cfg.limits.per_user is not None:
+        lim = cfg.limits
+        if any(b is not None for b in (lim.global_bucket, lim.per_sku, lim.per_user, lim.per_ip)):
+            # On virtual time (no ticker) queued purchases are released by tick(); in real time, by a timer.
+            self._waker = _Waker(self) if cfg.tick_interval > 0 else None
             pipeline.limiter = LimiterActor.start(
                 pipeline,
                 bridge,
-                global_bucket=cfg.limits.global_bucket,
-                per_user=cfg.limits.per_user,
-                max_tracked_users=cfg.limits.max_tracked_users,
+                global_bucket=lim.global_bucket,
+                per_sku=lim.per_sku,
+                per_user=lim.per_user,
+                per_ip=lim.per_ip,
+                max_tracked_users=lim.max_tracked_users,
+                wake=self._waker,
             )
             front.append(pipeline.limiter)
         # Stop order matters: each stage is stopped after everything upstream.
@@ -244,9 +306,17 @@ class SaleEngine:
         if self._ticker is not None:
             self._ticker.cancel()
             self._ticker = None
+        if self._waker is not None:
+            self._waker.cancel()
         assert self._idle is not None
         assert self._loop is not None
         try:
+            if self._pipeline.limiter is not None:
+                # Purchases waiting in a leaky bucket's queue are answered now, not left hanging.
+                self._send_batch()
+                drained: asyncio.Future[int] = self._loop.create_future()
+                self._pipeline.limiter.tell(DrainQueue(drained))
+                await asyncio.wait_for(drained, grace)
             if self._inflight:
                 await asyncio.wait_for(self._idle.wait(), grace)
             await asyncio.wait_for(self._ask_writer_flush(), grace)
@@ -490,16 +560,41 @@ class SaleEngine:
         assert isinstance(expired, int)
         return expired
 
+    async def tick(self) -> TickReport:
+        """Bring the actors up to now: expire overdue reservations and release queued purchases.
+
+        The engine calls this every ``tick_interval`` seconds. On virtual time
+        (``tick_interval = 0``) a replay moves its clock and calls this once:
+        every release due by then is sent on, and ``queued`` says how many
+        purchases are still waiting their turn (not lost).
+        """
+        if not self._running or self._loop is None:
+            raise EngineClosed("the sale engine is not running")
+        released: tuple[int, int] = (0, 0)
+        if self._pipeline.limiter is not None:
+            fut: asyncio.Future[tuple[int, int]] = self._loop.create_future()
+            self._tell_limiter_tick(fut)
+            released = await fut
+        return TickReport(await self.expire_due(), *released)
+
+    def _tell_limiter_tick(self, reply: asyncio.Future[tuple[int, int]] | None) -> None:
+        """Send the limiter the time, behind any purchases of this loop tick not yet sent."""
+        limiter = self._pipeline.limiter
+        if limiter is None or not self._running:
+            return
+        self._send_batch()
+        limiter.tell(LimiterTick(self.clock(), reply))
+
     async def _tick_forever(self, interval: float) -> None:
-        """Send the writer a Tick every ``interval`` seconds: time enters the actors as data."""
+        """Tick every ``interval`` seconds: time enters the actors as data."""
         while self._running:
             await asyncio.sleep(interval)
             try:
-                expired = await self.expire_due()
+                report = await self.tick()
             except EngineClosed:
                 return
-            if expired:
-                log.info("reservations expired", extra={"count": expired})
+            if report.expired:
+                log.info("reservations expired", extra={"count": report.expired})
 
     async def flush(self) -> None:
         """Wait until everything answered so far is committed."""

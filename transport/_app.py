@@ -27,6 +27,7 @@ from aiohttp.typedefs import Handler
 
 from engine import Config, EngineClosed, InvalidRequest, SaleEngine, Unavailable, UnknownOrder, UnknownSku
 
+from ._client_ip import ClientIp
 from ._metrics import Metrics
 from ._render import OutcomeRenderer, error
 
@@ -34,6 +35,7 @@ ENGINE = web.AppKey("engine", SaleEngine)
 METRICS = web.AppKey("metrics", Metrics)
 RENDER = web.AppKey("render", OutcomeRenderer)
 MAX_BODY = web.AppKey("max_body", int)
+CLIENT_IP = web.AppKey("client_ip", ClientIp)
 REQUEST_ID = web.RequestKey("request_id", str)
 
 log = structlog.get_logger("flashsale.http")
@@ -123,6 +125,7 @@ def create_app(config: Config, *, engine: SaleEngine | None = None) -> web.Appli
     app[METRICS] = Metrics()
     app[RENDER] = OutcomeRenderer()
     app[MAX_BODY] = config.server.max_body_bytes
+    app[CLIENT_IP] = ClientIp(config.server.trusted_proxies)
     app.add_routes(routes)
     app.router.add_route("*", "/{tail:.*}", guarded(_not_routed))  # last: only what nothing else matched
     app.cleanup_ctx.append(_engine_lifecycle)

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from engine import TransitionRefused
 
-from ._app import ENGINE, METRICS, RENDER, REQUEST_ID, guarded, refuse
+from ._app import CLIENT_IP, ENGINE, METRICS, RENDER, REQUEST_ID, guarded, refuse
 from ._render import error, iso, json_response, order_json, sku_json
 
 routes = web.RouteTableDef()
@@ -49,7 +49,7 @@ async def purchase(request: web.Request) -> web.Response:
     app = request.app
     engine = app[ENGINE]
     outcome = await engine.purchase(
-        sku, user, qty, idempotency_key=key, client_ip=request.remote, request_id=request[REQUEST_ID]
+        sku, user, qty, idempotency_key=key, client_ip=app[CLIENT_IP](request), request_id=request[REQUEST_ID]
     )
     result = outcome.result
     app[METRICS].purchases[result] += 1
