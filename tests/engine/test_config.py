@@ -42,7 +42,9 @@ synchronous = "full"
 
 [limits]
 global = { rate = 5000, burst = 10000 }
+per_sku = { algorithm = "leaky", rate = 800, burst = 50, queue = 1000 }
 per_user = { rate = 2.5 }
+per_ip = { algorithm = "token", rate = 20, burst = 40 }
 max_tracked_users = 1000
 max_qty = 5
 max_inflight = 64
@@ -55,6 +57,7 @@ host = "0.0.0.0"
 port = 9000
 max_body_bytes = 1024
 log_level = "DEBUG"
+trusted_proxies = ["127.0.0.1", "10.0.0.0/8", "fd00::/8"]
 
 [engine]
 inventory_actors = 2
@@ -88,7 +91,9 @@ def test_every_key_is_read(tmp_path: Path) -> None:
         store=StoreConfig(path="/var/lib/flashsale/orders.db", durability="async", synchronous="full"),
         limits=LimitsConfig(
             global_bucket=BucketSpec(rate=5000.0, burst=10000),
+            per_sku=BucketSpec(rate=800.0, burst=50, algorithm="leaky", queue=1000),
             per_user=BucketSpec(rate=2.5, burst=2),
+            per_ip=BucketSpec(rate=20.0, burst=40),
             max_tracked_users=1000,
             max_qty=5,
             max_inflight=64,
@@ -96,7 +101,13 @@ def test_every_key_is_read(tmp_path: Path) -> None:
             idempotency_ttl=3600.0,
             max_idempotency_keys=500,
         ),
-        server=ServerConfig(host="0.0.0.0", port=9000, max_body_bytes=1024, log_level="debug"),
+        server=ServerConfig(
+            host="0.0.0.0",
+            port=9000,
+            max_body_bytes=1024,
+            log_level="debug",
+            trusted_proxies=("127.0.0.1", "10.0.0.0/8", "fd00::/8"),
+        ),
         inventory_actors=2,
     )
 
@@ -181,6 +192,33 @@ GOOD_SKU = '[[sku]]\nid = "a"\nstock = 1\n'
         (GOOD_SKU + "[limits]\nglobal = { rate = 0 }\n", "limits.global.rate", "must be > 0"),
         (GOOD_SKU + "[limits]\nper_user = { rate = 1, burst = 0 }\n", "limits.per_user.burst", "must be >= 1"),
         (GOOD_SKU + "[limits]\nper_user = 5\n", "limits.per_user", "must be a table"),
+        (GOOD_SKU + "[limits]\nper_ip = { rate = 1, quantum = 2 }\n", "limits.per_ip", "unknown key 'quantum'"),
+        (GOOD_SKU + "[limits]\nper_sku = { rate = 1, algorithm = 'drip' }\n", "limits.per_sku.algorithm", "must be"),
+        (GOOD_SKU + "[limits]\nper_sku = { rate = 1, algorithm = 3 }\n", "limits.per_sku.algorithm", "must be str"),
+        (GOOD_SKU + "[limits]\nglobal = { rate = 1, queue = 5 }\n", "limits.global.queue", "only a leaky bucket"),
+        (
+            GOOD_SKU + "[limits]\nglobal = { rate = 1, algorithm = 'leaky', queue = -1 }\n",
+            "limits.global.queue",
+            "must be >= 0",
+        ),
+        (GOOD_SKU + "[limits]\nglobal = { rate = 1, queue = 1.5 }\n", "limits.global.queue", "must be int"),
+        (
+            GOOD_SKU + "[limits]\nper_sku = { rate = 2e6, algorithm = 'leaky' }\n",
+            "limits.per_sku",
+            "rate is at most 1000000",
+        ),
+        (GOOD_SKU + "[server]\ntrusted_proxies = '10.0.0.1'\n", "server.trusted_proxies", "must be a list"),
+        (GOOD_SKU + "[server]\ntrusted_proxies = [10]\n", "server.trusted_proxies", "must be a list"),
+        (
+            GOOD_SKU + "[server]\ntrusted_proxies = ['proxy.local']\n",
+            "server.trusted_proxies",
+            "'proxy.local' is not an IP address or network",
+        ),
+        (
+            GOOD_SKU + "[server]\ntrusted_proxies = ['10.0.0.1/8']\n",
+            "server.trusted_proxies",
+            "'10.0.0.1/8' is not an IP address or network",
+        ),
         (GOOD_SKU + "[server]\nport = '80'\n", "server.port", "must be int"),
         (GOOD_SKU + "[server]\nport = 70000\n", "server.port", "must be 0-65535"),
         (GOOD_SKU + "[server]\nlog_level = 'loud'\n", "server.log_level", "must be debug, info, warning or error"),
