@@ -264,7 +264,7 @@ async def test_queue_is_released_in_real_time_by_one_timer(make_config: MakeConf
     async with SaleEngine(dataclasses.replace(config, tick_interval=3600)) as engine:  # the periodic ticker never runs
         outcomes = await asyncio.wait_for(asyncio.gather(*(engine.purchase("a", f"u{n}") for n in range(6))), 10)
     assert [o.result for o in outcomes] == ["reserved"] * 6
-    assert sorted(o.order_id for o in outcomes) == [f"a-{n}" for n in range(1, 7)]
+    assert sorted(str(o.order_id) for o in outcomes) == [f"a-{n}" for n in range(1, 7)]
 
 
 async def test_tick_without_a_limiter_reports_only_expiries(make_config: MakeConfig, clock: ManualClock) -> None:

@@ -26,12 +26,15 @@ def make_client(aiohttp_client: Any, tmp_path: Path) -> MakeClient:
         limits: LimitsConfig | None = None,
         durability: str = "commit",
         max_body_bytes: int = 4096,
+        trusted_proxies: tuple[str, ...] = (),
+        tick_interval: float = 1.0,
     ) -> TestClient[Any, Any]:
         config = Config(
             skus=skus or (SkuConfig("moutai-53", stock=100, per_user_limit=1),),
             store=StoreConfig(path=str(tmp_path / "orders.db"), durability=durability),  # type: ignore[arg-type]
             limits=limits or LimitsConfig(),
-            server=ServerConfig(max_body_bytes=max_body_bytes),
+            server=ServerConfig(max_body_bytes=max_body_bytes, trusted_proxies=trusted_proxies),
+            tick_interval=tick_interval,
         )
         engine = SaleEngine(config, clock=clock)
         return await aiohttp_client(create_app(config, engine=engine))  # type: ignore[no-any-return]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 from actors import BucketSpec
@@ -129,3 +130,45 @@ async def test_async_durability_answers_before_commit_and_still_stores(make_clie
     body = await (await client.post("/v1/purchase", json={"sku": "tshirt", "user": "a"})).json()
     await client.app[ENGINE].flush()  # type: ignore[index]
     assert body["order_id"] in stored_orders(client)
+
+
+async def test_window_edges_to_the_microsecond(make_client: MakeClient) -> None:
+    """starts_at - 1 µs: 409 scheduled; starts_at: sells; ends_at - 1 µs: sells; ends_at: 409 ended."""
+    start = from_datetime(datetime(2026, 11, 11, tzinfo=UTC))
+    end = start + 600_000_000
+    clock = ManualClock()
+    client = await make_client(SkuConfig("moutai-53", stock=5, starts_at=start, ends_at=end), clock=clock)
+    window = {"starts_at": "2026-11-11T00:00:00.000000Z", "ends_at": "2026-11-11T00:10:00.000000Z"}
+
+    async def at(instant: int, user: str) -> tuple[int, dict[str, object], str]:
+        clock.set(instant)
+        resp = await client.post("/v1/purchase", json={"sku": "moutai-53", "user": user})
+        state = (await (await client.get("/v1/skus/moutai-53")).json())["state"]
+        return resp.status, await resp.json(), state
+
+    status, body, state = await at(start - 1, "a")
+    assert (status, state) == (409, "scheduled")
+    assert body == {"error": "sale_not_open", "detail": "the sale has not started yet", "sku": "moutai-53", **window}
+    assert (await at(start, "b"))[0::2] == (200, "on_sale")
+    assert (await at(end - 1, "c"))[0::2] == (200, "on_sale")
+    status, body, state = await at(end, "d")
+    assert (status, state) == (409, "ended")
+    assert body == {"error": "sale_not_open", "detail": "the sale has ended", "sku": "moutai-53", **window}
+
+
+async def test_full_queue_is_503_at_once(make_client: MakeClient) -> None:
+    """With a leaky bucket's queue full, a purchase is answered 503 overloaded without waiting."""
+    clock = ManualClock()
+    limits = LimitsConfig(per_sku=BucketSpec(rate=1.0, burst=1, algorithm="leaky", queue=1))
+    client = await make_client(SkuConfig("tshirt", stock=100), clock=clock, limits=limits, tick_interval=0)
+    engine = client.app[ENGINE]  # type: ignore[index]
+    assert (await client.post("/v1/purchase", json={"sku": "tshirt", "user": "a"})).status == 200
+    waiting = asyncio.create_task(engine.purchase("tshirt", "b"))
+    assert (await asyncio.create_task(engine.tick())).queued == 1
+    resp = await client.post("/v1/purchase", json={"sku": "tshirt", "user": "c"})
+    assert resp.status == 503
+    assert (await resp.json())["error"] == "overloaded"
+    assert not waiting.done()
+    clock.advance(1)
+    assert (await engine.tick()).released == 1
+    assert (await waiting).result == "reserved"

@@ -1,0 +1,65 @@
+"""Idempotency-Key over HTTP: concurrent retries buy once and all get the same bytes."""
+
+from __future__ import annotations
+
+import asyncio
+
+from engine import SkuConfig
+from transport import ENGINE
+
+from .conftest import MakeClient, stored_orders
+
+
+async def test_concurrent_retries_buy_once_with_identical_answers(make_client: MakeClient) -> None:
+    """Fifty identical keyed requests at once: one order, and every answer has the same status and body bytes."""
+    client = await make_client(SkuConfig("moutai-53", stock=100, per_user_limit=2))
+    body = {"sku": "moutai-53", "user": "alice", "qty": 2}
+
+    async def post() -> tuple[int, bytes]:
+        resp = await client.post("/v1/purchase", json=body, headers={"Idempotency-Key": "k-7f3c"})
+        return resp.status, await resp.read()
+
+    answers = await asyncio.gather(*(post() for _ in range(50)))
+    assert len(set(answers)) == 1
+    status, raw = answers[0]
+    assert status == 200
+    assert b'"order_id":"moutai-53-1"' in raw
+    assert list(stored_orders(client)) == ["moutai-53-1"]
+    assert await post() == (status, raw)  # a later retry: still the same bytes
+    other = await client.post(
+        "/v1/purchase", json={**body, "qty": 1}, headers={"Idempotency-Key": "k-7f3c"}
+    )
+    assert other.status == 422
+    assert (await other.json())["error"] == "idempotency_key_reused"
+    assert list(stored_orders(client)) == ["moutai-53-1"]
+
+
+async def test_replayed_refusal_is_byte_identical(make_client: MakeClient) -> None:
+    """A keyed request refused as sold out gets the same 409 on retry, even after a restock."""
+    client = await make_client(SkuConfig("rare", stock=1))
+    assert (await client.post("/v1/purchase", json={"sku": "rare", "user": "a"})).status == 200
+
+    async def post() -> tuple[int, bytes]:
+        resp = await client.post("/v1/purchase", json={"sku": "rare", "user": "b"}, headers={"Idempotency-Key": "k1"})
+        return resp.status, await resp.read()
+
+    first = await post()
+    assert first[0] == 409
+    assert b'"error":"sold_out"' in first[1]
+    await client.app[ENGINE].restock("rare", 1)  # type: ignore[index]
+    assert await asyncio.gather(post(), post(), post()) == [first] * 3
+    assert (await client.post("/v1/purchase", json={"sku": "rare", "user": "b"})).status == 200  # unkeyed: buys
+
+
+async def test_concurrent_requests_of_one_user_count_units(make_client: MakeClient) -> None:
+    """Thirty concurrent unkeyed requests from one buyer with a limit of 3 units reserve exactly 3 units."""
+    client = await make_client(SkuConfig("moutai-53", stock=100, per_user_limit=3))
+    qtys = [1, 2] * 15
+    resps = await asyncio.gather(
+        *(client.post("/v1/purchase", json={"sku": "moutai-53", "user": "bob", "qty": q}) for q in qtys)
+    )
+    statuses = [r.status for r in resps]
+    assert set(statuses) <= {200, 409}
+    units = sum(row[3] for row in stored_orders(client).values())
+    assert units == 3
+    assert statuses.count(200) == len(stored_orders(client))
