@@ -21,17 +21,19 @@ the gateway's ``wake`` reply when that is, so the gateway keeps one timer, not
 one per purchase. :class:`DrainQueue` answers everything still waiting.
 
 Keyed tables are bounded. A bucket at rest is the same as no bucket, so it
-can be forgotten. To find one when a table is full, a min-heap holds each
-bucket's rest time, and entries made stale by a later touch are skipped when
-they surface. When no bucket is at rest, a new key is answered
-``overloaded`` rather than letting anyone's limit leak.
+can be forgotten. To find one when a table is full, a min-heap holds one
+entry per bucket: a time by which it may be at rest. Taking from a bucket
+only moves its rest time later, so an entry is never late, only early;
+an entry that surfaces early is pushed back with the bucket's real rest
+time. Deciding a purchase therefore costs no heap work at all. When no
+bucket is at rest, a new key is answered ``overloaded`` rather than letting
+anyone's limit leak.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Callable
 from typing import Any, assert_never
 
 from ._bridge import LoopBridge
@@ -43,17 +45,15 @@ from ._pipeline import Pipeline, Stage
 class _Scope:
     """One scope's buckets: a table keyed by what the scope limits, bounded."""
 
-    __slots__ = ("buckets", "detail", "key_of", "max_keys", "refills", "spec")
+    __slots__ = ("buckets", "detail", "field", "max_keys", "refills", "spec")
 
-    def __init__(
-        self, spec: BucketSpec, key_of: Callable[[Purchase], str | None], detail: str, max_keys: int
-    ) -> None:
+    def __init__(self, spec: BucketSpec, field: int | None, detail: str, max_keys: int) -> None:
         self.spec = spec
-        self.key_of = key_of
+        self.field = field  # the Purchase field the scope is keyed by; None: one bucket for everything
         self.detail = detail
         self.max_keys = max_keys
         self.buckets: dict[str, Bucket] = {}
-        self.refills: list[tuple[int, str]] = []  # (full_at, key), a heap; may hold stale entries
+        self.refills: list[tuple[int, str]] = []  # (at rest no earlier than, key), a heap: one per bucket
 
     def get(self, key: str, at: int) -> Bucket | None:
         """The bucket for ``key``, made at rest if new; ``None`` when the table is full."""
@@ -62,25 +62,20 @@ class _Scope:
             if len(self.buckets) >= self.max_keys and not self._forget_one(at):
                 return None
             bucket = self.buckets[key] = new_bucket(self.spec, at)
-            self.touched(bucket, key)
+            heapq.heappush(self.refills, (at, key))
         return bucket
-
-    def touched(self, bucket: Bucket, key: str) -> None:
-        """Record when ``bucket`` will be at rest again, so it can be found then."""
-        heapq.heappush(self.refills, (bucket.full_at(), key))
-        if len(self.refills) > 2 * self.max_keys + 64:
-            self.refills = [(b.full_at(), k) for k, b in self.buckets.items()]
-            heapq.heapify(self.refills)
 
     def _forget_one(self, at: int) -> bool:
         """Drop one bucket that is at rest by ``at``, if there is one."""
         refills, buckets = self.refills, self.buckets
         while refills and refills[0][0] <= at:
-            _, key = heapq.heappop(refills)
-            bucket = buckets.get(key)
-            if bucket is not None and bucket.is_full(at):
+            key = refills[0][1]
+            bucket = buckets[key]
+            if bucket.is_full(at):
+                heapq.heappop(refills)
                 del buckets[key]
                 return True
+            heapq.heapreplace(refills, (bucket.full_at(), key))  # surfaced early: its real rest time
         return False
 
 
@@ -101,12 +96,12 @@ class LimiterActor(Stage):
     ) -> None:
         super().__init__(pipeline, bridge)
         scopes = (
-            (global_bucket, _whole_sale, "the sale is taking too many requests", 1),
-            (per_sku, _sku_of, "this sku is taking too many requests", max_tracked_users),
-            (per_user, _user_of, "too many requests from this user", max_tracked_users),
-            (per_ip, _ip_of, "too many requests from this address", max_tracked_users),
+            (global_bucket, None, "the sale is taking too many requests", 1),
+            (per_sku, Purchase._fields.index("sku"), "this sku is taking too many requests", max_tracked_users),
+            (per_user, Purchase._fields.index("user"), "too many requests from this user", max_tracked_users),
+            (per_ip, Purchase._fields.index("client_ip"), "too many requests from this address", max_tracked_users),
         )
-        self._scopes = [_Scope(spec, key_of, detail, n) for spec, key_of, detail, n in scopes if spec is not None]
+        self._scopes = [_Scope(spec, field, detail, n) for spec, field, detail, n in scopes if spec is not None]
         self._queue: list[tuple[int, int, Purchase, tuple[LeakyBucket, ...]]] = []  # (release_at, seq, ...)
         self._seq = itertools.count()
         self._wake = wake
@@ -150,24 +145,29 @@ class LimiterActor(Stage):
         for p in items:
             if queue and queue[0][0] <= p.at:
                 self._release_due(p.at, passed)
-            rejection = self._check(p)
-            if rejection is None:
-                passed.append(p)
-            elif rejection is not _QUEUED:
-                replies.append((p.reply, rejection))
+            decision = self._check(p)
+            if type(decision) is int:
+                if decision == p.at:
+                    passed.append(p)
+            else:
+                replies.append((p.reply, decision))
         self._pipeline.after_limiter(passed)
         self._announce(replies)
 
-    def _check(self, p: Purchase) -> Outcome | None:
-        """Take one pass from every bucket in scope (now, or at a queued release time), or none at all."""
+    def _check(self, p: Purchase) -> Outcome | int:
+        """Take one pass from every bucket in scope, or none at all.
+
+        Returns the refusal, or the release time: ``p.at`` to pass now, a
+        later instant when ``p`` has been queued until then.
+        """
         at = p.at
         release = at
-        taking: list[tuple[_Scope, str, Bucket]] = []
+        taking: list[Bucket] = []
         wait = 0
         refused: _Scope | None = None
         queue_full = False
         for scope in self._scopes:
-            key = scope.key_of(p)
+            key: str | None = "" if scope.field is None else p[scope.field]  # type: ignore[assignment]  # str fields
             if key is None:
                 continue
             bucket = scope.get(key, at)
@@ -183,23 +183,20 @@ class LimiterActor(Stage):
                     queue_full = True
                     continue
                 release = max(release, free)
-            taking.append((scope, key, bucket))
+            taking.append(bucket)
         if refused is not None:
             return Outcome("rate_limited", p.sku, p.qty, retry_after=wait / 1_000_000, detail=refused.detail)
         if queue_full:
             return Outcome("overloaded", p.sku, p.qty, detail="too many purchases are waiting their turn")
         waiting: list[LeakyBucket] = []
-        for scope, key, bucket in taking:
+        for bucket in taking:
             bucket.take(release)
             if release > at and type(bucket) is LeakyBucket:
                 bucket.waiting += 1
                 waiting.append(bucket)
-            if scope.max_keys > 1:
-                scope.touched(bucket, key)
         if release > at:
             heapq.heappush(self._queue, (release, next(self._seq), p, tuple(waiting)))
-            return _QUEUED
-        return None
+        return release
 
     def _release_due(self, at: int, passed: list[Purchase]) -> None:
         """Move every queued purchase whose release time is ``<= at`` onto ``passed``, in release order."""
@@ -220,22 +217,3 @@ class LimiterActor(Stage):
             replies.append((self._wake, self._announced))
         self._bridge.resolve(replies)
 
-
-_QUEUED = Outcome("overloaded", "", 0, detail="queued")
-"""Marker from :meth:`LimiterActor._check`: held for a later release, no answer yet."""
-
-
-def _whole_sale(p: Purchase) -> str:
-    return ""
-
-
-def _sku_of(p: Purchase) -> str:
-    return p.sku
-
-
-def _user_of(p: Purchase) -> str:
-    return p.user
-
-
-def _ip_of(p: Purchase) -> str | None:
-    return p.client_ip

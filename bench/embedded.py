@@ -13,6 +13,11 @@ number of decisions):
   stock 0 (answered on the loop from the published view).
 - ``floor``: pure asyncio, no engine: gather of coroutines that each await a
   future resolved by ``loop.call_soon``, same batch shape as ``tasks``.
+- ``many_shaped`` / ``tasks_shaped``: ``purchase_many`` and ``tasks`` with
+  the limiter and dedup on: token buckets in all four scopes (global, per
+  SKU, per user, per IP over a pool of client addresses) at rates that never
+  refuse, and a per-user limit on the hot SKU. The table prints what they
+  add per decision against the same cases without them.
 
 Run alone: ``python bench/embedded.py [--seconds 3] [--batch 1000]``.
 """
@@ -33,12 +38,14 @@ from pathlib import Path
 
 import uvloop
 
+from actors import BucketSpec
 from engine import Config, LimitsConfig, PurchaseRequest, SaleEngine, SkuConfig, StoreConfig
 
 HOT, GONE = "hot", "gone"
 MAX_DECISIONS = 20_000_000  # per case: bounds the run even if the clock misbehaves
 WARMUP_S = 0.5
 USER_POOL = 4096  # sold-out case: users cycled from a pool (the path reads no per-user state)
+IP_POOL = [f"10.{i // 256}.{i % 256}.1" for i in range(1024)]  # shaped cases: client addresses, cycled
 
 HOT_TARGET = 200_000
 SOLD_OUT_TARGET = 500_000
@@ -69,12 +76,21 @@ class CaseResult:
 # -- the engine -----------------------------------------------------------------
 
 
-def make_config(db: Path, durability: str, max_inflight: int) -> Config:
-    """A hot SKU with ample stock, a sold-out SKU, orders in ``db``."""
+SHAPED_LIMITS = {
+    "global_bucket": BucketSpec(rate=1e9, burst=10**8),
+    "per_sku": BucketSpec(rate=1e9, burst=10**8),
+    "per_user": BucketSpec(rate=100.0, burst=10),
+    "per_ip": BucketSpec(rate=1e9, burst=10**8),
+}
+"""Every scope on, token buckets, at rates a benchmark never reaches: the cost of deciding, not of refusing."""
+
+
+def make_config(db: Path, durability: str, max_inflight: int, *, shaped: bool = False) -> Config:
+    """A hot SKU with ample stock, a sold-out SKU, orders in ``db``; ``shaped``: limiter and dedup on."""
     return Config(
-        skus=(SkuConfig(HOT, stock=10**8), SkuConfig(GONE, stock=0)),
+        skus=(SkuConfig(HOT, stock=10**8, per_user_limit=5 if shaped else None), SkuConfig(GONE, stock=0)),
         store=StoreConfig(path=str(db), durability=durability),  # type: ignore[arg-type]
-        limits=LimitsConfig(max_inflight=max_inflight),
+        limits=LimitsConfig(max_inflight=max_inflight, **(SHAPED_LIMITS if shaped else {})),  # type: ignore[arg-type]
     )
 
 
@@ -112,7 +128,10 @@ async def _drive(client: Client, concurrency: int, seconds: float, max_batches: 
 def many_client(engine: SaleEngine, prefix: str, batch: int) -> Client:
     async def client(n: int) -> list[str]:
         base = n * batch
-        reqs = [PurchaseRequest(HOT, f"{prefix}{base + i}") for i in range(batch)]
+        reqs = [
+            PurchaseRequest(HOT, f"{prefix}{base + i}", client_ip=IP_POOL[(base + i) % len(IP_POOL)])
+            for i in range(batch)
+        ]
         return [o.result for o in await engine.purchase_many(reqs)]
 
     return client
@@ -121,7 +140,12 @@ def many_client(engine: SaleEngine, prefix: str, batch: int) -> Client:
 def tasks_client(engine: SaleEngine, prefix: str, batch: int) -> Client:
     async def client(n: int) -> list[str]:
         base = n * batch
-        outs = await asyncio.gather(*[engine.purchase(HOT, f"{prefix}{base + i}") for i in range(batch)])
+        outs = await asyncio.gather(
+            *[
+                engine.purchase(HOT, f"{prefix}{base + i}", client_ip=IP_POOL[(base + i) % len(IP_POOL)])
+                for i in range(batch)
+            ]
+        )
         return [o.result for o in outs]
 
     return client
@@ -161,10 +185,12 @@ async def _sold_out_loop(engine: SaleEngine, seconds: float, chunk: int = 1000) 
 
 
 async def engine_case(case: str, durability: str, seconds: float, batch: int, concurrency: int) -> CaseResult:
-    """Run one engine case (``many``, ``tasks`` or ``sold_out``) on a fresh engine and file."""
+    """Run one engine case (``many``, ``tasks``, their ``_shaped`` forms, ``sold_out``) on a fresh engine and file."""
+    shaped = case.endswith("_shaped")
     with tempfile.TemporaryDirectory(prefix="flashsale-bench-") as tmp:
         db = Path(tmp) / "orders.db"
-        engine = SaleEngine(make_config(db, durability, max_inflight=max(10_000, 2 * batch * concurrency)))
+        inflight = max(10_000, 2 * batch * concurrency)
+        engine = SaleEngine(make_config(db, durability, max_inflight=inflight, shaped=shaped))
         max_batches = MAX_DECISIONS // batch
         async with engine:
             if case == "sold_out":
@@ -172,7 +198,7 @@ async def engine_case(case: str, durability: str, seconds: float, batch: int, co
                 n, outcomes, elapsed = await _sold_out_loop(engine, seconds)
                 warm_reserved = 0
             else:
-                make = many_client if case == "many" else tasks_client
+                make = many_client if case.startswith("many") else tasks_client
                 _, warm, _ = await _drive(make(engine, "w", batch), concurrency, WARMUP_S, max_batches)
                 n, outcomes, elapsed = await _drive(make(engine, "m", batch), concurrency, seconds, max_batches)
                 warm_reserved = warm["reserved"]
@@ -204,6 +230,8 @@ def run_all(seconds: float, batch: int, concurrency: int, repeat: int = 1) -> li
         lambda: engine_case("many", "async", seconds, batch, concurrency),
         lambda: engine_case("tasks", "commit", seconds, batch, concurrency),
         lambda: engine_case("tasks", "async", seconds, batch, concurrency),
+        lambda: engine_case("many_shaped", "commit", seconds, batch, concurrency),
+        lambda: engine_case("tasks_shaped", "commit", seconds, batch, concurrency),
         lambda: engine_case("sold_out", "commit", seconds, batch, concurrency),
         lambda: floor_case(seconds, batch, concurrency),
     ]
@@ -243,10 +271,19 @@ def _others_cores(start: tuple[float, float, int] | None) -> float | None:
 LABELS = {
     "many": "hot SKU, purchase_many batches",
     "tasks": "hot SKU, one purchase() task each",
+    "many_shaped": "  + limiter (4 scopes) + dedup",
+    "tasks_shaped": "  + limiter (4 scopes) + dedup",
     "sold_out": "sold out, sequential purchase()",
     "floor": "asyncio floor: gather + call_soon",
 }
-EXPECTED = {"many": "reserved", "tasks": "reserved", "sold_out": "sold_out", "floor": "done"}
+EXPECTED = {
+    "many": "reserved",
+    "tasks": "reserved",
+    "many_shaped": "reserved",
+    "tasks_shaped": "reserved",
+    "sold_out": "sold_out",
+    "floor": "done",
+}
 TARGETS = {"many": HOT_TARGET, "sold_out": SOLD_OUT_TARGET}
 
 
@@ -297,12 +334,30 @@ def format_table(results: list[CaseResult], batch: int, concurrency: int) -> str
         stored = sum(r.orders_in_db or 0 for r in rs)
         commits = sum(r.commits or 0 for r in rs)
         detail = ""
-        if case in ("many", "tasks") and not problems:
+        if case in ("many", "tasks", "many_shaped", "tasks_shaped") and not problems:
             detail = f"; {stored:,} orders stored = reserved, {stored / max(1, commits):,.0f} orders per commit"
         checks.append(f"  {LABELS[case]} ({durability}): " + ("; ".join(problems) if problems else f"ok{detail}"))
     note = "others: CPU cores the rest of the machine used during the case (worst run): noise"
     checks_head = "Checks (every outcome as expected; orders in SQLite = reserved):"
-    return "\n".join([head, "", *rows, note, "", checks_head, *checks])
+    return "\n".join([head, "", *rows, note, *shaping_cost(groups), "", checks_head, *checks])
+
+
+def shaping_cost(groups: dict[tuple[str, str], list[CaseResult]]) -> list[str]:
+    """Lines giving what the limiter and dedup add per decision (median rates, durability commit)."""
+    lines = []
+    for case in ("many", "tasks"):
+        bare, shaped = groups.get((case, "commit")), groups.get((f"{case}_shaped", "commit"))
+        if not bare or not shaped:
+            continue
+        without = statistics.median(r.rate for r in bare)
+        with_ = statistics.median(r.rate for r in shaped)
+        if without > 0 and with_ > 0:
+            cost = (1 / with_ - 1 / without) * 1e6
+            lines.append(
+                f"limiter + dedup, {LABELS[case]}: {cost:+.2f} µs per decision "
+                f"({1e6 / without:.2f} -> {1e6 / with_:.2f} µs; {with_ / without:.2f}x the rate)"
+            )
+    return lines
 
 
 def main() -> None:

@@ -11,7 +11,10 @@ in a ``finally``. Scenarios:
 
 - ``commit``: hot SKU, stock 10^8, a new user per request, durability commit;
 - ``async``: the same with durability async;
-- ``sold_out``: stock 0, so every flashsale answer is ``409 sold_out``.
+- ``sold_out``: stock 0, so every flashsale answer is ``409 sold_out``;
+- ``shaped``: ``commit`` with the limiter and dedup on: token buckets in all
+  four scopes (global, per SKU, per user, per IP) at rates the load never
+  reaches, and a per-user limit on the SKU.
 
 After each commit/async run the server is stopped and its SQLite file is
 read: orders stored must cover every 200 the load tool counted.
@@ -69,13 +72,25 @@ class Scenario:
     expect: int  # flashsale's expected status; the bare server always answers 200
     min_ratio: float | None = None
     max_p99_ms: float | None = None
+    shaped: bool = False  # limiter (all four scopes) and dedup on
 
 
 SCENARIOS = (
     Scenario("commit", "hot SKU, durability commit", 10**8, "commit", 200, min_ratio=0.8, max_p99_ms=10.0),
     Scenario("async", "hot SKU, durability async", 10**8, "async", 200),
     Scenario("sold_out", "sold out (stock 0)", 0, "commit", 409, min_ratio=0.9),
+    Scenario("shaped", "hot SKU, commit, limiter + dedup", 10**8, "commit", 200, min_ratio=0.8, shaped=True),
 )
+
+SHAPED_TOML = """per_user_limit = 5
+
+[limits]
+global = { rate = 1e9, burst = 100000000 }
+per_sku = { rate = 1e9, burst = 100000000 }
+per_user = { rate = 100, burst = 10 }
+per_ip = { rate = 1e9, burst = 100000000 }
+"""
+"""Every scope on, token buckets, at rates the load never reaches (all load comes from one address)."""
 
 
 @dataclass
@@ -144,8 +159,9 @@ def write_config(tmp: Path, sc: Scenario, port: int, name: str) -> tuple[Path, P
     db = tmp / f"{name}.db"
     cfg = tmp / f"{name}.toml"
     cfg.write_text(
-        f'[[sku]]\nid = "{SKU}"\nstock = {sc.stock}\n\n'
-        f'[store]\npath = "{db}"\ndurability = "{sc.durability}"\n\n'
+        f'[[sku]]\nid = "{SKU}"\nstock = {sc.stock}\n'
+        + (SHAPED_TOML if sc.shaped else "")
+        + f'\n[store]\npath = "{db}"\ndurability = "{sc.durability}"\n\n'
         f'[server]\nhost = "127.0.0.1"\nport = {port}\nlog_level = "info"\n',
         encoding="utf-8",
     )
@@ -531,7 +547,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--load", choices=("auto", "wrk", "builtin"), default="auto", help="auto: wrk if on PATH")
     p.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (default 1: leaves a core to the server)")
-    p.add_argument("--scenarios", default="commit,async,sold_out", help="comma-separated subset")
+    p.add_argument("--scenarios", default="commit,async,sold_out,shaped", help="comma-separated subset")
     p.add_argument("--ready-timeout", type=float, default=30.0, help="seconds to wait for /healthz")
     p.add_argument("--embedded-seconds", type=float, default=3.0, help="measured seconds per embedded case")
     p.add_argument("--embedded-repeat", type=int, default=3, help="runs per embedded case; the median is reported")
