@@ -23,6 +23,10 @@ def test_readme_config_is_a_valid_config() -> None:
     assert sku.ends_at - sku.starts_at == 600_000_000
     assert config.limits.per_user is not None
     assert (config.limits.per_user.rate, config.limits.per_user.burst) == (5, 10)
+    assert config.limits.per_sku is not None
+    assert (config.limits.per_sku.algorithm, config.limits.per_sku.queue) == ("leaky", 5000)
+    assert config.limits.per_ip is not None
+    assert config.server.trusted_proxies == ("127.0.0.1", "10.0.0.0/8")
     assert config.store.durability == "commit"
     assert config.inventory_actors == 4
 
