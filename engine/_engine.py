@@ -553,8 +553,9 @@ class SaleEngine:
     async def expire_due(self) -> int:
         """Expire every reservation whose payment time has run out by now; returns how many.
 
-        The engine calls this every ``tick_interval`` seconds; with
-        ``tick_interval = 0`` (virtual time, replays) the caller does.
+        :meth:`tick` calls this (the engine ticks every ``tick_interval``
+        seconds); with ``tick_interval = 0`` (virtual time, replays) the
+        caller does.
         """
         expired = await self._ask(lambda fut: (self._pipeline.writer, Tick(self.clock(), fut)))
         assert isinstance(expired, int)

@@ -23,16 +23,20 @@ class TokenModel:
         self.burst = Fraction(burst)
         self.tokens = self.burst
         self.last = at
+        self.whole = True  # tokens is burst minus whole takes: float holds it exactly too
 
     def wait(self, at: int) -> Fraction:
         """Microseconds from ``at`` until a whole token (0: now)."""
         if at > self.last:
-            self.tokens = min(self.burst, self.tokens + (at - self.last) * self.per_us)
+            refilled = self.tokens + (at - self.last) * self.per_us
+            self.tokens = min(self.burst, refilled)
+            self.whole = refilled >= self.burst
             self.last = at
         return max(Fraction(0), (1 - self.tokens) / self.per_us)
 
     def close_call(self) -> bool:
-        return abs(self.tokens - 1) < CLOSE_CALL
+        """True when float arithmetic may rightly land on the other side of one token."""
+        return not self.whole and abs(self.tokens - 1) < CLOSE_CALL
 
     def take(self, at: int) -> None:
         self.tokens -= 1

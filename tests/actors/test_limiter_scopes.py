@@ -52,12 +52,13 @@ def _run(config: Config, clock: ManualClock, body: Callable[[SaleEngine], Awaita
 
 # --- several scopes at once -----------------------------------------------------
 
-specs = st.none() | st.builds(
+buckets = st.builds(
     BucketSpec,
     rate=st.sampled_from([0.5, 1.0, 3.0, 10.0, 250.0]),
     burst=st.integers(min_value=1, max_value=3),
     algorithm=st.sampled_from(["token", "leaky"]),
 )
+specs = st.one_of(st.none(), buckets, buckets, buckets)  # mostly in force: several scopes at once
 requests = st.lists(
     st.tuples(
         st.sampled_from([0, 0, 1, 1000, 99_999, 100_000, 333_333, SECOND]),
@@ -70,7 +71,7 @@ requests = st.lists(
 )
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(g=specs, s=specs, u=specs, i=specs, reqs=requests)
 def test_scopes_take_from_all_or_none(
     g: BucketSpec | None,
@@ -100,16 +101,17 @@ def test_scopes_take_from_all_or_none(
                     kind = TokenModel if spec.algorithm == "token" else LeakyModel
                     model = models[name, key] = kind(spec.rate, spec.burst, at)
                 involved.append((model, model.wait(at)))
-            if any(m.close_call() for m, _ in involved):
-                return  # too close to call between float and exact arithmetic: stop this example here
+            # A hair's breadth from one token, float arithmetic may rightly decide either way.
+            close = any(m.close_call() for m, _ in involved)
             outcome = await engine.purchase(sku, user, client_ip=ip)
             slowest = max((w for _, w in involved), default=0)
-            if slowest == 0:
-                assert outcome.result == "reserved"
-                for m, _ in involved:
+            if outcome.result == "reserved":
+                assert slowest == 0 or (close and slowest < 1)
+                for m, _ in involved:  # taken from every scope
                     m.take(at)
             else:
                 assert outcome.result == "rate_limited"
+                assert slowest > 0 or close  # and nothing taken from any scope
                 assert outcome.retry_after is not None
                 assert abs(round(outcome.retry_after * SECOND) - math.ceil(slowest)) <= 1
 
