@@ -107,11 +107,6 @@ class LimiterActor(Stage):
         self._wake = wake
         self._announced: int | None = None
 
-    @property
-    def queued(self) -> int:
-        """Purchases waiting for their release time."""
-        return len(self._queue)
-
     def handle(self, message: LimiterMessage) -> None:
         match message:
             case PurchaseBatch(items):
