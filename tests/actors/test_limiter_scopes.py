@@ -260,7 +260,7 @@ async def test_stop_answers_queued_purchases(make_config: MakeConfig, clock: Man
     assert engine.inflight == 0
 
 
-async def test_queue_is_released_in_real_time_by_one_timer(make_config: MakeConfig, db_path: Path) -> None:
+async def test_queue_is_released_in_real_time_without_tick_calls(make_config: MakeConfig, db_path: Path) -> None:
     """On the wall clock, queued purchases are released at the rate without anyone calling tick()."""
     config = make_config(SkuConfig("a", 100), per_sku=BucketSpec(rate=200.0, burst=1, algorithm="leaky", queue=10))
     async with SaleEngine(dataclasses.replace(config, tick_interval=3600)) as engine:  # the periodic ticker never runs
@@ -276,3 +276,23 @@ async def test_tick_without_a_limiter_reports_only_expiries(make_config: MakeCon
         assert (await engine.purchase("a", "u1")).result == "reserved"
         clock.advance(1)
         assert await engine.tick() == TickReport(1, 0, 0)
+
+
+async def test_full_table_of_leaky_buckets_frees_only_rested_ones(
+    make_config: MakeConfig, start_engine: StartEngine, clock: ManualClock
+) -> None:
+    """A full per-user table makes room only from buckets at rest; a buyer with a purchase queued keeps theirs."""
+    config = make_config(
+        SkuConfig("a", 100), per_user=BucketSpec(rate=10.0, burst=1, algorithm="leaky", queue=2), max_tracked_users=2
+    )
+    engine = await start_engine(dataclasses.replace(config, tick_interval=0))
+    tasks = [asyncio.create_task(engine.purchase("a", user)) for user in ("u1", "u1", "u2")]
+    assert (await asyncio.create_task(engine.tick())).queued == 1
+    assert [(await t).result for t in (tasks[0], tasks[2])] == ["reserved", "reserved"]
+    assert (await engine.purchase("a", "u3")).result == "overloaded"  # u1 has one queued, u2 is draining
+    clock.set(T0 + 100_000)  # u2 is at rest; u1 has just had its queued purchase released
+    assert (await engine.purchase("a", "u3")).result == "reserved"  # u2's bucket made room
+    assert (await tasks[1]).result == "reserved"
+    assert (await engine.purchase("a", "u4")).result == "overloaded"  # u1 and u3 are both still draining
+    clock.set(T0 + 200_000)
+    assert (await engine.purchase("a", "u4")).result == "reserved"
