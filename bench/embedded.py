@@ -271,8 +271,8 @@ def _others_cores(start: tuple[float, float, int] | None) -> float | None:
 LABELS = {
     "many": "hot SKU, purchase_many batches",
     "tasks": "hot SKU, one purchase() task each",
-    "many_shaped": "  + limiter (4 scopes) + dedup",
-    "tasks_shaped": "  + limiter (4 scopes) + dedup",
+    "many_shaped": "purchase_many + limiter + dedup",
+    "tasks_shaped": "one task each + limiter + dedup",
     "sold_out": "sold out, sequential purchase()",
     "floor": "asyncio floor: gather + call_soon",
 }
