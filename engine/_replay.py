@@ -308,7 +308,8 @@ class _Driver:
         if held > self.peak.get(sku, 0):
             self.peak[sku] = held
         if e.then is not None:
-            self._schedule(at + e.then.after_us, TrafficEvent(at, e.then.op, order=o.order_id, source=e.source), 0)
+            follow = TrafficEvent(at, e.then.op, user, sku, order=o.order_id, source=e.source)
+            self._schedule(at + e.then.after_us, follow, 0)
 
     def _schedule(self, at: int, event: TrafficEvent, attempt: int) -> None:
         self.seq += 1

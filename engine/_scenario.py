@@ -229,7 +229,12 @@ def read_expect(raw: Any, where: Place, skus: frozenset[str]) -> Expectations:
                 raise where.at("ops").at(name).fail("must be 'pay:<result>', 'cancel:<result>' or 'restock:restocked'")
             ops[name] = where.at("ops").at(name).whole(count, 0)
     digest = t.get("digest")
-    if digest is not None and (not isinstance(digest, str) or not digest.startswith("sha256:") or len(digest) != 71):
+    if digest is not None and (
+        not isinstance(digest, str)
+        or not digest.startswith("sha256:")
+        or len(digest) != 71
+        or not all(c in "0123456789abcdef" for c in digest[7:])
+    ):
         raise where.at("digest").fail(f"must be 'sha256:' and 64 hex digits, got {show(digest)}")
     return Expectations(
         sold=per_sku("sold"),
@@ -299,4 +304,4 @@ def load_scenario(path: str | Path) -> Scenario:
         raise ScenarioError(f"{p}: cannot read: {exc.strerror}") from exc
     except UnicodeDecodeError:
         raise ScenarioError(f"{p}: not UTF-8 text") from None
-    return parse_scenario(text, p.name, jsonl=p.suffix == ".jsonl")
+    return parse_scenario(text, str(p), jsonl=p.suffix == ".jsonl")
