@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections import Counter
 from typing import Any
@@ -69,7 +70,7 @@ def test_clicks_keys_and_addresses() -> None:
     for user, clicks in by_user.items():
         assert [e.key for e in clicks] == [f"{user}:0"] * 3
         assert {e.ip for e in clicks} == {"203.0.113.9"}
-        gaps = [b.at - a.at for a, b in zip(clicks, clicks[1:], strict=False)]
+        gaps = [b.at - a.at for a, b in itertools.pairwise(clicks)]
         assert all(0 < g <= 500_000 for g in gaps)
     per_click = crowd(users=2, clicks=2, keys="per_click")
     assert sorted(e.key for e in per_click) == ["c-1:0", "c-1:1", "c-2:0", "c-2:1"]

@@ -27,7 +27,7 @@ def test_the_library_is_complete() -> None:
     """At least eight scenarios, each pinning a digest; every file but the per-IP one replays here."""
     everything = sorted(p.name for p in SCENARIOS.glob("*.json*"))
     assert len(everything) >= 8
-    assert NEEDS_PER_IP <= set(everything)
+    assert set(everything) >= NEEDS_PER_IP
     assert len(FILES) == len(everything) - len(NEEDS_PER_IP)
     for path in FILES:
         assert load_scenario(path).expect.digest is not None, path.name
