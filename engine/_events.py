@@ -15,6 +15,7 @@ from ._errors import ScenarioError
 
 Op: TypeAlias = Literal["purchase", "pay", "cancel", "restock", "expire"]
 US = 1_000_000
+INF = float("inf")
 FORMAT_VERSION = 1
 """The scenario format this flashsale reads and writes (``flashsale_scenario``)."""
 
@@ -114,7 +115,7 @@ class Place:
         return value
 
     def number(self, value: Any, *, positive: bool = False) -> float:
-        if type(value) not in (int, float) or not value >= 0 or (positive and value == 0):  # not >=: NaN fails too
+        if type(value) not in (int, float) or not 0 <= value < INF or (positive and value == 0):  # NaN fails too
             raise self.fail(f"must be a number {'> 0' if positive else '>= 0'}, got {show(value)}")
         return float(value)
 

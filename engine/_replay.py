@@ -21,7 +21,9 @@ a reservation. At one instant, scheduled traffic goes first, then feedback
 in the order it was scheduled.
 
 The digest is sha256 over a versioned, canonical encoding of every decision
-in order: one JSON array per decision (see :data:`DIGEST_FIELDS`).
+in order: one JSON array per decision, ``[index, at_us, op, user, sku, qty,
+key, result, order_id, retry_after_us]`` with ``at_us`` counted from the
+scenario's start (docs/scenarios.md, "The digest").
 """
 
 from __future__ import annotations
@@ -42,11 +44,9 @@ from ._engine import PurchaseRequest, SaleEngine
 from ._errors import TransitionRefused, Unavailable, UnknownOrder
 from ._events import US, TrafficEvent
 from ._memstore import MemoryOrderStore
-from ._scenario import Scenario
+from ._scenario import RESULTS, Scenario
 
 DIGEST_VERSION = 1
-DIGEST_FIELDS = ("index", "at_us", "op", "user", "sku", "qty", "key", "result", "order_id", "retry_after_us")
-"""One decision in the digest, in this order; ``at_us`` counts from the scenario's start."""
 
 Decision = tuple[int, int, str, str | None, str | None, int, str | None, str, str | None, int | None]
 
@@ -65,7 +65,14 @@ class SkuSummary:
 
 @dataclass(frozen=True, slots=True)
 class ReplayResult:
-    """What a replay decided: counts, timing and the digest."""
+    """What a replay decided: counts, timing and the digest.
+
+    ``outcomes`` counts purchases by result; ``classes`` the same per user
+    class (generator name, or ``traffic``); ``ops`` counts ``"pay:paid"``,
+    ``"cancel:cancelled"`` … ; ``per_user_max`` is the most units one buyer
+    held at once, per SKU; ``users`` the purchase results of the buyers the
+    scenario's expectations name; ``log`` every decision, when asked for.
+    """
 
     scenario: str
     digest: str
@@ -409,21 +416,7 @@ class _Driver:
         )
 
 
-_RESULT_ORDER = {
-    r: i
-    for i, r in enumerate(
-        (
-            "reserved",
-            "sold_out",
-            "limit_reached",
-            "sale_not_open",
-            "rate_limited",
-            "idempotency_key_reused",
-            "overloaded",
-            "unavailable",
-        )
-    )
-}
+_RESULT_ORDER = {r: i for i, r in enumerate(RESULTS)}
 
 
 def _count_order(item: tuple[tuple[str, str, str], int]) -> tuple[str, str, int]:

@@ -69,7 +69,6 @@ class Scenario:
     source: str
     start: int
     config: Config
-    raw_config: Mapping[str, Any]
     tick_interval: float
     events: tuple[TrafficEvent, ...]
     generators: tuple[Crowd, ...]
@@ -278,7 +277,6 @@ def parse_scenario(text: str, source: str, *, jsonl: bool = False) -> Scenario:
         source=source,
         start=start,
         config=config,
-        raw_config=top["config"],
         tick_interval=cadence,
         events=tuple(events),
         generators=read_generators(top.get("generators", []), where.at("generators"), skus, max_qty),

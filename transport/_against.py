@@ -111,7 +111,7 @@ class _Sender:
                     await self.purchase(event, attempt)
                 else:
                     await self.change(event)
-            except (aiohttp.ClientError, TimeoutError) as exc:
+            except (aiohttp.ClientError, TimeoutError, ValueError, KeyError) as exc:  # no answer we can read
                 self.report.failed_requests.append(f"{event.op} {event.user or event.order}: {exc!r}")
 
     async def purchase(self, e: TrafficEvent, attempt: int) -> None:

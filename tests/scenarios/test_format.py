@@ -26,6 +26,7 @@ BAD = [
     (doc(traffic=[buy(), buy(at=1, qty=0)]), "t.json: traffic[1].qty: must be a whole number >= 1, got 0"),
     (doc(traffic=[buy(at=-1)]), "t.json: traffic[0].at: must be a number >= 0, got -1"),
     (doc(traffic=[buy(at="soon")]), 't.json: traffic[0].at: must be a number >= 0, got "soon"'),
+    (doc(traffic=[buy(at=float("inf"))]), "t.json: traffic[0].at: must be a number >= 0, got Infinity"),
     (doc(traffic=[buy(sku="b")]), "t.json: traffic[0].sku: 'b' is not a sku of the config (skus: a)"),
     (
         doc(traffic=[buy(op="refund")]),
