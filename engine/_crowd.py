@@ -10,7 +10,11 @@ reserve.
 Expansion draws from ``random.Random(seed)`` only, in a fixed order per
 buyer (arrival, SKU, quantity, address, follow-up, clicks), and names buyers
 ``<prefix><n>``: the same file gives the same events on every machine. No
-``hash()`` of strings, no set iteration.
+``hash()`` of strings, no set iteration, and only IEEE arithmetic, which is
+the same everywhere — except ``poisson`` gaps, which need a logarithm
+(``Random.expovariate``); they are rounded to the microsecond, so a last-bit
+difference between two platforms' ``log`` would have to fall on a rounding
+boundary to show.
 """
 
 from __future__ import annotations
@@ -66,7 +70,9 @@ class Crowd:
                 clock += rng.expovariate(rate) * US
                 at = round(clock)
             elif self.pattern == "burst":
-                at = self.start_us + round(span * rng.random() ** 4)
+                u = rng.random()
+                u2 = u * u  # products, not u ** 4: pow() comes from the platform's libm, * is IEEE everywhere
+                at = self.start_us + round(span * (u2 * u2))
             else:
                 at = self.start_us + round(span * rng.random())
             sku = names[0] if len(names) == 1 else rng.choices(names, weights)[0]

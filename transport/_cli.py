@@ -93,8 +93,6 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port if args.port is not None else config.server.port,
     )
     config = dataclasses.replace(config, server=server)
-    configure_logging(server.log_level)
-    loop_factory = _loop_factory()
     recorder = None
     if args.record:
         try:
@@ -102,6 +100,8 @@ def _serve(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"flashsale: {args.record}: cannot write: {exc.strerror}", file=sys.stderr)
             return 2
+    configure_logging(server.log_level)
+    loop_factory = _loop_factory()
     log.info(
         "starting",
         config=args.config or "demo",
@@ -110,19 +110,21 @@ def _serve(args: argparse.Namespace) -> int:
         skus=[s.id for s in config.skus],
         record=args.record,
     )
-    web.run_app(
-        create_app(config, engine=SaleEngine(config, recorder=recorder)),
-        host=server.host,
-        port=server.port,
-        access_log=None,
-        # Called once the socket is bound: the line to wait for before sending traffic.
-        print=lambda _: log.info("listening", url=f"http://{server.host}:{server.port}"),
-        loop=loop_factory() if loop_factory else None,
-        shutdown_timeout=10.0,
-    )
-    if recorder is not None:
-        recorder.close()
-        log.info("recorded", file=args.record, events=recorder.events)
+    try:
+        web.run_app(
+            create_app(config, engine=SaleEngine(config, recorder=recorder)),
+            host=server.host,
+            port=server.port,
+            access_log=None,
+            # Called once the socket is bound: the line to wait for before sending traffic.
+            print=lambda _: log.info("listening", url=f"http://{server.host}:{server.port}"),
+            loop=loop_factory() if loop_factory else None,
+            shutdown_timeout=10.0,
+        )
+    finally:
+        if recorder is not None:
+            recorder.close()  # after the engine stopped: every answered purchase is in the file
+            log.info("recorded", file=args.record, events=recorder.events)
     log.info("stopped")
     return 0
 

@@ -26,6 +26,7 @@ from engine import (
 )
 from tests.conftest import T0
 from tests.scenarios.conftest import StartServer
+from transport import main
 
 
 def _config(path: Path) -> Config:
@@ -188,3 +189,29 @@ async def test_a_recorded_server_replays_to_its_live_answers(start_server: Start
     assert seen["purchase"] == result.purchases
     assert {"reserved", "rate_limited", "sold_out", "limit_reached"} <= results
     assert seen["pay"] + seen["cancel"] > 0
+
+
+async def test_a_full_recording_stops_once_and_the_server_keeps_serving(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    """`--record-max 5`: five events in the file, one log line, and every purchase still answered."""
+    server = await start_server(SERVER_CONFIG, "--record", "rec.jsonl", "--record-max", "5")
+    async with aiohttp.ClientSession() as session:
+        statuses = []
+        for i in range(10):
+            async with session.post(f"{server.url}/v1/purchase", json={"sku": "big", "user": f"u{i}"}) as resp:
+                statuses.append(resp.status)
+    await server.stop()
+    assert statuses == [200] * 10
+    stopped = [line for line in server.log if isinstance(line, dict) and line.get("event", "").startswith("recording")]
+    assert [line["event"] for line in stopped] == ["recording stopped: the file holds its maximum of events"]
+    assert [e.user for e in load_scenario(tmp_path / "rec.jsonl").events] == [f"u{i}" for i in range(5)]
+
+
+def test_an_unwritable_recording_stops_the_server_at_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A --record path that cannot be written is refused before the server starts (exit 2)."""
+    assert main(["serve", "--record", str(tmp_path / "missing" / "rec.jsonl")]) == 2
+    assert (
+        capsys.readouterr().err
+        == f"flashsale: {tmp_path / 'missing' / 'rec.jsonl'}: cannot write: No such file or directory\n"
+    )
