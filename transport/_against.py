@@ -112,7 +112,7 @@ class _Sender:
                 else:
                     await self.change(event)
             except (aiohttp.ClientError, TimeoutError, ValueError, KeyError) as exc:  # no answer we can read
-                self.report.failed_requests.append(f"{event.op} {event.user or event.order}: {exc!r}")
+                self.report.failed_requests.append(f"{event.op} {event.user or event.order}: {_say(exc)}")
 
     async def purchase(self, e: TrafficEvent, attempt: int) -> None:
         headers = {}
@@ -214,11 +214,18 @@ class _Sender:
         report.checks["per-user limits"] = f"{len(over)} buyers over (first: {over[0]})" if over else ""
 
 
+def _say(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__  # a TimeoutError has no message
+
+
 async def run_against(scenario: Scenario, url: str, *, concurrency: int = 64) -> AgainstReport:
     """Send ``scenario``'s traffic to the server at ``url`` in real time; check the invariants."""
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(timeout=_TIMEOUT, connector=connector) as session:
         sender = _Sender(scenario, url.rstrip("/"), session, concurrency)
         await sender.run(scenario.traffic())
-        await sender.check()
+        try:
+            await sender.check()
+        except (aiohttp.ClientError, TimeoutError, ValueError, KeyError) as exc:
+            sender.report.checks["the server answers the checks"] = _say(exc)
     return sender.report
