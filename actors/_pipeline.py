@@ -54,20 +54,28 @@ class Pipeline:
             self.after_limiter(items)
 
     def after_limiter(self, items: Sequence[Purchase]) -> None:
-        """Send purchases on to dedup where it has work, else to their inventory owner."""
+        """Send purchases on to dedup where it has work, else to their inventory owner.
+
+        A SKU's purchases take one route per batch: when any of them needs
+        dedup (a key, or a per-user limit), all of them go through it. Split
+        over two routes, a later purchase could reach the SKU's owner before
+        an earlier one, and who gets the last unit would depend on thread
+        timing instead of arrival order.
+        """
         if not items:
             return
         skus = self.dedup_skus
         if not skus and all(p.idempotency_key is None for p in items):
             self.to_inventory(items)
             return
-        checked = [p for p in items if p.idempotency_key is not None or p.sku in skus]
+        via_dedup = {p.sku for p in items if p.idempotency_key is not None or p.sku in skus}
+        checked = [p for p in items if p.sku in via_dedup]
         if len(checked) == len(items):
             tell(self.dedup, PurchaseBatch(tuple(items)))
             return
         if checked:
             tell(self.dedup, PurchaseBatch(tuple(checked)))
-        self.to_inventory([p for p in items if p.idempotency_key is None and p.sku not in skus])
+        self.to_inventory([p for p in items if p.sku not in via_dedup])
 
     def to_inventory(self, items: Sequence[Purchase]) -> None:
         """Send each purchase to the owner of its SKU, one batch per owner."""

@@ -25,6 +25,9 @@ read: orders stored must cover every 200 the load tool counted.
 in the store; its own options, see ``bench/recovery.py --help``). Not part of
 ``all``.
 
+``replay [options]``: bench/replay.py (virtual-time replay of the Moutai rush
+in decisions/s; see ``bench/replay.py --help``). Not part of ``all``.
+
 ``--json FILE`` writes every raw number.
 """
 
@@ -54,6 +57,7 @@ from pathlib import Path
 import embedded
 import load
 import recovery
+import replay
 
 BENCH = Path(__file__).resolve().parent
 READY_POLL_S = 0.05  # interval between /healthz polls (readiness is polled, never assumed)
@@ -576,6 +580,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["recovery"]:
         return recovery.main(argv[1:])
+    if argv[:1] == ["replay"]:
+        return replay.main(argv[1:])
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     m = machine_info(args)

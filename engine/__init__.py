@@ -2,7 +2,10 @@
 
 :class:`SaleEngine` (asyncio) and :class:`SyncSaleEngine` (threads) run a
 sale on the actors in ``actors``; :class:`Config` describes it; the SQLite
-:class:`SQLiteOrderStore` is the embedded default store.
+:class:`SQLiteOrderStore` is the embedded default store. Scenario files
+(:func:`load_scenario`) replay a sale and its traffic on virtual time
+(:func:`replay`, :class:`ReplayResult`); :class:`ScenarioRecorder` records
+live traffic as one.
 """
 
 from actors import Order, Outcome, SkuView
@@ -15,11 +18,17 @@ from ._errors import (
     EngineClosed,
     FlashsaleError,
     InvalidRequest,
+    ScenarioError,
     TransitionRefused,
     Unavailable,
     UnknownOrder,
     UnknownSku,
 )
+from ._events import TrafficEvent
+from ._memstore import MemoryOrderStore
+from ._record import ScenarioRecorder
+from ._replay import ReplayResult, SkuSummary, replay
+from ._scenario import Scenario, load_scenario, parse_scenario
 from ._sqlite import SQLiteOrderStore
 from ._sync import SyncSaleEngine
 
@@ -32,24 +41,34 @@ __all__ = [
     "InvalidRequest",
     "LimitsConfig",
     "ManualClock",
+    "MemoryOrderStore",
     "Order",
     "Outcome",
     "PurchaseRequest",
+    "ReplayResult",
     "SQLiteOrderStore",
     "SaleEngine",
+    "Scenario",
+    "ScenarioError",
+    "ScenarioRecorder",
     "ServerConfig",
     "SkuConfig",
     "SkuStatus",
+    "SkuSummary",
     "SkuView",
     "StoreConfig",
     "SyncSaleEngine",
     "TickReport",
+    "TrafficEvent",
     "TransitionRefused",
     "Unavailable",
     "UnknownOrder",
     "UnknownSku",
     "demo_config",
     "from_datetime",
+    "load_scenario",
+    "parse_scenario",
+    "replay",
     "to_datetime",
     "wall_clock",
 ]

@@ -18,7 +18,7 @@ from typing import Any, Literal, TypeVar
 
 from actors import BucketSpec
 
-from ._clock import from_datetime
+from ._clock import from_datetime, to_datetime
 from ._errors import ConfigError
 
 SKU_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # whole string: use fullmatch ($ allows a final newline)
@@ -106,6 +106,52 @@ class Config:
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{p}: not valid TOML: {exc}") from exc
         return cls.from_mapping(data, str(p))
+
+    def to_mapping(self) -> dict[str, Any]:
+        """The config as :meth:`from_mapping` reads it (times as ISO 8601 strings): for scenario files."""
+
+        def instant(at: int | None) -> str | None:
+            return None if at is None else to_datetime(at).isoformat().replace("+00:00", "Z")
+
+        skus = []
+        for s in self.skus:
+            table: dict[str, Any] = {"id": s.id, "stock": s.stock, "payment_timeout": s.payment_timeout}
+            if s.name:
+                table["name"] = s.name
+            if s.per_user_limit is not None:
+                table["per_user_limit"] = s.per_user_limit
+            for key, at in (("starts_at", s.starts_at), ("ends_at", s.ends_at)):
+                if at is not None:
+                    table[key] = instant(at)
+            skus.append(table)
+        lim = self.limits
+        limits: dict[str, Any] = {
+            "max_tracked_users": lim.max_tracked_users,
+            "max_qty": lim.max_qty,
+            "max_inflight": lim.max_inflight,
+            "max_writer_backlog": lim.max_writer_backlog,
+            "idempotency_ttl": lim.idempotency_ttl,
+            "max_idempotency_keys": lim.max_idempotency_keys,
+        }
+        for key, spec in (("global", lim.global_bucket), ("per_user", lim.per_user)):
+            if spec is not None:
+                limits[key] = {"rate": spec.rate, "burst": spec.burst}
+        return {
+            "sku": skus,
+            "store": {
+                "path": self.store.path,
+                "durability": self.store.durability,
+                "synchronous": self.store.synchronous,
+            },
+            "limits": limits,
+            "server": {
+                "host": self.server.host,
+                "port": self.server.port,
+                "max_body_bytes": self.server.max_body_bytes,
+                "log_level": self.server.log_level,
+            },
+            "engine": {"inventory_actors": self.inventory_actors, "tick_interval": self.tick_interval},
+        }
 
     def sku(self, sku_id: str) -> SkuConfig:
         for s in self.skus:

@@ -54,6 +54,7 @@ from actors import (
 from ._clock import Clock, wall_clock
 from ._config import Config
 from ._errors import EngineClosed, InvalidRequest, TransitionRefused, Unavailable, UnknownOrder, UnknownSku
+from ._record import ScenarioRecorder
 from ._sqlite import SQLiteOrderStore
 
 log = logging.getLogger("flashsale.engine")
@@ -194,12 +195,21 @@ class SaleEngine:
 
     Use as ``async with SaleEngine(config) as engine: ...`` or call
     :meth:`start` and :meth:`stop`. Pass ``store`` to use another
-    :class:`actors.OrderStore` and ``clock`` for virtual time.
+    :class:`actors.OrderStore`, ``clock`` for virtual time, and
+    ``recorder`` to write the traffic it sees as a replayable scenario.
     """
 
-    def __init__(self, config: Config, *, store: OrderStore | None = None, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        store: OrderStore | None = None,
+        clock: Clock | None = None,
+        recorder: ScenarioRecorder | None = None,
+    ) -> None:
         self.config = config
         self.clock: Clock = clock or wall_clock
+        self._recorder = recorder
         self._store: OrderStore = store or SQLiteOrderStore(config.store.path, synchronous=config.store.synchronous)
         self._views: dict[str, SkuView] = {}
         self._pending: list[Purchase] = []
@@ -370,6 +380,8 @@ class SaleEngine:
         :class:`EngineClosed`.
         """
         at = self._check(sku, user, qty, idempotency_key, request_id)
+        if self._recorder is not None:
+            self._recorder.purchase(at, sku, user, qty, idempotency_key, client_ip)
         early = self._early_answer(sku, qty, at, idempotency_key, 1)
         if early is not None:
             return early
@@ -393,6 +405,9 @@ class SaleEngine:
         stamped = [self._check(r.sku, r.user, r.qty, r.idempotency_key, r.request_id) for r in requests]
         if not stamped:
             return []
+        if self._recorder is not None:
+            for r, at in zip(requests, stamped, strict=True):
+                self._recorder.purchase(at, r.sku, r.user, r.qty, r.idempotency_key, r.client_ip)
         assert self._loop is not None
         gathered = _Gathered(len(stamped), self._loop.create_future())
         results = gathered.results
@@ -520,8 +535,11 @@ class SaleEngine:
         if type(qty) is not int or not 0 < qty <= MAX_RESTOCK:
             # Bounded: a quantity the store cannot write would be retried ahead of every later commit.
             raise InvalidRequest("qty", f"must be a whole number from 1 to {MAX_RESTOCK}")
-        view = await self._ask(lambda fut: (self._pipeline.inventory_of[sku], Restock(sku, qty, self.clock(), fut)))
+        at = self.clock()
+        view = await self._ask(lambda fut: (self._pipeline.inventory_of[sku], Restock(sku, qty, at, fut)))
         assert isinstance(view, SkuView)
+        if self._recorder is not None:
+            self._recorder.operation(at, "restock", sku=sku, qty=qty)
         return view
 
     async def pay(self, order_id: str) -> Order:
@@ -539,8 +557,11 @@ class SaleEngine:
     async def _change(self, order_id: str, status: Literal["paid", "cancelled"]) -> Order:
         if type(order_id) is not str or not _storable(order_id):
             raise InvalidRequest("order_id", "must be a string")
-        result = await self._ask(lambda fut: (self._pipeline.writer, ChangeOrder(order_id, status, self.clock(), fut)))
+        at = self.clock()
+        result = await self._ask(lambda fut: (self._pipeline.writer, ChangeOrder(order_id, status, at, fut)))
         assert isinstance(result, ChangeResult)
+        if self._recorder is not None:
+            self._recorder.operation(at, "pay" if status == "paid" else "cancel", order=order_id)
         if result.refused == "unknown_order":
             raise UnknownOrder(order_id)
         if result.refused == "unavailable":
@@ -557,8 +578,11 @@ class SaleEngine:
         seconds); with ``tick_interval = 0`` (virtual time, replays) the
         caller does.
         """
-        expired = await self._ask(lambda fut: (self._pipeline.writer, Tick(self.clock(), fut)))
+        at = self.clock()
+        expired = await self._ask(lambda fut: (self._pipeline.writer, Tick(at, fut)))
         assert isinstance(expired, int)
+        if expired and self._recorder is not None:
+            self._recorder.operation(at, "expire")  # a tick that expired nothing changed nothing
         return expired
 
     async def tick(self) -> TickReport:

@@ -11,6 +11,7 @@ are for calls that cannot be answered at all::
     ├── TransitionRefused              the order is not reserved (any more): it cannot
     │                                  be paid or cancelled
     ├── ConfigError (ValueError)       a configuration file or value is wrong
+    ├── ScenarioError (ValueError)     a scenario file is wrong; the message names the place
     ├── Unavailable                    the store cannot answer now: something broke it
     └── EngineClosed (RuntimeError)    the engine is not running: you closed it
                                        (or never started it)
@@ -66,6 +67,10 @@ class TransitionRefused(FlashsaleError):
 
 class ConfigError(FlashsaleError, ValueError):
     """A configuration value is wrong; the message names where."""
+
+
+class ScenarioError(FlashsaleError, ValueError):
+    """A scenario file is malformed; the message names the file, the place and the problem."""
 
 
 class Unavailable(FlashsaleError):

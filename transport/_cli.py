@@ -1,9 +1,15 @@
 """The ``flashsale`` command.
 
-``flashsale serve [--host H] [--port P] [--config FILE]`` runs the HTTP
-server: with no config, the embedded demo sale (in-memory actors, orders in
-``flashsale-demo.db`` in the current directory); with ``--config``, the sale
-a TOML file describes (README, "Configuration").
+``flashsale serve [--host H] [--port P] [--config FILE] [--record FILE]``
+runs the HTTP server: with no config, the embedded demo sale (in-memory
+actors, orders in ``flashsale-demo.db`` in the current directory); with
+``--config``, the sale a TOML file describes (README, "Configuration");
+with ``--record``, the purchase traffic is written as a replayable scenario.
+
+``flashsale replay FILE [--check] [--json] [--against URL]`` runs a scenario
+file (docs/scenarios.md) on virtual time and prints its summary and digest,
+or sends its traffic to a running server and checks the invariants that hold
+whatever the timing.
 
 The CLI lives in ``transport`` because ``serve`` needs the HTTP app and the
 layers only import downwards (transport → engine → actors).
@@ -12,15 +18,29 @@ layers only import downwards (transport → engine → actors).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
+import orjson
 import structlog
 from aiohttp import web
 
-from engine import Config, ConfigError, demo_config
+from engine import (
+    Config,
+    ConfigError,
+    SaleEngine,
+    ScenarioError,
+    ScenarioRecorder,
+    demo_config,
+    load_scenario,
+    replay,
+    wall_clock,
+)
 
+from ._against import run_against
 from ._app import create_app
 from ._logging import configure_logging
 
@@ -34,7 +54,31 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default from config, else 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default from config, else 8080)")
     serve.add_argument("--config", metavar="FILE", help="a TOML sale configuration")
+    serve.add_argument("--record", metavar="FILE", help="write the purchase traffic to FILE as a JSON Lines scenario")
+    serve.add_argument(
+        "--record-max",
+        metavar="N",
+        type=int,
+        default=ScenarioRecorder.MAX_EVENTS,
+        help=f"stop recording after N events (default {ScenarioRecorder.MAX_EVENTS:,}); the server keeps serving",
+    )
+    rep = sub.add_parser("replay", help="replay a scenario file on virtual time, or against a running server")
+    rep.add_argument("file", metavar="FILE", help="a scenario (.json, or .jsonl as recorded)")
+    rep.add_argument("--check", action="store_true", help="exit 1, naming what failed, unless every expectation holds")
+    rep.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    rep.add_argument("--against", metavar="URL", help="send the traffic to the server at URL in real time instead")
+    rep.add_argument(
+        "--concurrency", type=int, default=64, help="with --against: requests in flight at most (default 64)"
+    )
     return parser
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop  # noqa: PLC0415 - optional speed-up, absent on Windows
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -49,32 +93,68 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port if args.port is not None else config.server.port,
     )
     config = dataclasses.replace(config, server=server)
+    recorder = None
+    if args.record:
+        try:
+            recorder = ScenarioRecorder(args.record, config, wall_clock(), max_events=max(1, args.record_max))
+        except OSError as exc:
+            print(f"flashsale: {args.record}: cannot write: {exc.strerror}", file=sys.stderr)
+            return 2
     configure_logging(server.log_level)
-    try:
-        import uvloop  # noqa: PLC0415 - optional speed-up, absent on Windows
-    except ImportError:
-        loop_factory = None
-    else:
-        loop_factory = uvloop.new_event_loop
+    loop_factory = _loop_factory()
     log.info(
         "starting",
         config=args.config or "demo",
         store=config.store.path,
         durability=config.store.durability,
         skus=[s.id for s in config.skus],
+        record=args.record,
     )
-    web.run_app(
-        create_app(config),
-        host=server.host,
-        port=server.port,
-        access_log=None,
-        # Called once the socket is bound: the line to wait for before sending traffic.
-        print=lambda _: log.info("listening", url=f"http://{server.host}:{server.port}"),
-        loop=loop_factory() if loop_factory else None,
-        shutdown_timeout=10.0,
-    )
+    try:
+        web.run_app(
+            create_app(config, engine=SaleEngine(config, recorder=recorder)),
+            host=server.host,
+            port=server.port,
+            access_log=None,
+            # Called once the socket is bound: the line to wait for before sending traffic.
+            print=lambda _: log.info("listening", url=f"http://{server.host}:{server.port}"),
+            loop=loop_factory() if loop_factory else None,
+            shutdown_timeout=10.0,
+        )
+    finally:
+        if recorder is not None:
+            recorder.close()  # after the engine stopped: every answered purchase is in the file
+            log.info("recorded", file=args.record, events=recorder.events)
     log.info("stopped")
     return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    try:
+        scenario = load_scenario(args.file)
+    except ScenarioError as exc:
+        print(f"flashsale: {exc}", file=sys.stderr)
+        return 2
+    if args.against:
+        report = asyncio.run(run_against(scenario, args.against, concurrency=max(1, args.concurrency)))
+        print(orjson.dumps(report.as_dict(), option=orjson.OPT_INDENT_2).decode() if args.json else report.summary())
+        return 1 if report.violations else 0
+    loop_factory = _loop_factory()
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        result = runner.run(replay(scenario))
+    failures = result.failures(scenario) if args.check else []
+    if args.json:
+        out = result.as_dict()
+        if args.check:
+            out["check"] = {"ok": not failures, "failures": failures}
+        print(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(result.summary())
+        if args.check:
+            print(f"check      {'ok' if not failures else 'FAILED'} ({Path(args.file).name})")
+            for failure in failures:
+                print(f"  failed   {failure}")
+    return 1 if failures else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -82,6 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "replay":
+        return _replay(args)
     raise AssertionError(args.command)  # argparse rejects unknown commands
 
 

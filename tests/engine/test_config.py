@@ -112,6 +112,13 @@ def test_every_key_is_read(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize("text", [FULL, '[[sku]]\nid = "a"\nstock = 1\n'], ids=["full", "minimal"])
+def test_to_mapping_reads_back_to_the_same_config(tmp_path: Path, text: str) -> None:
+    """to_mapping() (what a recorded scenario states) is read back by from_mapping() as the same Config."""
+    config = Config.load(_write(tmp_path, text))
+    assert Config.from_mapping(config.to_mapping()) == config
+
+
 def test_defaults(tmp_path: Path) -> None:
     """Only [[sku]] is required; everything else has its documented default."""
     config = Config.load(_write(tmp_path, '[[sku]]\nid = "a"\nstock = 1\n'))

@@ -312,3 +312,17 @@ def test_clock_helpers() -> None:
     assert to_datetime(T0).isoformat() == "2026-01-01T00:00:00+00:00"
     assert abs(wall_clock() - T0) < 10**16  # microseconds, not seconds or nanoseconds
     assert wall_clock() > 10**15
+
+
+async def test_one_batch_keeps_arrival_order_across_routes(make_config: MakeConfig, start_engine: StartEngine) -> None:
+    """Keyed and plain purchases of one SKU in one batch reach its owner in arrival order: the first wins."""
+    engine = await start_engine(make_config(SkuConfig("a", 0)))
+    for round_ in range(30):
+        await engine.restock("a", 1)
+        outcomes = await engine.purchase_many(
+            [
+                PurchaseRequest("a", f"keyed-{round_}", idempotency_key=f"k{round_}"),
+                PurchaseRequest("a", f"plain-{round_}"),
+            ]
+        )
+        assert [o.result for o in outcomes] == ["reserved", "sold_out"], round_

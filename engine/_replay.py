@@ -1,0 +1,445 @@
+"""Replay: a scenario through the real engine and actors, on virtual time.
+
+The driver keeps one rule that makes decisions repeatable: it submits every
+event of one instant (the purchases as one :meth:`SaleEngine.purchase_many`
+batch), awaits all their answers, and only then moves the clock. The actors
+answer a batch only after every feedback message it causes (dedup hold
+releases, units returned) has been sent, so nothing of one instant can still
+be travelling when the next begins.
+
+Time reaches the actors the way it does in a live server: every
+``engine.tick_interval`` of virtual time, counted from the scenario's start,
+the order writer is told the time and expires overdue reservations. A tick
+that could expire nothing changes nothing, so the driver sends only the
+ticks that land on or after some open reservation's deadline; a ten-minute
+sale of 50,000 buyers is then a few ticks, not 600. Explicit ``expire``
+events deliver the time at their own instant.
+
+Retries and follow-ups are feedback: a retry is scheduled only after a
+retryable answer, at answer time plus back-off; a pay or cancel only after
+a reservation. At one instant, scheduled traffic goes first, then feedback
+in the order it was scheduled.
+
+The digest is sha256 over a versioned, canonical encoding of every decision
+in order: one JSON array per decision, ``[index, at_us, op, user, sku, qty,
+key, result, order_id, retry_after_us]`` with ``at_us`` counted from the
+scenario's start (docs/scenarios.md, "The digest").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from actors import Outcome
+
+from ._clock import ManualClock
+from ._engine import PurchaseRequest, SaleEngine
+from ._errors import TransitionRefused, Unavailable, UnknownOrder
+from ._events import US, TrafficEvent
+from ._memstore import MemoryOrderStore
+from ._scenario import RESULTS, Scenario
+
+DIGEST_VERSION = 1
+
+Decision = tuple[int, int, str, str | None, str | None, int, str | None, str, str | None, int | None]
+
+
+@dataclass(frozen=True, slots=True)
+class SkuSummary:
+    """One SKU at the end of a replay, with its purchases by result."""
+
+    sku: str
+    stock: int
+    sold: int
+    paid: int
+    remaining: int
+    outcomes: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayResult:
+    """What a replay decided: counts, timing and the digest.
+
+    ``outcomes`` counts purchases by result; ``classes`` the same per user
+    class (generator name, or ``traffic``); ``ops`` counts ``"pay:paid"``,
+    ``"cancel:cancelled"`` … ; ``per_user_max`` is the most units one buyer
+    held at once, per SKU; ``users`` the purchase results of the buyers the
+    scenario's expectations name; ``log`` every decision, when asked for.
+    """
+
+    scenario: str
+    digest: str
+    decisions: int
+    purchases: int
+    skus: dict[str, SkuSummary]
+    outcomes: dict[str, int]
+    classes: dict[str, dict[str, int]]
+    ops: dict[str, int]
+    expired: int
+    per_user_max: dict[str, int]
+    users: dict[str, tuple[str, ...]]
+    virtual_seconds: float
+    wall_seconds: float
+    log: tuple[Decision, ...] = field(default=(), repr=False)
+
+    @property
+    def decisions_per_second(self) -> float:
+        return self.decisions / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+    def failures(self, scenario: Scenario) -> list[str]:
+        """Each expectation of ``scenario`` that does not hold, said plainly; empty when all hold."""
+        e = scenario.expect
+        failed: list[str] = []
+
+        def same(what: str, want: object, got: object) -> None:
+            if want != got:
+                failed.append(f"{what}: expected {want}, got {got}")
+
+        for sku, want in e.sold.items():
+            same(f"sold[{sku}]", want, self.skus[sku].sold)
+        for sku, want in e.paid.items():
+            same(f"paid[{sku}]", want, self.skus[sku].paid)
+        for sku, want in e.remaining.items():
+            same(f"remaining[{sku}]", want, self.skus[sku].remaining)
+        for result, want in e.outcomes.items():
+            same(f"outcomes[{result}]", want, self.outcomes.get(result, 0))
+        for sku, want in e.per_user_max.items():
+            same(f"per_user_max[{sku}]", want, self.per_user_max.get(sku, 0))
+        for user, results in e.users.items():
+            same(f"users[{user}]", list(results), list(self.users.get(user, ())))
+        for name, want in e.ops.items():
+            same(f"ops[{name}]", want, self.ops.get(name, 0))
+        if e.expired is not None:
+            same("expired", e.expired, self.expired)
+        if e.digest is not None:
+            same("digest", e.digest, self.digest)
+        return failed
+
+    def as_dict(self) -> dict[str, Any]:
+        """The summary as plain JSON values (``flashsale replay --json``)."""
+        return {
+            "scenario": self.scenario,
+            "digest": self.digest,
+            "decisions": self.decisions,
+            "purchases": self.purchases,
+            "outcomes": self.outcomes,
+            "skus": {
+                s.sku: {
+                    "stock": s.stock,
+                    "sold": s.sold,
+                    "paid": s.paid,
+                    "remaining": s.remaining,
+                    "outcomes": s.outcomes,
+                }
+                for s in self.skus.values()
+            },
+            "classes": self.classes,
+            "ops": self.ops,
+            "expired": self.expired,
+            "per_user_max": self.per_user_max,
+            "users": {u: list(r) for u, r in self.users.items()},
+            "virtual_seconds": self.virtual_seconds,
+            "wall_seconds": round(self.wall_seconds, 6),
+            "decisions_per_second": round(self.decisions_per_second),
+        }
+
+    def summary(self) -> str:
+        """A readable report: per SKU, per user class, operations, timing and the digest."""
+        lines = [f"scenario   {self.scenario}"]
+        rows: list[tuple[str, ...]] = [("sku", "stock", "sold", "paid", "remaining", "purchases by result")]
+        rows += [
+            (s.sku, f"{s.stock:,}", f"{s.sold:,}", f"{s.paid:,}", f"{s.remaining:,}", _counts(s.outcomes))
+            for s in self.skus.values()
+        ]
+        lines += ["", *_table(rows)]
+        rows = [("class", "purchases", "by result")]
+        rows += [(c, f"{sum(o.values()):,}", _counts(o)) for c, o in self.classes.items()]
+        lines += ["", *_table(rows), ""]
+        if self.ops:
+            lines.append(f"operations {_counts(self.ops)}")
+        lines.append(f"expired    {self.expired:,} reservations")
+        if self.per_user_max:
+            lines.append(f"per user   most units one buyer held: {_counts(self.per_user_max)}")
+        lines.append(
+            f"timing     {self.decisions:,} decisions over {self.virtual_seconds:,.3f} s of sale time"
+            f" in {self.wall_seconds:.3f} s ({self.decisions_per_second:,.0f} decisions/s)"
+        )
+        lines.append(f"digest     {self.digest}")
+        return "\n".join(lines)
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return " · ".join(f"{k} {v:,}" for k, v in counts.items()) or "-"
+
+
+def _table(rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    return ["  ".join([*(c.ljust(w) for c, w in zip(r, widths, strict=False)), r[-1]]).rstrip() for r in rows]
+
+
+class _Driver:
+    """Feeds one scenario to one engine; see the module docstring for the rules."""
+
+    def __init__(self, scenario: Scenario, engine: SaleEngine, clock: ManualClock, keep_log: bool) -> None:
+        self.scenario = scenario
+        self.engine = engine
+        self.clock = clock
+        self.t0 = scenario.start
+        self.cadence_us = round(scenario.tick_interval * US)
+        self.feedback: list[tuple[int, int, TrafficEvent, int]] = []  # (at, seq, event, attempt): a heap
+        self.seq = 0
+        self.due: list[tuple[int, str]] = []  # (expires_at, order_id) of open reservations: a heap, may be stale
+        self.open: dict[str, tuple[str, str, int, int]] = {}  # order_id -> (user, sku, qty, expires_at)
+        self.known: set[str] = set()  # every order id reserved so far
+        self.held: dict[tuple[str, str], int] = {}
+        self.peak: dict[str, int] = {}
+        self.counts: dict[tuple[str, str, str], int] = {}  # (class, sku, result) -> purchases
+        self.ops: dict[str, int] = {}
+        self.expired = 0
+        self.watch = frozenset(scenario.expect.users)
+        self.users: dict[str, list[str]] = {}
+        self.hasher = hashlib.sha256(f"flashsale-replay-digest/{DIGEST_VERSION}\n".encode())
+        self.decisions = 0
+        self.log: list[Decision] | None = [] if keep_log else None
+        self.last_at = 0
+
+    # -- time -----------------------------------------------------------------
+
+    async def deliver_time(self) -> int:
+        """Tell the actors the clock's now: the one call a replay makes after moving the clock."""
+        return await self.engine.expire_due()
+
+    async def advance(self, to: int) -> None:
+        """Move virtual time to ``to`` (µs from start), ticking on the grid where a reservation falls due."""
+        due, cadence = self.due, self.cadence_us
+        while cadence:
+            while due and due[0][1] not in self.open:
+                heapq.heappop(due)
+            if not due:
+                break
+            tick = -(-due[0][0] // cadence) * cadence
+            if tick > to:
+                break
+            self.clock.set(self.t0 + tick)
+            await self.expire(tick)
+        self.clock.set(self.t0 + to)
+
+    async def expire(self, at: int) -> None:
+        """Deliver the time; close the reservations that were due by then."""
+        count = await self.deliver_time()
+        closed: list[str] = []
+        due = self.due
+        while due and due[0][0] <= at:
+            _, order_id = heapq.heappop(due)
+            if order_id in self.open:
+                closed.append(order_id)
+                self._close(order_id, released=True)
+        if count != len(closed):
+            raise RuntimeError(
+                f"the engine expired {count} reservations at +{at} µs; the replay expected {len(closed)}"
+            )
+        self.expired += count
+        self._decide(at, "expire", None, None, count, None, "expired", ",".join(closed) or None, None)
+
+    # -- the loop -------------------------------------------------------------
+
+    async def run(self, events: list[TrafficEvent]) -> None:
+        feedback = self.feedback
+        n, i = len(events), 0
+        while i < n or feedback:
+            at = events[i].at if i < n else feedback[0][0]
+            if feedback and feedback[0][0] < at:
+                at = feedback[0][0]
+            await self.advance(at)
+            instant: list[tuple[TrafficEvent, int]] = []
+            while i < n and events[i].at == at:
+                instant.append((events[i], 0))
+                i += 1
+            while feedback and feedback[0][0] == at:
+                _, _, event, attempt = heapq.heappop(feedback)
+                instant.append((event, attempt))
+            await self.instant(at, instant)
+            self.last_at = at
+
+    async def instant(self, at: int, items: list[tuple[TrafficEvent, int]]) -> None:
+        """Everything of one instant, in order; consecutive purchases as one batch."""
+        start = 0
+        while start < len(items):
+            end = start
+            while end < len(items) and items[end][0].op == "purchase":
+                end += 1
+            if end > start:
+                await self.purchases(at, items[start:end])
+                start = end
+            else:
+                await self.operation(at, items[start][0])
+                start += 1
+
+    async def purchases(self, at: int, items: list[tuple[TrafficEvent, int]]) -> None:
+        # A purchase event always has a user and a sku (the reader checks).
+        requests = [PurchaseRequest(e.sku, e.user, e.qty, e.key, e.ip) for e, _ in items]  # type: ignore[arg-type]
+        outcomes = await self.engine.purchase_many(requests)
+        counts, watch = self.counts, self.watch
+        for (e, attempt), o in zip(items, outcomes, strict=True):
+            result = o.result
+            k = (e.source, o.sku, result)
+            counts[k] = counts.get(k, 0) + 1
+            if e.user in watch:
+                self.users.setdefault(e.user, []).append(result)
+            retry_us = None if o.retry_after is None else round(o.retry_after * US)
+            self._decide(at, "purchase", e.user, e.sku, e.qty, e.key, result, o.order_id, retry_us)
+            if result == "reserved":
+                self._reserved(at, e, o)
+            elif e.retry is not None and attempt < e.retry.max and result in e.retry.on:
+                self._schedule(at + e.retry.delay_us(attempt + 1, o.retry_after), e, attempt + 1)
+
+    def _reserved(self, at: int, e: TrafficEvent, o: Outcome) -> None:
+        assert o.order_id is not None
+        assert o.expires_at is not None
+        if o.order_id in self.known:
+            return  # a repeated Idempotency-Key got the first answer again: nothing new is held
+        self.known.add(o.order_id)
+        user, sku = e.user, o.sku
+        assert user is not None
+        expires = o.expires_at - self.t0
+        self.open[o.order_id] = (user, sku, o.qty, expires)
+        heapq.heappush(self.due, (expires, o.order_id))
+        held = self.held[(user, sku)] = self.held.get((user, sku), 0) + o.qty
+        if held > self.peak.get(sku, 0):
+            self.peak[sku] = held
+        if e.then is not None:
+            follow = TrafficEvent(at, e.then.op, user, sku, order=o.order_id, source=e.source)
+            self._schedule(at + e.then.after_us, follow, 0)
+
+    def _schedule(self, at: int, event: TrafficEvent, attempt: int) -> None:
+        self.seq += 1
+        heapq.heappush(self.feedback, (at, self.seq, event, attempt))
+
+    def _close(self, order_id: str, *, released: bool) -> None:
+        user, sku, qty, _ = self.open.pop(order_id)
+        if released:
+            self.held[(user, sku)] -= qty
+
+    async def operation(self, at: int, e: TrafficEvent) -> None:
+        if e.op == "expire":
+            await self.expire(at)
+            return
+        if e.op == "restock":
+            assert e.sku is not None
+            await self.engine.restock(e.sku, e.qty)
+            self._decide(at, "restock", None, e.sku, e.qty, None, "restocked", None, None)
+            self._count_op("restock:restocked")
+            return
+        order_id = e.order or self._oldest_open(e.user, e.sku)
+        if order_id is None:
+            result = "no_reservation"
+        else:
+            try:
+                await (self.engine.pay(order_id) if e.op == "pay" else self.engine.cancel(order_id))
+                result = "paid" if e.op == "pay" else "cancelled"
+            except UnknownOrder:
+                result = "unknown_order"
+            except TransitionRefused as exc:
+                result = exc.reason
+            except Unavailable:
+                result = "unavailable"
+            if order_id in self.open and result in ("paid", "cancelled", "expired"):
+                if result == "expired":
+                    self.expired += 1
+                self._close(order_id, released=result != "paid")
+        self._decide(at, e.op, e.user, e.sku, 0, None, result, order_id, None)
+        self._count_op(f"{e.op}:{result}")
+
+    def _oldest_open(self, user: str | None, sku: str | None) -> str | None:
+        for order_id, (u, s, _, _) in self.open.items():  # insertion order: oldest first
+            if u == user and s == sku:
+                return order_id
+        return None
+
+    def _count_op(self, key: str) -> None:
+        self.ops[key] = self.ops.get(key, 0) + 1
+
+    def _decide(  # noqa: PLR0917 - one call per decision: positional is the cheap form
+        self,
+        at: int,
+        op: str,
+        user: str | None,
+        sku: str | None,
+        qty: int,
+        key: str | None,
+        result: str,
+        order_id: str | None,
+        retry_us: int | None,
+    ) -> None:
+        decision: Decision = (self.decisions, at, op, user, sku, qty, key, result, order_id, retry_us)
+        self.decisions += 1
+        self.hasher.update(orjson.dumps(decision) + b"\n")
+        if self.log is not None:
+            self.log.append(decision)
+
+    # -- the result -----------------------------------------------------------
+
+    def result(self, wall: float) -> ReplayResult:
+        engine = self.engine
+        by_sku: dict[str, dict[str, int]] = {s.id: {} for s in self.scenario.config.skus}
+        total: dict[str, int] = {}
+        classes: dict[str, dict[str, int]] = {}
+        for (cls, sku, result), n in sorted(self.counts.items(), key=_count_order):
+            for table in (by_sku[sku], total, classes.setdefault(cls, {})):
+                table[result] = table.get(result, 0) + n
+        skus = {}
+        for s in self.scenario.config.skus:
+            v = engine.view(s.id)
+            skus[s.id] = SkuSummary(s.id, v.stock, v.reserved + v.paid, v.paid, v.remaining, by_sku[s.id])
+        return ReplayResult(
+            scenario=self.scenario.name,
+            digest=f"sha256:{self.hasher.hexdigest()}",
+            decisions=self.decisions,
+            purchases=sum(total.values()),
+            skus=skus,
+            outcomes=total,
+            classes=classes,
+            ops=dict(sorted(self.ops.items())),
+            expired=self.expired,
+            per_user_max={s.id: self.peak.get(s.id, 0) for s in self.scenario.config.skus},
+            users={u: tuple(r) for u, r in self.users.items()},
+            virtual_seconds=self.last_at / US,
+            wall_seconds=wall,
+            log=tuple(self.log) if self.log is not None else (),
+        )
+
+
+_RESULT_ORDER = {r: i for i, r in enumerate(RESULTS)}
+
+
+def _count_order(item: tuple[tuple[str, str, str], int]) -> tuple[str, str, int]:
+    (cls, sku, result), _ = item
+    return cls, sku, _RESULT_ORDER[result]
+
+
+async def replay(scenario: Scenario, *, keep_log: bool = False) -> ReplayResult:
+    """Run ``scenario`` through a fresh :class:`SaleEngine` on virtual time.
+
+    The engine gets its own in-memory store and a :class:`ManualClock` at
+    the scenario's start. ``keep_log`` keeps every decision (as in the
+    digest) in :attr:`ReplayResult.log`.
+    """
+    events = scenario.traffic()
+    clock = ManualClock(scenario.start)
+    engine = SaleEngine(scenario.config, store=MemoryOrderStore(), clock=clock)
+    await engine.start()
+    try:
+        driver = _Driver(scenario, engine, clock, keep_log)
+        began = time.perf_counter()
+        await driver.run(events)
+        wall = time.perf_counter() - began
+        return driver.result(wall)
+    finally:
+        await engine.stop()

@@ -1,0 +1,305 @@
+"""Scenario files: a sale and its traffic in one file (docs/scenarios.md).
+
+Two encodings of one format, version 1:
+
+- JSON: one object with ``flashsale_scenario``, ``name``, ``description``,
+  ``start``, ``config`` (the TOML configuration's keys), ``traffic``
+  (explicit events), ``generators`` (seeded crowds, see ``_crowd``) and
+  ``expect``;
+- JSON Lines (``.jsonl``): the same object without ``traffic`` on the first
+  line, then one traffic event per line. ``flashsale serve --record`` writes
+  this form.
+
+Everything is checked on load. An error is a :class:`ScenarioError` naming
+the file, the place (``traffic[3].qty``, or ``line 7: qty``) and what is
+wrong, so a typo in a file never turns into a silently different sale.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ._clock import from_datetime
+from ._config import Config, StoreConfig
+from ._crowd import Crowd, read_generators
+from ._engine import MAX_KEY_LEN, MAX_USER_LEN
+from ._errors import ConfigError, ScenarioError
+from ._events import FORMAT_VERSION, Place, TrafficEvent, show
+
+DEFAULT_START = "2026-01-01T00:00:00Z"
+RESULTS = (
+    "reserved",
+    "sold_out",
+    "limit_reached",
+    "sale_not_open",
+    "rate_limited",
+    "idempotency_key_reused",
+    "overloaded",
+    "unavailable",
+)
+OPS = ("purchase", "pay", "cancel", "restock", "expire")
+
+
+@dataclass(frozen=True, slots=True)
+class Expectations:
+    """What ``--check`` verifies; an empty field is not checked."""
+
+    sold: dict[str, int] = field(default_factory=dict)
+    paid: dict[str, int] = field(default_factory=dict)
+    remaining: dict[str, int] = field(default_factory=dict)
+    outcomes: dict[str, int] = field(default_factory=dict)
+    per_user_max: dict[str, int] = field(default_factory=dict)
+    users: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    ops: dict[str, int] = field(default_factory=dict)
+    expired: int | None = None
+    digest: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """A sale and its traffic, loaded and checked."""
+
+    name: str
+    description: str
+    source: str
+    start: int
+    config: Config
+    tick_interval: float
+    events: tuple[TrafficEvent, ...]
+    generators: tuple[Crowd, ...]
+    expect: Expectations
+
+    def traffic(self) -> list[TrafficEvent]:
+        """Every scheduled event: explicit ones, then each crowd's, stably sorted by ``at``.
+
+        The order of events at one instant is their order here, and every
+        machine builds the same list: crowds draw from ``random.Random(seed)`` only.
+        """
+        events = list(self.events)
+        for crowd in self.generators:
+            events.extend(crowd.expand())
+        events.sort(key=lambda e: e.at)
+        return events
+
+
+EVENT_KEYS = {"at", "op", "user", "sku", "qty", "key", "ip", "order"}
+
+
+def read_event(raw: Any, where: Place, skus: frozenset[str], max_qty: int) -> TrafficEvent:
+    """One explicit traffic event.
+
+    Values the engine would refuse outright (a quantity over ``limits.max_qty``,
+    a user of more than 128 characters) are errors here: a scenario is traffic
+    the engine decides on, not bad input it turns away.
+    """
+    t = where.table(raw, EVENT_KEYS, ("at",))
+    op = t.get("op", "purchase")
+    if op not in OPS:
+        raise where.at("op").fail(f"must be one of {', '.join(OPS)}, got {show(op)}")
+    at = where.at("at").seconds(t["at"])
+    allowed = {
+        "purchase": {"at", "op", "user", "sku", "qty", "key", "ip"},
+        "pay": {"at", "op", "user", "sku", "order"},
+        "cancel": {"at", "op", "user", "sku", "order"},
+        "restock": {"at", "op", "sku", "qty"},
+        "expire": {"at", "op"},
+    }[op]
+    extra = sorted(set(t) - allowed)
+    if extra:
+        raise where.at(extra[0]).fail(f"is not a field of a {op!r} event (its fields: {', '.join(sorted(allowed))})")
+
+    def sku() -> str:
+        if "sku" not in t:
+            raise where.fail(f"a {op!r} event needs 'sku'")
+        value = where.at("sku").text(t["sku"])
+        assert value is not None
+        if value not in skus:
+            raise where.at("sku").fail(f"{value!r} is not a sku of the config (skus: {', '.join(sorted(skus))})")
+        return value
+
+    def user() -> str:
+        if "user" not in t:
+            raise where.fail(f"a {op!r} event needs 'user'")
+        value = where.at("user").text(t["user"])
+        assert value is not None
+        if len(value) > MAX_USER_LEN:
+            raise where.at("user").fail(f"must be at most {MAX_USER_LEN} characters, got {len(value)}")
+        return value
+
+    qty = where.at("qty").whole(t.get("qty", 1))
+    if op == "purchase" and qty > max_qty:
+        raise where.at("qty").fail(f"must be at most limits.max_qty ({max_qty}), got {qty}")
+    key = where.at("key").text(t.get("key"), optional=True)
+    if key is not None and len(key) > MAX_KEY_LEN:
+        raise where.at("key").fail(f"must be at most {MAX_KEY_LEN} characters, got {len(key)}")
+    if op == "purchase":
+        return TrafficEvent(
+            at,
+            "purchase",
+            user(),
+            sku(),
+            qty,
+            key=key,
+            ip=where.at("ip").text(t.get("ip"), optional=True),
+        )
+    if op in ("pay", "cancel"):
+        if "order" in t:
+            if "user" in t or "sku" in t:
+                raise where.fail("name either 'order' or 'user' and 'sku', not both")
+            return TrafficEvent(at, op, order=where.at("order").text(t["order"]))
+        return TrafficEvent(at, op, user(), sku())
+    if op == "restock":
+        return TrafficEvent(at, "restock", sku=sku(), qty=qty)
+    return TrafficEvent(at, "expire")
+
+
+def _instant(where: Place, value: Any) -> int:
+    if not isinstance(value, str):
+        raise where.fail(f"must be an ISO 8601 time like {DEFAULT_START}, got {show(value)}")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise where.fail(f"not an ISO 8601 time: {value!r}") from None
+    return from_datetime(parsed)
+
+
+HEADER_KEYS = {"flashsale_scenario", "name", "description", "start", "config", "traffic", "generators", "expect"}
+
+
+def read_header(data: Any, file: str, *, jsonl: bool) -> tuple[dict[str, Any], Config, int, float]:
+    """The top level and its config; returns (top, config, start, tick interval)."""
+    top = Place(file, line=1 if jsonl else None)
+    allowed = HEADER_KEYS - {"traffic"} if jsonl else HEADER_KEYS
+    t = top.table(data, allowed, ("flashsale_scenario", "config"))
+    version = t["flashsale_scenario"]
+    if version != FORMAT_VERSION or type(version) is not int:
+        raise top.at("flashsale_scenario").fail(f"this flashsale reads version {FORMAT_VERSION}, got {show(version)}")
+    for key in ("name", "description"):
+        if key in t:
+            top.at(key).text(t[key])
+    start = _instant(top.at("start"), t.get("start", DEFAULT_START))
+    prefix = f"{file}: line 1: config" if jsonl else f"{file}: config"
+    try:
+        config = Config.from_mapping(t["config"], prefix)
+    except ConfigError as exc:
+        raise ScenarioError(str(exc)) from None
+    # Replays run on a store of their own and deliver time themselves, every tick_interval of virtual time.
+    cadence = config.tick_interval
+    config = replace(config, store=StoreConfig(durability=config.store.durability), tick_interval=0.0)
+    return dict(t), config, start, cadence
+
+
+def read_expect(raw: Any, where: Place, skus: frozenset[str]) -> Expectations:
+    t = where.table(raw, {"sold", "paid", "remaining", "outcomes", "per_user_max", "users", "ops", "expired", "digest"})
+
+    def per_sku(key: str) -> dict[str, int]:
+        if key not in t:
+            return {}
+        table = where.at(key).table(t[key], set(skus))
+        return {k: where.at(key).at(k).whole(v, 0) for k, v in table.items()}
+
+    outcomes: dict[str, int] = {}
+    if "outcomes" in t:
+        table = where.at("outcomes").table(t["outcomes"], set(RESULTS))
+        outcomes = {k: where.at("outcomes").at(k).whole(v, 0) for k, v in table.items()}
+    users: dict[str, tuple[str, ...]] = {}
+    if "users" in t:
+        utable = t["users"]
+        if not isinstance(utable, Mapping):
+            raise where.at("users").fail(f"must be an object of user: [results], got {show(utable)}")
+        for user, results in utable.items():
+            w = where.at("users").at(user)
+            if not isinstance(results, list) or not all(r in RESULTS for r in results):
+                raise w.fail(f"must be a list of purchase results ({', '.join(RESULTS)})")
+            users[user] = tuple(results)
+    ops: dict[str, int] = {}
+    if "ops" in t:
+        otable = t["ops"]
+        if not isinstance(otable, Mapping):
+            raise where.at("ops").fail(f"must be an object of 'op:result': count, got {show(otable)}")
+        for name, count in otable.items():
+            op, _, result = name.partition(":")
+            if op not in ("pay", "cancel", "restock") or not result:
+                raise where.at("ops").at(name).fail("must be 'pay:<result>', 'cancel:<result>' or 'restock:restocked'")
+            ops[name] = where.at("ops").at(name).whole(count, 0)
+    digest = t.get("digest")
+    if digest is not None and (
+        not isinstance(digest, str)
+        or not digest.startswith("sha256:")
+        or len(digest) != 71
+        or not all(c in "0123456789abcdef" for c in digest[7:])
+    ):
+        raise where.at("digest").fail(f"must be 'sha256:' and 64 hex digits, got {show(digest)}")
+    return Expectations(
+        sold=per_sku("sold"),
+        paid=per_sku("paid"),
+        remaining=per_sku("remaining"),
+        outcomes=outcomes,
+        per_user_max=per_sku("per_user_max"),
+        users=users,
+        ops=ops,
+        expired=where.at("expired").whole(t["expired"], 0) if "expired" in t else None,
+        digest=digest,
+    )
+
+
+def parse_scenario(text: str, source: str, *, jsonl: bool = False) -> Scenario:
+    """A scenario from its text; ``source`` names it in errors."""
+    if jsonl:
+        lines = text.splitlines()
+        if not lines or not lines[0].strip():
+            raise ScenarioError(f"{source}: line 1: needs the scenario header")
+        header = _json(lines[0], source, 1)
+        raw_events = [(i + 1, line) for i, line in enumerate(lines) if i and line.strip()]
+    else:
+        header = _json(text, source, None)
+        raw_events = []
+    top, config, start, cadence = read_header(header, source, jsonl=jsonl)
+    skus = frozenset(s.id for s in config.skus)
+    max_qty = config.limits.max_qty
+    events: list[TrafficEvent] = []
+    if jsonl:
+        events = [read_event(_json(line, source, n), Place(source, line=n), skus, max_qty) for n, line in raw_events]
+    else:
+        raw = top.get("traffic", [])
+        if not isinstance(raw, list):
+            raise Place(source, "traffic").fail(f"must be a list of events, got {show(raw)}")
+        events = [read_event(e, Place(source, f"traffic[{i}]"), skus, max_qty) for i, e in enumerate(raw)]
+    where = Place(source, line=1 if jsonl else None)
+    return Scenario(
+        name=top.get("name", Path(source).stem),
+        description=top.get("description", ""),
+        source=source,
+        start=start,
+        config=config,
+        tick_interval=cadence,
+        events=tuple(events),
+        generators=read_generators(top.get("generators", []), where.at("generators"), skus, max_qty),
+        expect=read_expect(top.get("expect", {}), where.at("expect"), skus),
+    )
+
+
+def _json(text: str, source: str, line: int | None) -> Any:
+    """Parsed JSON; ``line`` is the JSON Lines line number, if that is where ``text`` came from."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = f"line {line} column {exc.colno}" if line is not None else f"line {exc.lineno} column {exc.colno}"
+        raise ScenarioError(f"{source}: {where}: not valid JSON: {exc.msg}") from None
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and check a scenario file (``.jsonl``: the JSON Lines form)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError(f"{p}: cannot read: {exc.strerror}") from exc
+    except UnicodeDecodeError:
+        raise ScenarioError(f"{p}: not UTF-8 text") from None
+    return parse_scenario(text, str(p), jsonl=p.suffix == ".jsonl")
