@@ -117,7 +117,7 @@ class LimiterActor(Stage):
                 self._pipeline.after_limiter(passed)
                 replies: list[tuple[Reply, Any]] = []
                 if reply is not None:
-                    replies.append((reply, (len(passed), len(self._queue))))
+                    replies.append((reply, (len(passed), len(self._queue), self._queue[0][0] if self._queue else None)))
                 self._announced = None  # re-announce: a timer may have fired a little early
                 self._announce(replies)
             case DrainQueue(reply):
@@ -211,4 +211,3 @@ class LimiterActor(Stage):
             self._announced = queue[0][0]
             replies.append((self._wake, self._announced))
         self._bridge.resolve(replies)
-

@@ -149,7 +149,8 @@ class PurchaseBatch:
 class LimiterTick:
     """Time has reached ``at``: release the queued purchases whose turn has come.
 
-    ``reply`` (when given) resolves to ``(released, still_queued)``.
+    ``reply`` (when given) resolves to ``(released, still_queued, next_release)``,
+    the last the ``at`` of the earliest queued purchase, or ``None``.
     """
 
     at: int

@@ -133,9 +133,16 @@ class Config:
             "idempotency_ttl": lim.idempotency_ttl,
             "max_idempotency_keys": lim.max_idempotency_keys,
         }
-        for key, spec in (("global", lim.global_bucket), ("per_user", lim.per_user)):
+        for key, spec in (
+            ("global", lim.global_bucket),
+            ("per_sku", lim.per_sku),
+            ("per_user", lim.per_user),
+            ("per_ip", lim.per_ip),
+        ):
             if spec is not None:
-                limits[key] = {"rate": spec.rate, "burst": spec.burst}
+                limits[key] = {"algorithm": spec.algorithm, "rate": spec.rate, "burst": spec.burst}
+                if spec.algorithm == "leaky":
+                    limits[key]["queue"] = spec.queue
         return {
             "sku": skus,
             "store": {
@@ -149,6 +156,7 @@ class Config:
                 "port": self.server.port,
                 "max_body_bytes": self.server.max_body_bytes,
                 "log_level": self.server.log_level,
+                "trusted_proxies": list(self.server.trusted_proxies),
             },
             "engine": {"inventory_actors": self.inventory_actors, "tick_interval": self.tick_interval},
         }

@@ -595,14 +595,18 @@ class SaleEngine:
         """
         if not self._running or self._loop is None:
             raise EngineClosed("the sale engine is not running")
-        released: tuple[int, int] = (0, 0)
-        if self._pipeline.limiter is not None:
-            fut: asyncio.Future[tuple[int, int]] = self._loop.create_future()
-            self._tell_limiter_tick(fut)
-            released = await fut
-        return TickReport(await self.expire_due(), *released)
+        released, queued, _ = await self._release_queued()
+        return TickReport(await self.expire_due(), released, queued)
 
-    def _tell_limiter_tick(self, reply: asyncio.Future[tuple[int, int]] | None) -> None:
+    async def _release_queued(self) -> tuple[int, int, int | None]:
+        """Deliver the time to the limiter: (released, still queued, when the next release is due)."""
+        if self._pipeline.limiter is None or self._loop is None:
+            return 0, 0, None
+        fut: asyncio.Future[tuple[int, int, int | None]] = self._loop.create_future()
+        self._tell_limiter_tick(fut)
+        return await fut
+
+    def _tell_limiter_tick(self, reply: asyncio.Future[tuple[int, int, int | None]] | None) -> None:
         """Send the limiter the time, behind any purchases of this loop tick not yet sent."""
         limiter = self._pipeline.limiter
         if limiter is None or not self._running:

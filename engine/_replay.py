@@ -15,6 +15,13 @@ ticks that land on or after some open reservation's deadline; a ten-minute
 sale of 50,000 buyers is then a few ticks, not 600. Explicit ``expire``
 events deliver the time at their own instant.
 
+With a leaky bucket in queue mode some purchases are answered only when
+their turn comes. The driver then submits purchases one by one, tells the
+limiter the time, and waits for every answer except the ones the limiter
+reports still queued; it wakes again at the limiter's next release. Which
+purchases are answered by then does not depend on thread timing, and they
+are recorded in the order they were made.
+
 Retries and follow-ups are feedback: a retry is scheduled only after a
 retryable answer, at answer time plus back-off; a pay or cancel only after
 a reservation. At one instant, scheduled traffic goes first, then feedback
@@ -28,6 +35,7 @@ scenario's start (docs/scenarios.md, "The digest").
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import heapq
 import time
@@ -209,6 +217,14 @@ class _Driver:
         self.decisions = 0
         self.log: list[Decision] | None = [] if keep_log else None
         self.last_at = 0
+        lim = scenario.config.limits
+        # A leaky bucket in queue mode answers some purchases only when their turn comes.
+        self.queueing = any(
+            b is not None and b.algorithm == "leaky" and b.queue > 0
+            for b in (lim.global_bucket, lim.per_sku, lim.per_user, lim.per_ip)
+        )
+        self.waiting: list[tuple[TrafficEvent, int, asyncio.Task[Outcome]]] = []  # submitted, unanswered
+        self.next_release: int | None = None  # µs from start: the limiter's earliest queued release
 
     # -- time -----------------------------------------------------------------
 
@@ -253,10 +269,15 @@ class _Driver:
     async def run(self, events: list[TrafficEvent]) -> None:
         feedback = self.feedback
         n, i = len(events), 0
-        while i < n or feedback:
-            at = events[i].at if i < n else feedback[0][0]
-            if feedback and feedback[0][0] < at:
-                at = feedback[0][0]
+        while i < n or feedback or self.waiting:
+            times = [events[i].at] if i < n else []
+            if feedback:
+                times.append(feedback[0][0])
+            if self.next_release is not None:
+                times.append(self.next_release)
+            if not times:
+                raise RuntimeError(f"{len(self.waiting)} purchases wait in a queue that releases nothing")
+            at = min(times)
             await self.advance(at)
             instant: list[tuple[TrafficEvent, int]] = []
             while i < n and events[i].at == at:
@@ -266,6 +287,8 @@ class _Driver:
                 _, _, event, attempt = heapq.heappop(feedback)
                 instant.append((event, attempt))
             await self.instant(at, instant)
+            if self.next_release is not None and self.next_release <= at:
+                await self.release(at)
             self.last_at = at
 
     async def instant(self, at: int, items: list[tuple[TrafficEvent, int]]) -> None:
@@ -283,11 +306,45 @@ class _Driver:
                 start += 1
 
     async def purchases(self, at: int, items: list[tuple[TrafficEvent, int]]) -> None:
+        if self.queueing:
+            await self.queued_purchases(at, items)
+            return
         # A purchase event always has a user and a sku (the reader checks).
         requests = [PurchaseRequest(e.sku, e.user, e.qty, e.key, e.ip) for e, _ in items]  # type: ignore[arg-type]
         outcomes = await self.engine.purchase_many(requests)
+        self.answered(at, [(e, attempt, o) for (e, attempt), o in zip(items, outcomes, strict=True)])
+
+    async def queued_purchases(self, at: int, items: list[tuple[TrafficEvent, int]]) -> None:
+        """Purchases when some may wait in a leaky bucket's queue: answers are taken as they come due."""
+        loop = asyncio.get_running_loop()
+        for e, attempt in items:
+            purchase = self.engine.purchase(e.sku, e.user, e.qty, idempotency_key=e.key, client_ip=e.ip)  # type: ignore[arg-type]
+            self.waiting.append((e, attempt, loop.create_task(purchase)))
+        await asyncio.sleep(0)  # one loop pass: every purchase above is enqueued, in order, before the time is sent
+        await self.release(at)
+
+    async def release(self, at: int) -> None:
+        """Deliver the time to the limiter; take every answer that is not still queued, in submission order.
+
+        The limiter says how many purchases still wait; all the others are
+        answered (passed on, refused or released), so the driver waits for
+        exactly those. Which ones that is does not depend on thread timing,
+        and they are recorded in the order they were submitted.
+        """
+        _, queued, next_release = await self.engine._release_queued()
+        self.next_release = None if next_release is None else next_release - self.t0
+        waiting = self.waiting
+        pending = {task for _, _, task in waiting if not task.done()}
+        while len(waiting) - len(pending) < len(waiting) - queued:
+            _, still = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            pending = set(still)
+        self.waiting = [w for w in waiting if not w[2].done()]
+        self.answered(at, [(e, attempt, task.result()) for e, attempt, task in waiting if task.done()])
+
+    def answered(self, at: int, answers: list[tuple[TrafficEvent, int, Outcome]]) -> None:
+        """Record the answers of one instant, in submission order."""
         counts, watch = self.counts, self.watch
-        for (e, attempt), o in zip(items, outcomes, strict=True):
+        for e, attempt, o in answers:
             result = o.result
             k = (e.source, o.sku, result)
             counts[k] = counts.get(k, 0) + 1

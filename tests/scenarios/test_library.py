@@ -17,18 +17,12 @@ from engine import load_scenario, replay
 from transport import main
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
-NEEDS_PER_IP = {"bot-burst-one-ip.json"}
-"""Files that configure ``limits.per_ip``, which this version's config does not read yet."""
-
-FILES = sorted(p for p in SCENARIOS.glob("*.json*") if p.name not in NEEDS_PER_IP)
+FILES = sorted(SCENARIOS.glob("*.json*"))
 
 
 def test_the_library_is_complete() -> None:
-    """At least eight scenarios, each pinning a digest; every file but the per-IP one replays here."""
-    everything = sorted(p.name for p in SCENARIOS.glob("*.json*"))
-    assert len(everything) >= 8
-    assert set(everything) >= NEEDS_PER_IP
-    assert len(FILES) == len(everything) - len(NEEDS_PER_IP)
+    """At least eight scenarios, each pinning a digest."""
+    assert len(FILES) >= 8
     for path in FILES:
         assert load_scenario(path).expect.digest is not None, path.name
 

@@ -167,3 +167,26 @@ def test_cli_reports_a_malformed_file(tmp_path: Path, capsys: pytest.CaptureFixt
     path.write_text('{"flashsale_scenario": 1, "config": {"sku": [{"id": "a", "stock": 1}]}, "traffic": [{"at": 0}]}')
     assert main(["replay", str(path), "--check"]) == 2
     assert capsys.readouterr().err == f"flashsale: {path}: traffic[0]: a 'purchase' event needs 'user'\n"
+
+
+async def test_leaky_queue_answers_each_purchase_when_its_turn_comes() -> None:
+    """Queue mode on virtual time: queued buyers are answered at their release instants, a full queue at once."""
+    s = scenario(
+        {
+            "sku": [{"id": "a", "stock": 3}],
+            "limits": {"per_sku": {"algorithm": "leaky", "rate": 10, "burst": 1, "queue": 3}},
+        },
+        generators=[{"name": "c", "seed": 1, "users": 6, "sku": "a", "arrival": {"pattern": "uniform", "duration": 0}}],
+        traffic=[{"at": 0.15, "user": "late", "sku": "a"}],
+    )
+    first = await replay(s, keep_log=True)
+    assert first.log == (
+        (0, 0, "purchase", "c-1", "a", 1, None, "reserved", "a-1", None),
+        (1, 0, "purchase", "c-5", "a", 1, None, "overloaded", None, None),
+        (2, 0, "purchase", "c-6", "a", 1, None, "overloaded", None, None),
+        (3, 100_000, "purchase", "c-2", "a", 1, None, "reserved", "a-2", None),
+        (4, 200_000, "purchase", "c-3", "a", 1, None, "reserved", "a-3", None),
+        (5, 300_000, "purchase", "c-4", "a", 1, None, "sold_out", None, None),
+        (6, 400_000, "purchase", "late", "a", 1, None, "sold_out", None, None),  # queued behind c-3 and c-4
+    )
+    assert (await replay(s)).digest == first.digest

@@ -26,9 +26,7 @@ async def test_concurrent_retries_buy_once_with_identical_answers(make_client: M
     assert b'"order_id":"moutai-53-1"' in raw
     assert list(stored_orders(client)) == ["moutai-53-1"]
     assert await post() == (status, raw)  # a later retry: still the same bytes
-    other = await client.post(
-        "/v1/purchase", json={**body, "qty": 1}, headers={"Idempotency-Key": "k-7f3c"}
-    )
+    other = await client.post("/v1/purchase", json={**body, "qty": 1}, headers={"Idempotency-Key": "k-7f3c"})
     assert other.status == 422
     assert (await other.json())["error"] == "idempotency_key_reused"
     assert list(stored_orders(client)) == ["moutai-53-1"]
