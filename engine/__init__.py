@@ -8,7 +8,16 @@ sale on the actors in ``actors``; :class:`Config` describes it; the SQLite
 from actors import Order, Outcome, SkuView
 
 from ._clock import Clock, ManualClock, from_datetime, to_datetime, wall_clock
-from ._config import Config, LimitsConfig, ServerConfig, SkuConfig, StoreConfig, demo_config
+from ._config import (
+    Config,
+    LimitsConfig,
+    PostgresConfig,
+    RedisConfig,
+    ServerConfig,
+    SkuConfig,
+    StoreConfig,
+    demo_config,
+)
 from ._engine import PurchaseRequest, SaleEngine, SkuStatus
 from ._errors import (
     ConfigError,
@@ -34,7 +43,9 @@ __all__ = [
     "ManualClock",
     "Order",
     "Outcome",
+    "PostgresConfig",
     "PurchaseRequest",
+    "RedisConfig",
     "SQLiteOrderStore",
     "SaleEngine",
     "ServerConfig",
