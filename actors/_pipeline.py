@@ -32,7 +32,8 @@ class Pipeline:
     with nothing to decide is the most expensive thing on the hot path. The
     limiter is skipped when no bucket is configured (``limiter`` is
     ``None``); dedup is skipped for a purchase with no idempotency key on a
-    SKU with no per-user limit.
+    SKU with no per-user limit, and always when ``ledger`` is set (the
+    ledger inventory actor checks keys and limits in its ledger call).
     """
 
     limiter: pykka.ActorRef[Any] | None
@@ -40,11 +41,13 @@ class Pipeline:
     writer: pykka.ActorRef[Any]
     inventory_of: dict[str, pykka.ActorRef[Any]]
     dedup_skus: frozenset[str]
+    ledger: bool
 
     def __init__(self) -> None:
         self.limiter = None
         self.inventory_of = {}
         self.dedup_skus = frozenset()
+        self.ledger = False
 
     def admit(self, items: tuple[Purchase, ...]) -> None:
         """Send a batch in at the front: the limiter, or the stages after it."""
@@ -58,7 +61,7 @@ class Pipeline:
         if not items:
             return
         skus = self.dedup_skus
-        if not skus and all(p.idempotency_key is None for p in items):
+        if self.ledger or (not skus and all(p.idempotency_key is None for p in items)):
             self.to_inventory(items)
             return
         checked = [p for p in items if p.idempotency_key is not None or p.sku in skus]

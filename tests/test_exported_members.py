@@ -12,6 +12,7 @@ import transport
 
 EXPECTED = {
     actors: [
+        "Breaker",
         "BucketSpec",
         "ChangeOrder",
         "ChangeResult",
@@ -19,6 +20,9 @@ EXPECTED = {
         "Flush",
         "GetOrder",
         "InventoryActor",
+        "LedgerError",
+        "LedgerInventoryActor",
+        "LedgerSku",
         "LimiterActor",
         "LoopBridge",
         "Order",
@@ -37,11 +41,13 @@ EXPECTED = {
         "Result",
         "ReturnUnits",
         "Settled",
+        "SharedLimiterActor",
         "SkuState",
         "SkuStock",
         "SkuTotals",
         "SkuView",
         "Stage",
+        "StockLedger",
         "StoreError",
         "Tick",
         "TokenBucket",

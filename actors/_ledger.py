@@ -1,0 +1,211 @@
+"""Stages on a shared :class:`StockLedger` (``backend = "redis"``).
+
+:class:`LedgerInventoryActor` takes the place of the inventory actor, the
+dedup actor and the order writer: the ledger decides window, idempotency,
+per-user limit and stock in one atomic call per SKU and records the order in
+the same call, so a purchase is confirmed when that call returns. Each
+process keeps a fixed number of these actors and gives each SKU to one of
+them, as in memory mode; an actor sends one ledger call per SKU per batch,
+all of a batch's SKUs in one round trip.
+
+:class:`SharedLimiterActor` keeps the global bucket local (it protects this
+process) and asks the ledger for the shared per-user and per-IP buckets, one
+call per batch.
+
+Both consult one :class:`Breaker` before every call, so while the ledger is
+down or slow buyers get ``unavailable`` at once. A reserve whose answer was
+lost is answered ``unavailable`` too: its units may have been taken (the
+order then exists, and expires unpaid unless the buyer retries with the same
+``Idempotency-Key`` and gets it back).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, TypeAlias, assert_never
+
+from ._breaker import Breaker
+from ._bridge import LoopBridge
+from ._limiter import BucketSpec, TokenBucket
+from ._messages import (
+    ChangeOrder,
+    ChangeResult,
+    GetOrder,
+    LimiterMessage,
+    Outcome,
+    Purchase,
+    PurchaseBatch,
+    Restock,
+    SkuView,
+    Tick,
+)
+from ._pipeline import Pipeline, Stage
+from ._ports import LedgerError, StockLedger
+
+LedgerMessage: TypeAlias = PurchaseBatch | Restock | ChangeOrder | GetOrder | Tick
+
+MAX_EXPIRED_PER_TICK = 1000
+"""Reservations one tick expires per SKU; the rest wait for the next tick (bounded work per call)."""
+
+_DOWN = "the order ledger is unavailable; retry shortly"
+_UNKNOWN = "the order ledger did not answer; if you sent an Idempotency-Key, retry with it to learn the outcome"
+
+
+class LedgerInventoryActor(Stage):
+    """Owns a fixed set of SKUs in this process; decides their purchases on the ledger."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        bridge: LoopBridge,
+        *,
+        ledger: StockLedger,
+        skus: Sequence[str],
+        views: dict[str, SkuView],
+        breaker: Breaker,
+    ) -> None:
+        super().__init__(pipeline, bridge)
+        self._ledger = ledger
+        self._skus = tuple(skus)
+        self._views = views
+        self._breaker = breaker
+
+    def handle(self, message: LedgerMessage) -> None:
+        match message:
+            case PurchaseBatch(items):
+                self._reserve(items)
+            case Restock(sku, qty, at, reply):
+                view = self._call(at, lambda: self._publish(self._ledger.restock(sku, qty, at)))
+                self._bridge.resolve([(reply, view)])
+            case ChangeOrder(order_id, status, at, reply):
+                result = self._call(at, lambda: self._ledger.change(order_id, status, at))
+                if isinstance(result, Exception):
+                    self._bridge.resolve([(reply, ChangeResult(None, "unavailable"))])
+                    return
+                change, view = result
+                if view is not None:
+                    self._publish(view)
+                self._bridge.resolve([(reply, change)])
+            case GetOrder(order_id, reply):
+                self._bridge.resolve([(reply, self._call(None, lambda: self._ledger.get(order_id)))])
+            case Tick(at, reply):
+                result = self._call(at, lambda: self._ledger.expire(self._skus, at, MAX_EXPIRED_PER_TICK))
+                expired = 0
+                if not isinstance(result, Exception):
+                    expired, views = result
+                    for view in views:
+                        self._publish(view)
+                self._bridge.resolve([(reply, expired)])
+            case _:
+                assert_never(message)
+
+    def _publish(self, view: SkuView) -> SkuView:
+        self._views[view.sku] = view
+        return view
+
+    def _call(self, at: int | None, call: Any) -> Any:
+        """Run one ledger call under the breaker; a refusal or failure comes back as a :class:`LedgerError` value.
+
+        Reads (``at`` None) neither wait for nor move the breaker: a buyer
+        may look up an order whenever the ledger answers.
+        """
+        if at is not None and not self._breaker.allow(at):
+            return LedgerError(_DOWN)
+        try:
+            result = call()
+        except LedgerError as exc:
+            if at is not None:
+                self._breaker.failed(at)
+            return exc
+        if at is not None:
+            self._breaker.succeeded()
+        return result
+
+    def _reserve(self, items: tuple[Purchase, ...]) -> None:
+        at = items[-1].at
+        by_sku: dict[str, list[Purchase]] = {}
+        for p in items:
+            by_sku.setdefault(p.sku, []).append(p)
+        batches = list(by_sku.values())
+        result = self._call(at, lambda: self._ledger.reserve(batches))
+        replies: list[tuple[Any, Outcome]] = []
+        if isinstance(result, Exception):
+            detail = _DOWN if str(result) == _DOWN else _UNKNOWN
+            replies = [(p.reply, Outcome("unavailable", p.sku, p.qty, detail=detail)) for p in items]
+        else:
+            for batch, (outcomes, view) in zip(batches, result, strict=True):
+                self._publish(view)
+                replies.extend((p.reply, o) for p, o in zip(batch, outcomes, strict=True))
+        self._bridge.resolve(replies)
+
+
+class SharedLimiterActor(Stage):
+    """The global bucket here; per-user and per-IP buckets on the ledger, one call per batch."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        bridge: LoopBridge,
+        *,
+        ledger: StockLedger,
+        breaker: Breaker,
+        global_bucket: BucketSpec | None,
+        shared: bool,
+    ) -> None:
+        super().__init__(pipeline, bridge)
+        self._ledger = ledger
+        self._breaker = breaker
+        self._global_spec = global_bucket
+        self._global: TokenBucket | None = None
+        self._shared = shared
+
+    def handle(self, message: LimiterMessage) -> None:
+        match message:
+            case PurchaseBatch(items):
+                self._admit(items)
+            case _:
+                assert_never(message)
+
+    def _admit(self, items: tuple[Purchase, ...]) -> None:
+        replies: list[tuple[Any, Outcome]] = []
+        passed: list[Purchase] = []
+        for p in items:
+            if self._global_spec is not None:
+                bucket = self._global
+                if bucket is None:
+                    bucket = self._global = TokenBucket(self._global_spec, p.at)
+                if bucket.refill(p.at) < 1.0:
+                    replies.append(
+                        (p.reply, _limited(p, bucket.wait_seconds(), "the sale is taking too many requests"))
+                    )
+                    continue
+                bucket.tokens -= 1.0
+            passed.append(p)
+        if self._shared and passed:
+            passed = self._shared_check(passed, replies)
+        self._pipeline.after_limiter(passed)
+        self._bridge.resolve(replies)
+
+    def _shared_check(self, items: list[Purchase], replies: list[tuple[Any, Outcome]]) -> list[Purchase]:
+        at = items[-1].at
+        if not self._breaker.allow(at):
+            replies.extend((p.reply, Outcome("unavailable", p.sku, p.qty, detail=_DOWN)) for p in items)
+            return []
+        try:
+            waits = self._ledger.throttle(items)
+        except LedgerError:
+            self._breaker.failed(at)
+            replies.extend((p.reply, Outcome("unavailable", p.sku, p.qty, detail=_DOWN)) for p in items)
+            return []
+        self._breaker.succeeded()
+        passed: list[Purchase] = []
+        for p, wait in zip(items, waits, strict=True):
+            if wait > 0:
+                replies.append((p.reply, _limited(p, wait, "too many requests from this buyer")))
+            else:
+                passed.append(p)
+        return passed
+
+
+def _limited(p: Purchase, wait: float, detail: str) -> Outcome:
+    return Outcome("rate_limited", p.sku, p.qty, retry_after=wait, detail=detail)
