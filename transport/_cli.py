@@ -1,9 +1,16 @@
 """The ``flashsale`` command.
 
-``flashsale serve [--host H] [--port P] [--config FILE]`` runs the HTTP
-server: with no config, the embedded demo sale (in-memory actors, orders in
-``flashsale-demo.db`` in the current directory); with ``--config``, the sale
-a TOML file describes (README, "Configuration").
+``flashsale serve [--host H] [--port P] [--config FILE] [--workers N]`` runs
+the HTTP server: with no config, the embedded demo sale (in-memory actors,
+orders in ``flashsale-demo.db`` in the current directory); with ``--config``,
+the sale a TOML file describes (README, "Configuration").
+
+``--workers N`` (N > 1) runs N server processes on one port (``SO_REUSEPORT``:
+the kernel spreads connections over them). Only ``backend = "redis"`` allows
+it: with ``memory`` each process would sell the whole stock. The parent only
+starts the workers, forwards SIGTERM and SIGINT to them, and exits when they
+all have; it does not restart a worker that dies (the others' order sinks
+take over its unacknowledged stream entries).
 
 The CLI lives in ``transport`` because ``serve`` needs the HTTP app and the
 layers only import downwards (transport → engine → actors).
@@ -13,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import signal
+import subprocess
 import sys
 from collections.abc import Sequence
 
@@ -34,6 +43,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default from config, else 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default from config, else 8080)")
     serve.add_argument("--config", metavar="FILE", help="a TOML sale configuration")
+    serve.add_argument(
+        "--workers", type=int, default=1, metavar="N", help='processes sharing the port (N > 1 needs backend = "redis")'
+    )
+    serve.add_argument("--reuse-port", action="store_true", help="bind with SO_REUSEPORT (what each worker does)")
     return parser
 
 
@@ -49,7 +62,14 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port if args.port is not None else config.server.port,
     )
     config = dataclasses.replace(config, server=server)
+    if args.workers != 1:
+        refused = _refuse_workers(args.workers, config)
+        if refused:
+            print(f"flashsale: {refused}", file=sys.stderr)
+            return 2
     configure_logging(server.log_level)
+    if args.workers > 1:
+        return _run_workers(args, server.host, server.port)
     try:
         import uvloop  # noqa: PLC0415 - optional speed-up, absent on Windows
     except ImportError:
@@ -62,6 +82,7 @@ def _serve(args: argparse.Namespace) -> int:
         store=config.store.path,
         durability=config.store.durability,
         skus=[s.id for s in config.skus],
+        backend=config.backend,
     )
     web.run_app(
         create_app(config),
@@ -72,9 +93,44 @@ def _serve(args: argparse.Namespace) -> int:
         print=lambda _: log.info("listening", url=f"http://{server.host}:{server.port}"),
         loop=loop_factory() if loop_factory else None,
         shutdown_timeout=10.0,
+        reuse_port=args.reuse_port or None,
     )
     log.info("stopped")
     return 0
+
+
+def _refuse_workers(n: int, config: Config) -> str:
+    """Why ``--workers n`` cannot run ``config`` ("" when it can)."""
+    if n < 1:
+        return f"--workers must be >= 1, got {n}"
+    if config.backend != "redis":
+        return (
+            f'--workers {n} needs backend = "redis" in the config: with backend = "memory" each process'
+            " would sell the whole stock on its own"
+        )
+    if config.server.port == 0:
+        return f"--workers {n} needs a fixed port (with port 0 each worker would get its own)"
+    return ""
+
+
+def _run_workers(args: argparse.Namespace, host: str, port: int) -> int:
+    """Start ``args.workers`` servers on one port; forward SIGTERM/SIGINT; return when all have exited."""
+    argv = [sys.executable, "-m", "transport._cli", "serve", "--host", host, "--port", str(port), "--reuse-port"]
+    argv += ["--config", args.config]
+    # Own sessions: a Ctrl-C reaches the parent only, which passes it on once.
+    procs = [subprocess.Popen(argv, start_new_session=True) for _ in range(args.workers)]
+    log.info("workers started", pids=[p.pid for p in procs], url=f"http://{host}:{port}")
+
+    def forward(signum: int, _: object) -> None:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    codes = [p.wait() for p in procs]
+    log.info("workers stopped", exit_codes=codes)
+    return 0 if all(c == 0 for c in codes) else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

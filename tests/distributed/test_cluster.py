@@ -1,0 +1,216 @@
+"""Several ``flashsale serve`` processes on one Redis and one PostgreSQL: one sale, every invariant held.
+
+Real processes, real servers, thousands of concurrent buyers over HTTP.
+Waits are polls with a deadline against those external processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psycopg
+import redis
+
+from engine import RedisConfig
+from tests.distributed.conftest import FLASHSALE, RedisServer, Workers, free_port, wait_until
+
+STOCK = 300
+LIMIT = 2
+
+
+def write_config(tmp: Path, redis_config: RedisConfig, pg_url: str, stock: int = STOCK) -> Path:
+    path = tmp / "sale.toml"
+    path.write_text(
+        f"""backend = "redis"
+
+[[sku]]
+id = "moutai-53"
+stock = {stock}
+per_user_limit = {LIMIT}
+
+[redis]
+url = "{redis_config.url}"
+prefix = "{redis_config.prefix}"
+breaker_failures = 3
+breaker_reset = 0.2
+
+[postgres]
+url = "{pg_url}"
+batch = 200
+claim_idle = 1.0
+
+[server]
+log_level = "info"
+
+[engine]
+tick_interval = 0.2
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+async def buy(session: aiohttp.ClientSession, port: int, user: str) -> tuple[int, dict[str, Any]]:
+    async with session.post(
+        f"http://127.0.0.1:{port}/v1/purchase", json={"sku": "moutai-53", "user": user, "qty": 1}
+    ) as resp:
+        return resp.status, await resp.json()
+
+
+async def stampede(
+    ports: list[int], users: int, tries: int, concurrency: int = 200, *, dropped_ok: bool = False
+) -> list[tuple[str, int, Any]]:
+    """``users`` buyers, each trying ``tries`` times, spread over ``ports``; ``concurrency`` requests at once.
+
+    With ``dropped_ok`` a request whose connection fails (its server was
+    killed) is status 0: no answer, so the buyer was promised nothing.
+    """
+    jobs = [(f"u{i}", ports[(i + t) % len(ports)]) for t in range(tries) for i in range(users)]
+    gate = asyncio.Semaphore(concurrency)
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def one(user: str, port: int) -> tuple[str, int, Any]:
+            async with gate:
+                try:
+                    status, body = await buy(session, port, user)
+                except aiohttp.ClientError:
+                    if not dropped_ok:
+                        raise
+                    return user, 0, {}
+                return user, status, body
+
+        return await asyncio.gather(*(one(u, p) for u, p in jobs))
+
+
+def ledger_meta(redis_config: RedisConfig) -> dict[str, int]:
+    client = redis.Redis.from_url(redis_config.url, decode_responses=True)
+    meta = client.hgetall(f"{redis_config.prefix}:{{moutai-53}}:meta")
+    return {k: int(meta[k]) for k in ("stock", "remaining", "reserved", "paid")}
+
+
+def pg_orders(pg_url: str) -> list[tuple[str, str, str]]:
+    try:
+        with psycopg.connect(pg_url, connect_timeout=2) as db:
+            return db.execute("SELECT order_id, user_id, status FROM orders").fetchall()
+    except psycopg.Error:  # the sink may not have created the table yet
+        return []
+
+
+def assert_held(answers: list[tuple[str, int, Any]], redis_config: RedisConfig, pg_url: str) -> set[str]:
+    """No oversell, per-user limits, no 5xx but 503; every confirmed order in PostgreSQL. Returns confirmed ids."""
+    statuses = collections.Counter(s for _, s, _ in answers)
+    assert set(statuses) <= {0, 200, 409, 503}, statuses
+    confirmed = {body["order_id"] for _, s, body in answers if s == 200}
+    assert len(confirmed) == statuses[200]  # no order id handed out twice
+    per_user = collections.Counter(u for u, s, _ in answers if s == 200)
+    assert max(per_user.values()) <= LIMIT
+    meta = ledger_meta(redis_config)
+    assert meta["remaining"] + meta["reserved"] + meta["paid"] == meta["stock"] == STOCK
+    assert len(confirmed) <= meta["reserved"]  # a 503 whose answer was lost may hold units; never the reverse
+    wait_until(lambda: len(pg_orders(pg_url)) == meta["reserved"], 30.0, "every order in PostgreSQL")
+    rows = pg_orders(pg_url)
+    assert confirmed <= {r[0] for r in rows}
+    assert max(collections.Counter(r[1] for r in rows).values()) <= LIMIT
+    return confirmed
+
+
+def test_workers_and_another_server_sell_exactly_the_stock(
+    workers: Workers, tmp_path: Path, redis_config: RedisConfig, pg_url: str
+) -> None:
+    """``--workers 2`` plus a third process: 3,000 purchases by 1,000 buyers sell exactly 300, at most 2 each."""
+    config = write_config(tmp_path, redis_config, pg_url)
+    shared, other = free_port(), free_port()
+    pool = workers.start(config, shared, "--workers", "2")
+    workers.start(config, other)
+    answers = asyncio.run(stampede([shared, other], users=1000, tries=3))
+    statuses = collections.Counter(s for _, s, _ in answers)
+    confirmed = assert_held(answers, redis_config, pg_url)
+    assert statuses[503] == 0, statuses
+    assert len(confirmed) == STOCK
+    assert ledger_meta(redis_config)["remaining"] == 0
+    pool.send_signal(signal.SIGTERM)  # forwarded to both workers; the parent exits once they have
+    assert pool.wait(timeout=30) == 0
+    stopped = [e for e in workers.events(pool) if e.get("event") == "workers stopped"]
+    assert stopped[0]["exit_codes"] == [0, 0]
+
+
+def test_memory_backend_refuses_workers(tmp_path: Path) -> None:
+    """``--workers 2`` on the memory backend exits 2 with the reason, before binding anything."""
+    path = tmp_path / "sale.toml"
+    path.write_text('[[sku]]\nid = "a"\nstock = 1\n', encoding="utf-8")
+    done = subprocess.run(
+        [FLASHSALE, "serve", "--config", str(path), "--workers", "2"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert 'needs backend = "redis"' in done.stderr
+
+
+def test_redis_restarted_mid_sale(
+    workers: Workers, tmp_path: Path, redis_server: RedisServer, redis_config: RedisConfig, pg_url: str
+) -> None:
+    """Redis killed mid-sale: 503s and readyz false while down; back on its AOF, both servers sell on, no oversell."""
+    config = write_config(tmp_path, redis_config, pg_url)
+    ports = [free_port(), free_port()]
+    for port in ports:
+        workers.start(config, port)
+    first = asyncio.run(stampede(ports, users=100, tries=1))
+    assert collections.Counter(s for _, s, _ in first) == {200: 100}
+    redis_server.kill()
+    try:
+        down = asyncio.run(stampede(ports, users=20, tries=1, concurrency=1))
+        assert {(s, b["error"]) for _, s, b in down} == {(503, "unavailable")}
+        for port in ports:
+            status, checks = asyncio.run(readyz(port))
+            assert (status, checks["redis_ok"]) == (503, False)
+    finally:
+        redis_server.start()
+
+    def serving() -> bool:
+        return all(asyncio.run(readyz(port))[1]["redis_ok"] for port in ports)
+
+    wait_until(serving, 20.0, "both servers to see Redis again")
+    rest = asyncio.run(stampede(ports, users=1000, tries=1))
+    answers = first + down + rest
+    confirmed = assert_held(answers, redis_config, pg_url)
+    assert len(confirmed) == STOCK
+    assert ledger_meta(redis_config)["remaining"] == 0
+
+
+def test_worker_killed_mid_sale_loses_no_confirmed_order(
+    workers: Workers, tmp_path: Path, redis_config: RedisConfig, pg_url: str
+) -> None:
+    """SIGKILL one of two servers mid-sale: the other's sink reclaims the dead one's entries; every 200 reaches PG."""
+    config = write_config(tmp_path, redis_config, pg_url)
+    ports = [free_port(), free_port()]
+    victim = workers.start(config, ports[0])
+    workers.start(config, ports[1])
+
+    async def sale() -> list[tuple[str, int, Any]]:
+        task = asyncio.create_task(stampede(ports, users=1000, tries=1, concurrency=50, dropped_ok=True))
+        sold = lambda: ledger_meta(redis_config)["reserved"] >= STOCK // 3  # noqa: E731
+        await asyncio.to_thread(wait_until, sold, 30.0, "a third of the stock sold")
+        victim.send_signal(signal.SIGKILL)
+        return await task
+
+    answers = asyncio.run(sale())
+    confirmed = assert_held(answers, redis_config, pg_url)
+    assert len(confirmed) >= STOCK // 3
+
+
+async def readyz(port: int) -> tuple[int, dict[str, bool]]:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{port}/readyz", timeout=aiohttp.ClientTimeout(total=5)) as resp,
+    ):
+        return resp.status, (await resp.json())["checks"]
