@@ -9,16 +9,17 @@ from __future__ import annotations
 import asyncio
 import collections
 import signal
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import psycopg
+import pytest
 import redis
 
 from engine import RedisConfig
-from tests.distributed.conftest import FLASHSALE, RedisServer, Workers, free_port, wait_until
+from tests.distributed.conftest import RedisServer, Workers, free_port, wait_until
+from transport import main
 
 STOCK = 300
 LIMIT = 2
@@ -141,19 +142,22 @@ def test_workers_and_another_server_sell_exactly_the_stock(
     assert stopped[0]["exit_codes"] == [0, 0]
 
 
-def test_memory_backend_refuses_workers(tmp_path: Path) -> None:
-    """``--workers 2`` on the memory backend exits 2 with the reason, before binding anything."""
+@pytest.mark.parametrize(
+    ("backend", "extra", "says"),
+    [
+        ("memory", ["--workers", "2"], 'needs backend = "redis"'),
+        ("redis", ["--workers", "0"], "--workers must be >= 1"),
+        ("redis", ["--workers", "2", "--port", "0"], "needs a fixed port"),
+    ],
+)
+def test_workers_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], backend: str, extra: list[str], says: str
+) -> None:
+    """--workers that cannot work exits 2 with the reason, before binding or connecting to anything."""
     path = tmp_path / "sale.toml"
-    path.write_text('[[sku]]\nid = "a"\nstock = 1\n', encoding="utf-8")
-    done = subprocess.run(
-        [FLASHSALE, "serve", "--config", str(path), "--workers", "2"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert done.returncode == 2
-    assert 'needs backend = "redis"' in done.stderr
+    path.write_text(f'backend = "{backend}"\n[[sku]]\nid = "a"\nstock = 1\n', encoding="utf-8")
+    assert main(["serve", "--config", str(path), *extra]) == 2
+    assert says in capsys.readouterr().err
 
 
 def test_redis_restarted_mid_sale(
