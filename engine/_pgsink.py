@@ -158,6 +158,8 @@ class OrderSink:
         self._claim_cursors: dict[str, str] = {}
         self._next_claim = 0.0
         self._held: _Batch | None = None
+        self._pg_outage = False  # logged once per outage, and once when it ends
+        self._redis_outage = False
 
     def start(self) -> None:
         """Start the sink's thread."""
@@ -275,9 +277,10 @@ class OrderSink:
             result = call()
         finally:
             self.gauges.busy_since = None
-        if not self.gauges.pg_up:
-            log.info("postgresql available", extra={"consumer": self.consumer})
-            self.gauges.pg_up = True
+        if self._pg_outage:
+            log.info("postgresql available again", extra={"consumer": self.consumer})
+            self._pg_outage = False
+        self.gauges.pg_up = True
         return result
 
     def _connect_pg(self) -> psycopg.Connection[tuple[Any, ...]]:
@@ -381,23 +384,26 @@ class OrderSink:
         self._redis_up()
 
     def _redis_up(self) -> None:
-        if not self.gauges.redis_ok:
-            log.info("redis available", extra={"consumer": self.consumer})
-            self.gauges.redis_ok = True
+        if self._redis_outage:
+            log.info("redis available again", extra={"consumer": self.consumer})
+            self._redis_outage = False
+        self.gauges.redis_ok = True
 
     def _failed(self, exc: Exception) -> None:
         """Count a failure, log the first of an outage, and drop the connection it broke."""
         self.gauges.failures += 1
         if isinstance(exc, psycopg.Error):
-            if self.gauges.pg_up or self.gauges.failures == 1:
+            if not self._pg_outage:
                 log.error("postgresql unavailable", extra={"consumer": self.consumer, "error": str(exc)})
+                self._pg_outage = True
             self.gauges.pg_up = False
             if self._pg is not None:
                 self._pg.close()
                 self._pg = None
         elif isinstance(exc, redis.RedisError):
-            if self.gauges.redis_ok or self.gauges.failures == 1:
+            if not self._redis_outage:
                 log.error("redis unavailable", extra={"consumer": self.consumer, "error": str(exc)})
+                self._redis_outage = True
             self.gauges.redis_ok = False
             self._groups_ready = False  # a Redis that lost its data lost the group too
             self._own_pending = True  # a read whose reply was lost left entries pending under this name

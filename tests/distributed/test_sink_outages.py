@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 
@@ -25,8 +26,11 @@ def own_pg() -> Iterator[PostgresServer]:
         server.close()
 
 
-def test_postgres_down_then_back(streams: Streams, sinks: Sinks, own_pg: PostgresServer) -> None:
+def test_postgres_down_then_back(
+    streams: Streams, sinks: Sinks, own_pg: PostgresServer, caplog: pytest.LogCaptureFixture
+) -> None:
     """With PostgreSQL stopped, ok turns false, entries stay in Redis, retries back off; on its return all land."""
+    caplog.set_level(logging.INFO, logger="flashsale.sink")
     url = own_pg.create_database()
     sink = sinks.start(["a"], pg_url=url)
     streams.add(*(entry(f"a-{n}") for n in range(1, 101)))
@@ -44,6 +48,8 @@ def test_postgres_down_then_back(streams: Streams, sinks: Sinks, own_pg: Postgre
     assert sink.drain(30)
     assert sorted(stored(url)) == sorted(f"a-{n}" for n in range(1, 301))
     assert (streams.length("a"), streams.pending("a"), sink.gauges.ok) == (0, 0, True)
+    said = [r.getMessage() for r in caplog.records if r.name == "flashsale.sink"]
+    assert said == ["postgresql unavailable", "postgresql available again"]  # one line each per outage
 
 
 def test_postgres_slow(streams: Streams, sinks: Sinks, pg_url: str) -> None:
