@@ -19,7 +19,9 @@ When PostgreSQL or Redis fails (down, or slower than its timeouts) the sink
 keeps what it read, reports it (:class:`SinkGauges`), and retries with
 doubling waits capped at ``redis.breaker_reset``; it never spins. Entries it
 could not write stay pending in Redis, so nothing is lost when the worker
-dies meanwhile. It resumes by itself when the server is back.
+dies meanwhile. It resumes by itself when the server is back. While idle it
+checks PostgreSQL every :data:`PROBE_EVERY` seconds, so ``/readyz`` shows an
+outage before the next order does.
 
 All Redis and PostgreSQL calls happen in the sink's own thread, except
 :meth:`OrderSink.drain` (for tests and tools), which uses a client of its
@@ -51,6 +53,7 @@ T = TypeVar("T")
 GROUP = "writers"
 IDLE_WAIT = 0.05  # seconds between reads while the streams are empty
 FIRST_BACKOFF = 0.05  # first wait after a failure; doubled up to redis.breaker_reset
+PROBE_EVERY = 1.0  # seconds without a write after which an idle sink checks PostgreSQL with SELECT 1
 STALL_AFTER = 10.0  # a PostgreSQL call running this long makes ``ok`` false (a hung server answers nothing)
 # Bounds on every PostgreSQL call, unless the URL sets its own (libpq rounds connect_timeout up to 2 s).
 PG_DEFAULTS = {
@@ -158,6 +161,7 @@ class OrderSink:
         self._claim_cursors: dict[str, str] = {}
         self._next_claim = 0.0
         self._held: _Batch | None = None
+        self._pg_seen = 0.0  # when PostgreSQL last answered (monotonic)
         self._pg_outage = False  # logged once per outage, and once when it ends
         self._redis_outage = False
 
@@ -255,6 +259,8 @@ class OrderSink:
                 return False
             batch = self._read(self._redis)
             if batch is None:
+                if time.monotonic() - self._pg_seen >= PROBE_EVERY:  # idle: still check PostgreSQL is there
+                    self._pg_call(self._probe)
                 return False
             self._held = batch
             self.gauges.pending = batch.size
@@ -277,6 +283,7 @@ class OrderSink:
             result = call()
         finally:
             self.gauges.busy_since = None
+        self._pg_seen = time.monotonic()
         if self._pg_outage:
             log.info("postgresql available again", extra={"consumer": self.consumer})
             self._pg_outage = False
@@ -363,6 +370,10 @@ class OrderSink:
         self.gauges.reclaimed += taken
         log.info("reclaimed idle order entries", extra={"consumer": self.consumer, "count": taken})
         return batch
+
+    def _probe(self) -> None:
+        assert self._pg is not None
+        self._pg.execute("SELECT 1")
 
     def _commit(self, batch: _Batch) -> None:
         assert self._pg is not None

@@ -52,6 +52,18 @@ def test_postgres_down_then_back(
     assert said == ["postgresql unavailable", "postgresql available again"]  # one line each per outage
 
 
+def test_postgres_down_while_idle(streams: Streams, sinks: Sinks, own_pg: PostgresServer) -> None:
+    """A sink with nothing to write still notices PostgreSQL going away, and coming back."""
+    sink = sinks.start(["a"], pg_url=own_pg.create_database())
+    wait_for(lambda: sink.gauges.ok, "the sink connects")
+    own_pg.stop()
+    stopped = time.monotonic()
+    wait_for(lambda: not sink.gauges.ok, "the sink reports PostgreSQL down")
+    assert time.monotonic() - stopped < 5  # PROBE_EVERY plus a refused connection
+    own_pg.start()
+    wait_for(lambda: sink.gauges.ok, "the sink reports PostgreSQL back")
+
+
 def test_postgres_slow(streams: Streams, sinks: Sinks, pg_url: str) -> None:
     """A write slower than the statement timeout counts as a failure; the entries land once it is fast again."""
     with psycopg.connect(pg_url, autocommit=True) as conn:
