@@ -191,20 +191,30 @@ class OrderSink:
         """
         deadline = time.monotonic() + timeout
         client = self._connect_redis()
+        targets: dict[str, str] | None = None
         try:
-            pipe = client.pipeline(transaction=False)
-            for stream in self._streams:
-                pipe.xrevrange(stream, count=1)
-            targets = {s: last[0][0] for s, last in zip(self._streams, pipe.execute(), strict=True) if last}
-            while not self._drained(client, targets):
+            while True:
+                targets = targets if targets is not None else self._last_ids(client)
+                if targets is not None and self._drained(client, targets):
+                    return True
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
                 with self._progress:  # woken by each acknowledged batch; re-checked at least every IDLE_WAIT
                     self._progress.wait(min(remaining, IDLE_WAIT))
-            return True
         finally:
             client.close()
+
+    def _last_ids(self, client: redis.Redis) -> dict[str, str] | None:
+        """The id of each non-empty stream's last entry; ``None`` while Redis does not answer."""
+        pipe = client.pipeline(transaction=False)
+        for stream in self._streams:
+            pipe.xrevrange(stream, count=1)
+        try:
+            replies = pipe.execute()
+        except redis.RedisError:
+            return None
+        return {stream: last[0][0] for stream, last in zip(self._streams, replies, strict=True) if last}
 
     @staticmethod
     def _drained(client: redis.Redis, targets: Mapping[str, str]) -> bool:

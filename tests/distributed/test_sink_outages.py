@@ -90,6 +90,7 @@ def test_redis_restarted(streams: Streams, sinks: Sinks, pg_url: str, redis_serv
     redis_server.kill()
     try:
         wait_for(lambda: not sink.gauges.redis_ok, "the sink reports Redis down")
+        assert not sink.drain(0.3)  # an answer, not an exception
     finally:
         redis_server.start()
     streams.add(*(entry(f"a-{n}") for n in range(101, 201)))
