@@ -9,10 +9,10 @@ status (paid, cancelled, expired). A final status never changes and never
 goes back to ``reserved``. So any order of arrival, with any repeats, leaves
 the same rows.
 
-Migrations are numbered statements lists in :data:`MIGRATIONS`, applied in
-order inside one transaction that first takes an advisory lock, so workers
-starting together do not race. ``flashsale_schema`` holds one row per applied
-version.
+Migrations are lists of statements in :data:`MIGRATIONS` (version n is the
+n-th), applied in order inside one transaction that first takes an advisory
+lock, so workers starting together do not race. ``flashsale_schema`` holds
+one row per applied version.
 """
 
 from __future__ import annotations
@@ -68,7 +68,11 @@ ON CONFLICT (stream, entry_id) DO NOTHING
 
 
 class SchemaTooNew(psycopg.Error):
-    """The database was migrated by a newer flashsale than this one; this one will not write to it."""
+    """The database was migrated by a newer flashsale than this one; this one will not write to it.
+
+    A :class:`psycopg.Error`, so the sink treats it as PostgreSQL being
+    unavailable: not ok, logged, retried until the deployment is fixed.
+    """
 
 
 @dataclass(frozen=True, slots=True)
