@@ -6,7 +6,11 @@ per-user limit and stock in one atomic call per SKU and records the order in
 the same call, so a purchase is confirmed when that call returns. Each
 process keeps a fixed number of these actors and gives each SKU to one of
 them, as in memory mode; an actor sends one ledger call per SKU per batch,
-all of a batch's SKUs in one round trip.
+all of a batch's SKUs in one round trip. The gateway sends a batch per loop
+tick, and while a ledger call is in flight several of them queue up; the
+actor takes all the purchase batches waiting at the head of its mailbox into
+its next call, so under load a round trip carries more purchases instead of
+the queue growing by one round trip per tick.
 
 :class:`SharedLimiterActor` keeps the global bucket local (it protects this
 process) and asks the ledger for the shared per-user and per-IP buckets, one
@@ -21,8 +25,9 @@ order then exists, and expires unpaid unless the buyer retries with the same
 
 from __future__ import annotations
 
+import queue
 from collections.abc import Sequence
-from typing import Any, TypeAlias, assert_never
+from typing import Any, TypeAlias, assert_never, cast
 
 from ._breaker import Breaker
 from ._bridge import LoopBridge
@@ -46,6 +51,9 @@ LedgerMessage: TypeAlias = PurchaseBatch | Restock | ChangeOrder | GetOrder | Ti
 
 MAX_EXPIRED_PER_TICK = 1000
 """Reservations one tick expires per SKU; the rest wait for the next tick (bounded work per call)."""
+
+MAX_MERGED = 2000
+"""Most purchases one ledger call decides: a Lua script blocks Redis while it runs."""
 
 _DOWN = "the order ledger is unavailable; retry shortly"
 _UNKNOWN = "the order ledger did not answer; if you sent an Idempotency-Key, retry with it to learn the outcome"
@@ -73,7 +81,7 @@ class LedgerInventoryActor(Stage):
     def handle(self, message: LedgerMessage) -> None:
         match message:
             case PurchaseBatch(items):
-                self._reserve(items)
+                self._reserve(self._with_queued(items))
             case Restock(sku, qty, at, reply):
                 view = self._call(at, lambda: self._publish(self._ledger.restock(sku, qty, at)))
                 self._bridge.resolve([(reply, view)])
@@ -120,6 +128,21 @@ class LedgerInventoryActor(Stage):
         if at is not None:
             self._breaker.succeeded()
         return result
+
+    def _with_queued(self, items: tuple[Purchase, ...]) -> tuple[Purchase, ...]:
+        """``items`` plus the purchase batches waiting at the head of the mailbox (taken out of it), in order.
+
+        Only a leading run of :class:`PurchaseBatch` messages is taken, so
+        every other message is still handled after the purchases sent
+        before it. A threading actor's inbox is a :class:`queue.Queue`.
+        """
+        inbox = cast("queue.Queue[Any]", self.actor_inbox)
+        merged = list(items)
+        with inbox.mutex:
+            waiting = inbox.queue
+            while waiting and isinstance(waiting[0].message, PurchaseBatch) and len(merged) < MAX_MERGED:
+                merged.extend(waiting.popleft().message.items)
+        return tuple(merged)
 
     def _reserve(self, items: tuple[Purchase, ...]) -> None:
         at = items[-1].at
