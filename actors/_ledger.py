@@ -14,7 +14,7 @@ the queue growing by one round trip per tick.
 
 :class:`SharedLimiterActor` keeps the global bucket local (it protects this
 process) and asks the ledger for the shared per-user and per-IP buckets, one
-call per batch.
+call per batch (merging queued batches as the inventory actor does).
 
 Both consult one :class:`Breaker` before every call, so while the ledger is
 down or slow buyers get ``unavailable`` at once. A reserve whose answer was
@@ -59,6 +59,22 @@ _DOWN = "the order ledger is unavailable; retry shortly"
 _UNKNOWN = "the order ledger did not answer; if you sent an Idempotency-Key, retry with it to learn the outcome"
 
 
+def with_queued(actor: Stage, items: tuple[Purchase, ...]) -> tuple[Purchase, ...]:
+    """``items`` plus the purchase batches waiting at the head of ``actor``'s mailbox (taken out of it), in order.
+
+    Only a leading run of :class:`PurchaseBatch` messages is taken, so every
+    other message is still handled after the purchases sent before it. A
+    threading actor's inbox is a :class:`queue.Queue`.
+    """
+    inbox = cast("queue.Queue[Any]", actor.actor_inbox)
+    merged = list(items)
+    with inbox.mutex:
+        waiting = inbox.queue
+        while waiting and isinstance(waiting[0].message, PurchaseBatch) and len(merged) < MAX_MERGED:
+            merged.extend(waiting.popleft().message.items)
+    return tuple(merged)
+
+
 class LedgerInventoryActor(Stage):
     """Owns a fixed set of SKUs in this process; decides their purchases on the ledger."""
 
@@ -81,7 +97,7 @@ class LedgerInventoryActor(Stage):
     def handle(self, message: LedgerMessage) -> None:
         match message:
             case PurchaseBatch(items):
-                self._reserve(self._with_queued(items))
+                self._reserve(with_queued(self, items))
             case Restock(sku, qty, at, reply):
                 view = self._call(at, lambda: self._publish(self._ledger.restock(sku, qty, at)))
                 self._bridge.resolve([(reply, view)])
@@ -129,21 +145,6 @@ class LedgerInventoryActor(Stage):
             self._breaker.succeeded()
         return result
 
-    def _with_queued(self, items: tuple[Purchase, ...]) -> tuple[Purchase, ...]:
-        """``items`` plus the purchase batches waiting at the head of the mailbox (taken out of it), in order.
-
-        Only a leading run of :class:`PurchaseBatch` messages is taken, so
-        every other message is still handled after the purchases sent
-        before it. A threading actor's inbox is a :class:`queue.Queue`.
-        """
-        inbox = cast("queue.Queue[Any]", self.actor_inbox)
-        merged = list(items)
-        with inbox.mutex:
-            waiting = inbox.queue
-            while waiting and isinstance(waiting[0].message, PurchaseBatch) and len(merged) < MAX_MERGED:
-                merged.extend(waiting.popleft().message.items)
-        return tuple(merged)
-
     def _reserve(self, items: tuple[Purchase, ...]) -> None:
         at = items[-1].at
         by_sku: dict[str, list[Purchase]] = {}
@@ -185,7 +186,7 @@ class SharedLimiterActor(Stage):
     def handle(self, message: LimiterMessage) -> None:
         match message:
             case PurchaseBatch(items):
-                self._admit(items)
+                self._admit(with_queued(self, items) if self._shared else items)
             case _:
                 assert_never(message)
 
