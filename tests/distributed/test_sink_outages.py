@@ -97,3 +97,26 @@ def test_redis_restarted(streams: Streams, sinks: Sinks, pg_url: str, redis_serv
     assert sink.drain(30)
     assert sorted(stored(pg_url)) == sorted(f"a-{n}" for n in range(1, 201))
     assert sink.gauges.redis_ok
+
+
+def test_redis_down_between_commit_and_acknowledge(
+    streams: Streams, sinks: Sinks, pg_url: str, redis_server: RedisServer
+) -> None:
+    """A batch committed while Redis is away is acknowledged when it returns, and written once."""
+    streams.add(*(entry(f"a-{n}") for n in range(1, 301)))
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        migrate(conn)
+    with psycopg.connect(pg_url) as locker:
+        locker.execute("LOCK TABLE orders IN EXCLUSIVE MODE")  # hold the sink between reading and committing
+        sink = sinks.start(["a"], batch=50)
+        wait_for(lambda: streams.pending("a") == 50, "the sink reads its first batch")
+        redis_server.kill()
+        try:
+            locker.rollback()  # the batch commits now; its XACK finds no Redis
+            wait_for(lambda: not sink.gauges.redis_ok, "the sink reports Redis down")
+            assert sink.gauges.pending == 50
+        finally:
+            redis_server.start()
+    assert sink.drain(30)
+    assert sorted(stored(pg_url)) == sorted(f"a-{n}" for n in range(1, 301))
+    assert (streams.length("a"), streams.pending("a"), sink.gauges.committed) == (0, 0, 300)
