@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import structlog
 from aiohttp import web
 
-from engine import Config, ConfigError, demo_config
+from engine import Config, ConfigError, ServerConfig, Unavailable, demo_config
 
 from ._app import create_app
 from ._logging import configure_logging
@@ -70,20 +70,28 @@ def _serve(args: argparse.Namespace) -> int:
     configure_logging(server.log_level)
     if args.workers > 1:
         return _run_workers(args, server.host, server.port)
+    where = {"store": config.store.path, "durability": config.store.durability}
+    if config.backend == "redis":
+        where = {"redis_prefix": config.redis.prefix}  # URLs may carry passwords: not logged
+    log.info(
+        "starting", config=args.config or "demo", skus=[s.id for s in config.skus], backend=config.backend, **where
+    )
+    try:
+        _run_app(config, server, args.reuse_port)
+    except Unavailable as exc:  # the store or the ledger could not be opened
+        log.error("cannot start", reason=str(exc))
+        return 1
+    log.info("stopped")
+    return 0
+
+
+def _run_app(config: Config, server: ServerConfig, reuse_port: bool) -> None:
     try:
         import uvloop  # noqa: PLC0415 - optional speed-up, absent on Windows
     except ImportError:
         loop_factory = None
     else:
         loop_factory = uvloop.new_event_loop
-    log.info(
-        "starting",
-        config=args.config or "demo",
-        store=config.store.path,
-        durability=config.store.durability,
-        skus=[s.id for s in config.skus],
-        backend=config.backend,
-    )
     web.run_app(
         create_app(config),
         host=server.host,
@@ -93,10 +101,8 @@ def _serve(args: argparse.Namespace) -> int:
         print=lambda _: log.info("listening", url=f"http://{server.host}:{server.port}"),
         loop=loop_factory() if loop_factory else None,
         shutdown_timeout=10.0,
-        reuse_port=args.reuse_port or None,
+        reuse_port=reuse_port or None,
     )
-    log.info("stopped")
-    return 0
 
 
 def _refuse_workers(n: int, config: Config) -> str:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import signal
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ import pytest
 import redis
 
 from engine import RedisConfig
-from tests.distributed.conftest import RedisServer, Workers, free_port, wait_until
+from tests.distributed.conftest import FLASHSALE, RedisServer, Workers, free_port, wait_until
 from transport import main
 
 STOCK = 300
@@ -158,6 +160,22 @@ def test_workers_refused(
     path.write_text(f'backend = "{backend}"\n[[sku]]\nid = "a"\nstock = 1\n', encoding="utf-8")
     assert main(["serve", "--config", str(path), *extra]) == 2
     assert says in capsys.readouterr().err
+
+
+def test_unreachable_redis_at_start_exits_1(tmp_path: Path, pg_url: str) -> None:
+    """A worker that cannot open the ledger logs one "cannot start" line with the reason and exits 1."""
+    config = write_config(tmp_path, RedisConfig(url=f"redis://127.0.0.1:{free_port()}/0"), pg_url)
+    done = subprocess.run(
+        [FLASHSALE, "serve", "--config", str(config), "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    failed = [e for e in events if e["event"] == "cannot start"]
+    assert "Connection refused" in failed[0]["reason"]
 
 
 def test_redis_restarted_mid_sale(
