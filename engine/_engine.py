@@ -208,10 +208,10 @@ class SaleEngine:
         cfg = self.config
         pipeline = self._pipeline
         pipeline.writer = OrderWriterActor.start(pipeline, bridge, store=self._store, gauges=self.gauges)
-        shards: list[list[SkuStock]] = [[] for _ in range(min(cfg.inventory_actors, len(cfg.skus)))]
-        for s in cfg.skus:
-            # crc32, not hash(): the same SKU lands on the same owner in every process.
-            shards[zlib.crc32(s.id.encode()) % len(shards)].append(
+        durable = cfg.store.durability == "commit"
+        inventories: list[pykka.ActorRef[Any]] = []
+        for shard in self._shards():
+            stocks = [
                 SkuStock(
                     s.id,
                     s.stock,
@@ -220,16 +220,12 @@ class SaleEngine:
                     ends_at=s.ends_at,
                     hold_us=round(s.payment_timeout * 1_000_000),
                 )
-            )
-        durable = cfg.store.durability == "commit"
-        inventories = [
-            InventoryActor.start(pipeline, bridge, skus=shard, views=self._views, durable=durable)
-            for shard in shards
-            if shard
-        ]
-        for ref, shard in zip(inventories, [s for s in shards if s], strict=True):
-            for stock in shard:
-                pipeline.inventory_of[stock.sku] = ref
+                for s in (cfg.sku(sku) for sku in shard)
+            ]
+            ref = InventoryActor.start(pipeline, bridge, skus=stocks, views=self._views, durable=durable)
+            inventories.append(ref)
+            for sku in shard:
+                pipeline.inventory_of[sku] = ref
         pipeline.dedup = DedupActor.start(
             pipeline,
             bridge,
