@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+import random
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -207,3 +209,70 @@ def test_redis_down_is_a_ledger_error_within_the_timeout() -> None:
     with pytest.raises(LedgerError):
         ledger.get("a-1")
     ledger.close()
+
+
+def test_random_operations_agree_with_a_model(make_ledger: MakeLedger) -> None:
+    """600 seeded random reserves, keyed retries, pays, cancels, expiries and restocks: the ledger and a dict agree."""
+    rng = random.Random(20261111)
+    ledger = make_ledger(sku(20, limit=3))
+    stock, remaining, reserved, paid = 20, 20, 0, 0
+    held: collections.Counter[str] = collections.Counter()
+    orders: dict[str, tuple[str, int, str, int]] = {}  # id -> user, qty, status, expires_at
+    answers: dict[tuple[str, str], tuple[int, Outcome]] = {}
+    now = T0
+    for _ in range(600):
+        now += rng.randrange(10 * S)  # 600 steps of up to 10 s: reservations (900 s) do run out
+        op = rng.random()
+        if op < 0.55:
+            user, qty = f"u{rng.randrange(12)}", rng.randint(1, 3)
+            key = f"k{rng.randrange(20)}" if rng.random() < 0.4 else None
+            (got,), view = one(ledger, buy(user, qty, key=key, at=now))
+            first = answers.get((user, key)) if key else None
+            if first is not None:
+                want = first[1].result if first[0] == qty else "idempotency_key_reused"
+                assert got.result == want
+                if first[0] == qty:
+                    assert got == first[1]
+            elif held[user] + qty > 3:
+                assert got.result == "limit_reached"
+            elif qty > remaining:
+                assert got.result == "sold_out"
+            else:
+                assert got.result == "reserved"
+                assert got.order_id is not None
+                remaining, reserved, held[user] = remaining - qty, reserved + qty, held[user] + qty
+                orders[got.order_id] = (user, qty, "reserved", now + HOLD)
+            if key and first is None:
+                answers[(user, key)] = (qty, got)
+        elif op < 0.85 and orders:
+            order_id = rng.choice(sorted(orders))
+            user, qty, status, expires = orders[order_id]
+            target = rng.choice(["paid", "cancelled"])
+            change, _ = ledger.change(order_id, target, now)  # type: ignore[arg-type]
+            if status != "reserved":
+                assert change.refused == "not_reserved"
+                continue
+            final = "expired" if now >= expires else target
+            assert change.order.status == final  # type: ignore[union-attr]
+            reserved -= qty
+            if final == "paid":
+                paid += qty
+            else:
+                remaining, held[user] = remaining + qty, held[user] - qty
+            orders[order_id] = (user, qty, final, expires)
+        elif op < 0.95:
+            n, (view,) = ledger.expire(["a"], now, 1000)
+            due = [i for i, (_, _, st, exp) in orders.items() if st == "reserved" and exp <= now]
+            assert n == len(due)
+            for i in due:
+                user, qty, _, exp = orders[i]
+                orders[i] = (user, qty, "expired", exp)
+                remaining, reserved, held[user] = remaining + qty, reserved - qty, held[user] - qty
+        else:
+            ledger.restock("a", 2, now)
+            stock, remaining = stock + 2, remaining + 2
+        (view,) = ledger.expire(["a"], 0, 0)[1]
+        assert (view.stock, view.remaining, view.reserved, view.paid) == (stock, remaining, reserved, paid)
+        assert remaining + reserved + paid == stock
+    statuses = collections.Counter(st for _, _, st, _ in orders.values())
+    assert min(statuses[st] for st in ("reserved", "paid", "cancelled", "expired")) > 0, statuses
