@@ -72,6 +72,9 @@ async def test_purchase_pay_cancel_and_postgres(make_client: MakeClient, pg_url:
     assert (await client.get("/v1/orders/other-1")).status == 404
     sku = await (await client.get("/v1/skus/moutai-53")).json()
     assert (sku["stock"], sku["remaining"], sku["reserved"], sku["paid"]) == (5, 2, 1, 2)
+    metrics = await client.get("/metrics")
+    assert metrics.status == 200
+    assert 'result="idempotency_key_reused"} 1' in await metrics.text()
     await client.app[ENGINE].flush()  # type: ignore[index]
     with psycopg.connect(pg_url) as db:
         rows = db.execute("SELECT order_id, user_id, qty, status FROM orders ORDER BY order_id").fetchall()

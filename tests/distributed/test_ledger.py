@@ -276,3 +276,14 @@ def test_random_operations_agree_with_a_model(make_ledger: MakeLedger) -> None:
         assert remaining + reserved + paid == stock
     statuses = collections.Counter(st for _, _, st, _ in orders.values())
     assert min(statuses[st] for st in ("reserved", "paid", "cancelled", "expired")) > 0, statuses
+
+
+def test_scripts_are_loaded_again_after_script_flush(make_ledger: MakeLedger, redis_server: RedisServer) -> None:
+    """A restarted or flushed Redis answers NOSCRIPT: the ledger loads its scripts and the call goes through once."""
+    ledger = make_ledger(LedgerSku("a", 5, None, None, None, HOLD), LedgerSku("b", 5, None, None, None, HOLD))
+    redis_server.client().script_flush()
+    (outcomes, view), (more, _) = ledger.reserve([[buy("u1")], [buy("u1", sku="b")]])  # a pipeline
+    assert (outcomes[0].order_id, more[0].order_id, view.remaining) == ("a-1", "b-1", 4)
+    redis_server.client().script_flush()
+    assert results(ledger, buy("u2")) == ["reserved"]  # a single call
+    assert ledger.expire(["a"], T0, 10)[1][0].reserved == 2
