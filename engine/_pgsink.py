@@ -164,6 +164,7 @@ class OrderSink:
         self._pg_seen = 0.0  # when PostgreSQL last answered (monotonic)
         self._pg_outage = False  # logged once per outage, and once when it ends
         self._redis_outage = False
+        self._bug_logged = False
 
     def start(self) -> None:
         """Start the sink's thread."""
@@ -251,6 +252,7 @@ class OrderSink:
                 backoff = min(backoff * 2, max(self._redis_config.breaker_reset, FIRST_BACKOFF))
                 continue
             backoff = FIRST_BACKOFF
+            self._bug_logged = False
             if not worked:
                 self._stopping.wait(IDLE_WAIT)
         self._close()
@@ -432,8 +434,9 @@ class OrderSink:
             self.gauges.redis_ok = False
             self._groups_ready = False  # a Redis that lost its data lost the group too
             self._own_pending = True  # a read whose reply was lost left entries pending under this name
-        else:
+        elif not self._bug_logged:  # a failure of neither server: a bug; its traceback once per streak
             log.exception("order sink failed", extra={"consumer": self.consumer})
+            self._bug_logged = True
 
     def _close(self) -> None:
         if self._pg is not None:
