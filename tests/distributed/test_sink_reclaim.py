@@ -73,3 +73,14 @@ def test_a_killed_worker_s_entries_are_reclaimed(streams: Streams, sinks: Sinks,
     assert sink.drain(30)
     assert sorted(stored(pg_url)) == sorted(f"a-{n}" for n in range(1, 1001))
     assert (streams.pending("a"), sink.gauges.reclaimed) == (0, 50)
+
+
+def test_a_restarted_consumer_writes_its_own_pending_entries_first(streams: Streams, sinks: Sinks, pg_url: str) -> None:
+    """A sink that comes back under the same name (same host and pid, as in a container) needs no claim_idle."""
+    streams.add(*(entry(f"a-{n}") for n in range(1, 101)))
+    streams.client.xgroup_create(streams.key("a"), GROUP, id="0")
+    streams.client.xreadgroup(GROUP, "w:1", {streams.key("a"): ">"}, count=30)
+    sink = sinks.start(["a"], name="w:1", claim_idle=60)
+    assert sink.drain(30)
+    assert len(stored(pg_url)) == 100
+    assert (streams.pending("a"), sink.gauges.reclaimed) == (0, 0)
