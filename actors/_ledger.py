@@ -59,6 +59,32 @@ _DOWN = "the order ledger is unavailable; retry shortly"
 _UNKNOWN = "the order ledger did not answer; if you sent an Idempotency-Key, retry with it to learn the outcome"
 
 
+class _Refused(LedgerError):
+    """The breaker is open: the call was not made, so nothing of it happened."""
+
+
+def guarded_call(breaker: Breaker, at: int | None, call: Any) -> Any:
+    """Run one ledger call under ``breaker``; a refusal or failure comes back as a :class:`LedgerError` value.
+
+    Reads (``at`` None) neither wait for nor move the breaker: a buyer may
+    look up an order whenever the ledger answers. Any exception counts as a
+    failure, so a probe that breaks never leaves the breaker waiting for it.
+    """
+    if at is not None and not breaker.allow(at):
+        return _Refused(_DOWN)
+    try:
+        result = call()
+    except Exception as exc:
+        if at is not None:
+            breaker.failed(at)
+        if isinstance(exc, LedgerError):
+            return exc
+        raise
+    if at is not None:
+        breaker.succeeded()
+    return result
+
+
 def with_queued(actor: Stage, items: tuple[Purchase, ...]) -> tuple[Purchase, ...]:
     """``items`` plus the purchase batches waiting at the head of ``actor``'s mailbox (taken out of it), in order.
 
@@ -128,22 +154,7 @@ class LedgerInventoryActor(Stage):
         return view
 
     def _call(self, at: int | None, call: Any) -> Any:
-        """Run one ledger call under the breaker; a refusal or failure comes back as a :class:`LedgerError` value.
-
-        Reads (``at`` None) neither wait for nor move the breaker: a buyer
-        may look up an order whenever the ledger answers.
-        """
-        if at is not None and not self._breaker.allow(at):
-            return LedgerError(_DOWN)
-        try:
-            result = call()
-        except LedgerError as exc:
-            if at is not None:
-                self._breaker.failed(at)
-            return exc
-        if at is not None:
-            self._breaker.succeeded()
-        return result
+        return guarded_call(self._breaker, at, call)
 
     def _reserve(self, items: tuple[Purchase, ...]) -> None:
         at = items[-1].at
@@ -154,7 +165,7 @@ class LedgerInventoryActor(Stage):
         result = self._call(at, lambda: self._ledger.reserve(batches))
         replies: list[tuple[Any, Outcome]] = []
         if isinstance(result, Exception):
-            detail = _DOWN if str(result) == _DOWN else _UNKNOWN
+            detail = _DOWN if isinstance(result, _Refused) else _UNKNOWN
             replies = [(p.reply, Outcome("unavailable", p.sku, p.qty, detail=detail)) for p in items]
         else:
             for batch, (outcomes, view) in zip(batches, result, strict=True):
@@ -211,17 +222,10 @@ class SharedLimiterActor(Stage):
         self._bridge.resolve(replies)
 
     def _shared_check(self, items: list[Purchase], replies: list[tuple[Any, Outcome]]) -> list[Purchase]:
-        at = items[-1].at
-        if not self._breaker.allow(at):
+        waits = guarded_call(self._breaker, items[-1].at, lambda: self._ledger.throttle(items))
+        if isinstance(waits, LedgerError):
             replies.extend((p.reply, Outcome("unavailable", p.sku, p.qty, detail=_DOWN)) for p in items)
             return []
-        try:
-            waits = self._ledger.throttle(items)
-        except LedgerError:
-            self._breaker.failed(at)
-            replies.extend((p.reply, Outcome("unavailable", p.sku, p.qty, detail=_DOWN)) for p in items)
-            return []
-        self._breaker.succeeded()
         passed: list[Purchase] = []
         for p, wait in zip(items, waits, strict=True):
             if wait > 0:
