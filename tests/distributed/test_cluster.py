@@ -178,6 +178,40 @@ def test_unreachable_redis_at_start_exits_1(tmp_path: Path, pg_url: str) -> None
     assert "Connection refused" in failed[0]["reason"]
 
 
+def test_keys_and_rate_limits_span_processes(
+    workers: Workers, tmp_path: Path, redis_config: RedisConfig, pg_url: str
+) -> None:
+    """One Idempotency-Key sent to two servers at once buys once; a per-user bucket of 2 counts both servers."""
+    config = write_config(tmp_path, redis_config, pg_url)
+    config.write_text(config.read_text() + "\n[limits]\nper_user = { rate = 0.01, burst = 2 }\n", encoding="utf-8")
+    ports = [free_port(), free_port()]
+    for port in ports:
+        workers.start(config, port)
+
+    async def run() -> tuple[list[tuple[int, Any]], list[int]]:
+        async with aiohttp.ClientSession() as session:
+
+            async def keyed(user: str, port: int) -> tuple[int, Any]:
+                async with session.post(
+                    f"http://127.0.0.1:{port}/v1/purchase",
+                    json={"sku": "moutai-53", "user": user},
+                    headers={"Idempotency-Key": f"key-{user}"},
+                ) as resp:
+                    return resp.status, await resp.json()
+
+            twice = await asyncio.gather(*(keyed(f"k{i}", port) for i in range(40) for port in ports))
+            limited = [(await buy(session, ports[n % 2], "busy"))[0] for n in range(3)]
+            return twice, limited
+
+    twice, limited = asyncio.run(run())
+    for i in range(40):  # each buyer's two answers, one from each server, are the same order
+        (s1, b1), (s2, b2) = twice[2 * i], twice[2 * i + 1]
+        assert s1 == s2 == 200
+        assert b1["order_id"] == b2["order_id"]
+    assert limited == [200, 200, 429]
+    assert ledger_meta(redis_config)["reserved"] == 40 + 2
+
+
 def test_redis_restarted_mid_sale(
     workers: Workers, tmp_path: Path, redis_server: RedisServer, redis_config: RedisConfig, pg_url: str
 ) -> None:
