@@ -174,7 +174,7 @@ class RedisLedger:
             for s in skus
         ]
         self._run(calls)
-        return self.expire([s.sku for s in skus], 0, 0)[1]
+        return self.expire([s.sku for s in skus], 0, 0)[1]  # expiring nothing at time 0: just the views
 
     def reserve(self, batches: Sequence[Sequence[Purchase]]) -> list[tuple[list[Outcome], SkuView]]:
         calls: list[Call] = []
