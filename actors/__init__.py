@@ -4,16 +4,22 @@ Four pykka ``ThreadingActor`` stages form the purchase pipeline::
 
     LimiterActor -> DedupActor -> InventoryActor (one owner per SKU) -> OrderWriterActor
 
+and on a shared :class:`StockLedger` (several processes, one sale) two::
+
+    SharedLimiterActor -> LedgerInventoryActor (one owner per SKU per process)
+
 plus the rate-limit buckets, the asyncio bridge that answers a batch with one loop wake-up, the
 message types, and the ports (Protocols) the actors need from the world.
 Nothing here knows HTTP, files or configuration, and nothing reads a clock:
 time arrives in messages.
 """
 
+from ._breaker import Breaker
 from ._bridge import LoopBridge
 from ._buckets import BucketSpec, LeakyBucket, TokenBucket
 from ._dedup import DedupActor
 from ._inventory import InventoryActor, SkuStock, reserved_outcome
+from ._ledger import LedgerInventoryActor, SharedLimiterActor
 from ._limiter import LimiterActor
 from ._messages import (
     ChangeOrder,
@@ -41,10 +47,11 @@ from ._messages import (
     fast_new,
 )
 from ._pipeline import Pipeline, Stage, tell
-from ._ports import OrderStore, Recovered, RestockRecord, SkuTotals, StoreError
+from ._ports import LedgerError, LedgerSku, OrderStore, Recovered, RestockRecord, SkuTotals, StockLedger, StoreError
 from ._writer import OrderWriterActor, WriterGauges
 
 __all__ = [
+    "Breaker",
     "BucketSpec",
     "ChangeOrder",
     "ChangeResult",
@@ -54,6 +61,9 @@ __all__ = [
     "GetOrder",
     "InventoryActor",
     "LeakyBucket",
+    "LedgerError",
+    "LedgerInventoryActor",
+    "LedgerSku",
     "LimiterActor",
     "LimiterTick",
     "LoopBridge",
@@ -73,11 +83,13 @@ __all__ = [
     "Result",
     "ReturnUnits",
     "Settled",
+    "SharedLimiterActor",
     "SkuState",
     "SkuStock",
     "SkuTotals",
     "SkuView",
     "Stage",
+    "StockLedger",
     "StoreError",
     "Tick",
     "TokenBucket",

@@ -200,12 +200,16 @@ DedupMessage: TypeAlias = PurchaseBatch | Settled | ReleaseHolds
 
 @dataclass(frozen=True, slots=True)
 class Restock:
-    """Add ``qty`` units to ``sku``; ``reply`` resolves to the new view."""
+    """Add ``qty`` units to ``sku``; ``reply`` resolves to the new view.
+
+    On a shared ledger, to the :class:`actors.LedgerError` instead when the
+    ledger failed (as a value: the bridge only sets results).
+    """
 
     sku: str
     qty: int
     at: int
-    reply: asyncio.Future[SkuView]
+    reply: asyncio.Future[SkuView | Exception]
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,7 +257,7 @@ class WriteRestock:
     qty: int
     at: int
     view: SkuView
-    reply: asyncio.Future[SkuView]
+    reply: asyncio.Future[SkuView | Exception]
 
 
 @dataclass(frozen=True, slots=True)

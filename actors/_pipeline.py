@@ -31,20 +31,27 @@ class Pipeline:
     loop tick carries only a handful of purchases, so a hop through a stage
     with nothing to decide is the most expensive thing on the hot path. The
     limiter is skipped when no bucket is configured (``limiter`` is
-    ``None``); dedup is skipped for a purchase with no idempotency key on a
-    SKU with no per-user limit.
+    ``None``). On a ledger, ``shared_limiter`` (buckets shared by every
+    process) comes after the local limiter and sends straight to inventory.
+    Dedup is skipped for a purchase with no idempotency key on a SKU with no
+    per-user limit, and always when ``ledger`` is set (the ledger inventory
+    actor checks keys and limits in its ledger call).
     """
 
     limiter: pykka.ActorRef[Any] | None
+    shared_limiter: pykka.ActorRef[Any] | None
     dedup: pykka.ActorRef[Any]
     writer: pykka.ActorRef[Any]
     inventory_of: dict[str, pykka.ActorRef[Any]]
     dedup_skus: frozenset[str]
+    ledger: bool
 
     def __init__(self) -> None:
         self.limiter = None
+        self.shared_limiter = None
         self.inventory_of = {}
         self.dedup_skus = frozenset()
+        self.ledger = False
 
     def admit(self, items: tuple[Purchase, ...]) -> None:
         """Send a batch in at the front: the limiter, or the stages after it."""
@@ -64,8 +71,11 @@ class Pipeline:
         """
         if not items:
             return
+        if self.shared_limiter is not None:
+            tell(self.shared_limiter, PurchaseBatch(tuple(items)))
+            return
         skus = self.dedup_skus
-        if not skus and all(p.idempotency_key is None for p in items):
+        if self.ledger or (not skus and all(p.idempotency_key is None for p in items)):
             self.to_inventory(items)
             return
         via_dedup = {p.sku for p in items if p.idempotency_key is not None or p.sku in skus}

@@ -1,8 +1,9 @@
 """Ports: what the actors need from the world, as Protocols.
 
-Adapters live in ``engine`` (SQLite now; PostgreSQL later). An adapter's
-methods are called from the order-writer actor's thread only, one call at a
-time, so an adapter may hold a connection that is not thread-safe.
+Adapters live in ``engine``. An :class:`OrderStore`'s methods are called
+from the order-writer actor's thread only, one call at a time, so it may hold
+a connection that is not thread-safe. A :class:`StockLedger` is shared by
+several actor threads (``backend = "redis"``) and must be thread-safe.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ._messages import Order, OrderStatus
+from ._messages import ChangeResult, Order, OrderStatus, Outcome, Purchase, SkuView
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,4 +94,69 @@ class OrderStore(Protocol):
 
     def close(self) -> None:
         """Release the store's resources; safe to call twice."""
+        ...
+
+
+class LedgerError(Exception):
+    """The ledger failed or did not answer in time.
+
+    For a call that changes state, its effect is unknown: it may have been
+    applied before the answer was lost.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerSku:
+    """A SKU as a shared ledger is first initialised with (a later start never resets it)."""
+
+    sku: str
+    stock: int
+    per_user_limit: int | None
+    starts_at: int | None
+    ends_at: int | None
+    hold_us: int
+
+
+class StockLedger(Protocol):
+    """Stock, per-user totals, idempotency records and live orders shared by many processes.
+
+    Every change is decided and applied in one atomic step on the ledger
+    (check before decrement), so processes sharing it never oversell. Every
+    method raises :class:`LedgerError` when the ledger fails or is slow.
+    """
+
+    def open(self, skus: Sequence[LedgerSku]) -> list[SkuView]:
+        """Initialise the SKUs that are not in the ledger yet; return every SKU's view."""
+        ...
+
+    def reserve(self, batches: Sequence[Sequence[Purchase]]) -> list[tuple[list[Outcome], SkuView]]:
+        """Decide purchases, one sequence per SKU, in order; each gives its outcomes and the SKU's new view.
+
+        Per purchase: sale window, idempotency record, per-user limit, stock;
+        only then the units are taken and the order recorded.
+        """
+        ...
+
+    def change(self, order_id: str, status: OrderStatus, at: int) -> tuple[ChangeResult, SkuView | None]:
+        """Pay or cancel a reserved order at ``at`` (expiring it when its time ran out)."""
+        ...
+
+    def expire(self, skus: Sequence[str], at: int, limit: int) -> tuple[int, list[SkuView]]:
+        """Expire up to ``limit`` due reservations per SKU; return how many and every SKU's view."""
+        ...
+
+    def restock(self, sku: str, qty: int, at: int) -> SkuView:
+        """Add ``qty`` units to ``sku``."""
+        ...
+
+    def get(self, order_id: str) -> Order | None:
+        """The live order, or ``None``."""
+        ...
+
+    def throttle(self, items: Sequence[Purchase]) -> list[float]:
+        """Shared per-user and per-IP token buckets: 0.0 admits a purchase, else seconds to wait."""
+        ...
+
+    def close(self) -> None:
+        """Release connections; safe to call twice."""
         ...

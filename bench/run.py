@@ -28,6 +28,10 @@ in the store; its own options, see ``bench/recovery.py --help``). Not part of
 ``replay [options]``: bench/replay.py (virtual-time replay of the Moutai rush
 in decisions/s; see ``bench/replay.py --help``). Not part of ``all``.
 
+``redis [options]``: bench/redis_bench.py (the redis backend against the
+usual ``SET NX`` + ``EVALSHA`` endpoint, bench/redis_ref.py, on a spawned
+Redis and PostgreSQL; ``bench/run.py redis --help``). Not part of ``all``.
+
 ``--json FILE`` writes every raw number.
 """
 
@@ -582,6 +586,10 @@ def main(argv: list[str] | None = None) -> int:
         return recovery.main(argv[1:])
     if argv[:1] == ["replay"]:
         return replay.main(argv[1:])
+    if argv[:1] == ["redis"]:
+        import redis_bench  # noqa: PLC0415 - it imports this module's helpers
+
+        return redis_bench.main(argv[1:])
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     m = machine_info(args)

@@ -11,7 +11,16 @@ live traffic as one.
 from actors import Order, Outcome, SkuView
 
 from ._clock import Clock, ManualClock, from_datetime, to_datetime, wall_clock
-from ._config import Config, LimitsConfig, ServerConfig, SkuConfig, StoreConfig, demo_config
+from ._config import (
+    Config,
+    LimitsConfig,
+    PostgresConfig,
+    RedisConfig,
+    ServerConfig,
+    SkuConfig,
+    StoreConfig,
+    demo_config,
+)
 from ._engine import PurchaseRequest, SaleEngine, SkuStatus, TickReport
 from ._errors import (
     ConfigError,
@@ -44,7 +53,9 @@ __all__ = [
     "MemoryOrderStore",
     "Order",
     "Outcome",
+    "PostgresConfig",
     "PurchaseRequest",
+    "RedisConfig",
     "ReplayResult",
     "SQLiteOrderStore",
     "SaleEngine",

@@ -11,7 +11,7 @@ import ipaddress
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -80,6 +80,26 @@ class ServerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RedisConfig:
+    """The shared ledger of ``backend = "redis"``: stock, users, idempotency, orders stream, rate limits."""
+
+    url: str = "redis://127.0.0.1:6379/0"
+    prefix: str = "fs"
+    timeout: float = 0.5
+    breaker_failures: int = 3
+    breaker_reset: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class PostgresConfig:
+    """Where the orders stream lands in ``backend = "redis"``."""
+
+    url: str = "postgresql://127.0.0.1:5432/flashsale"
+    batch: int = 500
+    claim_idle: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """A whole sale: its SKUs, store, limits and server."""
 
@@ -89,6 +109,9 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     inventory_actors: int = 4
     tick_interval: float = 1.0
+    backend: Literal["memory", "redis"] = "memory"
+    redis: RedisConfig = field(default_factory=RedisConfig)
+    postgres: PostgresConfig = field(default_factory=PostgresConfig)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], source: str = "<config>") -> Config:
@@ -159,6 +182,9 @@ class Config:
                 "trusted_proxies": list(self.server.trusted_proxies),
             },
             "engine": {"inventory_actors": self.inventory_actors, "tick_interval": self.tick_interval},
+            "backend": self.backend,
+            "redis": {f.name: getattr(self.redis, f.name) for f in fields(self.redis)},
+            "postgres": {f.name: getattr(self.postgres, f.name) for f in fields(self.postgres)},
         }
 
     def sku(self, sku_id: str) -> SkuConfig:
@@ -298,7 +324,9 @@ class _Reader:
         )
 
     def config(self, data: Mapping[str, Any]) -> Config:
-        top = self.table(data, "top level", {"sku", "store", "limits", "server", "engine"})
+        top = self.table(
+            data, "top level", {"sku", "store", "limits", "server", "engine", "backend", "redis", "postgres"}
+        )
         raw_skus = top.get("sku")
         if not isinstance(raw_skus, list) or not raw_skus:
             raise self.fail("sku", "needs at least one [[sku]] table")
@@ -372,6 +400,17 @@ class _Reader:
         tick = float(self.value(en, "tick_interval", (int, float), "engine", 1.0))
         if tick < 0:
             raise self.fail("engine.tick_interval", f"must be >= 0 seconds (0: no timer), got {tick}")
+        backend = top.get("backend", "memory")
+        if backend not in ("memory", "redis"):
+            raise self.fail("backend", f"must be 'memory' or 'redis', got {backend!r}")
+        if backend == "redis":
+            for key, spec in (("per_user", limits.per_user), ("per_ip", limits.per_ip)):
+                if spec is not None and spec.queue:
+                    raise self.fail(
+                        f"limits.{key}.queue",
+                        "with backend = 'redis' this scope is shared by every process through Redis and cannot"
+                        " queue; queue mode is for the global and per_sku scopes, which each process keeps",
+                    )
         return Config(
             skus=skus,
             store=store,
@@ -379,4 +418,36 @@ class _Reader:
             server=server,
             inventory_actors=self.positive(en, "inventory_actors", "engine", 4),
             tick_interval=tick,
+            backend=backend,  # checked just above: a Literal member
+            redis=self.redis(top.get("redis", {})),
+            postgres=self.postgres(top.get("postgres", {})),
+        )
+
+    def redis(self, data: Any) -> RedisConfig:
+        t = self.table(data, "redis", {"url", "prefix", "timeout", "breaker_failures", "breaker_reset"})
+        d = RedisConfig()
+        url = self.value(t, "url", str, "redis", d.url)
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            raise self.fail("redis.url", f"must start with redis://, rediss:// or unix://, got {url!r}")
+        prefix = self.value(t, "prefix", str, "redis", d.prefix)
+        if not SKU_ID.fullmatch(prefix):
+            raise self.fail("redis.prefix", f"{prefix!r} must be 1-64 of A-Z a-z 0-9 . _ -")
+        return RedisConfig(
+            url=url,
+            prefix=prefix,
+            timeout=self.seconds(t, "timeout", "redis", d.timeout),
+            breaker_failures=self.positive(t, "breaker_failures", "redis", d.breaker_failures),
+            breaker_reset=self.seconds(t, "breaker_reset", "redis", d.breaker_reset),
+        )
+
+    def postgres(self, data: Any) -> PostgresConfig:
+        t = self.table(data, "postgres", {"url", "batch", "claim_idle"})
+        d = PostgresConfig()
+        url = self.value(t, "url", str, "postgres", d.url)
+        if not url.startswith(("postgresql://", "postgres://")):
+            raise self.fail("postgres.url", f"must start with postgresql:// or postgres://, got {url!r}")
+        return PostgresConfig(
+            url=url,
+            batch=self.positive(t, "batch", "postgres", d.batch),
+            claim_idle=self.seconds(t, "claim_idle", "postgres", d.claim_idle),
         )

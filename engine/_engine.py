@@ -10,12 +10,21 @@ through the :class:`actors.LoopBridge`, one loop wake-up per batch.
 
 Nothing here blocks the loop: the store is opened in a worker thread, actors
 are stopped from one, and no pykka future is ever waited on.
+
+With ``backend = "redis"`` the same gateway drives other stages: per SKU a
+:class:`actors.LedgerInventoryActor` on a :class:`RedisLedger` (which decides
+and records each purchase in one Lua call), an optional
+:class:`actors.SharedLimiterActor`, and an :class:`OrderSink` moving the
+orders stream into PostgreSQL. While the ledger's breaker is open or the sink
+cannot reach PostgreSQL, purchases are answered ``unavailable`` on the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,6 +34,8 @@ from typing import Any, Literal, NamedTuple, Self
 import pykka
 
 from actors import (
+    Breaker,
+    BucketSpec,
     ChangeOrder,
     ChangeResult,
     DedupActor,
@@ -32,6 +43,9 @@ from actors import (
     Flush,
     GetOrder,
     InventoryActor,
+    LedgerError,
+    LedgerInventoryActor,
+    LedgerSku,
     LimiterActor,
     LimiterTick,
     LoopBridge,
@@ -42,6 +56,7 @@ from actors import (
     Pipeline,
     Purchase,
     Restock,
+    SharedLimiterActor,
     SkuState,
     SkuStock,
     SkuView,
@@ -54,7 +69,9 @@ from actors import (
 from ._clock import Clock, wall_clock
 from ._config import Config
 from ._errors import EngineClosed, InvalidRequest, TransitionRefused, Unavailable, UnknownOrder, UnknownSku
+from ._pgsink import OrderSink
 from ._record import ScenarioRecorder
+from ._redis import RedisLedger
 from ._sqlite import SQLiteOrderStore
 
 log = logging.getLogger("flashsale.engine")
@@ -77,6 +94,10 @@ def _storable(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _tick_for(ref: pykka.ActorRef[Any], at: int) -> Callable[[asyncio.Future[Any]], tuple[pykka.ActorRef[Any], object]]:
+    return lambda fut: (ref, Tick(at, fut))
 
 
 class PurchaseRequest(NamedTuple):
@@ -224,6 +245,9 @@ class SaleEngine:
         self._sold_out: dict[tuple[str, int], Outcome] = {}
         self._ticker: asyncio.Task[None] | None = None
         self._waker: _Waker | None = None
+        self._ledger: RedisLedger | None = None
+        self._breaker: Breaker | None = None
+        self._sink: OrderSink | None = None
         limits = config.limits
         self._max_qty = limits.max_qty
         self._max_inflight = limits.max_inflight
@@ -237,6 +261,10 @@ class SaleEngine:
             return
         loop = self._loop = asyncio.get_running_loop()
         bridge = self._bridge = LoopBridge(loop)
+        if self.config.backend == "redis":
+            await self._start_on_ledger(bridge)
+            self._started(loop, len(self._actors))
+            return
         try:
             # In async mode up to this many orders can be confirmed and not yet
             # written (the gateway refuses beyond it); the next start skips them.
@@ -247,10 +275,10 @@ class SaleEngine:
         cfg = self.config
         pipeline = self._pipeline
         pipeline.writer = OrderWriterActor.start(pipeline, bridge, store=self._store, gauges=self.gauges)
-        shards: list[list[SkuStock]] = [[] for _ in range(min(cfg.inventory_actors, len(cfg.skus)))]
-        for s in cfg.skus:
-            # crc32, not hash(): the same SKU lands on the same owner in every process.
-            shards[zlib.crc32(s.id.encode()) % len(shards)].append(
+        durable = cfg.store.durability == "commit"
+        inventories: list[pykka.ActorRef[Any]] = []
+        for shard in self._shards():
+            stocks = [
                 SkuStock(
                     s.id,
                     s.stock,
@@ -259,16 +287,12 @@ class SaleEngine:
                     ends_at=s.ends_at,
                     hold_us=round(s.payment_timeout * 1_000_000),
                 )
-            )
-        durable = cfg.store.durability == "commit"
-        inventories = [
-            InventoryActor.start(pipeline, bridge, skus=shard, views=self._views, durable=durable)
-            for shard in shards
-            if shard
-        ]
-        for ref, shard in zip(inventories, [s for s in shards if s], strict=True):
-            for stock in shard:
-                pipeline.inventory_of[stock.sku] = ref
+                for s in (cfg.sku(sku) for sku in shard)
+            ]
+            ref = InventoryActor.start(pipeline, bridge, skus=stocks, views=self._views, durable=durable)
+            inventories.append(ref)
+            for sku in shard:
+                pipeline.inventory_of[sku] = ref
         pipeline.dedup = DedupActor.start(
             pipeline,
             bridge,
@@ -278,32 +302,103 @@ class SaleEngine:
             max_keys=cfg.limits.max_idempotency_keys,
         )
         pipeline.dedup_skus = frozenset(s.id for s in cfg.skus if s.per_user_limit is not None)
-        front: list[pykka.ActorRef[Any]] = []
         lim = cfg.limits
-        if any(b is not None for b in (lim.global_bucket, lim.per_sku, lim.per_user, lim.per_ip)):
-            # On virtual time (no ticker) queued purchases are released by tick(); in real time, by a timer.
-            self._waker = _Waker(self) if cfg.tick_interval > 0 else None
-            pipeline.limiter = LimiterActor.start(
-                pipeline,
-                bridge,
-                global_bucket=lim.global_bucket,
-                per_sku=lim.per_sku,
-                per_user=lim.per_user,
-                per_ip=lim.per_ip,
-                max_tracked_users=lim.max_tracked_users,
-                wake=self._waker,
-            )
-            front.append(pipeline.limiter)
+        front = self._start_limiter(bridge, lim.global_bucket, lim.per_sku, lim.per_user, lim.per_ip)
         # Stop order matters: each stage is stopped after everything upstream.
         self._actors = [*front, *inventories, pipeline.writer, pipeline.dedup]
+        self._started(loop, len(inventories))
+
+    def _started(self, loop: asyncio.AbstractEventLoop, inventories: int) -> None:
+        cfg = self.config
         self._idle = asyncio.Event()
         self._running = True
         if cfg.tick_interval > 0:
             self._ticker = loop.create_task(self._tick_forever(cfg.tick_interval), name="flashsale-ticker")
         log.info(
             "sale started",
-            extra={"skus": len(cfg.skus), "inventory_actors": len(inventories), "durability": cfg.store.durability},
+            extra={
+                "skus": len(cfg.skus),
+                "inventory_actors": inventories,
+                "backend": cfg.backend,
+                "durability": cfg.store.durability,
+            },
         )
+
+    def _shards(self) -> list[list[str]]:
+        """SKU ids per inventory actor; crc32, not hash(): the same SKU lands on the same owner in every process."""
+        shards: list[list[str]] = [[] for _ in range(min(self.config.inventory_actors, len(self.config.skus)))]
+        for s in self.config.skus:
+            shards[zlib.crc32(s.id.encode()) % len(shards)].append(s.id)
+        return [shard for shard in shards if shard]
+
+    def _start_limiter(
+        self,
+        bridge: LoopBridge,
+        global_bucket: BucketSpec | None,
+        per_sku: BucketSpec | None,
+        per_user: BucketSpec | None = None,
+        per_ip: BucketSpec | None = None,
+    ) -> list[pykka.ActorRef[Any]]:
+        """Start the limiter for the scopes kept in this process, if any are configured."""
+        if all(b is None for b in (global_bucket, per_sku, per_user, per_ip)):
+            return []
+        # On virtual time (no ticker) queued purchases are released by tick(); in real time, by a timer.
+        self._waker = _Waker(self) if self.config.tick_interval > 0 else None
+        self._pipeline.limiter = LimiterActor.start(
+            self._pipeline,
+            bridge,
+            global_bucket=global_bucket,
+            per_sku=per_sku,
+            per_user=per_user,
+            per_ip=per_ip,
+            max_tracked_users=self.config.limits.max_tracked_users,
+            wake=self._waker,
+        )
+        return [self._pipeline.limiter]
+
+    async def _start_on_ledger(self, bridge: LoopBridge) -> None:
+        """Open the Redis ledger, start the ledger stages and the order sink (``backend = "redis"``)."""
+        cfg = self.config
+        limits = cfg.limits
+        ledger = self._ledger = RedisLedger(
+            cfg.redis,
+            skus=[s.id for s in cfg.skus],
+            idempotency_ttl=limits.idempotency_ttl,
+            per_user=limits.per_user,
+            per_ip=limits.per_ip,
+        )
+        skus = [
+            LedgerSku(s.id, s.stock, s.per_user_limit, s.starts_at, s.ends_at, round(s.payment_timeout * 1_000_000))
+            for s in cfg.skus
+        ]
+        try:
+            views = await asyncio.to_thread(ledger.open, skus)
+        except LedgerError as exc:
+            ledger.close()
+            raise Unavailable(str(exc)) from exc
+        for view in views:
+            self._views[view.sku] = view
+        breaker = self._breaker = Breaker(cfg.redis.breaker_failures, round(cfg.redis.breaker_reset * 1_000_000))
+        pipeline = self._pipeline
+        pipeline.ledger = True
+        inventories: list[pykka.ActorRef[Any]] = []
+        for shard in self._shards():
+            ref = LedgerInventoryActor.start(
+                pipeline, bridge, ledger=ledger, skus=shard, views=self._views, breaker=breaker
+            )
+            inventories.append(ref)
+            for sku in shard:
+                pipeline.inventory_of[sku] = ref
+        # The global and per-SKU scopes are kept in each process; per-user and per-IP buckets are shared in Redis.
+        front = self._start_limiter(bridge, limits.global_bucket, limits.per_sku)
+        if limits.per_user is not None or limits.per_ip is not None:
+            pipeline.shared_limiter = SharedLimiterActor.start(pipeline, bridge, ledger=ledger, breaker=breaker)
+            front.append(pipeline.shared_limiter)
+        self._actors = [*front, *inventories]
+        self._sink = OrderSink(
+            cfg.redis, cfg.postgres, f"{socket.gethostname()}:{os.getpid()}", [s.id for s in cfg.skus]
+        )
+        self._sink.start()
 
     async def stop(self, grace: float = 10.0) -> None:
         """Stop taking purchases, answer those in flight, flush, stop the actors.
@@ -329,18 +424,23 @@ class SaleEngine:
                 await asyncio.wait_for(drained, grace)
             if self._inflight:
                 await asyncio.wait_for(self._idle.wait(), grace)
-            await asyncio.wait_for(self._ask_writer_flush(), grace)
+            if self._ledger is None:
+                await asyncio.wait_for(self._ask_writer_flush(), grace)
         except TimeoutError:
             log.error(
                 "stopped with work unfinished", extra={"inflight": self._inflight, "backlog": self.gauges.backlog}
             )
-        await asyncio.to_thread(self._stop_actors)
+        await asyncio.to_thread(self._stop_actors, grace)
         log.info("sale stopped", extra={"orders_committed": self.gauges.orders_committed})
 
-    def _stop_actors(self) -> None:
+    def _stop_actors(self, grace: float) -> None:
         for ref in self._actors:
             ref.stop(block=True)  # runs in a worker thread, never on the loop
         self._actors = []
+        if self._sink is not None:
+            self._sink.stop(grace)  # what it read is written and acknowledged; the rest stays pending in Redis
+        if self._ledger is not None:
+            self._ledger.close()
 
     async def _ask_writer_flush(self) -> None:
         assert self._loop is not None
@@ -481,7 +581,12 @@ class SaleEngine:
                 )
         if self._inflight + adding > self._max_inflight or self.gauges.backlog >= self._max_backlog:
             return Outcome("overloaded", sku, qty, detail="too many purchases in flight; retry shortly")
+        if self._breaker is not None and (self._breaker.rejects(at) or not self._sink_ok()):
+            return Outcome("unavailable", sku, qty, detail="the order ledger or database is down; retry shortly")
         return None
+
+    def _sink_ok(self) -> bool:
+        return self._sink is None or self._sink.gauges.ok
 
     def _enqueue(self, purchase: Purchase) -> None:
         pending = self._pending
@@ -519,7 +624,7 @@ class SaleEngine:
         """The order with this id, committed or about to be."""
         if type(order_id) is not str or not _storable(order_id):
             raise InvalidRequest("order_id", "must be a string")
-        found = await self._ask(lambda fut: (self._pipeline.writer, GetOrder(order_id, fut)))
+        found = await self._ask(lambda fut: (self._order_owner(order_id), GetOrder(order_id, fut)))
         if isinstance(found, Exception):
             raise Unavailable(str(found))
         if found is None:
@@ -537,6 +642,8 @@ class SaleEngine:
             raise InvalidRequest("qty", f"must be a whole number from 1 to {MAX_RESTOCK}")
         at = self.clock()
         view = await self._ask(lambda fut: (self._pipeline.inventory_of[sku], Restock(sku, qty, at, fut)))
+        if isinstance(view, Exception):
+            raise Unavailable(str(view))
         assert isinstance(view, SkuView)
         if self._recorder is not None:
             self._recorder.operation(at, "restock", sku=sku, qty=qty)
@@ -558,7 +665,7 @@ class SaleEngine:
         if type(order_id) is not str or not _storable(order_id):
             raise InvalidRequest("order_id", "must be a string")
         at = self.clock()
-        result = await self._ask(lambda fut: (self._pipeline.writer, ChangeOrder(order_id, status, at, fut)))
+        result = await self._ask(lambda fut: (self._order_owner(order_id), ChangeOrder(order_id, status, at, fut)))
         assert isinstance(result, ChangeResult)
         if self._recorder is not None:
             self._recorder.operation(at, "pay" if status == "paid" else "cancel", order=order_id)
@@ -579,11 +686,25 @@ class SaleEngine:
         caller does.
         """
         at = self.clock()
-        expired = await self._ask(lambda fut: (self._pipeline.writer, Tick(at, fut)))
-        assert isinstance(expired, int)
+        if self._ledger is None:
+            expired = await self._ask(lambda fut: (self._pipeline.writer, Tick(at, fut)))
+            assert isinstance(expired, int)
+        else:
+            owners = set(self._pipeline.inventory_of.values())
+            counts = await asyncio.gather(*(self._ask(_tick_for(ref, at)) for ref in owners))
+            expired = sum(c for c in counts if isinstance(c, int))
         if expired and self._recorder is not None:
             self._recorder.operation(at, "expire")  # a tick that expired nothing changed nothing
         return expired
+
+    def _order_owner(self, order_id: str) -> pykka.ActorRef[Any]:
+        """Who answers for an order: the writer, or (on a ledger) the owner of the SKU its id names."""
+        if self._ledger is None:
+            return self._pipeline.writer
+        owner = self._pipeline.inventory_of.get(order_id.rpartition("-")[0])
+        if owner is None:
+            raise UnknownOrder(order_id)
+        return owner
 
     async def tick(self) -> TickReport:
         """Bring the actors up to now: expire overdue reservations and release queued purchases.
@@ -625,9 +746,19 @@ class SaleEngine:
             if report.expired:
                 log.info("reservations expired", extra={"count": report.expired})
 
-    async def flush(self) -> None:
-        """Wait until everything answered so far is committed."""
-        await self._ask(lambda fut: (self._pipeline.writer, Flush(fut)))
+    async def flush(self, grace: float = 10.0) -> None:
+        """Wait until everything answered so far is committed.
+
+        On a ledger an answer is already confirmed in Redis; this waits (up
+        to ``grace`` seconds) until the order sink has it in PostgreSQL.
+        """
+        if self._sink is None:
+            await self._ask(lambda fut: (self._pipeline.writer, Flush(fut)))
+            return
+        if not self._running:
+            raise EngineClosed("the sale engine is not running")
+        if not await asyncio.to_thread(self._sink.drain, grace):
+            raise Unavailable(f"the orders stream did not reach PostgreSQL within {grace} s")
 
     async def _ask(self, make: Callable[[asyncio.Future[Any]], tuple[pykka.ActorRef[Any], object]]) -> object:
         if not self._running or self._loop is None:
@@ -639,6 +770,14 @@ class SaleEngine:
 
     def readiness(self) -> dict[str, bool]:
         """What /readyz reports: each check and whether it passes."""
+        if self._breaker is not None:
+            return {
+                "running": self._running,
+                "actors_alive": bool(self._actors) and all(ref.is_alive() for ref in self._actors),
+                "redis_ok": self._breaker.closed,
+                "postgres_ok": self._sink_ok(),
+                "below_inflight_limit": self._inflight < self._max_inflight,
+            }
         return {
             "running": self._running,
             "actors_alive": bool(self._actors) and all(ref.is_alive() for ref in self._actors),

@@ -43,6 +43,9 @@ class ScenarioRecorder:
         # A large buffer: the engine writes from the event loop, so the disk is touched once per megabyte.
         self._file: IO[bytes] | None = self.path.open("wb", buffering=1 << 20)
         mapping = config.to_mapping()
+        # A replay runs in memory; server addresses (which may carry passwords) stay out of the file.
+        for key in ("backend", "redis", "postgres"):
+            del mapping[key]
         # The live ticks that expired something are recorded as events; a replay must not add its own.
         mapping["engine"]["tick_interval"] = 0
         header = {

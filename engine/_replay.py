@@ -36,6 +36,7 @@ scenario's start (docs/scenarios.md, "The digest").
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import heapq
 import time
@@ -490,7 +491,8 @@ async def replay(scenario: Scenario, *, keep_log: bool = False) -> ReplayResult:
     """
     events = scenario.traffic()
     clock = ManualClock(scenario.start)
-    engine = SaleEngine(scenario.config, store=MemoryOrderStore(), clock=clock)
+    # Always in memory: a scenario written for backend = "redis" decides the same way on one process.
+    engine = SaleEngine(dataclasses.replace(scenario.config, backend="memory"), store=MemoryOrderStore(), clock=clock)
     await engine.start()
     try:
         driver = _Driver(scenario, engine, clock, keep_log)

@@ -1,10 +1,17 @@
 """The ``flashsale`` command.
 
-``flashsale serve [--host H] [--port P] [--config FILE] [--record FILE]``
+``flashsale serve [--host H] [--port P] [--config FILE] [--record FILE] [--workers N]``
 runs the HTTP server: with no config, the embedded demo sale (in-memory
 actors, orders in ``flashsale-demo.db`` in the current directory); with
 ``--config``, the sale a TOML file describes (README, "Configuration");
 with ``--record``, the purchase traffic is written as a replayable scenario.
+
+``--workers N`` (N > 1) runs N server processes on one port (``SO_REUSEPORT``:
+the kernel spreads connections over them). Only ``backend = "redis"`` allows
+it: with ``memory`` each process would sell the whole stock. The parent only
+starts the workers, forwards SIGTERM and SIGINT to them, and exits when they
+all have; it does not restart a worker that dies (the others' order sinks
+take over its unacknowledged stream entries).
 
 ``flashsale replay FILE [--check] [--json] [--against URL]`` runs a scenario
 file (docs/scenarios.md) on virtual time and prints its summary and digest,
@@ -20,6 +27,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import signal
+import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -34,6 +43,8 @@ from engine import (
     SaleEngine,
     ScenarioError,
     ScenarioRecorder,
+    ServerConfig,
+    Unavailable,
     demo_config,
     load_scenario,
     replay,
@@ -70,6 +81,10 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument(
         "--concurrency", type=int, default=64, help="with --against: requests in flight at most (default 64)"
     )
+    serve.add_argument(
+        "--workers", type=int, default=1, metavar="N", help='processes sharing the port (N > 1 needs backend = "redis")'
+    )
+    serve.add_argument("--reuse-port", action="store_true", help="bind with SO_REUSEPORT (what each worker does)")
     return parser
 
 
@@ -93,6 +108,11 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port if args.port is not None else config.server.port,
     )
     config = dataclasses.replace(config, server=server)
+    if args.workers != 1:
+        refused = _refuse_workers(args.workers, config, args.record)
+        if refused:
+            print(f"flashsale: {refused}", file=sys.stderr)
+            return 2
     recorder = None
     if args.record:
         try:
@@ -101,32 +121,81 @@ def _serve(args: argparse.Namespace) -> int:
             print(f"flashsale: {args.record}: cannot write: {exc.strerror}", file=sys.stderr)
             return 2
     configure_logging(server.log_level)
-    loop_factory = _loop_factory()
+    if args.workers > 1:
+        return _run_workers(args, server.host, server.port)
+    where = {"store": config.store.path, "durability": config.store.durability}
+    if config.backend == "redis":
+        where = {"redis_prefix": config.redis.prefix}  # URLs may carry passwords: not logged
     log.info(
         "starting",
         config=args.config or "demo",
-        store=config.store.path,
-        durability=config.store.durability,
         skus=[s.id for s in config.skus],
+        backend=config.backend,
         record=args.record,
+        **where,
     )
     try:
-        web.run_app(
-            create_app(config, engine=SaleEngine(config, recorder=recorder)),
-            host=server.host,
-            port=server.port,
-            access_log=None,
-            # Called once the socket is bound: the line to wait for before sending traffic.
-            print=lambda _: log.info("listening", url=f"http://{server.host}:{server.port}"),
-            loop=loop_factory() if loop_factory else None,
-            shutdown_timeout=10.0,
-        )
+        _run_app(config, server, args.reuse_port, recorder)
+    except Unavailable as exc:  # the store or the ledger could not be opened
+        log.error("cannot start", reason=str(exc))
+        return 1
     finally:
         if recorder is not None:
             recorder.close()  # after the engine stopped: every answered purchase is in the file
             log.info("recorded", file=args.record, events=recorder.events)
     log.info("stopped")
     return 0
+
+
+def _run_app(config: Config, server: ServerConfig, reuse_port: bool, recorder: ScenarioRecorder | None) -> None:
+    loop_factory = _loop_factory()
+    web.run_app(
+        create_app(config, engine=SaleEngine(config, recorder=recorder)),
+        host=server.host,
+        port=server.port,
+        access_log=None,
+        # Called once the socket is bound: the line to wait for before sending traffic.
+        print=lambda _: log.info("listening", url=f"http://{server.host}:{server.port}"),
+        loop=loop_factory() if loop_factory else None,
+        shutdown_timeout=10.0,
+        reuse_port=reuse_port or None,
+    )
+
+
+def _refuse_workers(n: int, config: Config, record: str | None) -> str:
+    """Why ``--workers n`` cannot run ``config`` ("" when it can)."""
+    if n < 1:
+        return f"--workers must be >= 1, got {n}"
+    if config.backend != "redis":
+        return (
+            f'--workers {n} needs backend = "redis" in the config: with backend = "memory" each process'
+            " would sell the whole stock on its own"
+        )
+    if config.server.port == 0:
+        return f"--workers {n} needs a fixed port (with port 0 each worker would get its own)"
+    if record:
+        return "--record needs one process (--workers 1): each worker sees only its share of the traffic"
+    return ""
+
+
+def _run_workers(args: argparse.Namespace, host: str, port: int) -> int:
+    """Start ``args.workers`` servers on one port; forward SIGTERM/SIGINT; return when all have exited."""
+    argv = [sys.executable, "-m", "transport._cli", "serve", "--host", host, "--port", str(port), "--reuse-port"]
+    argv += ["--config", args.config]
+    # Own sessions: a Ctrl-C reaches the parent only, which passes it on once.
+    procs = [subprocess.Popen(argv, start_new_session=True) for _ in range(args.workers)]
+    log.info("workers started", pids=[p.pid for p in procs], url=f"http://{host}:{port}")
+
+    def forward(signum: int, _: object) -> None:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    codes = [p.wait() for p in procs]
+    log.info("workers stopped", exit_codes=codes)
+    return 0 if all(c == 0 for c in codes) else 1
 
 
 def _replay(args: argparse.Namespace) -> int:

@@ -14,6 +14,8 @@ from engine import (
     ConfigError,
     FlashsaleError,
     LimitsConfig,
+    PostgresConfig,
+    RedisConfig,
     ServerConfig,
     SkuConfig,
     StoreConfig,
@@ -22,6 +24,8 @@ from engine import (
 )
 
 FULL = """
+backend = "redis"
+
 [[sku]]
 id = "moutai-53"
 stock = 100
@@ -61,6 +65,18 @@ trusted_proxies = ["127.0.0.1", "10.0.0.0/8", "fd00::/8"]
 
 [engine]
 inventory_actors = 2
+
+[redis]
+url = "redis://10.0.0.5:6380/2"
+prefix = "singles-day"
+timeout = 0.25
+breaker_failures = 5
+breaker_reset = 1
+
+[postgres]
+url = "postgresql://shop@10.0.0.6/sales"
+batch = 200
+claim_idle = 10
 """
 
 ELEVEN_ELEVEN = from_datetime(datetime(2026, 11, 11, tzinfo=UTC))
@@ -109,6 +125,9 @@ def test_every_key_is_read(tmp_path: Path) -> None:
             trusted_proxies=("127.0.0.1", "10.0.0.0/8", "fd00::/8"),
         ),
         inventory_actors=2,
+        backend="redis",
+        redis=RedisConfig("redis://10.0.0.5:6380/2", "singles-day", 0.25, 5, 1.0),
+        postgres=PostgresConfig("postgresql://shop@10.0.0.6/sales", 200, 10.0),
     )
 
 
@@ -127,6 +146,9 @@ def test_defaults(tmp_path: Path) -> None:
     assert config.limits == LimitsConfig()
     assert config.server == ServerConfig()
     assert config.inventory_actors == 4
+    assert config.backend == "memory"
+    assert config.redis == RedisConfig("redis://127.0.0.1:6379/0", "fs", 0.5, 3, 2.0)
+    assert config.postgres == PostgresConfig("postgresql://127.0.0.1:5432/flashsale", 500, 30.0)
 
 
 def test_from_mapping_matches_load(tmp_path: Path) -> None:
@@ -231,6 +253,24 @@ GOOD_SKU = '[[sku]]\nid = "a"\nstock = 1\n'
         (GOOD_SKU + "[server]\nlog_level = 'loud'\n", "server.log_level", "must be debug, info, warning or error"),
         (GOOD_SKU + "[engine]\ninventory_actors = 0\n", "engine.inventory_actors", "must be >= 1"),
         ("store = 'x'\n" + GOOD_SKU, "store", "must be a table"),
+        # backend and its servers
+        ("backend = 'etcd'\n" + GOOD_SKU, "backend", "must be 'memory' or 'redis'"),
+        ("backend = 1\n" + GOOD_SKU, "backend", "must be 'memory' or 'redis'"),
+        (GOOD_SKU + "[redis]\nhost = 'x'\n", "redis", "unknown key 'host'"),
+        (GOOD_SKU + "[redis]\nurl = 'localhost:6379'\n", "redis.url", "must start with redis://"),
+        (GOOD_SKU + "[redis]\nprefix = 'a:b'\n", "redis.prefix", "must be 1-64 of"),
+        (GOOD_SKU + "[redis]\ntimeout = 0\n", "redis.timeout", "must be > 0 seconds"),
+        (GOOD_SKU + "[redis]\nbreaker_failures = 0\n", "redis.breaker_failures", "must be >= 1"),
+        (GOOD_SKU + "[redis]\nbreaker_reset = -1\n", "redis.breaker_reset", "must be > 0 seconds"),
+        (GOOD_SKU + "[postgres]\nurl = 'mysql://x'\n", "postgres.url", "must start with postgresql://"),
+        (GOOD_SKU + "[postgres]\nbatch = 0\n", "postgres.batch", "must be >= 1"),
+        (GOOD_SKU + "[postgres]\nclaim_idle = 0\n", "postgres.claim_idle", "must be > 0 seconds"),
+        (GOOD_SKU + "[postgres]\nurl = 5\n", "postgres.url", "must be str"),
+        (
+            "backend = 'redis'\n" + GOOD_SKU + "[limits.per_ip]\nalgorithm = 'leaky'\nrate = 5\nqueue = 10\n",
+            "limits.per_ip.queue",
+            "shared by every process through Redis and cannot queue",
+        ),
         # bad durability
         (GOOD_SKU + "[store]\ndurability = 'sometimes'\n", "store.durability", "must be 'commit' or 'async'"),
         (GOOD_SKU + "[store]\ndurability = true\n", "store.durability", "must be str"),

@@ -1,0 +1,136 @@
+"""Order sink throughput: stream entries per second from Redis into PostgreSQL.
+
+``python bench/sink.py [--entries 100000] [--skus 4] [--batches 100,500,2000] [--sinks 1]``
+
+For each batch size: a fresh key prefix and database, ``--entries`` order
+entries (in the ledger's stream format, spread over ``--skus`` SKUs, one in
+five followed by its ``paid`` change) appended to the streams first, then
+``--sinks`` :class:`engine._pgsink.OrderSink` threads started and timed until
+``drain()`` says every entry is in PostgreSQL and acknowledged. The row count
+is checked. Without ``--redis-url``/``--pg-url`` it spawns throwaway
+``redis-server`` and PostgreSQL servers (the test fixtures' classes) on
+loopback ports and removes them at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+import redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from engine import PostgresConfig, RedisConfig
+from engine._pgsink import OrderSink, stream_key
+from tests.distributed.conftest import RedisServer
+from tests.distributed.pg import PostgresServer
+
+T0 = 1_767_225_600_000_000
+
+
+def fill(client: redis.Redis, prefix: str, entries: int, skus: list[str]) -> int:
+    """Append ``entries`` orders (and a paid change for every fifth); return how many entries were appended."""
+    pipe = client.pipeline(transaction=False)
+    added = 0
+    for n in range(1, entries + 1):
+        sku = skus[n % len(skus)]
+        fields = {
+            "order_id": f"{sku}-{n}", "sku": sku, "user": f"user{n % 50_000}", "qty": "1", "status": "reserved",
+            "created_at": str(T0 + n), "expires_at": str(T0 + n + 900_000_000), "changed_at": str(T0 + n),
+            "idempotency_key": "",
+        }  # fmt: skip
+        pipe.xadd(stream_key(prefix, sku), fields)  # type: ignore[arg-type]
+        added += 1
+        if n % 5 == 0:
+            pipe.xadd(stream_key(prefix, sku), fields | {"status": "paid", "changed_at": str(T0 + n + 1)})  # type: ignore[arg-type]
+            added += 1
+        if n % 5000 == 0:
+            pipe.execute()
+    pipe.execute()
+    return added
+
+
+def run(args: argparse.Namespace, redis_url: str, pg_url_for: Callable[[], str], batch: int) -> tuple[float, int]:
+    prefix = f"bench{batch}x{time.monotonic_ns()}"
+    skus = [f"sku{i}" for i in range(args.skus)]
+    client = redis.Redis.from_url(redis_url)
+    added = fill(client, prefix, args.entries, skus)
+    client.close()
+    pg_url = pg_url_for()
+    sinks = [
+        OrderSink(
+            RedisConfig(url=redis_url, prefix=prefix), PostgresConfig(url=pg_url, batch=batch), f"bench:{i}", skus
+        )
+        for i in range(args.sinks)
+    ]
+    started = time.perf_counter()
+    for sink in sinks:
+        sink.start()
+    drained = all(sink.drain(args.timeout) for sink in sinks)
+    elapsed = time.perf_counter() - started
+    for sink in sinks:
+        sink.stop()
+    with psycopg.connect(pg_url) as conn:
+        row = conn.execute("SELECT count(*), count(*) FILTER (WHERE status = 'paid') FROM orders").fetchone()
+    assert drained, f"not drained in {args.timeout} s"
+    assert row == (args.entries, args.entries // 5), f"rows {row}, expected {(args.entries, args.entries // 5)}"
+    return elapsed, added
+
+
+def spawn_redis(cleanup: contextlib.ExitStack) -> str:
+    """A throwaway redis-server (AOF on, as in a sale); stopped and deleted by ``cleanup``."""
+    server = RedisServer()
+    cleanup.callback(shutil.rmtree, server.dir, ignore_errors=True)
+    cleanup.callback(server.stop)
+    server.start()
+    return server.url
+
+
+def spawn_postgres(cleanup: contextlib.ExitStack) -> Callable[[], str]:
+    """A throwaway PostgreSQL; returns what makes a fresh database on it. Removed by ``cleanup``."""
+    server = PostgresServer()
+    cleanup.callback(server.close)
+    server.start()
+    return server.create_database
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--entries", type=int, default=100_000, help="orders (a fifth also get a paid entry)")
+    p.add_argument("--skus", type=int, default=4)
+    p.add_argument("--batches", default="100,500,2000", help="comma-separated [postgres] batch sizes to compare")
+    p.add_argument("--sinks", type=int, default=1, help="sinks (workers) sharing the consumer group")
+    p.add_argument("--timeout", type=float, default=600.0)
+    p.add_argument("--redis-url")
+    p.add_argument("--pg-url", help="a database URL; each run empties its orders table")
+    args = p.parse_args()
+    batches = [int(b) for b in args.batches.split(",")]
+
+    with contextlib.ExitStack() as cleanup:
+        redis_url = args.redis_url or spawn_redis(cleanup)
+        if args.pg_url:
+
+            def pg_url_for() -> str:
+                with psycopg.connect(args.pg_url, autocommit=True) as conn:
+                    conn.execute("DROP TABLE IF EXISTS orders, order_rejects, flashsale_schema")
+                return str(args.pg_url)
+
+        else:
+            pg_url_for = spawn_postgres(cleanup)
+        print(f"{args.entries} orders on {args.skus} SKUs, {args.sinks} sink(s)")
+        print(f"{'batch':>6} {'entries':>8} {'seconds':>8} {'entries/s':>10}")
+        for batch in batches:
+            elapsed, added = run(args, redis_url, pg_url_for, batch)
+            print(f"{batch:>6} {added:>8} {elapsed:>8.2f} {added / elapsed:>10,.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""The Lua scripts of the Redis ledger (see :mod:`engine._redis` and the README's key table).
+
+Each script touches the keys of one SKU only (hash tag ``{sku}``; the rate
+limit script only ``{rl}``), so it runs on one Redis Cluster slot. Key names
+below the SKU's base (``P:{S}:``) are built in the script from ``ARGV[1]``;
+they share the base's hash tag. Times come in as arguments (the caller's
+message time), never from Redis ``TIME``. Numbers go back to Redis through
+``string.format('%d')``: Lua would print a microsecond time as ``1.7e+15``.
+
+Meta fields: ``stock`` (including restocks), ``remaining``, ``reserved``,
+``paid``, ``seq``, ``starts_at``, ``ends_at``, ``limit``, ``hold_us`` (``""``
+when unset). Every script that changes an order appends the whole order row
+to the ``orders`` stream in the same call.
+"""
+
+from __future__ import annotations
+
+# KEYS: meta, users, due, stream. Shared by the scripts that change orders.
+_PRELUDE = """
+local function d(n) return string.format('%d', n) end
+local function view()
+  local m = redis.call('HMGET', KEYS[1], 'stock', 'remaining', 'reserved', 'paid', 'starts_at', 'ends_at')
+  return {m[1], m[2], m[3], m[4], m[5] or '', m[6] or ''}
+end
+-- Close a reserved order: paid, cancelled or expired; units move exactly once.
+local function close(base, sku, id, o, status, at)
+  local qty = tonumber(o[2])
+  redis.call('HSET', base .. 'order:' .. id, 'status', status)
+  redis.call('ZREM', KEYS[3], id)
+  redis.call('HINCRBY', KEYS[1], 'reserved', -qty)
+  if status == 'paid' then
+    redis.call('HINCRBY', KEYS[1], 'paid', qty)
+  else
+    redis.call('HINCRBY', KEYS[1], 'remaining', qty)
+    if redis.call('HINCRBY', KEYS[2], o[1], -qty) <= 0 then redis.call('HDEL', KEYS[2], o[1]) end
+  end
+  redis.call('XADD', KEYS[4], '*', 'order_id', id, 'sku', sku, 'user', o[1], 'qty', o[2], 'status', status,
+    'created_at', o[4], 'expires_at', o[5], 'changed_at', at, 'idempotency_key', o[6] or '')
+end
+local ORDER = {'user', 'qty', 'status', 'created_at', 'expires_at', 'key'}
+"""
+
+INIT = """
+-- KEYS: meta. ARGV: stock, starts_at, ends_at, limit, hold_us. Only the first caller sets anything.
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'stock', ARGV[1], 'remaining', ARGV[1], 'reserved', 0, 'paid', 0, 'seq', 0,
+  'starts_at', ARGV[2], 'ends_at', ARGV[3], 'limit', ARGV[4], 'hold_us', ARGV[5])
+return 1
+"""
+
+RESERVE = (
+    _PRELUDE
+    + """
+-- ARGV: base, sku, idempotency ttl (ms), then per purchase: user, qty, idempotency key ('' for none), at.
+-- Per purchase, one answer: 'reserved|id|expires_at', 'sold_out|left', 'limit_reached|limit|held',
+-- 'sale_not_open|not_started' / '|ended', 'idempotency_key_reused|qty', or 'again|<recorded answer>'.
+local base, sku, ttl = ARGV[1], ARGV[2], ARGV[3]
+local m = redis.call('HMGET', KEYS[1], 'remaining', 'seq', 'starts_at', 'ends_at', 'limit', 'hold_us')
+if not m[1] then return {'no_sku'} end
+local remaining, seq = tonumber(m[1]), tonumber(m[2])
+local starts, ends, limit, hold = tonumber(m[3]), tonumber(m[4]), tonumber(m[5]), tonumber(m[6])
+local taken = 0
+local out = {}
+for i = 4, #ARGV, 4 do
+  local user, qty, key, at = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], tonumber(ARGV[i + 3])
+  local idem, ans
+  if key ~= '' then
+    idem = base .. 'idem:' .. user .. ':' .. key
+    local rec = redis.call('GET', idem)
+    if rec then
+      local sep = string.find(rec, '|', 1, true)
+      local first = string.sub(rec, 1, sep - 1)
+      if tonumber(first) == qty then ans = 'again|' .. string.sub(rec, sep + 1)
+      else ans = 'idempotency_key_reused|' .. first end
+      idem = nil
+    end
+  end
+  if not ans then
+    if starts and at < starts then ans = 'sale_not_open|not_started'
+    elseif ends and at >= ends then ans = 'sale_not_open|ended'
+    else
+      local held = 0
+      if limit then held = tonumber(redis.call('HGET', KEYS[2], user) or '0') end
+      if limit and held + qty > limit then ans = 'limit_reached|' .. d(limit) .. '|' .. d(held)
+      elseif qty > remaining then ans = 'sold_out|' .. d(remaining)
+      else
+        remaining = remaining - qty
+        taken = taken + qty
+        seq = seq + 1
+        local id, created, expires = sku .. '-' .. d(seq), d(at), d(at + hold)
+        redis.call('HINCRBY', KEYS[2], user, qty)
+        redis.call('HSET', base .. 'order:' .. id, 'user', user, 'qty', d(qty), 'status', 'reserved',
+          'created_at', created, 'expires_at', expires, 'key', key)
+        redis.call('ZADD', KEYS[3], expires, id)
+        redis.call('XADD', KEYS[4], '*', 'order_id', id, 'sku', sku, 'user', user, 'qty', d(qty),
+          'status', 'reserved', 'created_at', created, 'expires_at', expires, 'changed_at', created,
+          'idempotency_key', key)
+        ans = 'reserved|' .. id .. '|' .. expires
+      end
+    end
+    if idem then redis.call('SET', idem, d(qty) .. '|' .. ans, 'PX', ttl) end
+  end
+  out[#out + 1] = ans
+end
+if taken > 0 then
+  redis.call('HSET', KEYS[1], 'remaining', d(remaining), 'seq', d(seq))
+  redis.call('HINCRBY', KEYS[1], 'reserved', taken)
+end
+local v = view()
+for j = 1, 6 do out[#out + 1] = v[j] end
+return out
+"""
+)
+
+CHANGE = (
+    _PRELUDE
+    + """
+-- ARGV: base, sku, order id, 'paid' | 'cancelled', at. Returns refused ('' when done), the order row, the view.
+local base, sku, id, status, at = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local o = redis.call('HMGET', base .. 'order:' .. id, unpack(ORDER))
+if not o[1] then return {'unknown_order'} end
+local refused = ''
+if o[3] ~= 'reserved' then refused = 'not_reserved'
+else
+  if tonumber(at) >= tonumber(o[5]) then status = 'expired'; refused = 'expired' end
+  close(base, sku, id, o, status, at)
+  o[3] = status
+end
+local out = {refused, o[1], o[2], o[3], o[4], o[5], o[6] or ''}
+local v = view()
+for j = 1, 6 do out[#out + 1] = v[j] end
+return out
+"""
+)
+
+EXPIRE = (
+    _PRELUDE
+    + """
+-- ARGV: base, sku, at, limit. Expires due reservations; returns how many, then the view.
+local base, sku, at = ARGV[1], ARGV[2], ARGV[3]
+local ids = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', at, 'LIMIT', 0, tonumber(ARGV[4]))
+local n = 0
+for _, id in ipairs(ids) do
+  local o = redis.call('HMGET', base .. 'order:' .. id, unpack(ORDER))
+  if o[1] and o[3] == 'reserved' then
+    close(base, sku, id, o, 'expired', at)
+    n = n + 1
+  else
+    redis.call('ZREM', KEYS[3], id)
+  end
+end
+local out = {n}
+local v = view()
+for j = 1, 6 do out[#out + 1] = v[j] end
+return out
+"""
+)
+
+RESTOCK = (
+    _PRELUDE
+    + """
+-- ARGV: qty. Adds units to stock and remaining; returns the view.
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'no_sku'} end
+redis.call('HINCRBY', KEYS[1], 'stock', ARGV[1])
+redis.call('HINCRBY', KEYS[1], 'remaining', ARGV[1])
+return view()
+"""
+)
+
+THROTTLE = """
+-- Token buckets shared by every worker. ARGV: base 'P:{rl}:', at, then for the user and the IP scope:
+-- rate (tokens per microsecond, '' when the scope has no bucket) and burst; then per purchase: user, ip.
+-- A purchase takes one token from each bucket in scope, or none at all. Answers: '0' (admitted) or
+-- the microseconds to wait.
+local base, at = ARGV[1], tonumber(ARGV[2])
+local scopes = {{'u:', tonumber(ARGV[3]), tonumber(ARGV[4])}, {'ip:', tonumber(ARGV[5]), tonumber(ARGV[6])}}
+local out = {}
+for i = 7, #ARGV, 2 do
+  local wait, seen = 0, {}
+  for s = 1, 2 do
+    local sc, id = scopes[s], ARGV[i + s - 1]
+    if sc[2] and id ~= '' then
+      local key = base .. sc[1] .. id
+      local b = redis.call('HMGET', key, 't', 'l')
+      local tokens, last = tonumber(b[1]) or sc[3], tonumber(b[2]) or at
+      if at > last then tokens = math.min(sc[3], tokens + (at - last) * sc[2]); last = at end
+      if tokens < 1 then wait = math.max(wait, math.ceil((1 - tokens) / sc[2])) end
+      seen[#seen + 1] = {key, tokens, last, sc}
+    end
+  end
+  for _, b in ipairs(seen) do
+    local tokens = b[2]
+    if wait == 0 then tokens = tokens - 1 end
+    redis.call('HSET', b[1], 't', string.format('%.17g', tokens), 'l', string.format('%d', b[3]))
+    redis.call('PEXPIRE', b[1], math.ceil((b[4][3] - tokens) / b[4][2] / 1000) + 1000)
+  end
+  out[#out + 1] = string.format('%d', wait)
+end
+return out
+"""

@@ -1,0 +1,179 @@
+"""The PostgreSQL side of ``backend = "redis"``: schema, migrations, and the rule that applies order changes.
+
+Orders reach PostgreSQL from the per-SKU Redis Streams (see ``_pgsink``).
+Each stream entry carries the whole order row after one change, and an entry
+may arrive twice (at-least-once delivery) or after a later change of the same
+order (another worker reclaimed it late). :data:`APPLY` makes that harmless:
+an entry inserts the order, or moves a stored ``reserved`` order to a final
+status (paid, cancelled, expired). A final status never changes and never
+goes back to ``reserved``. So any order of arrival, with any repeats, leaves
+the same rows.
+
+Migrations are lists of statements in :data:`MIGRATIONS` (version n is the
+n-th), applied in order inside one transaction that first takes an advisory
+lock, so workers starting together do not race. ``flashsale_schema`` holds
+one row per applied version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import psycopg
+
+STATUSES = frozenset({"reserved", "paid", "cancelled", "expired"})
+FIELDS = ("order_id", "sku", "user", "qty", "status", "created_at", "expires_at", "changed_at", "idempotency_key")
+INT4_MAX = 2**31 - 1
+INT8_MAX = 2**63 - 1
+MIGRATION_LOCK = 0x666C_6173_6873_616C  # "flashsal": pg_advisory_xact_lock key held while migrating
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (  # 1: orders as the streams describe them; entries that could not be read, kept for a person
+        """CREATE TABLE orders (
+            order_id        text PRIMARY KEY,
+            sku             text NOT NULL,
+            user_id         text NOT NULL,
+            qty             integer NOT NULL CHECK (qty > 0),
+            status          text NOT NULL CHECK (status IN ('reserved', 'paid', 'cancelled', 'expired')),
+            created_at      bigint NOT NULL,
+            expires_at      bigint NOT NULL,
+            changed_at      bigint NOT NULL,
+            idempotency_key text
+        )""",
+        "CREATE INDEX orders_sku_status ON orders (sku, status)",
+        "CREATE INDEX orders_user_id ON orders (user_id)",
+        """CREATE TABLE order_rejects (
+            stream   text NOT NULL,
+            entry_id text NOT NULL,
+            fields   json NOT NULL,
+            reason   text NOT NULL,
+            PRIMARY KEY (stream, entry_id)
+        )""",
+    ),
+)
+
+APPLY = """
+INSERT INTO orders AS o (order_id, sku, user_id, qty, status, created_at, expires_at, changed_at, idempotency_key)
+SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::integer[], %s::text[],
+                     %s::bigint[], %s::bigint[], %s::bigint[], %s::text[])
+ON CONFLICT (order_id) DO UPDATE SET status = excluded.status, changed_at = excluded.changed_at
+WHERE o.status = 'reserved' AND excluded.status <> 'reserved'
+"""
+
+REJECT = """
+INSERT INTO order_rejects (stream, entry_id, fields, reason) VALUES (%s, %s, %s, %s)
+ON CONFLICT (stream, entry_id) DO NOTHING
+"""
+
+
+class SchemaTooNew(psycopg.Error):
+    """The database was migrated by a newer flashsale than this one; this one will not write to it.
+
+    A :class:`psycopg.Error`, so the sink treats it as PostgreSQL being
+    unavailable: not ok, logged, retried until the deployment is fixed.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRow:
+    """One order as a stream entry describes it after a change (times in µs)."""
+
+    order_id: str
+    sku: str
+    user: str
+    qty: int
+    status: str
+    created_at: int
+    expires_at: int
+    changed_at: int
+    idempotency_key: str | None
+
+
+def migrate(conn: psycopg.Connection[tuple[object, ...]]) -> int:
+    """Bring the schema to the newest version; return the version found before.
+
+    ``conn`` must be in autocommit mode: the migration is its own transaction.
+    """
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        conn.execute("CREATE TABLE IF NOT EXISTS flashsale_schema (version integer PRIMARY KEY)")
+        row = conn.execute("SELECT coalesce(max(version), 0) FROM flashsale_schema").fetchone()
+        found = int(row[0]) if row is not None else 0  # type: ignore[call-overload]
+        if found > len(MIGRATIONS):
+            raise SchemaTooNew(f"the database is at schema version {found}; this flashsale knows {len(MIGRATIONS)}")
+        for version, statements in enumerate(MIGRATIONS[found:], start=found + 1):
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute("INSERT INTO flashsale_schema (version) VALUES (%s)", (version,))
+    return found
+
+
+def parse(sku: str, fields: Mapping[str, str]) -> OrderRow:
+    """The order an entry of ``sku``'s stream describes; :class:`ValueError` saying why when it is malformed.
+
+    Everything PostgreSQL would refuse is refused here, so one bad entry
+    cannot make a whole batch fail again and again.
+    """
+    missing = [name for name in FIELDS if name not in fields]
+    if missing:
+        raise ValueError(f"missing {', '.join(missing)}")
+    for name in ("order_id", "user", "idempotency_key"):
+        if "\x00" in fields[name]:
+            raise ValueError(f"a NUL character in {name}")
+    if fields["sku"] != sku:
+        raise ValueError(f"sku {fields['sku']!r} in the stream of {sku!r}")
+    if fields["status"] not in STATUSES:
+        raise ValueError(f"unknown status {fields['status']!r}")
+    if not fields["order_id"] or not fields["user"]:
+        raise ValueError("empty order_id or user")
+    return OrderRow(
+        order_id=fields["order_id"],
+        sku=sku,
+        user=fields["user"],
+        qty=_integer(fields, "qty", 1, INT4_MAX),
+        status=fields["status"],
+        created_at=_integer(fields, "created_at", 0, INT8_MAX),
+        expires_at=_integer(fields, "expires_at", 0, INT8_MAX),
+        changed_at=_integer(fields, "changed_at", 0, INT8_MAX),
+        idempotency_key=fields["idempotency_key"] or None,
+    )
+
+
+def _integer(fields: Mapping[str, str], name: str, low: int, high: int) -> int:
+    text = fields[name]
+    if not text.isascii() or not text.lstrip("-").isdigit():
+        raise ValueError(f"{name} is not an integer: {text!r}")
+    value = int(text)
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be {low}..{high}, got {value}")
+    return value
+
+
+def merge(rows: Sequence[OrderRow]) -> list[OrderRow]:
+    """One row per order, the latest by the apply rule: a final status beats ``reserved``, the first final stays.
+
+    One ``INSERT ... ON CONFLICT DO UPDATE`` may not touch a row twice, so a
+    batch holding two changes of one order is reduced here by the same rule.
+    """
+    kept: dict[str, OrderRow] = {}
+    for row in rows:
+        old = kept.get(row.order_id)
+        if old is None or (old.status == "reserved" and row.status != "reserved"):
+            kept[row.order_id] = row
+    return list(kept.values())
+
+
+def apply_params(rows: Sequence[OrderRow]) -> tuple[list[object], ...]:
+    """The column arrays :data:`APPLY` takes, one list per column."""
+    return (
+        [r.order_id for r in rows],
+        [r.sku for r in rows],
+        [r.user for r in rows],
+        [r.qty for r in rows],
+        [r.status for r in rows],
+        [r.created_at for r in rows],
+        [r.expires_at for r in rows],
+        [r.changed_at for r in rows],
+        [r.idempotency_key for r in rows],
+    )

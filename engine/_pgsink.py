@@ -1,0 +1,449 @@
+"""OrderSink: orders from the per-SKU Redis Streams into PostgreSQL, at least once.
+
+In ``backend = "redis"`` an order is confirmed when the ledger's Lua call has
+appended it to its SKU's stream ``P:{S}:orders``. Every worker runs one sink:
+a thread that reads those streams as consumer ``<hostname>:<pid>`` of the
+group ``writers``, writes what it read to PostgreSQL in one transaction
+(:data:`engine._pgschema.APPLY`: redelivery and reordering are harmless),
+and only after ``COMMIT`` acknowledges and deletes the entries (``XACK`` +
+``XDEL``). So each stream holds exactly the entries not yet in PostgreSQL,
+and its length is the sink's backlog. A crash between ``COMMIT`` and
+``XACK`` redelivers the entries; applying them again changes nothing.
+
+Entries a consumer read and never acknowledged (its worker died) stay
+pending in the group. Every ``claim_idle / 2`` seconds each sink takes over
+(``XAUTOCLAIM``) the entries idle for longer than ``claim_idle`` and writes
+them like its own.
+
+When PostgreSQL or Redis fails (down, or slower than its timeouts) the sink
+keeps what it read, reports it (:class:`SinkGauges`), and retries with
+doubling waits capped at ``redis.breaker_reset``; it never spins. Entries it
+could not write stay pending in Redis, so nothing is lost when the worker
+dies meanwhile. It resumes by itself when the server is back. While idle it
+checks PostgreSQL every :data:`PROBE_EVERY` seconds, so ``/readyz`` shows an
+outage before the next order does.
+
+All Redis and PostgreSQL calls happen in the sink's own thread, except
+:meth:`OrderSink.drain` (for tests and tools), which uses a client of its
+own in the calling thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import orjson
+import psycopg
+import redis
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from ._config import PostgresConfig, RedisConfig
+from ._pgschema import APPLY, REJECT, OrderRow, apply_params, merge, migrate, parse
+
+log = logging.getLogger("flashsale.sink")
+T = TypeVar("T")
+
+GROUP = "writers"
+IDLE_WAIT = 0.05  # seconds before the next read when the last one found less than a full batch
+FIRST_BACKOFF = 0.05  # first wait after a failure; doubled up to redis.breaker_reset
+PROBE_EVERY = 1.0  # seconds without a write after which an idle sink checks PostgreSQL with SELECT 1
+STALL_AFTER = 10.0  # a PostgreSQL call running this long makes ``ok`` false (a hung server answers nothing)
+# Bounds on every PostgreSQL call, unless the URL sets its own (libpq rounds connect_timeout up to 2 s).
+PG_DEFAULTS = {
+    "connect_timeout": "2",
+    "options": "-c statement_timeout=5000",
+    "application_name": "flashsale-sink",
+}
+
+
+def stream_key(prefix: str, sku: str) -> str:
+    """The orders stream of ``sku``: its hash tag keeps it in the SKU's Redis Cluster slot."""
+    return f"{prefix}:{{{sku}}}:orders"
+
+
+def _entry_id(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+class SinkGauges:
+    """What the sink is doing, for ``/readyz`` and ``/metrics``; written by the sink's thread only.
+
+    ``pending`` counts entries read and not yet acknowledged; ``committed``
+    entries written to PostgreSQL (a redelivered entry counts again);
+    ``reclaimed`` entries taken over from idle consumers; ``rejected``
+    malformed entries kept in ``order_rejects`` instead of ``orders``;
+    ``failures`` failed attempts against either server.
+    """
+
+    __slots__ = ("busy_since", "committed", "failures", "pending", "pg_up", "reclaimed", "redis_ok", "rejected")
+
+    def __init__(self) -> None:
+        self.pg_up = False
+        self.redis_ok = False
+        self.busy_since: float | None = None
+        self.pending = 0
+        self.committed = 0
+        self.failures = 0
+        self.reclaimed = 0
+        self.rejected = 0
+
+    @property
+    def ok(self) -> bool:
+        """PostgreSQL answered the last call, and no call has been hanging for :data:`STALL_AFTER` seconds."""
+        busy = self.busy_since
+        return self.pg_up and (busy is None or time.monotonic() - busy < STALL_AFTER)
+
+
+@dataclass(slots=True)
+class _Batch:
+    """Entries read together: written in one transaction, then acknowledged together."""
+
+    ids: dict[str, list[str]] = field(default_factory=dict)
+    rows: list[OrderRow] = field(default_factory=list)
+    rejects: list[tuple[str, str, str, str]] = field(default_factory=list)
+    committed: bool = False
+
+    def add(self, stream: str, sku: str, entries: Sequence[tuple[str | None, Mapping[str, str] | None]]) -> int:
+        """Take ``entries`` of ``sku``'s stream; malformed ones become rejects. Return how many were taken."""
+        taken = 0
+        for entry_id, fields in entries:
+            if entry_id is None or fields is None:
+                continue  # deleted under us: already written and acknowledged
+            self.ids.setdefault(stream, []).append(entry_id)
+            taken += 1
+            try:
+                self.rows.append(parse(sku, fields))
+            except ValueError as exc:
+                self.rejects.append((stream, entry_id, orjson.dumps(dict(fields)).decode(), str(exc)))
+        return taken
+
+    @property
+    def size(self) -> int:
+        return sum(map(len, self.ids.values()))
+
+
+class OrderSink:
+    """Moves order entries of ``skus``' streams into PostgreSQL; see the module docstring.
+
+    ``start()`` returns at once: connecting, migrating the schema and creating
+    the consumer group happen in the sink's thread, retried until they work.
+    ``stop()`` writes and acknowledges what was read, then closes.
+    """
+
+    def __init__(
+        self, redis_config: RedisConfig, postgres: PostgresConfig, consumer_name: str, skus: Sequence[str]
+    ) -> None:
+        if not skus:
+            raise ValueError("an order sink needs at least one SKU")
+        self._redis_config = redis_config
+        self._postgres = postgres
+        self.consumer = consumer_name
+        self._streams = {stream_key(redis_config.prefix, sku): sku for sku in skus}
+        self._count = max(1, postgres.batch // len(self._streams))  # entries per stream per read
+        self._claim_every = postgres.claim_idle / 2
+        self.gauges = SinkGauges()
+        self._stopping = threading.Event()
+        self._progress = threading.Condition()
+        self._thread: threading.Thread | None = None
+        # Owned by the sink's thread:
+        self._redis: redis.Redis | None = None
+        self._pg: psycopg.Connection[tuple[Any, ...]] | None = None
+        self._groups_ready = False
+        self._own_pending = True  # entries read under this name before (a restart, a lost reply) come first
+        self._claim_cursors: dict[str, str] = {}
+        self._next_claim = 0.0
+        self._held: _Batch | None = None
+        self._pg_seen = 0.0  # when PostgreSQL last answered (monotonic)
+        self._pg_outage = False  # logged once per outage, and once when it ends
+        self._redis_outage = False
+        self._bug_logged = False
+
+    def start(self) -> None:
+        """Start the sink's thread."""
+        if self._thread is not None:
+            raise RuntimeError("the order sink was already started")
+        self._thread = threading.Thread(target=self._run, name=f"order-sink {self.consumer}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Write and acknowledge what was read, then close; give up waiting after ``timeout`` seconds.
+
+        Entries not written by then stay pending in Redis: another sink (or
+        this worker's next run) takes them over.
+        """
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.error("order sink did not stop in time", extra={"pending": self.gauges.pending})
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until every entry now in the streams is in PostgreSQL and acknowledged; false on timeout.
+
+        Blocks the calling thread (use ``asyncio.to_thread`` on a loop).
+        """
+        deadline = time.monotonic() + timeout
+        client = self._connect_redis()
+        targets: dict[str, str] | None = None
+        try:
+            while True:
+                targets = targets if targets is not None else self._last_ids(client)
+                if targets is not None and self._drained(client, targets):
+                    return True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                with self._progress:  # woken by each acknowledged batch; re-checked at least every IDLE_WAIT
+                    self._progress.wait(min(remaining, IDLE_WAIT))
+        finally:
+            client.close()
+
+    def _last_ids(self, client: redis.Redis) -> dict[str, str] | None:
+        """The id of each non-empty stream's last entry; ``None`` while Redis does not answer."""
+        pipe = client.pipeline(transaction=False)
+        for stream in self._streams:
+            pipe.xrevrange(stream, count=1)
+        try:
+            replies = pipe.execute()
+        except redis.RedisError:
+            return None
+        return {stream: last[0][0] for stream, last in zip(self._streams, replies, strict=True) if last}
+
+    @staticmethod
+    def _drained(client: redis.Redis, targets: Mapping[str, str]) -> bool:
+        if not targets:
+            return True
+        pipe = client.pipeline(transaction=False)
+        for stream, last in targets.items():
+            pipe.xinfo_groups(stream)
+            pipe.xpending_range(stream, GROUP, "-", last, count=1)
+        try:
+            replies = pipe.execute(raise_on_error=False)
+        except redis.RedisError:
+            return False  # Redis is away: not drained yet
+        if any(isinstance(reply, Exception) for reply in replies):
+            return False  # no group yet: nothing was read
+        for (_, last), groups, pending in zip(targets.items(), replies[::2], replies[1::2], strict=True):
+            delivered = next((g["last-delivered-id"] for g in groups if g["name"] == GROUP), None)
+            if delivered is None or _entry_id(delivered) < _entry_id(last) or pending:
+                return False
+        return True
+
+    # The sink's thread.
+
+    def _run(self) -> None:
+        backoff = FIRST_BACKOFF
+        while not (self._stopping.is_set() and self._held is None):
+            try:
+                worked = self._step()
+            except Exception as exc:  # any failure: report, wait, retry; the thread must not die
+                self._failed(exc)
+                if self._stopping.is_set():
+                    break  # what was read stays pending in Redis and is reclaimed
+                self._stopping.wait(backoff)
+                backoff = min(backoff * 2, max(self._redis_config.breaker_reset, FIRST_BACKOFF))
+                continue
+            backoff = FIRST_BACKOFF
+            self._bug_logged = False
+            if not worked:
+                self._stopping.wait(IDLE_WAIT)
+        self._close()
+
+    def _step(self) -> bool:
+        """Do the next piece of work; false when the next read should wait.
+
+        It waits after a read that found less than a full stream's worth: under
+        a steady trickle of orders the batches grow instead of the round trips.
+        """
+        if self._pg is None:
+            self._pg = self._pg_call(self._connect_pg)
+        if self._redis is None:
+            self._redis = self._connect_redis()
+        if not self._groups_ready:
+            self._create_groups(self._redis)
+        batch = self._held
+        if batch is None:
+            if self._stopping.is_set():
+                return False
+            batch = self._read(self._redis)
+            if batch is None:
+                if time.monotonic() - self._pg_seen >= PROBE_EVERY:  # idle: still check PostgreSQL is there
+                    self._pg_call(self._probe)
+                return False
+            self._held = batch
+            self.gauges.pending = batch.size
+        if not batch.committed:
+            self._pg_call(lambda: self._commit(batch))
+            batch.committed = True
+        self._acknowledge(self._redis, batch)
+        self._held = None
+        self.gauges.pending = 0
+        self.gauges.committed += batch.size
+        self.gauges.rejected += len(batch.rejects)
+        with self._progress:
+            self._progress.notify_all()
+        return batch.size >= self._count
+
+    def _pg_call(self, call: Callable[[], T]) -> T:
+        """Run a PostgreSQL call, timing it for the stall check and marking the server up when it answers."""
+        self.gauges.busy_since = time.monotonic()
+        try:
+            result = call()
+        finally:
+            self.gauges.busy_since = None
+        self._pg_seen = time.monotonic()
+        if self._pg_outage:
+            log.info("postgresql available again", extra={"consumer": self.consumer})
+            self._pg_outage = False
+        self.gauges.pg_up = True
+        return result
+
+    def _connect_pg(self) -> psycopg.Connection[tuple[Any, ...]]:
+        params = conninfo_to_dict(self._postgres.url)
+        for key, value in PG_DEFAULTS.items():
+            params.setdefault(key, value)
+        conn = psycopg.connect(make_conninfo("", **params), autocommit=True)
+        try:
+            migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _connect_redis(self) -> redis.Redis:
+        timeout = self._redis_config.timeout
+        return redis.Redis.from_url(
+            self._redis_config.url,
+            decode_responses=True,
+            protocol=2,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),  # the sink's loop retries, with back-off
+        )
+
+    def _create_groups(self, client: redis.Redis) -> None:
+        for stream in self._streams:
+            try:
+                client.xgroup_create(stream, GROUP, id="0", mkstream=True)
+            except redis.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+        self._redis_up()
+        self._groups_ready = True
+
+    def _read(self, client: redis.Redis) -> _Batch | None:
+        """Entries to write next: reclaimed ones when a claim is due, then this consumer's own, then new ones."""
+        now = time.monotonic()
+        if not self._claim_cursors and now >= self._next_claim:
+            self._claim_cursors = dict.fromkeys(self._streams, "0-0")
+            self._next_claim = now + self._claim_every
+        if self._claim_cursors:
+            batch = self._reclaim(client)
+            if batch is not None:
+                return batch
+        start = "0" if self._own_pending else ">"
+        pipe = client.pipeline(transaction=False)
+        for stream in self._streams:
+            pipe.xreadgroup(GROUP, self.consumer, {stream: start}, count=self._count)
+        replies = pipe.execute()
+        self._redis_up()
+        batch = _Batch()
+        for reply in replies:
+            for stream, entries in reply or ():
+                batch.add(stream, self._streams[stream], entries)
+        if batch.size == 0:
+            self._own_pending = False
+            return None
+        return batch
+
+    def _reclaim(self, client: redis.Redis) -> _Batch | None:
+        """One page of ``XAUTOCLAIM`` per stream still being swept; ``None`` when none was idle long enough."""
+        idle_ms = int(self._postgres.claim_idle * 1000)
+        pipe = client.pipeline(transaction=False)
+        for stream, cursor in self._claim_cursors.items():
+            pipe.xautoclaim(stream, GROUP, self.consumer, idle_ms, cursor, count=self._count)
+        replies = pipe.execute()
+        self._redis_up()
+        batch = _Batch()
+        taken = 0
+        for stream, reply in zip(list(self._claim_cursors), replies, strict=True):
+            cursor, entries = reply[0], reply[1]
+            if cursor == "0-0":
+                del self._claim_cursors[stream]
+            else:
+                self._claim_cursors[stream] = cursor
+            taken += batch.add(stream, self._streams[stream], entries)
+        if taken == 0:
+            return None
+        self.gauges.reclaimed += taken
+        log.info("reclaimed idle order entries", extra={"consumer": self.consumer, "count": taken})
+        return batch
+
+    def _probe(self) -> None:
+        assert self._pg is not None
+        self._pg.execute("SELECT 1")
+
+    def _commit(self, batch: _Batch) -> None:
+        assert self._pg is not None
+        rows = merge(batch.rows)
+        with self._pg.transaction():
+            if rows:
+                self._pg.execute(APPLY, apply_params(rows))
+            if batch.rejects:
+                self._pg.cursor().executemany(REJECT, batch.rejects)
+        if batch.rejects:
+            log.error("malformed order entries kept in order_rejects", extra={"count": len(batch.rejects)})
+
+    def _acknowledge(self, client: redis.Redis, batch: _Batch) -> None:
+        pipe = client.pipeline(transaction=False)
+        for stream, ids in batch.ids.items():
+            pipe.xack(stream, GROUP, *ids)
+            pipe.xdel(stream, *ids)
+        pipe.execute()
+        self._redis_up()
+
+    def _redis_up(self) -> None:
+        if self._redis_outage:
+            log.info("redis available again", extra={"consumer": self.consumer})
+            self._redis_outage = False
+        self.gauges.redis_ok = True
+
+    def _failed(self, exc: Exception) -> None:
+        """Count a failure, log the first of an outage, and drop the connection it broke."""
+        self.gauges.failures += 1
+        if isinstance(exc, psycopg.Error):
+            if not self._pg_outage:
+                log.error("postgresql unavailable", extra={"consumer": self.consumer, "error": str(exc)})
+                self._pg_outage = True
+            self.gauges.pg_up = False
+            if self._pg is not None:
+                self._pg.close()
+                self._pg = None
+        elif isinstance(exc, redis.RedisError):
+            if not self._redis_outage:
+                log.error("redis unavailable", extra={"consumer": self.consumer, "error": str(exc)})
+                self._redis_outage = True
+            self.gauges.redis_ok = False
+            self._groups_ready = False  # a Redis that lost its data lost the group too
+            self._own_pending = True  # a read whose reply was lost left entries pending under this name
+        elif not self._bug_logged:  # a failure of neither server: a bug; its traceback once per streak
+            log.exception("order sink failed", extra={"consumer": self.consumer})
+            self._bug_logged = True
+
+    def _close(self) -> None:
+        if self._pg is not None:
+            self._pg.close()
+            self._pg = None
+        if self._redis is not None:
+            self._redis.close()
+            self._redis = None
+        self.gauges.pg_up = False
+        self.gauges.redis_ok = False

@@ -1,0 +1,245 @@
+"""RedisLedger: the :class:`actors.StockLedger` port on Redis (``backend = "redis"``).
+
+Every decision is one Lua script (:mod:`engine._lua`) run with ``EVALSHA``
+(loaded on ``NOSCRIPT``); a batch that spans several SKUs is one pipeline,
+so a batch costs one round trip. Keys (prefix ``P``, SKU ``S``) carry the
+hash tag ``{S}`` so a script touches one Redis Cluster slot; the rate-limit
+buckets share the tag ``{rl}``. The README's "Running a cluster" lists every
+key.
+
+Every call has a deadline (``[redis] timeout``, the socket timeout) and is
+never retried here: a retried reserve could take units twice. A failure or
+timeout is a :class:`actors.LedgerError`; the actors count it on their
+breaker. Calls come from actor threads; the client's connection pool makes
+the ledger safe to share between them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any, cast
+
+import redis
+from redis.backoff import NoBackoff
+from redis.exceptions import NoScriptError, RedisError
+from redis.retry import Retry
+
+from actors import (
+    BucketSpec,
+    ChangeResult,
+    LedgerError,
+    LedgerSku,
+    Order,
+    OrderStatus,
+    Outcome,
+    Purchase,
+    SkuView,
+    fast_new,
+)
+
+from . import _lua
+from ._config import RedisConfig
+
+_SCRIPTS = {
+    "init": _lua.INIT,
+    "reserve": _lua.RESERVE,
+    "change": _lua.CHANGE,
+    "expire": _lua.EXPIRE,
+    "restock": _lua.RESTOCK,
+    "throttle": _lua.THROTTLE,
+}
+_SHA = {name: hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest() for name, text in _SCRIPTS.items()}
+
+Call = tuple[str, list[str], list[str | int]]
+"""One script run: its name, its keys, its arguments."""
+
+
+def _opt(value: int | None) -> str:
+    return "" if value is None else str(value)
+
+
+def _view(sku: str, v: Sequence[str]) -> SkuView:
+    stock, remaining, reserved, paid, starts, ends = v
+    return SkuView(
+        sku, int(stock), int(remaining), int(reserved), int(paid), int(starts) if starts else None,
+        int(ends) if ends else None,
+    )  # fmt: skip
+
+
+def _outcome(p: Purchase, answer: str) -> Outcome:
+    """A reserve script's answer for ``p`` as an :class:`actors.Outcome` (see the script's comment)."""
+    kind, _, rest = answer.partition("|")
+    if kind == "again":
+        kind, _, rest = rest.partition("|")
+    sku, qty = p.sku, p.qty
+    if kind == "reserved":
+        order_id, expires = rest.split("|")
+        return fast_new(Outcome, ("reserved", sku, qty, order_id, int(expires), None, ""))
+    if kind == "sold_out":
+        left = int(rest)
+        return Outcome("sold_out", sku, qty, detail="sold out" if left <= 0 else f"only {left} left")
+    if kind == "limit_reached":
+        limit, held = rest.split("|")
+        return Outcome("limit_reached", sku, qty, detail=f"at most {limit} per buyer; this buyer already holds {held}")
+    if kind == "sale_not_open":
+        detail = "the sale has not started yet" if rest == "not_started" else "the sale has ended"
+        return Outcome("sale_not_open", sku, qty, detail=detail)
+    if kind == "idempotency_key_reused":
+        return Outcome(
+            "idempotency_key_reused",
+            sku,
+            qty,
+            detail=(
+                f"this Idempotency-Key was first used for sku={sku!r} qty={rest};"
+                " use a new key for a different purchase"
+            ),
+        )
+    raise LedgerError(f"the reserve script answered {answer!r}")
+
+
+class RedisLedger:
+    """Stock, per-user totals, idempotency records, live orders and shared rate limits in Redis."""
+
+    def __init__(
+        self,
+        config: RedisConfig,
+        *,
+        skus: Sequence[str],
+        idempotency_ttl: float,
+        per_user: BucketSpec | None = None,
+        per_ip: BucketSpec | None = None,
+    ) -> None:
+        self.prefix = config.prefix
+        self._skus = frozenset(skus)
+        self._ttl_ms = max(1, round(idempotency_ttl * 1000))
+        self._buckets: list[str | int] = []
+        for spec in (per_user, per_ip):
+            self._buckets += ["", 0] if spec is None else [f"{spec.rate / 1_000_000:.17g}", spec.burst]
+        self._client = redis.Redis.from_url(
+            config.url,
+            socket_timeout=config.timeout,
+            socket_connect_timeout=config.timeout,
+            retry=Retry(NoBackoff(), 0),
+            decode_responses=True,
+        )
+
+    def base(self, sku: str) -> str:
+        """The key prefix of ``sku``: ``P:{S}:``."""
+        return f"{self.prefix}:{{{sku}}}:"
+
+    def _keys(self, sku: str) -> list[str]:
+        b = self.base(sku)
+        return [b + "meta", b + "users", b + "due", b + "orders"]
+
+    def _run(self, calls: Sequence[Call]) -> list[Any]:
+        """Run scripts in one round trip (a pipeline when there are several); load them on ``NOSCRIPT``."""
+        try:
+            results = self._send(calls)
+            missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+            if missing:  # NOSCRIPT means the script did not run: sending it again is safe
+                for text in _SCRIPTS.values():
+                    self._client.script_load(text)
+                again = self._send([calls[i] for i in missing])
+                for i, r in zip(missing, again, strict=True):
+                    results[i] = r
+        except RedisError as exc:
+            raise LedgerError(f"redis: {exc}") from exc
+        for r in results:
+            if isinstance(r, Exception):
+                raise LedgerError(f"redis: {r}")
+        return results
+
+    def _send(self, calls: Sequence[Call]) -> list[Any]:
+        if len(calls) == 1:
+            name, keys, args = calls[0]
+            try:
+                return [self._client.evalsha(_SHA[name], len(keys), *keys, *map(str, args))]
+            except NoScriptError as exc:
+                return [exc]
+        pipe = self._client.pipeline(transaction=False)
+        for name, keys, args in calls:
+            pipe.evalsha(_SHA[name], len(keys), *keys, *map(str, args))
+        return pipe.execute(raise_on_error=False)
+
+    # -- the StockLedger port -----------------------------------------------
+
+    def open(self, skus: Sequence[LedgerSku]) -> list[SkuView]:
+        calls: list[Call] = [
+            (
+                "init",
+                self._keys(s.sku)[:1],
+                [s.stock, _opt(s.starts_at), _opt(s.ends_at), _opt(s.per_user_limit), s.hold_us],
+            )
+            for s in skus
+        ]
+        self._run(calls)
+        return self.expire([s.sku for s in skus], 0, 0)[1]  # expiring nothing at time 0: just the views
+
+    def reserve(self, batches: Sequence[Sequence[Purchase]]) -> list[tuple[list[Outcome], SkuView]]:
+        calls: list[Call] = []
+        for batch in batches:
+            sku = batch[0].sku
+            args: list[str | int] = [self.base(sku), sku, self._ttl_ms]
+            for p in batch:
+                args += [p.user, p.qty, p.idempotency_key or "", p.at]
+            calls.append(("reserve", self._keys(sku), args))
+        answers: list[tuple[list[Outcome], SkuView]] = []
+        for batch, out in zip(batches, self._run(calls), strict=True):
+            if len(out) != len(batch) + 6:
+                raise LedgerError(f"sku {batch[0].sku!r} is not in the ledger (was Redis emptied?)")
+            answers.append(([_outcome(p, a) for p, a in zip(batch, out, strict=False)], _view(batch[0].sku, out[-6:])))
+        return answers
+
+    def _sku_of(self, order_id: str) -> str | None:
+        sku = order_id.rpartition("-")[0]
+        return sku if sku in self._skus else None
+
+    def change(self, order_id: str, status: OrderStatus, at: int) -> tuple[ChangeResult, SkuView | None]:
+        sku = self._sku_of(order_id)
+        if sku is None:
+            return ChangeResult(None, "unknown_order"), None
+        (out,) = self._run([("change", self._keys(sku), [self.base(sku), sku, order_id, status, at])])
+        if out[0] == "unknown_order":
+            return ChangeResult(None, "unknown_order"), None
+        refused, user, qty, now, created, expires, key = out[:7]
+        order = Order(order_id, sku, user, int(qty), now, int(created), int(expires), key or None)
+        return ChangeResult(order, refused), _view(sku, out[7:])
+
+    def expire(self, skus: Sequence[str], at: int, limit: int) -> tuple[int, list[SkuView]]:
+        if not skus:
+            return 0, []
+        outs = self._run([("expire", self._keys(s), [self.base(s), s, at, limit]) for s in skus])
+        return sum(int(o[0]) for o in outs), [_view(s, o[1:]) for s, o in zip(skus, outs, strict=True)]
+
+    def restock(self, sku: str, qty: int, at: int) -> SkuView:
+        (out,) = self._run([("restock", self._keys(sku)[:1], [qty])])
+        if out == ["no_sku"]:
+            raise LedgerError(f"sku {sku!r} is not in the ledger (was Redis emptied?)")
+        return _view(sku, out)
+
+    def get(self, order_id: str) -> Order | None:
+        sku = self._sku_of(order_id)
+        if sku is None:
+            return None
+        try:
+            row = self._client.hmget(
+                self.base(sku) + "order:" + order_id, ["user", "qty", "status", "created_at", "expires_at", "key"]
+            )
+            user, qty, status, created, expires, key = cast("list[Any]", row)
+        except RedisError as exc:
+            raise LedgerError(f"redis: {exc}") from exc
+        if user is None:
+            return None
+        return Order(order_id, sku, user, int(qty), status, int(created), int(expires), key or None)
+
+    def throttle(self, items: Sequence[Purchase]) -> list[float]:
+        at = max(p.at for p in items)
+        args: list[str | int] = [f"{self.prefix}:{{rl}}:", at, *self._buckets]
+        for p in items:
+            args += [p.user, p.client_ip or ""]
+        (out,) = self._run([("throttle", [f"{self.prefix}:{{rl}}:"], args)])
+        return [int(w) / 1_000_000 for w in out]
+
+    def close(self) -> None:
+        self._client.close()

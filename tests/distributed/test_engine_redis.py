@@ -1,0 +1,136 @@
+"""SaleEngine with ``backend = "redis"`` behind the real aiohttp app, on real Redis and PostgreSQL servers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import psycopg
+import pytest
+from aiohttp.test_utils import TestClient
+
+from actors import BucketSpec
+from engine import Config, LimitsConfig, ManualClock, PostgresConfig, RedisConfig, SaleEngine, SkuConfig
+from tests.distributed.conftest import RedisServer, wait_until
+from transport import ENGINE, create_app
+
+MakeClient = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+
+@pytest.fixture
+async def make_client(aiohttp_client: Any, redis_config: RedisConfig, pg_url: str, clock: ManualClock) -> MakeClient:
+    """A flashsale app in redis mode on this test's prefix and database; ready (sink connected) when returned."""
+
+    async def make(*skus: SkuConfig, limits: LimitsConfig | None = None) -> TestClient[Any, Any]:
+        config = Config(
+            skus=skus or (SkuConfig("moutai-53", stock=5, per_user_limit=2),),
+            limits=limits or LimitsConfig(),
+            tick_interval=0,
+            backend="redis",
+            redis=redis_config,
+            postgres=PostgresConfig(url=pg_url, batch=50, claim_idle=1.0),
+        )
+        client: TestClient[Any, Any] = await aiohttp_client(create_app(config, engine=SaleEngine(config, clock=clock)))
+        engine = client.app[ENGINE]  # type: ignore[index]
+        await asyncio.to_thread(wait_until, lambda: engine.readiness()["postgres_ok"], 20.0, "the order sink")
+        return client
+
+    return make
+
+
+async def purchase(client: TestClient[Any, Any], user: str, qty: int = 1, key: str | None = None) -> tuple[int, Any]:
+    headers = {"Idempotency-Key": key} if key else {}
+    resp = await client.post("/v1/purchase", json={"sku": "moutai-53", "user": user, "qty": qty}, headers=headers)
+    return resp.status, await resp.json()
+
+
+async def test_purchase_pay_cancel_and_postgres(make_client: MakeClient, pg_url: str) -> None:
+    """Reserve, 409s, 422, pay and cancel over HTTP; after flush PostgreSQL holds every order's final row."""
+    client = await make_client()
+    answers = [await purchase(client, f"u{i}", 2) for i in range(3)]
+    assert [s for s, _ in answers] == [200, 200, 409]
+    assert answers[2][1]["error"] == "sold_out"
+    assert answers[2][1]["detail"] == "only 1 left"
+    assert (await purchase(client, "u0", 1))[1]["error"] == "limit_reached"
+    status, first = await purchase(client, "u9", 1, key="k")
+    assert (status, first["order_id"]) == (200, "moutai-53-3")
+    assert await purchase(client, "u9", 1, key="k") == (200, first)
+    status, reused = await purchase(client, "u9", 2, key="k")
+    assert (status, reused["error"]) == (422, "idempotency_key_reused")
+    paid = await client.post("/v1/orders/moutai-53-1/pay")
+    assert (paid.status, (await paid.json())["status"]) == (200, "paid")
+    again = await client.post("/v1/orders/moutai-53-1/cancel")
+    assert (again.status, (await again.json())["error"]) == (409, "invalid_transition")
+    cancelled = await client.post("/v1/orders/moutai-53-2/cancel")
+    assert (await cancelled.json())["status"] == "cancelled"
+    got = await client.get("/v1/orders/moutai-53-3")
+    assert (await got.json())["user"] == "u9"
+    assert (await client.get("/v1/orders/moutai-53-99")).status == 404
+    assert (await client.get("/v1/orders/other-1")).status == 404
+    sku = await (await client.get("/v1/skus/moutai-53")).json()
+    assert (sku["stock"], sku["remaining"], sku["reserved"], sku["paid"]) == (5, 2, 1, 2)
+    metrics = await client.get("/metrics")
+    assert metrics.status == 200
+    assert 'result="idempotency_key_reused"} 1' in await metrics.text()
+    await client.app[ENGINE].flush()  # type: ignore[index]
+    with psycopg.connect(pg_url) as db:
+        rows = db.execute("SELECT order_id, user_id, qty, status FROM orders ORDER BY order_id").fetchall()
+    assert rows == [
+        ("moutai-53-1", "u0", 2, "paid"),
+        ("moutai-53-2", "u1", 2, "cancelled"),
+        ("moutai-53-3", "u9", 1, "reserved"),
+    ]
+
+
+async def test_expiry_on_tick(make_client: MakeClient, clock: ManualClock) -> None:
+    """A reservation unpaid after payment_timeout expires on the next tick; its units are back on sale."""
+    client = await make_client(SkuConfig("moutai-53", stock=1, payment_timeout=60))
+    assert (await purchase(client, "u1"))[0] == 200
+    assert (await purchase(client, "u2"))[1]["error"] == "sold_out"
+    engine = client.app[ENGINE]  # type: ignore[index]
+    assert await engine.expire_due() == 0
+    clock.advance(60)
+    assert await engine.expire_due() == 1
+    assert (await (await client.get("/v1/orders/moutai-53-1")).json())["status"] == "expired"
+    assert (await purchase(client, "u2"))[0] == 200
+
+
+async def test_shared_per_user_rate_limit(make_client: MakeClient) -> None:
+    """limits.per_user is a token bucket in Redis: the third request of a burst of 2 gets 429 with Retry-After."""
+    client = await make_client(
+        SkuConfig("moutai-53", stock=100), limits=LimitsConfig(per_user=BucketSpec(rate=0.5, burst=2))
+    )
+    statuses = [(await purchase(client, "u1"))[0] for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    resp = await client.post("/v1/purchase", json={"sku": "moutai-53", "user": "u1"})
+    assert resp.headers["Retry-After"] == "2"
+    assert (await purchase(client, "u2"))[0] == 200
+
+
+async def test_redis_down_fails_fast_and_recovers(
+    make_client: MakeClient, redis_server: RedisServer, clock: ManualClock
+) -> None:
+    """Redis stopped: 503 unavailable, the breaker opens (readyz says so); Redis back: one probe closes it."""
+    client = await make_client(SkuConfig("moutai-53", stock=10))
+    engine = client.app[ENGINE]  # type: ignore[index]
+    assert (await purchase(client, "u1"))[0] == 200
+    redis_server.stop()
+    try:
+        for _ in range(3):  # breaker_failures = 3 calls that fail
+            status, body = await purchase(client, "u2")
+            assert (status, body["error"]) == (503, "unavailable")
+        assert engine.readiness()["redis_ok"] is False
+        ready = await client.get("/readyz")
+        assert ready.status == 503
+        assert (await ready.json())["checks"]["redis_ok"] is False
+        # open: answered on the loop, no ledger call
+        status, body = await purchase(client, "u2")
+        assert "down" in body["detail"]
+    finally:
+        redis_server.start()
+    clock.advance(0.2)  # breaker_reset in the test config
+    assert (await purchase(client, "u2"))[0] == 200
+    assert engine.readiness()["redis_ok"] is True
+    sku = await (await client.get("/v1/skus/moutai-53")).json()
+    assert (sku["remaining"], sku["reserved"]) == (8, 2)

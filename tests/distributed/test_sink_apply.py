@@ -1,0 +1,51 @@
+"""The apply rule on a real PostgreSQL: any delivery order, any repeats, any batching gives the same rows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine._pgschema import APPLY, OrderRow, apply_params, merge, migrate, parse
+from tests.distributed.sinkkit import entry
+
+FINALS = (None, "paid", "cancelled", "expired")
+
+
+@pytest.fixture
+def conn(pg_url: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    """An autocommit connection on a migrated database."""
+    with psycopg.connect(pg_url, autocommit=True) as c:
+        migrate(c)
+        yield c
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), finals=st.lists(st.sampled_from(FINALS), min_size=1, max_size=8))
+def test_any_delivery_gives_the_same_rows(
+    conn: psycopg.Connection[tuple[object, ...]], data: st.DataObject, finals: list[str | None]
+) -> None:
+    """Each order's entries (reserved, then at most one final) delivered shuffled, repeated and batched at random."""
+    conn.execute("TRUNCATE orders")
+    entries: list[OrderRow] = []
+    for n, final in enumerate(finals, start=1):
+        entries.append(parse("a", entry(f"a-{n}")))
+        if final is not None:
+            entries.append(parse("a", entry(f"a-{n}", final)))
+    copies = data.draw(st.lists(st.integers(1, 3), min_size=len(entries), max_size=len(entries)), "copies")
+    delivered = data.draw(st.permutations([e for e, c in zip(entries, copies, strict=True) for _ in range(c)]))
+    cuts = sorted(data.draw(st.sets(st.integers(1, len(delivered)), max_size=4), "batch ends") | {len(delivered)})
+    start = 0
+    for end in cuts:
+        with conn.transaction():
+            conn.execute(APPLY, apply_params(merge(delivered[start:end])))
+        start = end
+    rows = {r[0]: r[1:] for r in conn.execute("SELECT order_id, status, changed_at FROM orders").fetchall()}
+    expected = {}
+    for n, final in enumerate(finals, start=1):
+        last = entry(f"a-{n}", final or "reserved")
+        expected[f"a-{n}"] = (final or "reserved", int(last["changed_at"]))
+    assert rows == expected
