@@ -69,7 +69,7 @@ from actors import (
 from ._clock import Clock, wall_clock
 from ._config import Config
 from ._errors import EngineClosed, InvalidRequest, TransitionRefused, Unavailable, UnknownOrder, UnknownSku
-from ._pgsink import OrderSink
+from ._pgsink import OrderSink, SinkGauges
 from ._record import ScenarioRecorder
 from ._redis import RedisLedger
 from ._sqlite import SQLiteOrderStore
@@ -786,6 +786,11 @@ class SaleEngine:
             # With durability "commit" a slow store shows here: answers wait on commits.
             "below_inflight_limit": self._inflight < self._max_inflight,
         }
+
+    @property
+    def sink_gauges(self) -> SinkGauges | None:
+        """The order sink's gauges (``backend = "redis"``); ``None`` in memory mode."""
+        return None if self._sink is None else self._sink.gauges
 
     @property
     def inflight(self) -> int:

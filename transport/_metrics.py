@@ -46,4 +46,28 @@ class Metrics:
         for sku in engine.config.skus:
             v = engine.view(sku.id)
             lines.append(f'flashsale_sku_remaining{{sku="{sku.id}"}} {v.remaining}')
+        lines += [
+            "# HELP flashsale_ready_check Each /readyz check: 1 passing, 0 failing.",
+            "# TYPE flashsale_ready_check gauge",
+            *(f'flashsale_ready_check{{check="{c}"}} {int(ok)}' for c, ok in engine.readiness().items()),
+        ]
+        sink = engine.sink_gauges
+        if sink is not None:
+            lines += [
+                "# HELP flashsale_sink_pending Order stream entries read and not yet written to PostgreSQL.",
+                "# TYPE flashsale_sink_pending gauge",
+                f"flashsale_sink_pending {sink.pending}",
+                "# HELP flashsale_sink_committed_total Stream entries written to PostgreSQL and acknowledged.",
+                "# TYPE flashsale_sink_committed_total counter",
+                f"flashsale_sink_committed_total {sink.committed}",
+                "# HELP flashsale_sink_failures_total Failed PostgreSQL or Redis calls of the order sink.",
+                "# TYPE flashsale_sink_failures_total counter",
+                f"flashsale_sink_failures_total {sink.failures}",
+                "# HELP flashsale_sink_reclaimed_total Entries taken over from a consumer that went idle.",
+                "# TYPE flashsale_sink_reclaimed_total counter",
+                f"flashsale_sink_reclaimed_total {sink.reclaimed}",
+                "# HELP flashsale_sink_rejected_total Malformed entries kept in order_rejects.",
+                "# TYPE flashsale_sink_rejected_total counter",
+                f"flashsale_sink_rejected_total {sink.rejected}",
+            ]
         return "\n".join(lines) + "\n"

@@ -55,6 +55,8 @@ async def test_metrics_count_results(make_client: MakeClient) -> None:
     assert 'flashsale_request_errors_total{error="invalid_request"} 1' in text
     assert 'flashsale_sku_remaining{sku="rare"} 0' in text
     assert "flashsale_orders_committed_total 1" in text
+    assert 'flashsale_ready_check{check="store_ok"} 1' in text
+    assert "flashsale_sink_" not in text  # the order sink exists only with backend = "redis"
 
 
 async def test_request_id_is_echoed_or_made(make_client: MakeClient) -> None:
