@@ -28,6 +28,7 @@ def make_client(aiohttp_client: Any, tmp_path: Path) -> MakeClient:
         max_body_bytes: int = 4096,
         trusted_proxies: tuple[str, ...] = (),
         tick_interval: float = 1.0,
+        host: str = "127.0.0.1",
     ) -> TestClient[Any, Any]:
         config = Config(
             skus=skus or (SkuConfig("moutai-53", stock=100, per_user_limit=1),),
@@ -37,7 +38,8 @@ def make_client(aiohttp_client: Any, tmp_path: Path) -> MakeClient:
             tick_interval=tick_interval,
         )
         engine = SaleEngine(config, clock=clock)
-        return await aiohttp_client(create_app(config, engine=engine))  # type: ignore[no-any-return]
+        app = create_app(config, engine=engine)
+        return await aiohttp_client(app, server_kwargs={"host": host})  # type: ignore[no-any-return]
 
     return make
 

@@ -9,6 +9,7 @@ from aiohttp.test_utils import TestClient
 
 from actors import BucketSpec
 from engine import LimitsConfig, ManualClock, SkuConfig
+from transport._client_ip import _peer_key
 
 from .conftest import MakeClient
 
@@ -68,6 +69,8 @@ async def test_trusted_proxy_chain_gives_the_rightmost_untrusted_address(make_cl
     assert await buy(client) == 200  # no header: the proxy itself
     assert await buy(client, "2001:db8::5") == 200
     assert await buy(client, "2001:db8:0:0::5") == 429  # the same address, spelled differently
+    assert await buy(client, "2001:db8::ffff:1234:5678:9abc") == 429  # another address of the same /64
+    assert await buy(client, "2001:db8:0:1::5") == 200  # the next /64: another client
 
 
 async def test_malformed_forwarded_values_fall_back_to_the_last_trusted_hop(make_client: MakeClient) -> None:
@@ -80,3 +83,14 @@ async def test_malformed_forwarded_values_fall_back_to_the_last_trusted_hop(make
         assert await buy(client, junk) == 429, junk
     assert await buy(client, "garbage, 192.0.2.77") == 200  # the proxy's own entry is valid: that is the client
     assert await buy(client, " 192.0.2.77 ") == 429
+
+
+async def test_an_ipv6_socket_peer_is_limited_by_its_64(make_client: MakeClient) -> None:
+    """From an IPv6 socket peer (no proxies), the key is the peer's /64, so rotating addresses does not help."""
+    client = await make_client(SkuConfig("tshirt", 1000), clock=ManualClock(), limits=PER_IP, host="::1")
+    assert await buy(client) == 200
+    assert await buy(client, "198.51.100.1") == 429  # ::1's bucket, whatever the header says
+    assert _peer_key("::1") == "::/64"
+    assert _peer_key("2001:db8:1:2:aaaa::1") == _peer_key("2001:db8:1:2:bbbb::2") == "2001:db8:1:2::/64"
+    assert _peer_key("2001:db8:1:3::1") == "2001:db8:1:3::/64"
+    assert _peer_key("::ffff:192.0.2.1") == "192.0.2.1"  # IPv4 on a dual-stack socket: the IPv4 address
