@@ -134,6 +134,10 @@ def _purchases_in(message: object) -> list[Purchase]:
     return found
 
 
+class StageFailed(Exception):
+    """The answer to a request whose handler raised: the stage logged it and went on."""
+
+
 class Stage(pykka.ThreadingActor):
     """Base of the four actors: a failed message fails its buyers, not the actor.
 
@@ -166,7 +170,13 @@ class Stage(pykka.ThreadingActor):
             # reaches dedup's mailbox behind the release (mailboxes are FIFO).
             if failed and self.reports_to_dedup:
                 tell(self._pipeline.dedup, Settled(tuple(failed)))
-            self._bridge.resolve([(p.reply, outcome) for p, outcome in failed])
+            replies: list[tuple[Any, Any]] = [(p.reply, outcome) for p, outcome in failed]
+            # A request that waits for an answer (pay, cancel, order lookup, restock, flush, tick) gets the
+            # failure as its answer instead of waiting forever; the gateway turns it into ``Unavailable``.
+            reply = getattr(message, "reply", None)
+            if reply is not None:
+                replies.append((reply, StageFailed(f"{type(self).__name__} failed on {type(message).__name__}")))
+            self._bridge.resolve(replies)
 
     handle: Callable[[Any], None]
     """The stage's own dispatch; every subclass defines it."""

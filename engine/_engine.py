@@ -625,8 +625,6 @@ class SaleEngine:
         if type(order_id) is not str or not _storable(order_id):
             raise InvalidRequest("order_id", "must be a string")
         found = await self._ask(lambda fut: (self._order_owner(order_id), GetOrder(order_id, fut)))
-        if isinstance(found, Exception):
-            raise Unavailable(str(found))
         if found is None:
             raise UnknownOrder(order_id)
         assert isinstance(found, Order)
@@ -642,8 +640,6 @@ class SaleEngine:
             raise InvalidRequest("qty", f"must be a whole number from 1 to {MAX_RESTOCK}")
         at = self.clock()
         view = await self._ask(lambda fut: (self._pipeline.inventory_of[sku], Restock(sku, qty, at, fut)))
-        if isinstance(view, Exception):
-            raise Unavailable(str(view))
         assert isinstance(view, SkuView)
         if self._recorder is not None:
             self._recorder.operation(at, "restock", sku=sku, qty=qty)
@@ -691,7 +687,8 @@ class SaleEngine:
             assert isinstance(expired, int)
         else:
             owners = set(self._pipeline.inventory_of.values())
-            counts = await asyncio.gather(*(self._ask(_tick_for(ref, at)) for ref in owners))
+            # An owner whose ledger call failed expires nothing now; the next tick tries again.
+            counts = await asyncio.gather(*(self._ask(_tick_for(ref, at)) for ref in owners), return_exceptions=True)
             expired = sum(c for c in counts if isinstance(c, int))
         if expired and self._recorder is not None:
             self._recorder.operation(at, "expire")  # a tick that expired nothing changed nothing
@@ -725,7 +722,10 @@ class SaleEngine:
             return 0, 0, None
         fut: asyncio.Future[tuple[int, int, int | None]] = self._loop.create_future()
         self._tell_limiter_tick(fut)
-        return await fut
+        result = await fut
+        if isinstance(result, Exception):
+            raise Unavailable(str(result))
+        return result
 
     def _tell_limiter_tick(self, reply: asyncio.Future[tuple[int, int, int | None]] | None) -> None:
         """Send the limiter the time, behind any purchases of this loop tick not yet sent."""
@@ -743,6 +743,9 @@ class SaleEngine:
                 report = await self.tick()
             except EngineClosed:
                 return
+            except Unavailable as exc:  # the store or an actor failed this tick; the next one tries again
+                log.warning("tick failed", extra={"reason": str(exc)})
+                continue
             if report.expired:
                 log.info("reservations expired", extra={"count": report.expired})
 
@@ -766,7 +769,10 @@ class SaleEngine:
         fut: asyncio.Future[Any] = self._loop.create_future()
         ref, message = make(fut)
         ref.tell(message)
-        return await fut
+        result = await fut
+        if isinstance(result, Exception):  # the store's error, or the actor failed on this request
+            raise Unavailable(str(result))
+        return result
 
     def readiness(self) -> dict[str, bool]:
         """What /readyz reports: each check and whether it passes."""

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from actors import InventoryActor
-from engine import SkuConfig
+from actors import InventoryActor, OrderWriterActor
+from engine import SkuConfig, Unavailable
 from tests.conftest import MakeConfig, StartEngine
 
 
@@ -45,3 +45,25 @@ async def test_failed_purchase_releases_the_buyers_hold(make_config: MakeConfig,
     assert (await engine.purchase("a", "u1")).result == "unavailable"
     assert (await asyncio.wait_for(engine.purchase("a", "u1"), 10)).result == "reserved"
     assert (await engine.purchase("a", "u1")).result == "limit_reached"
+
+
+async def test_a_request_whose_handler_fails_is_answered(
+    make_config: MakeConfig, start_engine: StartEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pay, restock and order lookup whose actor raises get Unavailable at once instead of waiting forever."""
+    engine = await start_engine(make_config(SkuConfig("a", 5)))
+    order = await engine.purchase("a", "u1")
+    assert order.order_id is not None
+
+    def broken(self: object, message: object) -> None:
+        raise RuntimeError("injected bug")
+
+    monkeypatch.setattr(InventoryActor, "handle", broken)
+    with pytest.raises(Unavailable, match="InventoryActor failed on Restock"):
+        await asyncio.wait_for(engine.restock("a", 1), 10)
+    # pay: the writer commits the change, then the SKU's owner fails to move the units
+    with pytest.raises(Unavailable, match="InventoryActor failed on OrdersClosed"):
+        await asyncio.wait_for(engine.pay(order.order_id), 10)
+    monkeypatch.setattr(OrderWriterActor, "handle", broken)
+    with pytest.raises(Unavailable, match="OrderWriterActor failed on GetOrder"):
+        await asyncio.wait_for(engine.order(order.order_id), 10)
