@@ -1,10 +1,11 @@
 """The PostgreSQL side of ``backend = "redis"``: schema, migrations, and the rule that applies order changes.
 
 Orders reach PostgreSQL from the per-SKU Redis Streams (see ``_pgsink``).
-Each stream entry carries the whole order row after one change, and an entry
-may arrive twice (at-least-once delivery) or after a later change of the same
-order (another worker reclaimed it late). :data:`APPLY` makes that harmless:
-an entry inserts the order, or moves a stored ``reserved`` order to a final
+Each stream entry carries the whole rows of the orders one ledger call
+changed, as they stand after it, and an entry may arrive twice
+(at-least-once delivery) or after a later change of the same order
+(another worker reclaimed it late). :data:`APPLY` makes that harmless:
+a row inserts its order, or moves a stored ``reserved`` order to a final
 status (paid, cancelled, expired). A final status never changes and never
 goes back to ``reserved``. So any order of arrival, with any repeats, leaves
 the same rows.
@@ -20,10 +21,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import orjson
 import psycopg
 
 STATUSES = frozenset({"reserved", "paid", "cancelled", "expired"})
 FIELDS = ("order_id", "sku", "user", "qty", "status", "created_at", "expires_at", "changed_at", "idempotency_key")
+ROW_FIELDS = ("order_id", "user", "qty", "status", "created_at", "expires_at", "changed_at", "idempotency_key")
 INT4_MAX = 2**31 - 1
 INT8_MAX = 2**63 - 1
 MIGRATION_LOCK = 0x666C_6173_6873_616C  # "flashsal": pg_advisory_xact_lock key held while migrating
@@ -109,12 +112,43 @@ def migrate(conn: psycopg.Connection[tuple[object, ...]]) -> int:
     return found
 
 
-def parse(sku: str, fields: Mapping[str, str]) -> OrderRow:
-    """The order an entry of ``sku``'s stream describes; :class:`ValueError` saying why when it is malformed.
+def parse(sku: str, fields: Mapping[str, str]) -> tuple[list[OrderRow], list[str]]:
+    """The orders an entry of ``sku``'s stream describes, and why each malformed part of it is malformed.
 
-    Everything PostgreSQL would refuse is refused here, so one bad entry
-    cannot make a whole batch fail again and again.
+    The ledger writes one entry per Lua call: ``sku`` and ``rows``, a JSON
+    array of :data:`ROW_FIELDS` string arrays. An entry with the fields of
+    :data:`FIELDS` is one order, as earlier versions wrote it: streams not
+    yet drained when a deployment upgrades still land. Everything PostgreSQL
+    would refuse is refused here, so one bad entry cannot make a whole batch
+    fail again and again.
     """
+    if "rows" not in fields:
+        try:
+            return [_row(sku, fields)], []
+        except ValueError as exc:
+            return [], [str(exc)]
+    if fields.get("sku") != sku:
+        return [], [f"sku {fields.get('sku')!r} in the stream of {sku!r}"]
+    try:
+        rows = orjson.loads(fields["rows"])
+    except orjson.JSONDecodeError:
+        return [], ["rows is not JSON"]
+    if not isinstance(rows, list):
+        return [], ["rows is not an array"]
+    good: list[OrderRow] = []
+    bad: list[str] = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, list) or len(row) != len(ROW_FIELDS) or not all(isinstance(v, str) for v in row):
+            bad.append(f"row {i}: not {len(ROW_FIELDS)} strings")
+            continue
+        try:
+            good.append(_row(sku, {"sku": sku, **dict(zip(ROW_FIELDS, row, strict=True))}))
+        except ValueError as exc:
+            bad.append(f"row {i}: {exc}")
+    return good, bad
+
+
+def _row(sku: str, fields: Mapping[str, str]) -> OrderRow:
     missing = [name for name in FIELDS if name not in fields]
     if missing:
         raise ValueError(f"missing {', '.join(missing)}")

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine._pgschema import APPLY, OrderRow, apply_params, merge, migrate, parse
-from tests.distributed.sinkkit import entry
+from tests.distributed.sinkkit import entry, packed
 
 FINALS = (None, "paid", "cancelled", "expired")
 
@@ -32,9 +32,9 @@ def test_any_delivery_gives_the_same_rows(
     conn.execute("TRUNCATE orders")
     entries: list[OrderRow] = []
     for n, final in enumerate(finals, start=1):
-        entries.append(parse("a", entry(f"a-{n}")))
+        entries += parse("a", packed(entry(f"a-{n}")))[0]
         if final is not None:
-            entries.append(parse("a", entry(f"a-{n}", final)))
+            entries += parse("a", packed(entry(f"a-{n}", final)))[0]
     copies = data.draw(st.lists(st.integers(1, 3), min_size=len(entries), max_size=len(entries)), "copies")
     delivered = data.draw(st.permutations([e for e, c in zip(entries, copies, strict=True) for _ in range(c)]))
     cuts = sorted(data.draw(st.sets(st.integers(1, len(delivered)), max_size=4), "batch ends") | {len(delivered)})
