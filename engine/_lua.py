@@ -9,8 +9,12 @@ message time), never from Redis ``TIME``. Numbers go back to Redis through
 
 Meta fields: ``stock`` (including restocks), ``remaining``, ``reserved``,
 ``paid``, ``seq``, ``starts_at``, ``ends_at``, ``limit``, ``hold_us`` (``""``
-when unset). Every script that changes an order appends the whole order row
-to the ``orders`` stream in the same call.
+when unset). Every script that changes orders appends their whole rows to
+the ``orders`` stream in the same call, as one entry per call: ``sku`` and
+``rows``, a JSON array of ``[order_id, user, qty, status, created_at,
+expires_at, changed_at, idempotency_key]`` string arrays (numbers as strings:
+cjson keeps only 14 digits). One entry per call, not per order, keeps the
+stream's cost and the sink's acknowledgements per batch.
 """
 
 from __future__ import annotations
@@ -18,6 +22,11 @@ from __future__ import annotations
 # KEYS: meta, users, due, stream. Shared by the scripts that change orders.
 _PRELUDE = """
 local function d(n) return string.format('%d', n) end
+local rows = {}
+-- The order rows this call changed, as one stream entry (none when nothing changed).
+local function flush(sku)
+  if #rows > 0 then redis.call('XADD', KEYS[4], '*', 'sku', sku, 'rows', cjson.encode(rows)) end
+end
 local function view()
   local m = redis.call('HMGET', KEYS[1], 'stock', 'remaining', 'reserved', 'paid', 'starts_at', 'ends_at')
   return {m[1], m[2], m[3], m[4], m[5] or '', m[6] or ''}
@@ -34,8 +43,7 @@ local function close(base, sku, id, o, status, at)
     redis.call('HINCRBY', KEYS[1], 'remaining', qty)
     if redis.call('HINCRBY', KEYS[2], o[1], -qty) <= 0 then redis.call('HDEL', KEYS[2], o[1]) end
   end
-  redis.call('XADD', KEYS[4], '*', 'order_id', id, 'sku', sku, 'user', o[1], 'qty', o[2], 'status', status,
-    'created_at', o[4], 'expires_at', o[5], 'changed_at', at, 'idempotency_key', o[6] or '')
+  rows[#rows + 1] = {id, o[1], o[2], status, o[4], o[5], at, o[6] or ''}
 end
 local ORDER = {'user', 'qty', 'status', 'created_at', 'expires_at', 'key'}
 """
@@ -92,9 +100,7 @@ for i = 4, #ARGV, 4 do
         redis.call('HSET', base .. 'order:' .. id, 'user', user, 'qty', d(qty), 'status', 'reserved',
           'created_at', created, 'expires_at', expires, 'key', key)
         redis.call('ZADD', KEYS[3], expires, id)
-        redis.call('XADD', KEYS[4], '*', 'order_id', id, 'sku', sku, 'user', user, 'qty', d(qty),
-          'status', 'reserved', 'created_at', created, 'expires_at', expires, 'changed_at', created,
-          'idempotency_key', key)
+        rows[#rows + 1] = {id, user, d(qty), 'reserved', created, expires, created, key}
         ans = 'reserved|' .. id .. '|' .. expires
       end
     end
@@ -103,6 +109,7 @@ for i = 4, #ARGV, 4 do
   out[#out + 1] = ans
 end
 if taken > 0 then
+  flush(sku)
   redis.call('HSET', KEYS[1], 'remaining', d(remaining), 'seq', d(seq))
   redis.call('HINCRBY', KEYS[1], 'reserved', taken)
 end
@@ -124,6 +131,7 @@ if o[3] ~= 'reserved' then refused = 'not_reserved'
 else
   if tonumber(at) >= tonumber(o[5]) then status = 'expired'; refused = 'expired' end
   close(base, sku, id, o, status, at)
+  flush(sku)
   o[3] = status
 end
 local out = {refused, o[1], o[2], o[3], o[4], o[5], o[6] or ''}
@@ -149,6 +157,7 @@ for _, id in ipairs(ids) do
     redis.call('ZREM', KEYS[3], id)
   end
 end
+flush(sku)
 local out = {n}
 local v = view()
 for j = 1, 6 do out[#out + 1] = v[j] end

@@ -1,10 +1,11 @@
 """The PostgreSQL side of ``backend = "redis"``: schema, migrations, and the rule that applies order changes.
 
 Orders reach PostgreSQL from the per-SKU Redis Streams (see ``_pgsink``).
-Each stream entry carries the whole order row after one change, and an entry
-may arrive twice (at-least-once delivery) or after a later change of the same
-order (another worker reclaimed it late). :data:`APPLY` makes that harmless:
-an entry inserts the order, or moves a stored ``reserved`` order to a final
+Each stream entry carries the whole rows of the orders one ledger call
+changed, as they stand after it, and an entry may arrive twice
+(at-least-once delivery) or after a later change of the same order
+(another worker reclaimed it late). :data:`APPLY` makes that harmless:
+a row inserts its order, or moves a stored ``reserved`` order to a final
 status (paid, cancelled, expired). A final status never changes and never
 goes back to ``reserved``. So any order of arrival, with any repeats, leaves
 the same rows.
@@ -17,15 +18,20 @@ one row per applied version.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from itertools import chain, repeat
+from typing import Any, NamedTuple
 
+import orjson
 import psycopg
 
 STATUSES = frozenset({"reserved", "paid", "cancelled", "expired"})
 FIELDS = ("order_id", "sku", "user", "qty", "status", "created_at", "expires_at", "changed_at", "idempotency_key")
+ROW_FIELDS = ("order_id", "user", "qty", "status", "created_at", "expires_at", "changed_at", "idempotency_key")
 INT4_MAX = 2**31 - 1
 INT8_MAX = 2**63 - 1
+_NUMBERS = re.compile(r"[0-9]{1,18}(?:\|[0-9]{1,18})*")  # "|"-joined numbers below INT8_MAX, none negative
 MIGRATION_LOCK = 0x666C_6173_6873_616C  # "flashsal": pg_advisory_xact_lock key held while migrating
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -55,8 +61,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 
 APPLY = """
 INSERT INTO orders AS o (order_id, sku, user_id, qty, status, created_at, expires_at, changed_at, idempotency_key)
-SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::integer[], %s::text[],
-                     %s::bigint[], %s::bigint[], %s::bigint[], %s::text[])
+SELECT r->>0, r->>1, r->>2, (r->>3)::integer, r->>4, (r->>5)::bigint, (r->>6)::bigint, (r->>7)::bigint, r->>8
+FROM json_array_elements(%s::json) AS r
 ON CONFLICT (order_id) DO UPDATE SET status = excluded.status, changed_at = excluded.changed_at
 WHERE o.status = 'reserved' AND excluded.status <> 'reserved'
 """
@@ -75,9 +81,12 @@ class SchemaTooNew(psycopg.Error):
     """
 
 
-@dataclass(frozen=True, slots=True)
-class OrderRow:
-    """One order as a stream entry describes it after a change (times in µs)."""
+class OrderRow(NamedTuple):
+    """One order as a stream entry describes it after a change (times in µs).
+
+    A tuple: the sink makes one per order, and sends them to PostgreSQL as
+    JSON arrays.
+    """
 
     order_id: str
     sku: str
@@ -109,12 +118,78 @@ def migrate(conn: psycopg.Connection[tuple[object, ...]]) -> int:
     return found
 
 
-def parse(sku: str, fields: Mapping[str, str]) -> OrderRow:
-    """The order an entry of ``sku``'s stream describes; :class:`ValueError` saying why when it is malformed.
+def parse(sku: str, fields: Mapping[str, str]) -> tuple[list[OrderRow], list[str]]:
+    """The orders an entry of ``sku``'s stream describes, and why each malformed part of it is malformed.
 
-    Everything PostgreSQL would refuse is refused here, so one bad entry
-    cannot make a whole batch fail again and again.
+    The ledger writes one entry per Lua call: ``sku`` and ``rows``, a JSON
+    array of :data:`ROW_FIELDS` string arrays. An entry with the fields of
+    :data:`FIELDS` is one order, as earlier versions wrote it: streams not
+    yet drained when a deployment upgrades still land. Everything PostgreSQL
+    would refuse is refused here, so one bad entry cannot make a whole batch
+    fail again and again.
     """
+    if "rows" not in fields:
+        try:
+            return [_row(sku, fields)], []
+        except ValueError as exc:
+            return [], [str(exc)]
+    if fields.get("sku") != sku:
+        return [], [f"sku {fields.get('sku')!r} in the stream of {sku!r}"]
+    try:
+        rows = orjson.loads(fields["rows"])
+    except orjson.JSONDecodeError:
+        return [], ["rows is not JSON"]
+    if not isinstance(rows, list):
+        return [], ["rows is not an array"]
+    fast = _well_formed(sku, rows)
+    if fast is not None:
+        return fast, []
+    good: list[OrderRow] = []
+    bad: list[str] = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, list) or len(row) != len(ROW_FIELDS) or not all(isinstance(v, str) for v in row):
+            bad.append(f"row {i}: not {len(ROW_FIELDS)} strings")
+            continue
+        try:
+            good.append(_row(sku, {"sku": sku, **dict(zip(ROW_FIELDS, row, strict=True))}))
+        except ValueError as exc:
+            bad.append(f"row {i}: {exc}")
+    return good, bad
+
+
+def _well_formed(sku: str, rows: list[Any]) -> list[OrderRow] | None:
+    """``rows`` as orders when every one of them is well formed, checked column by column; else ``None``.
+
+    The same checks as :func:`_row` (numbers of up to 18 digits only), made
+    by C loops over whole columns: the sink parses every order, on the
+    server's GIL. ``None`` sends the entry to the row-by-row check, which
+    says what is wrong.
+    """
+    if not rows or set(map(type, rows)) != {list} or set(map(len, rows)) != {len(ROW_FIELDS)}:
+        return None
+    cols: list[tuple[str, ...]] = list(zip(*rows, strict=True))
+    ids, users, qtys, statuses, created, expires, changed, keys = cols
+    if set(map(type, chain.from_iterable(cols))) != {str} or not STATUSES.issuperset(statuses):
+        return None
+    if "\x00" in "".join(chain(ids, users, keys)) or not all(ids) or not all(users):
+        return None
+    if _NUMBERS.fullmatch("|".join(chain(qtys, created, expires, changed))) is None:
+        return None
+    units = list(map(int, qtys))
+    if min(units) < 1 or max(units) > INT4_MAX:
+        return None
+    return list(
+        map(
+            OrderRow._make,
+            zip(
+                ids, repeat(sku), users, units, statuses, map(int, created), map(int, expires), map(int, changed),
+                [key or None for key in keys], strict=False,
+            ),
+        )
+    )  # fmt: skip
+
+
+def _row(sku: str, fields: Mapping[str, str]) -> OrderRow:
     missing = [name for name in FIELDS if name not in fields]
     if missing:
         raise ValueError(f"missing {', '.join(missing)}")
@@ -164,16 +239,6 @@ def merge(rows: Sequence[OrderRow]) -> list[OrderRow]:
     return list(kept.values())
 
 
-def apply_params(rows: Sequence[OrderRow]) -> tuple[list[object], ...]:
-    """The column arrays :data:`APPLY` takes, one list per column."""
-    return (
-        [r.order_id for r in rows],
-        [r.sku for r in rows],
-        [r.user for r in rows],
-        [r.qty for r in rows],
-        [r.status for r in rows],
-        [r.created_at for r in rows],
-        [r.expires_at for r in rows],
-        [r.changed_at for r in rows],
-        [r.idempotency_key for r in rows],
-    )
+def apply_params(rows: Sequence[OrderRow]) -> tuple[str]:
+    """The parameter :data:`APPLY` takes: the rows as one JSON array of arrays (PostgreSQL unpacks it)."""
+    return (orjson.dumps(rows, default=tuple).decode(),)

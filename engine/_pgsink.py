@@ -119,10 +119,10 @@ class _Batch:
                 continue  # deleted under us: already written and acknowledged
             self.ids.setdefault(stream, []).append(entry_id)
             taken += 1
-            try:
-                self.rows.append(parse(sku, fields))
-            except ValueError as exc:
-                self.rejects.append((stream, entry_id, orjson.dumps(dict(fields)).decode(), str(exc)))
+            rows, bad = parse(sku, fields)
+            self.rows += rows
+            if bad:  # its good rows land; the entry is kept whole beside them, with why the rest could not
+                self.rejects.append((stream, entry_id, orjson.dumps(dict(fields)).decode(), "; ".join(bad)))
         return taken
 
     @property

@@ -6,18 +6,20 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import orjson
 import psycopg
 import pytest
 import redis
 
 from engine import PostgresConfig, RedisConfig
+from engine._pgschema import ROW_FIELDS
 from engine._pgsink import GROUP, OrderSink, stream_key
 
 T0 = 1_767_225_600_000_000
 
 
 def entry(order_id: str, status: str = "reserved", *, user: str = "u", qty: int = 1, key: str = "") -> dict[str, str]:
-    """A stream entry for ``order_id`` (``<sku>-<n>``) in ``status``, as the ledger's Lua call writes it."""
+    """The row of ``order_id`` (``<sku>-<n>``) in ``status``, by field: an entry as earlier versions wrote it."""
     sku, _, n = order_id.rpartition("-")
     changed = T0 + int(n) + (0 if status == "reserved" else 1_000_000)
     return {
@@ -33,6 +35,11 @@ def entry(order_id: str, status: str = "reserved", *, user: str = "u", qty: int 
     }
 
 
+def packed(*rows: dict[str, str]) -> dict[str, str]:
+    """One stream entry holding ``rows`` (of one SKU), as the ledger's Lua call writes it."""
+    return {"sku": rows[0]["sku"], "rows": orjson.dumps([[r[f] for f in ROW_FIELDS] for r in rows]).decode()}
+
+
 class Streams:
     """A Redis client on one test's key prefix."""
 
@@ -45,11 +52,11 @@ class Streams:
     def key(self, sku: str) -> str:
         return stream_key(self.prefix, sku)
 
-    def add(self, *entries: dict[str, str]) -> None:
-        """Append each entry to its SKU's stream, in one round trip."""
+    def add(self, *rows: dict[str, str]) -> None:
+        """Append each row to its SKU's stream as an entry of its own, in one round trip."""
         pipe = self.client.pipeline(transaction=False)
-        for fields in entries:
-            pipe.xadd(self.key(fields["sku"]), fields)  # type: ignore[arg-type]
+        for fields in rows:
+            pipe.xadd(self.key(fields["sku"]), packed(fields))  # type: ignore[arg-type]
         pipe.execute()
 
     def length(self, sku: str) -> int:

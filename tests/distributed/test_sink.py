@@ -8,11 +8,13 @@ import orjson
 import psycopg
 
 from engine._pgschema import migrate
+from engine._pgsink import _entry_id
 from tests.distributed.sinkkit import (  # noqa: F401
     T0,
     Sinks,
     Streams,
     entry,
+    packed,
     sinks_fixture,
     statuses,
     stored,
@@ -76,23 +78,32 @@ def test_malformed_entries_are_kept_aside_and_acknowledged(streams: Streams, sin
     """Entries that cannot be orders go to order_rejects with the reason; the good ones beside them land."""
     bad_status = entry("a-2") | {"status": "shipped"}
     no_qty = {k: v for k, v in entry("a-3").items() if k != "qty"}
-    wrong_sku = entry("b-4")
-    streams.client.xadd(streams.key("a"), wrong_sku)  # type: ignore[arg-type]
-    streams.add(entry("a-1"), bad_status, no_qty, entry("a-5") | {"qty": "0"}, entry("a-6") | {"user": "x\x00y"})
+    key = streams.key("a")
+    streams.client.xadd(key, packed(entry("b-4")))  # type: ignore[arg-type]
+    streams.add(entry("a-1"), bad_status, entry("a-5") | {"qty": "0"}, entry("a-6") | {"user": "x\x00y"})
+    streams.client.xadd(key, no_qty)  # type: ignore[arg-type]  # one order by field, as earlier versions wrote
+    mixed = packed(entry("a-7"), entry("a-8") | {"created_at": "soon"}, entry("a-9"))
+    streams.client.xadd(key, mixed)  # type: ignore[arg-type]
+    streams.client.xadd(key, {"sku": "a", "rows": '[["a-10"], 3]'})
+    streams.client.xadd(key, {"sku": "a", "rows": "[["})
     sink = sinks.start(["a"])
     assert sink.drain(30)
-    assert statuses(pg_url) == {"a-1": "reserved"}
+    assert statuses(pg_url) == {"a-1": "reserved", "a-7": "reserved", "a-9": "reserved"}
     with psycopg.connect(pg_url) as conn:
-        rejects = conn.execute("SELECT fields::text, reason FROM order_rejects").fetchall()
-    reasons = {orjson.loads(fields)["order_id"]: reason for fields, reason in rejects}
-    assert reasons == {
-        "b-4": "sku 'b' in the stream of 'a'",
-        "a-2": "unknown status 'shipped'",
-        "a-3": "missing qty",
-        "a-5": "qty must be 1..2147483647, got 0",
-        "a-6": "a NUL character in user",
-    }
-    assert (streams.length("a"), streams.pending("a"), sink.gauges.rejected) == (0, 0, 5)
+        found = conn.execute("SELECT entry_id, fields::text, reason FROM order_rejects").fetchall()
+    rejects = [(fields, reason) for _, fields, reason in sorted(found, key=lambda r: _entry_id(r[0]))]
+    assert [reason for _, reason in rejects] == [
+        "sku 'b' in the stream of 'a'",
+        "row 0: unknown status 'shipped'",
+        "row 0: qty must be 1..2147483647, got 0",
+        "row 0: a NUL character in user",
+        "missing qty",
+        "row 1: created_at is not an integer: 'soon'",
+        "row 0: not 8 strings; row 1: not 8 strings",
+        "rows is not JSON",
+    ]
+    assert orjson.loads(rejects[5][0]) == mixed  # kept whole: a-7 and a-9 landed all the same
+    assert (streams.length("a"), streams.pending("a"), sink.gauges.rejected) == (0, 0, 8)
 
 
 def test_stop_writes_what_it_read(streams: Streams, sinks: Sinks, pg_url: str) -> None:
