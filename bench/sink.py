@@ -2,9 +2,10 @@
 
 ``python bench/sink.py [--entries 100000] [--skus 4] [--batches 100,500,2000] [--sinks 1]``
 
-For each batch size: a fresh key prefix and database, ``--entries`` order
-entries (in the ledger's stream format, spread over ``--skus`` SKUs, one in
-five followed by its ``paid`` change) appended to the streams first, then
+For each batch size: a fresh key prefix and database, ``--entries`` orders
+(spread over ``--skus`` SKUs, one in five followed by its ``paid`` change)
+appended to the streams first in the ledger's format (one stream entry per
+Lua call, ``--rows`` orders each: a ledger call carries a batch), then
 ``--sinks`` :class:`engine._pgsink.OrderSink` threads started and timed until
 ``drain()`` says every entry is in PostgreSQL and acknowledged. The row count
 is checked. Without ``--redis-url``/``--pg-url`` it spawns throwaway
@@ -22,6 +23,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import orjson
 import psycopg
 import redis
 
@@ -35,24 +37,32 @@ from tests.distributed.pg import PostgresServer
 T0 = 1_767_225_600_000_000
 
 
-def fill(client: redis.Redis, prefix: str, entries: int, skus: list[str]) -> int:
-    """Append ``entries`` orders (and a paid change for every fifth); return how many entries were appended."""
+def fill(client: redis.Redis, prefix: str, entries: int, skus: list[str], rows: int) -> int:
+    """Append ``entries`` orders (and a paid change for every fifth), ``rows`` per stream entry; return the entries."""
+    pending: dict[str, list[list[str]]] = {sku: [] for sku in skus}
     pipe = client.pipeline(transaction=False)
     added = 0
+
+    def flush(sku: str) -> None:
+        nonlocal added
+        if pending[sku]:
+            pipe.xadd(stream_key(prefix, sku), {"sku": sku, "rows": orjson.dumps(pending[sku]).decode()})
+            pending[sku] = []
+            added += 1
+
     for n in range(1, entries + 1):
         sku = skus[n % len(skus)]
-        fields = {
-            "order_id": f"{sku}-{n}", "sku": sku, "user": f"user{n % 50_000}", "qty": "1", "status": "reserved",
-            "created_at": str(T0 + n), "expires_at": str(T0 + n + 900_000_000), "changed_at": str(T0 + n),
-            "idempotency_key": "",
-        }  # fmt: skip
-        pipe.xadd(stream_key(prefix, sku), fields)  # type: ignore[arg-type]
-        added += 1
+        at = str(T0 + n)
+        row = [f"{sku}-{n}", f"user{n % 50_000}", "1", "reserved", at, str(T0 + n + 900_000_000), at, ""]
+        pending[sku].append(row)
         if n % 5 == 0:
-            pipe.xadd(stream_key(prefix, sku), fields | {"status": "paid", "changed_at": str(T0 + n + 1)})  # type: ignore[arg-type]
-            added += 1
+            pending[sku].append([*row[:3], "paid", row[4], row[5], str(T0 + n + 1), ""])
+        if len(pending[sku]) >= rows:
+            flush(sku)
         if n % 5000 == 0:
             pipe.execute()
+    for sku in skus:
+        flush(sku)
     pipe.execute()
     return added
 
@@ -61,7 +71,7 @@ def run(args: argparse.Namespace, redis_url: str, pg_url_for: Callable[[], str],
     prefix = f"bench{batch}x{time.monotonic_ns()}"
     skus = [f"sku{i}" for i in range(args.skus)]
     client = redis.Redis.from_url(redis_url)
-    added = fill(client, prefix, args.entries, skus)
+    added = fill(client, prefix, args.entries, skus, args.rows)
     client.close()
     pg_url = pg_url_for()
     sinks = [
@@ -105,6 +115,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--entries", type=int, default=100_000, help="orders (a fifth also get a paid entry)")
     p.add_argument("--skus", type=int, default=4)
+    p.add_argument("--rows", type=int, default=20, help="orders per stream entry (per ledger call)")
     p.add_argument("--batches", default="100,500,2000", help="comma-separated [postgres] batch sizes to compare")
     p.add_argument("--sinks", type=int, default=1, help="sinks (workers) sharing the consumer group")
     p.add_argument("--timeout", type=float, default=600.0)
@@ -124,11 +135,11 @@ def main() -> int:
 
         else:
             pg_url_for = spawn_postgres(cleanup)
-        print(f"{args.entries} orders on {args.skus} SKUs, {args.sinks} sink(s)")
-        print(f"{'batch':>6} {'entries':>8} {'seconds':>8} {'entries/s':>10}")
+        print(f"{args.entries} orders on {args.skus} SKUs, {args.rows} rows per entry, {args.sinks} sink(s)")
+        print(f"{'batch':>6} {'entries':>8} {'seconds':>8} {'entries/s':>10} {'orders/s':>10}")
         for batch in batches:
             elapsed, added = run(args, redis_url, pg_url_for, batch)
-            print(f"{batch:>6} {added:>8} {elapsed:>8.2f} {added / elapsed:>10,.0f}")
+            print(f"{batch:>6} {added:>8} {elapsed:>8.2f} {added / elapsed:>10,.0f} {args.entries / elapsed:>10,.0f}")
     return 0
 
 
