@@ -18,7 +18,7 @@ from actors import Order, Outcome, SkuView
 
 from ._clock import Clock
 from ._config import Config
-from ._engine import SaleEngine, SkuStatus
+from ._engine import SaleEngine, SkuStatus, TickReport
 
 T = TypeVar("T")
 
@@ -95,3 +95,11 @@ class SyncSaleEngine:
     def restock(self, sku: str, qty: int) -> SkuView:
         """Blocking :meth:`SaleEngine.restock`."""
         return self._call(self.engine.restock(sku, qty))
+
+    def tick(self) -> TickReport:
+        """Blocking :meth:`SaleEngine.tick`: expire overdue reservations, release queued purchases."""
+        return self._call(self.engine.tick())
+
+    def flush(self) -> None:
+        """Blocking :meth:`SaleEngine.flush`."""
+        self._call(self.engine.flush())

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import Config, ManualClock, SkuConfig, StoreConfig, SyncSaleEngine, Unavailable, UnknownOrder
+from engine import Config, ManualClock, SkuConfig, StoreConfig, SyncSaleEngine, TickReport, Unavailable, UnknownOrder
 from tests.conftest import MakeConfig, read_orders
 
 
@@ -28,7 +28,12 @@ def test_blocking_calls(make_config: MakeConfig, clock: ManualClock, db_path: Pa
             engine.order("a-99")
         assert engine.restock("a", 1).remaining == 1
         assert engine.sku_status("a").state == "on_sale"
-    assert read_orders(db_path) == [order]
+        engine.flush()
+        assert read_orders(db_path) == [order]
+        assert engine.tick() == TickReport(expired=0, released=0, queued=0)
+        clock.advance(engine.engine.config.skus[0].payment_timeout)
+        assert engine.tick() == TickReport(expired=1, released=0, queued=0)
+        assert engine.sku_status("a").remaining == 3
 
 
 def test_many_threads_sell_exactly_the_stock(make_config: MakeConfig, db_path: Path) -> None:
