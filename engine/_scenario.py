@@ -22,7 +22,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
+
+from actors import Result
 
 from ._clock import from_datetime
 from ._config import Config, StoreConfig
@@ -32,16 +34,7 @@ from ._errors import ConfigError, ScenarioError
 from ._events import FORMAT_VERSION, Place, TrafficEvent, show
 
 DEFAULT_START = "2026-01-01T00:00:00Z"
-RESULTS = (
-    "reserved",
-    "sold_out",
-    "limit_reached",
-    "sale_not_open",
-    "rate_limited",
-    "idempotency_key_reused",
-    "overloaded",
-    "unavailable",
-)
+RESULTS: tuple[str, ...] = get_args(Result)  # every purchase result, in the order summaries list them
 OPS = ("purchase", "pay", "cancel", "restock", "expire")
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import socket
 import sys
@@ -19,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.serverlog import read_lines
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 30.0
@@ -40,19 +41,6 @@ class Server:
         assert await asyncio.wait_for(self.proc.wait(), EXIT_TIMEOUT_S) == 0
         if self.drain is not None:
             await asyncio.wait_for(self.drain, EXIT_TIMEOUT_S)
-
-
-async def _read_lines(stream: asyncio.StreamReader, into: list[Any], until: str | None) -> None:
-    while raw := await stream.readline():
-        try:
-            line = json.loads(raw)
-        except ValueError:
-            line = raw.decode(errors="replace")
-        into.append(line)
-        if until is not None and isinstance(line, dict) and line.get("event") == until:
-            return
-    if until is not None:
-        raise AssertionError(f"the server exited before logging {until!r}: {into[-5:]}")
 
 
 StartServer = Callable[..., Awaitable[Server]]
@@ -86,8 +74,8 @@ async def start_server(tmp_path: Path) -> AsyncIterator[StartServer]:
         server = Server(proc, f"http://127.0.0.1:{port}")
         started.append(server)
         assert proc.stdout is not None
-        await asyncio.wait_for(_read_lines(proc.stdout, server.log, "listening"), START_TIMEOUT_S)
-        server.drain = asyncio.create_task(_read_lines(proc.stdout, server.log, None))
+        await asyncio.wait_for(read_lines(proc.stdout, server.log, "listening"), START_TIMEOUT_S)
+        server.drain = asyncio.create_task(read_lines(proc.stdout, server.log, None))
         return server
 
     yield start

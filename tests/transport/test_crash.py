@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import random
 import socket
@@ -40,6 +39,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+
+from tests.serverlog import read_lines
 
 FLASHSALE = [sys.executable, "-m", "transport._cli"]
 REPO = Path(__file__).resolve().parents[2]
@@ -95,20 +96,6 @@ class Server:
             self.proc.kill()
 
 
-async def _read_lines(stream: asyncio.StreamReader, into: list[Any], until: str | None) -> None:
-    """Collect JSON log lines; return after the ``until`` event, or at end of stream."""
-    while raw := await stream.readline():
-        try:
-            line = json.loads(raw)
-        except ValueError:
-            line = raw.decode(errors="replace")
-        into.append(line)
-        if until is not None and isinstance(line, dict) and line.get("event") == until:
-            return
-    if until is not None:
-        raise AssertionError(f"the server exited before logging {until!r}: {into[-5:]}")
-
-
 class Servers:
     """Starts servers on one config file; kills whatever is still running at teardown."""
 
@@ -134,9 +121,9 @@ class Servers:
         server = Server(proc, f"http://127.0.0.1:{port}")
         self.started.append(server)
         assert proc.stdout is not None
-        await asyncio.wait_for(_read_lines(proc.stdout, server.log, "listening"), START_TIMEOUT_S)
+        await asyncio.wait_for(read_lines(proc.stdout, server.log, "listening"), START_TIMEOUT_S)
         # Keep reading so the server never blocks on a full pipe.
-        server.drain = asyncio.create_task(_read_lines(proc.stdout, server.log, None))
+        server.drain = asyncio.create_task(read_lines(proc.stdout, server.log, None))
         return server
 
     async def close(self) -> None:
