@@ -20,7 +20,7 @@ from ._buckets import BucketSpec, LeakyBucket, TokenBucket
 from ._dedup import DedupActor
 from ._inventory import InventoryActor, SkuStock, reserved_outcome
 from ._ledger import LedgerInventoryActor, SharedLimiterActor
-from ._limiter import LimiterActor
+from ._limiter import LimiterActor, LimiterGauges
 from ._messages import (
     ChangeOrder,
     ChangeResult,
@@ -65,6 +65,7 @@ __all__ = [
     "LedgerInventoryActor",
     "LedgerSku",
     "LimiterActor",
+    "LimiterGauges",
     "LimiterTick",
     "LoopBridge",
     "Order",

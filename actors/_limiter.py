@@ -79,6 +79,18 @@ class _Scope:
         return False
 
 
+class LimiterGauges:
+    """What the limiter publishes for /metrics: purchases waiting in leaky-bucket queues.
+
+    Written only by the limiter's thread; read anywhere (one atomic store and load).
+    """
+
+    __slots__ = ("queued",)
+
+    def __init__(self) -> None:
+        self.queued = 0
+
+
 class LimiterActor(Stage):
     """Admits, queues or refuses each purchase of a batch, in arrival order."""
 
@@ -93,8 +105,10 @@ class LimiterActor(Stage):
         per_ip: BucketSpec | None = None,
         max_tracked_users: int = 200_000,
         wake: Reply | None = None,
+        gauges: LimiterGauges | None = None,
     ) -> None:
         super().__init__(pipeline, bridge)
+        self._gauges = gauges or LimiterGauges()
         scopes = (
             (global_bucket, None, "the sale is taking too many requests", 1),
             (per_sku, Purchase._fields.index("sku"), "this sku is taking too many requests", max_tracked_users),
@@ -129,6 +143,7 @@ class LimiterActor(Stage):
                     for b in buckets:
                         b.waiting -= 1
                 self._queue.clear()
+                self._gauges.queued = 0
                 self._bridge.resolve([*drained, (reply, len(drained))])
             case _:
                 assert_never(message)
@@ -205,6 +220,7 @@ class LimiterActor(Stage):
     def _announce(self, replies: list[tuple[Reply, Any]]) -> None:
         """Answer ``replies``, and tell the gateway when the next release is due if that changed."""
         queue = self._queue
+        self._gauges.queued = len(queue)
         if not queue:
             self._announced = None
         elif self._wake is not None and queue[0][0] != self._announced:

@@ -47,6 +47,7 @@ from actors import (
     LedgerInventoryActor,
     LedgerSku,
     LimiterActor,
+    LimiterGauges,
     LimiterTick,
     LoopBridge,
     Order,
@@ -242,6 +243,7 @@ class SaleEngine:
         self._pipeline = Pipeline()
         self._actors: list[pykka.ActorRef[Any]] = []
         self.gauges = WriterGauges()
+        self.limiter_gauges = LimiterGauges()
         self._sold_out: dict[tuple[str, int], Outcome] = {}
         self._ticker: asyncio.Task[None] | None = None
         self._waker: _Waker | None = None
@@ -353,6 +355,7 @@ class SaleEngine:
             per_ip=per_ip,
             max_tracked_users=self.config.limits.max_tracked_users,
             wake=self._waker,
+            gauges=self.limiter_gauges,
         )
         return [self._pipeline.limiter]
 

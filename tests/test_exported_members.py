@@ -26,6 +26,7 @@ EXPECTED = {
         "LedgerInventoryActor",
         "LedgerSku",
         "LimiterActor",
+        "LimiterGauges",
         "LimiterTick",
         "LoopBridge",
         "Order",
