@@ -42,7 +42,7 @@ def wait_until(check: Any, timeout: float, what: str) -> None:
     while not check():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
+        time.sleep(0.02)  # sleep-ok: the poll interval of a deadline-bounded wait on an external process
 
 
 class RedisServer:

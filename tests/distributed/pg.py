@@ -99,7 +99,7 @@ class PostgresServer:
             except psycopg.OperationalError:
                 if time.monotonic() > deadline:
                     pytest.fail(f"postgres did not accept connections in {START_TIMEOUT}s: {self.log.read_text()}")
-                time.sleep(0.05)
+                time.sleep(0.05)  # sleep-ok: the poll interval while a spawned PostgreSQL starts
             else:
                 return
 

@@ -128,4 +128,4 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) ->
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.02)
+        time.sleep(0.02)  # sleep-ok: the poll interval of a deadline-bounded wait on Redis or PostgreSQL
