@@ -38,8 +38,8 @@ from pathlib import Path
 
 import uvloop
 
-from actors import BucketSpec
-from engine import Config, LimitsConfig, PurchaseRequest, SaleEngine, SkuConfig, StoreConfig
+from flashsale import Config, LimitsConfig, PurchaseRequest, SaleEngine, SkuConfig, StoreConfig
+from flashsale.actors import BucketSpec
 
 HOT, GONE = "hot", "gone"
 MAX_DECISIONS = 20_000_000  # per case: bounds the run even if the clock misbehaves

@@ -60,8 +60,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from actors import Order
-from engine import Config, SaleEngine, SkuConfig, SQLiteOrderStore, StoreConfig
+from flashsale import Config, SaleEngine, SkuConfig, SQLiteOrderStore, StoreConfig
+from flashsale.actors import Order
 
 TARGET_S = 5.0
 CHILD_TIMEOUT_S = 300.0
@@ -274,7 +274,7 @@ def time_serve(tmp: Path, db: Path, stock: dict[str, int]) -> float:
     lines: queue.Queue[bytes] = queue.Queue()
     start = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "transport._cli", "serve", "--config", str(cfg)],
+        [sys.executable, "-m", "flashsale.transport", "serve", "--config", str(cfg)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

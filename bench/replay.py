@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from engine import load_scenario, replay
+from flashsale import load_scenario, replay
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET = 100_000

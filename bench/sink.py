@@ -29,8 +29,8 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine import PostgresConfig, RedisConfig
-from engine._pgsink import OrderSink, stream_key
+from flashsale import PostgresConfig, RedisConfig
+from flashsale.redis._sink import OrderSink, stream_key
 from tests.distributed.conftest import RedisServer
 from tests.distributed.pg import PostgresServer
 

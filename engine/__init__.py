@@ -8,19 +8,9 @@ sale on the actors in ``actors``; :class:`Config` describes it; the SQLite
 live traffic as one.
 """
 
-from actors import Order, Outcome, SkuView
+from flashsale.actors import Order, Outcome, SkuView
 
 from ._clock import Clock, ManualClock, from_datetime, to_datetime, wall_clock
-from ._config import (
-    Config,
-    LimitsConfig,
-    PostgresConfig,
-    RedisConfig,
-    ServerConfig,
-    SkuConfig,
-    StoreConfig,
-    demo_config,
-)
 from ._engine import PurchaseRequest, SaleEngine, SkuStatus, TickReport
 from ._errors import (
     ConfigError,
@@ -33,13 +23,28 @@ from ._errors import (
     UnknownOrder,
     UnknownSku,
 )
-from ._events import TrafficEvent
-from ._memstore import MemoryOrderStore
-from ._record import ScenarioRecorder
-from ._replay import ReplayResult, SkuSummary, replay
-from ._scenario import Scenario, load_scenario, parse_scenario
-from ._sqlite import SQLiteOrderStore
 from ._sync import SyncSaleEngine
+from .config import (
+    Config,
+    LimitsConfig,
+    PostgresConfig,
+    RedisConfig,
+    ServerConfig,
+    SkuConfig,
+    StoreConfig,
+    demo_config,
+)
+from .scenario import (
+    ReplayResult,
+    Scenario,
+    ScenarioRecorder,
+    SkuSummary,
+    TrafficEvent,
+    load_scenario,
+    parse_scenario,
+    replay,
+)
+from .stores import MemoryOrderStore, SQLiteOrderStore
 
 __all__ = [
     "Clock",

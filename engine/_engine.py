@@ -29,11 +29,11 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal, NamedTuple, Self
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Self
 
 import pykka
 
-from actors import (
+from flashsale.actors import (
     Breaker,
     BucketSpec,
     ChangeOrder,
@@ -68,12 +68,13 @@ from actors import (
 )
 
 from ._clock import Clock, wall_clock
-from ._config import Config
 from ._errors import EngineClosed, InvalidRequest, TransitionRefused, Unavailable, UnknownOrder, UnknownSku
-from ._pgsink import OrderSink, SinkGauges
-from ._record import ScenarioRecorder
-from ._redis import RedisLedger
-from ._sqlite import SQLiteOrderStore
+from .config import Config
+from .stores import SQLiteOrderStore
+
+if TYPE_CHECKING:
+    from .redis import OrderSink, RedisLedger, SinkGauges
+    from .scenario import ScenarioRecorder
 
 log = logging.getLogger("flashsale.engine")
 
@@ -361,6 +362,8 @@ class SaleEngine:
 
     async def _start_on_ledger(self, bridge: LoopBridge) -> None:
         """Open the Redis ledger, start the ledger stages and the order sink (``backend = "redis"``)."""
+        from .redis import OrderSink, RedisLedger  # noqa: PLC0415 - only this backend needs redis and psycopg
+
         cfg = self.config
         limits = cfg.limits
         ledger = self._ledger = RedisLedger(

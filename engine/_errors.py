@@ -19,7 +19,7 @@ are for calls that cannot be answered at all::
 
 from __future__ import annotations
 
-from actors import Order
+from flashsale.actors import Order
 
 
 class FlashsaleError(Exception):

@@ -14,10 +14,10 @@ from collections.abc import Coroutine
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from actors import Order, Outcome, SkuView
+from flashsale.actors import Order, Outcome, SkuView
+from flashsale.config import Config
 
 from ._clock import Clock
-from ._config import Config
 from ._engine import SaleEngine, SkuStatus, TickReport
 
 T = TypeVar("T")

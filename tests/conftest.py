@@ -17,8 +17,8 @@ from typing import Any
 import pykka
 import pytest
 
-from actors import Order, OrderStatus, OrderStore, Recovered, RestockRecord, StoreError
-from engine import Config, LimitsConfig, ManualClock, SaleEngine, SkuConfig, SQLiteOrderStore, StoreConfig
+from flashsale import Config, LimitsConfig, ManualClock, SaleEngine, SkuConfig, SQLiteOrderStore, StoreConfig
+from flashsale.actors import Order, OrderStatus, OrderStore, Recovered, RestockRecord, StoreError
 
 T0 = 1_767_225_600_000_000
 """ManualClock's default start: 2026-01-01T00:00:00Z in microseconds."""

@@ -6,9 +6,8 @@ import types
 
 import pytest
 
-import actors
-import engine
-import transport
+import flashsale
+from flashsale import actors, transport
 
 EXPECTED = {
     actors: [
@@ -62,7 +61,7 @@ EXPECTED = {
         "reserved_outcome",
         "tell",
     ],
-    engine: [
+    flashsale: [
         "Clock",
         "Config",
         "ConfigError",

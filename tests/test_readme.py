@@ -6,7 +6,7 @@ import re
 import tomllib
 from pathlib import Path
 
-from engine import Config
+from flashsale import Config
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

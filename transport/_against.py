@@ -31,7 +31,7 @@ from typing import Any
 
 import aiohttp
 
-from engine import Scenario, TrafficEvent
+from flashsale import Scenario, TrafficEvent
 
 US = 1_000_000
 

@@ -25,7 +25,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from engine import Config, EngineClosed, InvalidRequest, SaleEngine, Unavailable, UnknownOrder, UnknownSku
+from flashsale import Config, EngineClosed, InvalidRequest, SaleEngine, Unavailable, UnknownOrder, UnknownSku
 
 from ._client_ip import ClientIp
 from ._metrics import Metrics

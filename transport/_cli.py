@@ -38,7 +38,7 @@ import orjson
 import structlog
 from aiohttp import web
 
-from engine import (
+from flashsale import (
     Config,
     ConfigError,
     SaleEngine,
@@ -204,7 +204,7 @@ def _refuse_workers(n: int, config: Config, record: str | None) -> str:
 
 def _run_workers(args: argparse.Namespace, host: str, port: int) -> int:
     """Start ``args.workers`` servers on one port; forward SIGTERM/SIGINT; return when all have exited."""
-    argv = [sys.executable, "-m", "transport._cli", "serve", "--host", host, "--port", str(port), "--reuse-port"]
+    argv = [sys.executable, "-m", "flashsale.transport", "serve", "--host", host, "--port", str(port), "--reuse-port"]
     argv += ["--config", args.config]
     # Own sessions: a Ctrl-C reaches the parent only, which passes it on once.
     procs = [subprocess.Popen(argv, start_new_session=True) for _ in range(args.workers)]
@@ -258,7 +258,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "replay":
         return _replay(args)
     raise AssertionError(args.command)  # argparse rejects unknown commands
-
-
-if __name__ == "__main__":
-    sys.exit(main())

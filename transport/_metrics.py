@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from engine import SaleEngine
+from flashsale import SaleEngine
 
 
 class Metrics:

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from engine import Order, Outcome, SkuStatus, to_datetime
+from flashsale import Order, Outcome, SkuStatus, to_datetime
 
 JSON = "application/json"
 

@@ -12,7 +12,7 @@ import orjson
 import structlog
 from aiohttp import web
 
-from engine import TransitionRefused
+from flashsale import TransitionRefused
 
 from ._app import CLIENT_IP, ENGINE, METRICS, RENDER, REQUEST_ID, guarded, refuse
 from ._render import error, iso, json_response, order_json, sku_json

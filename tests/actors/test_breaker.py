@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from actors import Breaker
+from flashsale.actors import Breaker
 
 S = 1_000_000
 

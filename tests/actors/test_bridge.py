@@ -9,7 +9,7 @@ from typing import Any
 import pykka
 import pytest
 
-from actors import LoopBridge, Outcome, Pipeline, Purchase, PurchaseBatch, Settled, Stage, tell
+from flashsale.actors import LoopBridge, Outcome, Pipeline, Purchase, PurchaseBatch, Settled, Stage, tell
 from tests.conftest import T0
 
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors import BucketSpec, LeakyBucket, TokenBucket
+from flashsale.actors import BucketSpec, LeakyBucket, TokenBucket
 from tests.actors.bucket_models import LeakyModel, TokenModel
 from tests.conftest import T0
 

@@ -6,7 +6,7 @@ import asyncio
 from collections import Counter
 from pathlib import Path
 
-from engine import ManualClock, SkuConfig
+from flashsale import ManualClock, SkuConfig
 from tests.conftest import FlakyStore, MakeConfig, StartEngine, read_orders
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pykka
 import pytest
 
-from actors import InventoryActor, SkuStock, SkuTotals, SkuView
-from engine import InvalidRequest, ManualClock, PurchaseRequest, SkuConfig, UnknownSku
+from flashsale import InvalidRequest, ManualClock, PurchaseRequest, SkuConfig, UnknownSku
+from flashsale.actors import InventoryActor, SkuStock, SkuTotals, SkuView
 from tests.conftest import T0, MakeConfig, StartEngine, read_orders, read_restocks
 
 SECOND = 1_000_000

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors import BucketSpec, TokenBucket
-from engine import ManualClock, SkuConfig
+from flashsale import ManualClock, SkuConfig
+from flashsale.actors import BucketSpec, TokenBucket
 from tests.conftest import T0, MakeConfig, StartEngine
 
 SECOND = 1_000_000

@@ -12,8 +12,8 @@ from pathlib import Path
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from actors import BucketSpec
-from engine import Config, LimitsConfig, ManualClock, Outcome, SaleEngine, SkuConfig, StoreConfig, TickReport
+from flashsale import Config, LimitsConfig, ManualClock, Outcome, SaleEngine, SkuConfig, StoreConfig, TickReport
+from flashsale.actors import BucketSpec
 from tests.actors.bucket_models import LeakyModel, TokenModel
 from tests.conftest import T0, MakeConfig, StartEngine
 

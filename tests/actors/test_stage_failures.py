@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from actors import InventoryActor, OrderWriterActor
-from engine import SkuConfig, Unavailable
+from flashsale import SkuConfig, Unavailable
+from flashsale.actors import InventoryActor, OrderWriterActor
 from tests.conftest import MakeConfig, StartEngine
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import SaleEngine, SkuConfig, Unavailable, UnknownOrder
+from flashsale import SaleEngine, SkuConfig, Unavailable, UnknownOrder
 from tests.conftest import FlakyStore, MakeConfig, StartEngine, read_orders, read_restocks
 
 PROBE = SkuConfig("probe", 0)

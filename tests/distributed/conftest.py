@@ -29,7 +29,7 @@ from typing import IO, Any
 import pytest
 import redis
 
-from engine import RedisConfig
+from flashsale import RedisConfig
 from tests.distributed.pg import PostgresServer, free_port, pg_server, pg_url  # noqa: F401 - fixtures
 
 START_TIMEOUT = 20.0

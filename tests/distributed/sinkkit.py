@@ -11,9 +11,9 @@ import psycopg
 import pytest
 import redis
 
-from engine import PostgresConfig, RedisConfig
-from engine._pgschema import ROW_FIELDS
-from engine._pgsink import GROUP, OrderSink, stream_key
+from flashsale import PostgresConfig, RedisConfig
+from flashsale.redis._schema import ROW_FIELDS
+from flashsale.redis._sink import GROUP, OrderSink, stream_key
 
 T0 = 1_767_225_600_000_000
 

@@ -19,9 +19,9 @@ import psycopg
 import pytest
 import redis
 
-from engine import RedisConfig
+from flashsale import RedisConfig
+from flashsale.transport import main
 from tests.distributed.conftest import FLASHSALE, RedisServer, Workers, free_port, wait_until
-from transport import main
 
 STOCK = 300
 LIMIT = 2

@@ -11,10 +11,10 @@ import psycopg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from actors import BucketSpec
-from engine import Config, LimitsConfig, ManualClock, PostgresConfig, RedisConfig, SaleEngine, SkuConfig
+from flashsale import Config, LimitsConfig, ManualClock, PostgresConfig, RedisConfig, SaleEngine, SkuConfig
+from flashsale.actors import BucketSpec
+from flashsale.transport import ENGINE, create_app
 from tests.distributed.conftest import RedisServer, wait_until
-from transport import ENGINE, create_app
 
 MakeClient = Callable[..., Awaitable[TestClient[Any, Any]]]
 

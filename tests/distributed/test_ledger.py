@@ -9,9 +9,9 @@ from collections.abc import Callable, Iterator
 import orjson
 import pytest
 
-from actors import BucketSpec, LedgerError, LedgerSku, Outcome, Purchase, SkuView
-from engine import RedisConfig
-from engine._redis import RedisLedger
+from flashsale import RedisConfig
+from flashsale.actors import BucketSpec, LedgerError, LedgerSku, Outcome, Purchase, SkuView
+from flashsale.redis._ledger import RedisLedger
 from tests.distributed.conftest import RedisServer
 
 T0 = 1_767_225_600_000_000

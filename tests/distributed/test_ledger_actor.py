@@ -6,9 +6,18 @@ import asyncio
 import threading
 from collections.abc import Sequence
 
-from actors import Breaker, LedgerInventoryActor, LedgerSku, LoopBridge, Outcome, Pipeline, Purchase, PurchaseBatch
-from engine import RedisConfig
-from engine._redis import RedisLedger
+from flashsale import RedisConfig
+from flashsale.actors import (
+    Breaker,
+    LedgerInventoryActor,
+    LedgerSku,
+    LoopBridge,
+    Outcome,
+    Pipeline,
+    Purchase,
+    PurchaseBatch,
+)
+from flashsale.redis._ledger import RedisLedger
 
 T0 = 1_767_225_600_000_000
 

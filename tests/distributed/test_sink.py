@@ -7,8 +7,8 @@ import threading
 import orjson
 import psycopg
 
-from engine._pgschema import migrate
-from engine._pgsink import _entry_id
+from flashsale.redis._schema import migrate
+from flashsale.redis._sink import _entry_id
 from tests.distributed.sinkkit import (  # noqa: F401
     T0,
     Sinks,

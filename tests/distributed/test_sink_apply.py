@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine._pgschema import APPLY, OrderRow, apply_params, merge, migrate, parse
+from flashsale.redis._schema import APPLY, OrderRow, apply_params, merge, migrate, parse
 from tests.distributed.sinkkit import T0, entry, packed
 
 FINALS = (None, "paid", "cancelled", "expired")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from actors import LedgerSku, Purchase
-from engine import RedisConfig
-from engine._redis import RedisLedger
+from flashsale import RedisConfig
+from flashsale.actors import LedgerSku, Purchase
+from flashsale.redis._ledger import RedisLedger
 from tests.distributed.sinkkit import T0, Sinks, Streams, sinks_fixture, stored, streams_fixture  # noqa: F401
 
 HOLD = 900_000_000

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from engine._pgschema import migrate
+from flashsale.redis._schema import migrate
 from tests.distributed.conftest import RedisServer
 from tests.distributed.pg import PostgresServer
 from tests.distributed.sinkkit import Sinks, Streams, entry, sinks_fixture, stored, streams_fixture, wait_for  # noqa: F401

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import psycopg
 
-from engine._pgschema import migrate
-from engine._pgsink import GROUP
+from flashsale.redis._schema import migrate
+from flashsale.redis._sink import GROUP
 from tests.distributed.sinkkit import Sinks, Streams, entry, sinks_fixture, stored, streams_fixture, wait_for  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,8 +42,8 @@ def test_entries_are_not_reclaimed_before_claim_idle(streams: Streams, sinks: Si
 
 VICTIM = """
 import sys
-from engine import PostgresConfig, RedisConfig
-from engine._pgsink import OrderSink
+from flashsale import PostgresConfig, RedisConfig
+from flashsale.redis._sink import OrderSink
 redis_url, prefix, pg_url = sys.argv[1:]
 OrderSink(RedisConfig(url=redis_url, prefix=prefix), PostgresConfig(url=pg_url, batch=50), "victim:1", ["a"]).start()
 sys.stdin.read()

@@ -7,7 +7,7 @@ import threading
 import psycopg
 import pytest
 
-from engine._pgschema import MIGRATIONS, SchemaTooNew, migrate
+from flashsale.redis._schema import MIGRATIONS, SchemaTooNew, migrate
 from tests.distributed.sinkkit import Sinks, Streams, entry, sinks_fixture, stored, streams_fixture  # noqa: F401
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from engine import SkuConfig
+from flashsale import SkuConfig
 from tests.conftest import FlakyStore, MakeConfig, StartEngine
 
 

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from actors import BucketSpec
-from engine import (
+from flashsale import (
     Config,
     ConfigError,
     FlashsaleError,
@@ -22,6 +21,7 @@ from engine import (
     demo_config,
     from_datetime,
 )
+from flashsale.actors import BucketSpec
 
 FULL = """
 backend = "redis"

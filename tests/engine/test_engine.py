@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from engine import (
+from flashsale import (
     EngineClosed,
     FlashsaleError,
     InvalidRequest,

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from engine import Config, LimitsConfig, ManualClock, Outcome, PurchaseRequest, SaleEngine, SkuConfig, StoreConfig
+from flashsale import Config, LimitsConfig, ManualClock, Outcome, PurchaseRequest, SaleEngine, SkuConfig, StoreConfig
 from tests.conftest import T0, read_orders
 
 SECOND = 1_000_000

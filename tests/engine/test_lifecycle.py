@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import Config, ManualClock, SaleEngine, SkuConfig, TransitionRefused, Unavailable, UnknownOrder
+from flashsale import Config, ManualClock, SaleEngine, SkuConfig, TransitionRefused, Unavailable, UnknownOrder
 from tests.conftest import FlakyStore, MakeConfig, StartEngine
 
 HOLD = 60.0  # seconds a reservation waits for payment in these tests

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from actors import Order, RestockRecord, StoreError
-from engine import MemoryOrderStore, SQLiteOrderStore
+from flashsale import MemoryOrderStore, SQLiteOrderStore
+from flashsale.actors import Order, RestockRecord, StoreError
 from tests.conftest import T0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine import Config, ManualClock, SaleEngine, SkuConfig
+from flashsale import Config, ManualClock, SaleEngine, SkuConfig
 from tests.conftest import MakeConfig, StartEngine, read_orders
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from actors import Order, Recovered, RestockRecord, SkuTotals, StoreError
-from engine import SQLiteOrderStore
+from flashsale import SQLiteOrderStore
+from flashsale.actors import Order, Recovered, RestockRecord, SkuTotals, StoreError
 from tests.conftest import T0, read_orders, read_restocks
 
 

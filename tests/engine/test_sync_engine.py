@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import Config, ManualClock, SkuConfig, StoreConfig, SyncSaleEngine, TickReport, Unavailable, UnknownOrder
+from flashsale import Config, ManualClock, SkuConfig, StoreConfig, SyncSaleEngine, TickReport, Unavailable, UnknownOrder
 from tests.conftest import MakeConfig, read_orders
 
 

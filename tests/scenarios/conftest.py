@@ -59,7 +59,7 @@ async def start_server(tmp_path: Path) -> AsyncIterator[StartServer]:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "transport._cli",
+            "flashsale.transport",
             "serve",
             "--config",
             "sale.toml",

@@ -8,9 +8,9 @@ import os
 import sys
 from pathlib import Path
 
-from engine import load_scenario
+from flashsale import load_scenario
+from flashsale.transport._against import run_against
 from tests.scenarios.conftest import REPO, StartServer
-from transport._against import run_against
 
 SALE = """
 [[sku]]
@@ -78,7 +78,7 @@ async def test_cli_names_a_violated_invariant(start_server: StartServer, tmp_pat
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "transport._cli",
+        "flashsale.transport",
         "replay",
         str(path),
         "--against",

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from engine import TrafficEvent, parse_scenario
+from flashsale import TrafficEvent, parse_scenario
 
 BASE: dict[str, Any] = {"flashsale_scenario": 1, "config": {"sku": [{"id": "a", "stock": 5}, {"id": "b", "stock": 5}]}}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from engine import parse_scenario, replay
+from flashsale import parse_scenario, replay
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "scenarios.md"
 

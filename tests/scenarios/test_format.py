@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from engine import ScenarioError, TrafficEvent, load_scenario, parse_scenario
+from flashsale import ScenarioError, TrafficEvent, load_scenario, parse_scenario
 
 BASE: dict[str, Any] = {"flashsale_scenario": 1, "config": {"sku": [{"id": "a", "stock": 5, "per_user_limit": 2}]}}
 GEN = {"name": "c", "seed": 1, "users": 10, "sku": "a", "arrival": {"pattern": "burst", "duration": 1}}

@@ -13,8 +13,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from engine import load_scenario, replay
-from transport import main
+from flashsale import load_scenario, replay
+from flashsale.transport import main
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 FILES = sorted(SCENARIOS.glob("*.json*"))

@@ -18,7 +18,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import parse_scenario, replay
+from flashsale import parse_scenario, replay
 
 USERS = ["u0", "u1", "u2", "u3"]
 instants = st.integers(0, 40).map(lambda n: n / 4)  # quarter seconds over 10 s: many shared instants

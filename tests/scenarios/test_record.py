@@ -11,8 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from actors import BucketSpec
-from engine import (
+from flashsale import (
     Config,
     LimitsConfig,
     ManualClock,
@@ -24,9 +23,10 @@ from engine import (
     load_scenario,
     replay,
 )
+from flashsale.actors import BucketSpec
+from flashsale.transport import main
 from tests.conftest import T0
 from tests.scenarios.conftest import StartServer
-from transport import main
 
 
 def _config(path: Path) -> Config:

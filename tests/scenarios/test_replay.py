@@ -10,8 +10,8 @@ from typing import Any
 import orjson
 import pytest
 
-from engine import parse_scenario, replay
-from transport import main
+from flashsale import parse_scenario, replay
+from flashsale.transport import main
 
 
 def scenario(config: dict[str, Any], **top: Any) -> Any:

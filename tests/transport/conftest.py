@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from engine import Config, LimitsConfig, ManualClock, SaleEngine, ServerConfig, SkuConfig, StoreConfig
-from transport import ENGINE, create_app
+from flashsale import Config, LimitsConfig, ManualClock, SaleEngine, ServerConfig, SkuConfig, StoreConfig
+from flashsale.transport import ENGINE, create_app
 
 MakeClient = Callable[..., Awaitable[TestClient[Any, Any]]]
 

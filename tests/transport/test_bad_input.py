@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from engine import SkuConfig
+from flashsale import SkuConfig
 
 from .conftest import MakeClient, stored_orders
 

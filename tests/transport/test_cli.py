@@ -17,7 +17,7 @@ from typing import IO, Any
 
 import pytest
 
-FLASHSALE = [sys.executable, "-m", "transport._cli"]
+FLASHSALE = [sys.executable, "-m", "flashsale.transport"]
 
 
 def _free_port() -> int:

@@ -7,9 +7,9 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from actors import BucketSpec
-from engine import LimitsConfig, ManualClock, SkuConfig
-from transport._client_ip import _peer_key
+from flashsale import LimitsConfig, ManualClock, SkuConfig
+from flashsale.actors import BucketSpec
+from flashsale.transport._client_ip import _peer_key
 
 from .conftest import MakeClient
 

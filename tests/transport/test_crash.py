@@ -42,7 +42,7 @@ import pytest
 
 from tests.serverlog import read_lines
 
-FLASHSALE = [sys.executable, "-m", "transport._cli"]
+FLASHSALE = [sys.executable, "-m", "flashsale.transport"]
 REPO = Path(__file__).resolve().parents[2]
 SEED = int(os.environ.get("FLASHSALE_CRASH_SEED", "20261111"))
 

@@ -10,8 +10,8 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
-from engine import SkuConfig
-from transport import ENGINE
+from flashsale import SkuConfig
+from flashsale.transport import ENGINE
 
 from .conftest import MakeClient, stored_orders
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from engine import SkuConfig
-from transport import ENGINE
+from flashsale import SkuConfig
+from flashsale.transport import ENGINE
 
 from .conftest import MakeClient, stored_orders
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from engine import SkuConfig
+from flashsale import SkuConfig
 
 from .conftest import MakeClient
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-from actors import BucketSpec
-from engine import LimitsConfig, ManualClock, SkuConfig, from_datetime
-from transport import ENGINE
+from flashsale import LimitsConfig, ManualClock, SkuConfig, from_datetime
+from flashsale.actors import BucketSpec
+from flashsale.transport import ENGINE
 
 from .conftest import MakeClient, stored_orders
 

@@ -44,8 +44,9 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from ._config import PostgresConfig, RedisConfig
-from ._pgschema import APPLY, REJECT, OrderRow, apply_params, merge, migrate, parse
+from flashsale.config import PostgresConfig, RedisConfig
+
+from ._schema import APPLY, REJECT, OrderRow, apply_params, merge, migrate, parse
 
 log = logging.getLogger("flashsale.sink")
 T = TypeVar("T")

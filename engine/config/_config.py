@@ -16,10 +16,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from actors import BucketSpec
-
-from ._clock import from_datetime, to_datetime
-from ._errors import ConfigError
+from flashsale._clock import from_datetime, to_datetime
+from flashsale._errors import ConfigError
+from flashsale.actors import BucketSpec
 
 SKU_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # whole string: use fullmatch ($ allows a final newline)
 T = TypeVar("T")

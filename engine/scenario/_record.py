@@ -22,8 +22,9 @@ from typing import IO, Any
 
 import orjson
 
-from ._clock import to_datetime
-from ._config import Config
+from flashsale._clock import to_datetime
+from flashsale.config import Config
+
 from ._events import FORMAT_VERSION, US
 
 log = logging.getLogger("flashsale.record")

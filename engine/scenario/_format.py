@@ -24,13 +24,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, get_args
 
-from actors import Result
+from flashsale._clock import from_datetime
+from flashsale._engine import MAX_KEY_LEN, MAX_USER_LEN
+from flashsale._errors import ConfigError, ScenarioError
+from flashsale.actors import Result
+from flashsale.config import Config, StoreConfig
 
-from ._clock import from_datetime
-from ._config import Config, StoreConfig
 from ._crowd import Crowd, read_generators
-from ._engine import MAX_KEY_LEN, MAX_USER_LEN
-from ._errors import ConfigError, ScenarioError
 from ._events import FORMAT_VERSION, Place, TrafficEvent, show
 
 DEFAULT_START = "2026-01-01T00:00:00Z"

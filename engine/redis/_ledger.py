@@ -25,7 +25,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError
 from redis.retry import Retry
 
-from actors import (
+from flashsale.actors import (
     BucketSpec,
     ChangeResult,
     LedgerError,
@@ -37,9 +37,9 @@ from actors import (
     SkuView,
     fast_new,
 )
+from flashsale.config import RedisConfig
 
 from . import _lua
-from ._config import RedisConfig
 
 _SCRIPTS = {
     "init": _lua.INIT,

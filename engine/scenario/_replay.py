@@ -46,14 +46,14 @@ from typing import Any
 
 import orjson
 
-from actors import Outcome
+from flashsale._clock import ManualClock
+from flashsale._engine import PurchaseRequest, SaleEngine
+from flashsale._errors import TransitionRefused, Unavailable, UnknownOrder
+from flashsale.actors import Outcome
+from flashsale.stores._memory import MemoryOrderStore
 
-from ._clock import ManualClock
-from ._engine import PurchaseRequest, SaleEngine
-from ._errors import TransitionRefused, Unavailable, UnknownOrder
 from ._events import US, TrafficEvent
-from ._memstore import MemoryOrderStore
-from ._scenario import RESULTS, Scenario
+from ._format import RESULTS, Scenario
 
 DIGEST_VERSION = 1
 

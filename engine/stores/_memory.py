@@ -14,7 +14,7 @@ import dataclasses
 import heapq
 from collections.abc import Sequence
 
-from actors import Order, OrderStatus, Recovered, RestockRecord, SkuTotals, StoreError
+from flashsale.actors import Order, OrderStatus, Recovered, RestockRecord, SkuTotals, StoreError
 
 
 class MemoryOrderStore:

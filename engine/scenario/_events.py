@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
-from ._errors import ScenarioError
+from flashsale._errors import ScenarioError
 
 Op: TypeAlias = Literal["purchase", "pay", "cancel", "restock", "expire"]
 US = 1_000_000

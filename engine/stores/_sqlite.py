@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from itertools import chain
 from pathlib import Path
 
-from actors import Order, OrderStatus, Recovered, RestockRecord, SkuTotals, StoreError
+from flashsale.actors import Order, OrderStatus, Recovered, RestockRecord, SkuTotals, StoreError
 
 SCHEMA_VERSION = 1
 

@@ -1,0 +1,30 @@
+"""A sale's configuration: the TOML file, its validation, and the demo sale.
+
+:class:`Config` is what every part of flashsale reads; :meth:`Config.load`
+reads a TOML file and :meth:`Config.from_mapping` a parsed one, raising
+:class:`flashsale.ConfigError` with the key and the reason.
+"""
+
+from ._config import (
+    SKU_ID,
+    Config,
+    LimitsConfig,
+    PostgresConfig,
+    RedisConfig,
+    ServerConfig,
+    SkuConfig,
+    StoreConfig,
+    demo_config,
+)
+
+__all__ = [
+    "SKU_ID",
+    "Config",
+    "LimitsConfig",
+    "PostgresConfig",
+    "RedisConfig",
+    "ServerConfig",
+    "SkuConfig",
+    "StoreConfig",
+    "demo_config",
+]

@@ -1,0 +1,23 @@
+"""Scenario files: a sale and its traffic as data, replayed on virtual time to a digest.
+
+:func:`load_scenario` reads a file (:mod:`._format`, :mod:`._events`,
+:mod:`._crowd`), :func:`replay` runs it on a :class:`flashsale.SaleEngine`
+with a manual clock (:mod:`._replay`), and :class:`ScenarioRecorder` writes
+live traffic as a scenario (:mod:`._record`).
+"""
+
+from ._events import TrafficEvent
+from ._format import Scenario, load_scenario, parse_scenario
+from ._record import ScenarioRecorder
+from ._replay import ReplayResult, SkuSummary, replay
+
+__all__ = [
+    "ReplayResult",
+    "Scenario",
+    "ScenarioRecorder",
+    "SkuSummary",
+    "TrafficEvent",
+    "load_scenario",
+    "parse_scenario",
+    "replay",
+]
