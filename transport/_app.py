@@ -1,125 +1,32 @@
-"""The aiohttp application: state, request ids, errors, life cycle.
+"""The aiohttp application: build it, start and stop the engine with it.
 
-``create_app`` builds the app around a :class:`engine.SaleEngine`; the
+``create_app`` builds the app around a :class:`flashsale.SaleEngine`; the
 engine starts and stops with the app (a ``cleanup_ctx``), so SIGTERM or
 SIGINT stop taking requests, answer those in flight, flush the order writer
-and close the store before the process exits.
-
-There is no middleware: with any middleware at all, aiohttp wraps every
-handler in two more coroutine layers, a measurable share of a purchase.
-Instead each handler is wrapped once by :func:`guarded`, which gives the
-request its id (the caller's ``X-Request-Id`` if it sends a sane one) and
-turns every error into the JSON error shape. A catch-all route answers JSON
-404s and 405s. Authentication will be a wrapper of the same kind: handlers
-read the buyer from request state, never from transport details.
+and close the store before the process exits. The routes live in
+:mod:`._routes`; what they share (state keys, :func:`guarded`) in
+:mod:`._handlers`. A catch-all route answers JSON 404s and 405s.
 """
 
 from __future__ import annotations
 
-import functools
-import itertools
-import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
-import structlog
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
-from flashsale import Config, EngineClosed, InvalidRequest, SaleEngine, Unavailable, UnknownOrder, UnknownSku
+from flashsale import Config, SaleEngine
 
 from ._client_ip import ClientIp
+from ._handlers import CLIENT_IP, ENGINE, MAX_BODY, METRICS, RENDER, guarded, not_routed
 from ._metrics import Metrics
-from ._render import OutcomeRenderer, error
+from ._render import OutcomeRenderer
+from ._routes import routes
 
-ENGINE = web.AppKey("engine", SaleEngine)
-METRICS = web.AppKey("metrics", Metrics)
-RENDER = web.AppKey("render", OutcomeRenderer)
-MAX_BODY = web.AppKey("max_body", int)
-CLIENT_IP = web.AppKey("client_ip", ClientIp)
-REQUEST_ID = web.RequestKey("request_id", str)
-
-log = structlog.get_logger("flashsale.http")
-
-_ERROR_CODES = {
-    400: "invalid_request",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "payload_too_large",
-}
-
-
-def _request_ids() -> Callable[[], str]:
-    prefix = os.urandom(4).hex()
-    counter = itertools.count(1)
-    return lambda: f"{prefix}-{next(counter)}"
-
-
-_next_id = _request_ids()
-
-
-def refuse(request: web.Request, detail: str, code: str = "invalid_request", status: int = 400) -> web.Response:
-    """A 4xx for a request that changed nothing: counted, logged at debug with its id."""
-    request.app[METRICS].errors[code] += 1
-    log.debug("request refused", request_id=request[REQUEST_ID], error=code, detail=detail)
-    return error(status, code, detail)
-
-
-def guarded(handler: Handler) -> Handler:
-    """Give the request an id, answer every error as JSON, echo the id.
-
-    The engine's exceptions map to HTTP here, once for every route:
-    ``InvalidRequest`` 400, ``UnknownSku`` / ``UnknownOrder`` 404,
-    ``EngineClosed`` / ``Unavailable`` 503.
-    """
-
-    @functools.wraps(handler)
-    async def run(request: web.Request) -> web.StreamResponse:
-        rid = request.headers.get("X-Request-Id", "")
-        if not 0 < len(rid) <= 128 or not rid.isprintable():
-            rid = _next_id()
-        request[REQUEST_ID] = rid
-        try:
-            response = await handler(request)
-        except InvalidRequest as exc:
-            response = refuse(request, f"'{exc.field}' {exc.detail}")
-        except UnknownSku as exc:
-            response = refuse(request, f"there is no sku {exc.sku!r} in this sale", "unknown_sku", 404)
-        except UnknownOrder as exc:
-            response = refuse(request, f"there is no order {exc.order_id!r}", "unknown_order", 404)
-        except (EngineClosed, Unavailable) as exc:
-            log.warning("engine unavailable", request_id=rid, reason=str(exc))
-            response = error(503, "unavailable", "the sale is not taking requests right now; retry shortly")
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                raise
-            code = _ERROR_CODES.get(exc.status, "http_error")
-            detail = exc.reason if exc.status != 413 else f"the body is larger than {request.app[MAX_BODY]} bytes"
-            response = error(exc.status, code, detail)
-        except Exception:
-            log.exception("unhandled error", request_id=rid, path=request.path)
-            response = error(500, "internal_error", "something went wrong on our side; nothing was bought")
-        if "X-Request-Id" not in response.headers:  # the purchase path sets it when it builds the response
-            response.headers["X-Request-Id"] = rid
-        return response
-
-    return run
-
-
-async def _not_routed(request: web.Request) -> web.StreamResponse:
-    """The catch-all route: 405 where the path exists with other methods, else 404."""
-    allowed: set[str] = set()
-    for resource in request.app.router.resources():
-        if resource.canonical != "/{tail}":
-            allowed |= (await resource.resolve(request))[1]
-    if allowed:
-        raise web.HTTPMethodNotAllowed(request.method, allowed)
-    raise web.HTTPNotFound
+__all__ = ["ENGINE", "METRICS", "create_app"]
 
 
 def create_app(config: Config, *, engine: SaleEngine | None = None) -> web.Application:
     """The flashsale HTTP app for ``config`` (or around a given engine)."""
-    from ._routes import routes  # noqa: PLC0415 - routes import this module's keys
-
     app = web.Application(client_max_size=config.server.max_body_bytes)
     app[ENGINE] = engine or SaleEngine(config)
     app[METRICS] = Metrics()
@@ -127,7 +34,7 @@ def create_app(config: Config, *, engine: SaleEngine | None = None) -> web.Appli
     app[MAX_BODY] = config.server.max_body_bytes
     app[CLIENT_IP] = ClientIp(config.server.trusted_proxies)
     app.add_routes(routes)
-    app.router.add_route("*", "/{tail:.*}", guarded(_not_routed))  # last: only what nothing else matched
+    app.router.add_route("*", "/{tail:.*}", guarded(not_routed))  # last: only what nothing else matched
     app.cleanup_ctx.append(_engine_lifecycle)
     return app
 

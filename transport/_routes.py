@@ -1,4 +1,4 @@
-"""The v1 routes of DESIGN.md's HTTP contract.
+"""The v1 routes of the HTTP contract (the README lists them).
 
 The purchase handler is the hot path: read the body once, parse it with
 orjson, check its three fields, hand it to the engine, render the outcome.
@@ -14,7 +14,7 @@ from aiohttp import web
 
 from flashsale import TransitionRefused
 
-from ._app import CLIENT_IP, ENGINE, METRICS, RENDER, REQUEST_ID, guarded, refuse
+from ._handlers import CLIENT_IP, ENGINE, METRICS, RENDER, REQUEST_ID, guarded, refuse
 from ._render import error, iso, json_response, order_json, sku_json
 
 routes = web.RouteTableDef()

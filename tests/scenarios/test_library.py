@@ -1,6 +1,6 @@
 """Every file in scenarios/ replays with its expectations holding, and the same digest twice.
 
-DESIGN.md invariant 6 (deterministic replay). Each file pins its digest in
+docs/architecture.md invariant 6 (deterministic replay). Each file pins its digest in
 ``expect.digest``, so ``--check`` also proves that this machine decides
 exactly what the machine that wrote the file decided.
 """

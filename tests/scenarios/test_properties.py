@@ -4,7 +4,7 @@ Random small sales (stock, per-user limits, payment timeouts, a rate limit,
 sale windows) with random traffic (purchases with and without keys, at
 shared and distinct instants; pays, cancels, restocks, expires): each replay
 is repeated and must give the same decision log and digest, and the result
-must hold DESIGN.md's invariants — no oversell, stock conserved, per-user
+must hold the invariants of docs/architecture.md — no oversell, stock conserved, per-user
 limits, one order per idempotency key.
 """
 

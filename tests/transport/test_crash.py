@@ -1,6 +1,6 @@
 """kill -9 a real `flashsale serve` mid-sale, restart it on the same SQLite file, check nothing was lost or re-sold.
 
-DESIGN.md invariant 2: with ``durability = "commit"`` a ``200 reserved`` is
+docs/architecture.md invariant 2: with ``durability = "commit"`` a ``200 reserved`` is
 sent only after the order is committed, so ``kill -9`` at any instant loses no
 confirmed order; with ``"async"`` confirmed orders may be lost, but the units
 they held come back and are never sold twice. Checked after every restart
