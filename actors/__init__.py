@@ -17,8 +17,9 @@ time arrives in messages.
 from ._breaker import Breaker
 from ._bridge import LoopBridge
 from ._buckets import BucketSpec, LeakyBucket, TokenBucket
+from ._control import SaleAction, Scope, SetLimits, SetSale
 from ._dedup import DedupActor
-from ._inventory import InventoryActor, SkuStock, reserved_outcome
+from ._inventory import PAUSED, InventoryActor, SkuStock, reserved_outcome
 from ._ledger import LedgerInventoryActor, SharedLimiterActor
 from ._limiter import LimiterActor, LimiterGauges
 from ._messages import (
@@ -74,6 +75,7 @@ __all__ = [
     "OrderWriterActor",
     "OrdersClosed",
     "Outcome",
+    "PAUSED",
     "Pipeline",
     "Purchase",
     "PurchaseBatch",
@@ -83,6 +85,10 @@ __all__ = [
     "RestockRecord",
     "Result",
     "ReturnUnits",
+    "SaleAction",
+    "Scope",
+    "SetLimits",
+    "SetSale",
     "Settled",
     "SharedLimiterActor",
     "SkuState",

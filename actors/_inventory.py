@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any, assert_never
 
 from ._bridge import LoopBridge
+from ._control import SaleAction, SetSale
 from ._messages import (
     InventoryMessage,
     Order,
@@ -43,7 +44,9 @@ from ._ports import SkuTotals
 class SkuStock:
     """One SKU's counters; lives inside its owner actor only."""
 
-    __slots__ = ("ends_at", "hold_us", "paid", "reserved", "restocked", "seq", "sku", "starts_at", "stock")
+    __slots__ = (
+        "ends_at", "hold_us", "paid", "paused", "reserved", "restocked", "seq", "sku", "starts_at", "stock",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -65,6 +68,7 @@ class SkuStock:
         self.starts_at = starts_at
         self.ends_at = ends_at
         self.hold_us = hold_us
+        self.paused = False
 
     @property
     def remaining(self) -> int:
@@ -79,7 +83,18 @@ class SkuStock:
             self.paid,
             self.starts_at,
             self.ends_at,
+            self.paused,
         )
+
+    def control(self, action: SaleAction, at: int) -> None:
+        """Apply an operator's pause, resume or end at ``at``."""
+        if action == "end":
+            if self.ends_at is None or at < self.ends_at:
+                self.ends_at = at
+            if self.starts_at is not None and self.starts_at > self.ends_at:
+                self.starts_at = self.ends_at
+        else:
+            self.paused = action == "pause"
 
 
 class InventoryActor(Stage):
@@ -103,7 +118,7 @@ class InventoryActor(Stage):
         for s in skus:
             views[s.sku] = s.view()
 
-    def handle(self, message: InventoryMessage) -> None:
+    def handle(self, message: InventoryMessage | SetSale) -> None:
         match message:
             case PurchaseBatch(items):
                 self._reserve(items)
@@ -116,6 +131,11 @@ class InventoryActor(Stage):
                 for order in orders:
                     self._skus[order.sku].reserved -= order.qty
                 self._publish(orders)
+            case SetSale(sku, action, at, reply):
+                s = self._skus[sku]
+                s.control(action, at)
+                view = self._views[sku] = s.view()
+                self._bridge.resolve([(reply, view)])
             case OrdersClosed(orders, status, reply, value):
                 for order in orders:
                     s = self._skus[order.sku]
@@ -142,6 +162,8 @@ class InventoryActor(Stage):
             at = p.at
             if (s.starts_at is not None and at < s.starts_at) or (s.ends_at is not None and at >= s.ends_at):
                 outcome = Outcome("sale_not_open", p.sku, p.qty, detail=_window(s, at))
+            elif s.paused:
+                outcome = Outcome("sale_paused", p.sku, p.qty, detail=PAUSED)
             elif p.qty > (left := s.stock + s.restocked - s.reserved - s.paid):
                 detail = "sold out" if left <= 0 else f"only {left} left"
                 outcome = Outcome("sold_out", p.sku, p.qty, detail=detail)
@@ -180,6 +202,9 @@ class InventoryActor(Stage):
         if settled:
             tell(self._pipeline.dedup, Settled(tuple(settled)))
         self._bridge.resolve(replies)
+
+
+PAUSED = "the sale of this sku is paused; retry later"
 
 
 def reserved_outcome(order: Order) -> Outcome:

@@ -32,6 +32,7 @@ from typing import Any, TypeAlias, assert_never, cast
 
 from ._breaker import Breaker
 from ._bridge import LoopBridge
+from ._control import SetSale
 from ._messages import (
     ChangeOrder,
     ChangeResult,
@@ -46,7 +47,7 @@ from ._messages import (
 from ._pipeline import Pipeline, Stage
 from ._ports import LedgerError, StockLedger
 
-LedgerMessage: TypeAlias = PurchaseBatch | Restock | ChangeOrder | GetOrder | Tick
+LedgerMessage: TypeAlias = PurchaseBatch | Restock | ChangeOrder | GetOrder | Tick | SetSale
 
 MAX_EXPIRED_PER_TICK = 1000
 """Reservations one tick expires per SKU; the rest wait for the next tick (bounded work per call)."""
@@ -125,6 +126,9 @@ class LedgerInventoryActor(Stage):
                 self._reserve(with_queued(self, items))
             case Restock(sku, qty, at, reply):
                 view = self._call(at, lambda: self._publish(self._ledger.restock(sku, qty, at)))
+                self._bridge.resolve([(reply, view)])
+            case SetSale(sku, action, at, reply):
+                view = self._call(at, lambda: self._publish(self._ledger.control(sku, action, at)))
                 self._bridge.resolve([(reply, view)])
             case ChangeOrder(order_id, status, at, reply):
                 result = self._call(at, lambda: self._ledger.change(order_id, status, at))

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Self
 import pykka
 
 from flashsale.actors import (
+    PAUSED,
     Breaker,
     BucketSpec,
     ChangeOrder,
@@ -57,6 +58,10 @@ from flashsale.actors import (
     Pipeline,
     Purchase,
     Restock,
+    SaleAction,
+    Scope,
+    SetLimits,
+    SetSale,
     SharedLimiterActor,
     SkuState,
     SkuStock,
@@ -255,6 +260,13 @@ class SaleEngine:
         self._max_qty = limits.max_qty
         self._max_inflight = limits.max_inflight
         self._max_backlog = limits.max_writer_backlog
+        scopes: tuple[tuple[Scope, BucketSpec | None], ...] = (
+            ("global", limits.global_bucket),
+            ("per_sku", limits.per_sku),
+            ("per_user", limits.per_user),
+            ("per_ip", limits.per_ip),
+        )
+        self._limits: dict[Scope, BucketSpec] = {name: spec for name, spec in scopes if spec is not None}
 
     # -- life cycle -----------------------------------------------------------
 
@@ -581,6 +593,8 @@ class SaleEngine:
                 return Outcome(
                     "sale_not_open", sku, qty, detail="the sale has ended" if ended else "the sale has not started yet"
                 )
+            if view.paused and self._ledger is None:  # on a ledger, Lua decides: a resume elsewhere counts at once
+                return Outcome("sale_paused", sku, qty, detail=PAUSED)
             if view.remaining <= 0:
                 return self._sold_out.get((sku, qty)) or self._sold_out.setdefault(
                     (sku, qty), Outcome("sold_out", sku, qty, detail="sold out")
@@ -746,6 +760,8 @@ class SaleEngine:
         while self._running:
             await asyncio.sleep(interval)
             try:
+                if self._ledger is not None:
+                    await self._follow_live_limits()
                 report = await self.tick()
             except EngineClosed:
                 return
@@ -807,3 +823,78 @@ class SaleEngine:
     @property
     def inflight(self) -> int:
         return self._inflight
+
+    # -- operator actions (the admin API) -------------------------------------
+
+    async def control(self, sku: str, action: SaleAction) -> tuple[SkuView, SkuView]:
+        """Pause, resume or end ``sku`` now, for every process of the sale; returns its views before and after.
+
+        A paused SKU answers purchases ``sale_paused``; an ended one
+        ``sale_not_open``. Recorded, so a replay does the same at the same instant.
+        """
+        before = self.view(sku)
+        if action not in ("pause", "resume", "end"):
+            raise InvalidRequest("action", "must be pause, resume or end")
+        at = self.clock()
+        self._send_batch()  # the purchases that came first are decided first
+        after = await self._ask(lambda fut: (self._pipeline.inventory_of[sku], SetSale(sku, action, at, fut)))
+        assert isinstance(after, SkuView)
+        if self._recorder is not None:
+            self._recorder.operation(at, action, sku=sku)
+        return before, after
+
+    @property
+    def limits(self) -> dict[Scope, BucketSpec]:
+        """The rate-limit scopes in force now, with their live shape."""
+        return dict(self._limits)
+
+    async def set_limits(self, changes: dict[Scope, BucketSpec]) -> dict[Scope, BucketSpec]:
+        """Give configured scopes a new rate and burst now, for every process; returns their shapes before.
+
+        Only the rate and burst change (a scope keeps its algorithm and
+        queue); a scope the config does not have cannot be added live.
+        """
+        if not self._running:
+            raise EngineClosed("the sale engine is not running")
+        for name, spec in changes.items():
+            old = self._limits.get(name)
+            if old is None:
+                raise InvalidRequest(f"limits.{name}", "is not configured; only a configured scope changes live")
+            if (spec.algorithm, spec.queue) != (old.algorithm, old.queue):
+                raise InvalidRequest(f"limits.{name}", "only rate and burst change live")
+        before = {name: self._limits[name] for name in changes}
+        at = self.clock()
+        if self._ledger is not None:
+            ledger = self._ledger
+            try:
+                await asyncio.to_thread(ledger.set_limits, list(changes.items()))
+            except LedgerError as exc:
+                raise Unavailable(str(exc)) from exc
+        await self._apply_limits(changes, at)
+        if self._recorder is not None:
+            for name, spec in changes.items():
+                self._recorder.operation(at, "limits", scope=name, rate=spec.rate, burst=spec.burst)
+        return before
+
+    async def _apply_limits(self, changes: dict[Scope, BucketSpec], at: int) -> None:
+        self._limits.update(changes)
+        local = tuple((n, s) for n, s in changes.items() if self._ledger is None or n in ("global", "per_sku"))
+        limiter = self._pipeline.limiter
+        if local and limiter is not None:
+            self._send_batch()
+            await self._ask(lambda fut: (limiter, SetLimits(local, at, fut)))
+
+    async def _follow_live_limits(self) -> None:
+        """On a ledger: take the limits another process's operator changed (read once per tick)."""
+        assert self._ledger is not None
+        try:
+            live = await asyncio.to_thread(self._ledger.live_limits)
+        except LedgerError:
+            return  # the breaker and the next tick deal with Redis being away
+        changes: dict[Scope, BucketSpec] = {}
+        for name, spec in self._limits.items():
+            shape = live.get(name)
+            if shape is not None and shape != (spec.rate, spec.burst):
+                changes[name] = BucketSpec(shape[0], shape[1], spec.algorithm, spec.queue)
+        if changes:
+            await self._apply_limits(changes, self.clock())

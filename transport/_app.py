@@ -16,8 +16,10 @@ from aiohttp import web
 
 from flashsale import Config, SaleEngine
 
+from ._admin import install_admin
 from ._client_ip import ClientIp
-from ._handlers import CLIENT_IP, ENGINE, MAX_BODY, METRICS, RENDER, guarded, not_routed
+from ._feed import FEED, install_feed
+from ._handlers import CLIENT_IP, ENGINE, MAX_BODY, METRICS, REGISTRY, RENDER, guarded, not_routed
 from ._metrics import Metrics
 from ._render import OutcomeRenderer
 from ._routes import routes
@@ -28,12 +30,15 @@ __all__ = ["ENGINE", "METRICS", "create_app"]
 def create_app(config: Config, *, engine: SaleEngine | None = None) -> web.Application:
     """The flashsale HTTP app for ``config`` (or around a given engine)."""
     app = web.Application(client_max_size=config.server.max_body_bytes)
-    app[ENGINE] = engine or SaleEngine(config)
+    engine = app[ENGINE] = engine or SaleEngine(config)
     app[METRICS] = Metrics()
     app[RENDER] = OutcomeRenderer()
     app[MAX_BODY] = config.server.max_body_bytes
     app[CLIENT_IP] = ClientIp(config.server.trusted_proxies)
     app.add_routes(routes)
+    install_feed(app, engine, config.feed)  # GET /v1/events, /v1/skus/{sku}/events
+    install_admin(app, config.admin.token)  # /v1/admin/... only with [admin] token or token_file
+    app[REGISTRY] = app[METRICS].registry(engine, app[FEED])
     app.router.add_route("*", "/{tail:.*}", guarded(not_routed))  # last: only what nothing else matched
     app.cleanup_ctx.append(_engine_lifecycle)
     return app

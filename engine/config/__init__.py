@@ -5,6 +5,7 @@ reads a TOML file and :meth:`Config.from_mapping` a parsed one, raising
 :class:`flashsale.ConfigError` with the key and the reason.
 """
 
+from ._admin import AdminConfig, limit_changes
 from ._config import (
     SKU_ID,
     Config,
@@ -16,10 +17,13 @@ from ._config import (
     StoreConfig,
     demo_config,
 )
+from ._feed import FeedConfig
 
 __all__ = [
     "SKU_ID",
+    "AdminConfig",
     "Config",
+    "FeedConfig",
     "LimitsConfig",
     "PostgresConfig",
     "RedisConfig",
@@ -27,4 +31,5 @@ __all__ = [
     "SkuConfig",
     "StoreConfig",
     "demo_config",
+    "limit_changes",
 ]

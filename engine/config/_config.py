@@ -20,6 +20,9 @@ from flashsale._clock import from_datetime, to_datetime
 from flashsale._errors import ConfigError
 from flashsale.actors import BucketSpec
 
+from ._admin import AdminConfig, read_admin
+from ._feed import FeedConfig, read_feed
+
 SKU_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # whole string: use fullmatch ($ allows a final newline)
 T = TypeVar("T")
 
@@ -111,6 +114,8 @@ class Config:
     backend: Literal["memory", "redis"] = "memory"
     redis: RedisConfig = field(default_factory=RedisConfig)
     postgres: PostgresConfig = field(default_factory=PostgresConfig)
+    feed: FeedConfig = field(default_factory=FeedConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], source: str = "<config>") -> Config:
@@ -184,6 +189,7 @@ class Config:
             "backend": self.backend,
             "redis": {f.name: getattr(self.redis, f.name) for f in fields(self.redis)},
             "postgres": {f.name: getattr(self.postgres, f.name) for f in fields(self.postgres)},
+            "feed": self.feed.to_mapping(),  # [admin] is left out: its token is a secret
         }
 
     def sku(self, sku_id: str) -> SkuConfig:
@@ -324,7 +330,9 @@ class _Reader:
 
     def config(self, data: Mapping[str, Any]) -> Config:
         top = self.table(
-            data, "top level", {"sku", "store", "limits", "server", "engine", "backend", "redis", "postgres"}
+            data,
+            "top level",
+            {"sku", "store", "limits", "server", "engine", "backend", "redis", "postgres", "feed", "admin"},
         )
         raw_skus = top.get("sku")
         if not isinstance(raw_skus, list) or not raw_skus:
@@ -420,6 +428,8 @@ class _Reader:
             backend=backend,  # checked just above: a Literal member
             redis=self.redis(top.get("redis", {})),
             postgres=self.postgres(top.get("postgres", {})),
+            feed=read_feed(self, top.get("feed", {})),
+            admin=read_admin(self, top.get("admin", {})),
         )
 
     def redis(self, data: Any) -> RedisConfig:

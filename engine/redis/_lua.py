@@ -8,8 +8,9 @@ message time), never from Redis ``TIME``. Numbers go back to Redis through
 ``string.format('%d')``: Lua would print a microsecond time as ``1.7e+15``.
 
 Meta fields: ``stock`` (including restocks), ``remaining``, ``reserved``,
-``paid``, ``seq``, ``starts_at``, ``ends_at``, ``limit``, ``hold_us`` (``""``
-when unset). Every script that changes orders appends their whole rows to
+``paid``, ``seq``, ``starts_at``, ``ends_at``, ``limit``, ``hold_us``,
+``paused`` (``"1"`` while an operator has the SKU paused; ``""`` when
+unset). Every script that changes orders appends their whole rows to
 the ``orders`` stream in the same call, as one entry per call: ``sku`` and
 ``rows``, a JSON array of ``[order_id, user, qty, status, created_at,
 expires_at, changed_at, idempotency_key]`` string arrays (numbers as strings:
@@ -28,8 +29,8 @@ local function flush(sku)
   if #rows > 0 then redis.call('XADD', KEYS[4], '*', 'sku', sku, 'rows', cjson.encode(rows)) end
 end
 local function view()
-  local m = redis.call('HMGET', KEYS[1], 'stock', 'remaining', 'reserved', 'paid', 'starts_at', 'ends_at')
-  return {m[1], m[2], m[3], m[4], m[5] or '', m[6] or ''}
+  local m = redis.call('HMGET', KEYS[1], 'stock', 'remaining', 'reserved', 'paid', 'starts_at', 'ends_at', 'paused')
+  return {m[1], m[2], m[3], m[4], m[5] or '', m[6] or '', m[7] or ''}
 end
 -- Close a reserved order: paid, cancelled or expired; units move exactly once.
 local function close(base, sku, id, o, status, at)
@@ -61,12 +62,14 @@ RESERVE = (
     + """
 -- ARGV: base, sku, idempotency ttl (ms), then per purchase: user, qty, idempotency key ('' for none), at.
 -- Per purchase, one answer: 'reserved|id|expires_at', 'sold_out|left', 'limit_reached|limit|held',
--- 'sale_not_open|not_started' / '|ended', 'idempotency_key_reused|qty', or 'again|<recorded answer>'.
+-- 'sale_not_open|not_started' / '|ended', 'sale_paused', 'idempotency_key_reused|qty', or
+-- 'again|<recorded answer>'.
 local base, sku, ttl = ARGV[1], ARGV[2], ARGV[3]
-local m = redis.call('HMGET', KEYS[1], 'remaining', 'seq', 'starts_at', 'ends_at', 'limit', 'hold_us')
+local m = redis.call('HMGET', KEYS[1], 'remaining', 'seq', 'starts_at', 'ends_at', 'limit', 'hold_us', 'paused')
 if not m[1] then return {'no_sku'} end
 local remaining, seq = tonumber(m[1]), tonumber(m[2])
 local starts, ends, limit, hold = tonumber(m[3]), tonumber(m[4]), tonumber(m[5]), tonumber(m[6])
+local paused = m[7] == '1'
 local taken = 0
 local out = {}
 for i = 4, #ARGV, 4 do
@@ -86,6 +89,7 @@ for i = 4, #ARGV, 4 do
   if not ans then
     if starts and at < starts then ans = 'sale_not_open|not_started'
     elseif ends and at >= ends then ans = 'sale_not_open|ended'
+    elseif paused then ans = 'sale_paused'
     else
       local held = 0
       if limit then held = tonumber(redis.call('HGET', KEYS[2], user) or '0') end
@@ -114,7 +118,7 @@ if taken > 0 then
   redis.call('HINCRBY', KEYS[1], 'reserved', taken)
 end
 local v = view()
-for j = 1, 6 do out[#out + 1] = v[j] end
+for j = 1, 7 do out[#out + 1] = v[j] end
 return out
 """
 )
@@ -136,7 +140,7 @@ else
 end
 local out = {refused, o[1], o[2], o[3], o[4], o[5], o[6] or ''}
 local v = view()
-for j = 1, 6 do out[#out + 1] = v[j] end
+for j = 1, 7 do out[#out + 1] = v[j] end
 return out
 """
 )
@@ -160,7 +164,7 @@ end
 flush(sku)
 local out = {n}
 local v = view()
-for j = 1, 6 do out[#out + 1] = v[j] end
+for j = 1, 7 do out[#out + 1] = v[j] end
 return out
 """
 )
@@ -176,13 +180,42 @@ return view()
 """
 )
 
+CONTROL = (
+    _PRELUDE
+    + """
+-- An operator's action on one SKU, for every process. ARGV: 'pause' | 'resume' | 'end', at. Returns the view.
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'no_sku'} end
+local action, at = ARGV[1], tonumber(ARGV[2])
+if action == 'end' then
+  local m = redis.call('HMGET', KEYS[1], 'starts_at', 'ends_at')
+  local ends = tonumber(m[2])
+  if not ends or at < ends then ends = at; redis.call('HSET', KEYS[1], 'ends_at', d(at)) end
+  local starts = tonumber(m[1])
+  if starts and starts > ends then redis.call('HSET', KEYS[1], 'starts_at', d(ends)) end
+elseif action == 'pause' then redis.call('HSET', KEYS[1], 'paused', '1')
+else redis.call('HSET', KEYS[1], 'paused', '') end
+return view()
+"""
+)
+
 THROTTLE = """
 -- Token buckets shared by every worker. ARGV: base 'P:{rl}:', at, then for the user and the IP scope:
 -- rate (tokens per microsecond, '' when the scope has no bucket) and burst; then per purchase: user, ip.
 -- A purchase takes one token from each bucket in scope, or none at all. Answers: '0' (admitted) or
 -- the microseconds to wait.
+-- An operator's live change (PUT /v1/admin/limits) lives in the hash KEYS[1] and wins over the config's.
 local base, at = ARGV[1], tonumber(ARGV[2])
-local scopes = {{'u:', tonumber(ARGV[3]), tonumber(ARGV[4])}, {'ip:', tonumber(ARGV[5]), tonumber(ARGV[6])}}
+local live = redis.call('HMGET', KEYS[1], 'per_user', 'per_ip')
+local function shape(i, j)
+  if live[i] and ARGV[j] ~= '' then
+    local sep = string.find(live[i], ' ', 1, true)
+    return tonumber(string.sub(live[i], 1, sep - 1)) / 1000000, tonumber(string.sub(live[i], sep + 1))
+  end
+  return tonumber(ARGV[j]), tonumber(ARGV[j + 1])
+end
+local ur, ub = shape(1, 3)
+local ir, ib = shape(2, 5)
+local scopes = {{'u:', ur, ub}, {'ip:', ir, ib}}
 local out = {}
 for i = 7, #ARGV, 2 do
   local wait, seen = 0, {}
