@@ -19,7 +19,7 @@ from ._bridge import LoopBridge
 from ._buckets import BucketSpec, LeakyBucket, TokenBucket
 from ._control import SaleAction, Scope, SetLimits, SetSale
 from ._dedup import DedupActor
-from ._inventory import PAUSED, InventoryActor, SkuStock, reserved_outcome
+from ._inventory import InventoryActor, SkuStock, paused_outcome, reserved_outcome
 from ._ledger import LedgerInventoryActor, SharedLimiterActor
 from ._limiter import LimiterActor, LimiterGauges
 from ._messages import (
@@ -75,7 +75,6 @@ __all__ = [
     "OrderWriterActor",
     "OrdersClosed",
     "Outcome",
-    "PAUSED",
     "Pipeline",
     "Purchase",
     "PurchaseBatch",
@@ -104,6 +103,7 @@ __all__ = [
     "WriteRestock",
     "WriterGauges",
     "fast_new",
+    "paused_outcome",
     "reserved_outcome",
     "tell",
 ]

@@ -163,7 +163,7 @@ class InventoryActor(Stage):
             if (s.starts_at is not None and at < s.starts_at) or (s.ends_at is not None and at >= s.ends_at):
                 outcome = Outcome("sale_not_open", p.sku, p.qty, detail=_window(s, at))
             elif s.paused:
-                outcome = Outcome("sale_paused", p.sku, p.qty, detail=PAUSED)
+                outcome = paused_outcome(p.sku, p.qty)
             elif p.qty > (left := s.stock + s.restocked - s.reserved - s.paid):
                 detail = "sold out" if left <= 0 else f"only {left} left"
                 outcome = Outcome("sold_out", p.sku, p.qty, detail=detail)
@@ -204,7 +204,9 @@ class InventoryActor(Stage):
         self._bridge.resolve(replies)
 
 
-PAUSED = "the sale of this sku is paused; retry later"
+def paused_outcome(sku: str, qty: int) -> Outcome:
+    """The answer to a purchase of a SKU an operator paused."""
+    return Outcome("sale_paused", sku, qty, detail="the sale of this sku is paused; retry later")
 
 
 def reserved_outcome(order: Order) -> Outcome:

@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Self
 import pykka
 
 from flashsale.actors import (
-    PAUSED,
     Breaker,
     BucketSpec,
     ChangeOrder,
@@ -70,6 +69,7 @@ from flashsale.actors import (
     Tick,
     WriterGauges,
     fast_new,
+    paused_outcome,
 )
 
 from ._clock import Clock, wall_clock
@@ -594,7 +594,7 @@ class SaleEngine:
                     "sale_not_open", sku, qty, detail="the sale has ended" if ended else "the sale has not started yet"
                 )
             if view.paused and self._ledger is None:  # on a ledger, Lua decides: a resume elsewhere counts at once
-                return Outcome("sale_paused", sku, qty, detail=PAUSED)
+                return paused_outcome(sku, qty)
             if view.remaining <= 0:
                 return self._sold_out.get((sku, qty)) or self._sold_out.setdefault(
                     (sku, qty), Outcome("sold_out", sku, qty, detail="sold out")

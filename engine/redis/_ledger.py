@@ -26,7 +26,6 @@ from redis.exceptions import NoScriptError, RedisError
 from redis.retry import Retry
 
 from flashsale.actors import (
-    PAUSED,
     BucketSpec,
     ChangeResult,
     LedgerError,
@@ -39,6 +38,7 @@ from flashsale.actors import (
     Scope,
     SkuView,
     fast_new,
+    paused_outcome,
 )
 from flashsale.config import RedisConfig
 
@@ -94,7 +94,7 @@ def _outcome(p: Purchase, answer: str) -> Outcome:
         detail = "the sale has not started yet" if rest == "not_started" else "the sale has ended"
         return Outcome("sale_not_open", sku, qty, detail=detail)
     if kind == "sale_paused":
-        return Outcome("sale_paused", sku, qty, detail=PAUSED)
+        return paused_outcome(sku, qty)
     if kind == "idempotency_key_reused":
         return Outcome(
             "idempotency_key_reused",

@@ -18,10 +18,10 @@ from flashsale.transport._feed import FEED
 from .conftest import MakeClient
 
 
-async def next_event(resp: ClientResponse, timeout: float = 5.0) -> tuple[str, Any]:
+async def next_event(resp: ClientResponse, wait: float = 5.0) -> tuple[str, Any]:
     """The next SSE event of ``resp`` as (event name, parsed data); comment lines are skipped."""
     while True:
-        block = await asyncio.wait_for(resp.content.readuntil(b"\n\n"), timeout)
+        block = await asyncio.wait_for(resp.content.readuntil(b"\n\n"), wait)
         name, data = "message", None
         for line in block.decode().splitlines():
             if line.startswith("event: "):
