@@ -16,8 +16,9 @@ whatever the timing:
 - ``per-user limits``: no buyer holds more units of a SKU than its
   ``per_user_limit``.
 
-Restock and expire events are skipped (the HTTP API has no restock; a
-server delivers its own time) and counted as skipped. An event's ``ip`` goes
+Restock, expire and admin events (pause, resume, end, limits) are skipped
+(they need the admin token; a server delivers its own time) and counted as
+skipped. An event's ``ip`` goes
 out as ``X-Forwarded-For``.
 """
 
@@ -139,7 +140,7 @@ class _Sender:
             self.spawn(now + e.retry.delay_us(attempt + 1, data.get("retry_after")) / US, e, attempt + 1)
 
     async def change(self, e: TrafficEvent) -> None:
-        if e.op in ("restock", "expire"):
+        if e.op in ("restock", "expire", "pause", "resume", "end", "limits"):
             self.report.skipped[e.op] += 1
             return
         order_id = e.order or next(
