@@ -26,7 +26,8 @@ def test_feed_defaults() -> None:
 @pytest.mark.parametrize(
     ("table", "where"),
     [({"max_rate": 0}, "feed.max_rate"), ({"max_rate": 5000}, "feed.max_rate"),
-     ({"max_listeners": 0}, "feed.max_listeners"), ({"max_buffer": 10}, "feed.max_buffer"), ({"ping_interval": -1}, "feed.ping_interval"), ({"rate": 1}, "feed"),
+     ({"max_listeners": 0}, "feed.max_listeners"), ({"max_buffer": 10}, "feed.max_buffer"),
+     ({"ping_interval": -1}, "feed.ping_interval"), ({"rate": 1}, "feed"),
      ({"max_listeners": "many"}, "feed.max_listeners")],
 )  # fmt: skip
 def test_feed_refuses_bad_values(table: dict[str, Any], where: str) -> None:
