@@ -78,8 +78,8 @@ async def test_purchase_pay_cancel_and_postgres(make_client: MakeClient, pg_url:
     assert 'flashsale_ready_check{check="postgres_ok"} 1' in text
     await client.app[ENGINE].flush()  # type: ignore[index]
     text = await (await client.get("/metrics")).text()
-    assert "flashsale_sink_pending 0" in text
-    committed = int(re.search(r"^flashsale_sink_committed_total (\d+)$", text, re.M).group(1))  # type: ignore[union-attr]
+    assert "flashsale_sink_pending 0.0" in text
+    committed = int(re.search(r"^flashsale_sink_committed_total (\d+)\.0$", text, re.M).group(1))  # type: ignore[union-attr]
     assert committed >= 5  # three reservations, a payment and a cancellation (a redelivery counts again)
     with psycopg.connect(pg_url) as db:
         rows = db.execute("SELECT order_id, user_id, qty, status FROM orders ORDER BY order_id").fetchall()
