@@ -35,6 +35,7 @@ from ._messages import (
     Purchase,
     PurchaseBatch,
     ReleaseHolds,
+    Reply,
     Restock,
     Result,
     ReturnUnits,
@@ -46,7 +47,7 @@ from ._messages import (
     WriteRestock,
     fast_new,
 )
-from ._pipeline import Pipeline, Stage, tell
+from ._pipeline import Pipeline, Stage, StageFailed, tell
 from ._ports import LedgerError, LedgerSku, OrderStore, Recovered, RestockRecord, SkuTotals, StockLedger, StoreError
 from ._writer import OrderWriterActor, WriterGauges
 
@@ -79,6 +80,7 @@ __all__ = [
     "PurchaseBatch",
     "Recovered",
     "ReleaseHolds",
+    "Reply",
     "Restock",
     "RestockRecord",
     "Result",
@@ -90,6 +92,7 @@ __all__ = [
     "SkuTotals",
     "SkuView",
     "Stage",
+    "StageFailed",
     "StockLedger",
     "StoreError",
     "Tick",
