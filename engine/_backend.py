@@ -31,7 +31,6 @@ import pykka
 
 from flashsale.actors import (
     BucketSpec,
-    LedgerError,
     LimiterActor,
     LimiterGauges,
     LoopBridge,
@@ -39,13 +38,9 @@ from flashsale.actors import (
     Reply,
     Result,
     SkuView,
-    StageFailed,
-    StoreError,
     WriterGauges,
 )
 from flashsale.config import Config
-
-from ._errors import Unavailable
 
 T = TypeVar("T")
 
@@ -160,14 +155,9 @@ async def ask(
 ) -> Any:
     """Tell ``ref`` the message ``make(reply)`` builds and await the reply; never blocks the loop.
 
-    A stage, store or ledger failure becomes :class:`Unavailable`.
+    A stage, store or ledger failure raises from here as the actor failed
+    the reply: a :class:`flashsale.actors.Unavailable`.
     """
     fut: asyncio.Future[Any] = loop.create_future()
     ref.tell(make(fut))
-    try:
-        result = await fut
-    except (StageFailed, StoreError, LedgerError) as exc:
-        raise Unavailable(str(exc)) from exc
-    if isinstance(result, Exception):  # the store's error, or the actor failed on this request
-        raise Unavailable(str(result))
-    return result
+    return await fut

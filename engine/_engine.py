@@ -396,10 +396,7 @@ class SaleEngine:
             return QueueReport(0, 0, None)
         fut: asyncio.Future[tuple[int, int, int | None]] = self._loop.create_future()
         self._tell_limiter_tick(fut)
-        result = await fut
-        if isinstance(result, Exception):
-            raise Unavailable(str(result))
-        return QueueReport(*result)
+        return QueueReport(*await fut)
 
     def _tell_limiter_tick(self, reply: asyncio.Future[tuple[int, int, int | None]] | None) -> None:
         """Send the limiter the time, behind any purchases of this loop tick not yet sent."""
