@@ -20,7 +20,8 @@ from ._admin import install_admin
 from ._client_ip import ClientIp
 from ._feed import FEED, install_feed
 from ._handlers import CLIENT_IP, ENGINE, MAX_BODY, METRICS, REGISTRY, RENDER, guarded, not_routed
-from ._metrics import Metrics
+from ._metrics import Metrics, sharing
+from ._metrics_share import from_env
 from ._render import OutcomeRenderer
 from ._routes import routes
 
@@ -38,9 +39,12 @@ def create_app(config: Config, *, engine: SaleEngine | None = None) -> web.Appli
     app.add_routes(routes)
     install_feed(app, engine, config.feed)  # GET /v1/events, /v1/skus/{sku}/events
     install_admin(app, config.admin.token)  # /v1/admin/... only with [admin] token or token_file
-    app[REGISTRY] = app[METRICS].registry(engine, app[FEED])
+    share = from_env()  # under serve --workers N: a scrape of any worker answers for all
+    app[REGISTRY] = app[METRICS].registry(engine, app[FEED], share)
     app.router.add_route("*", "/{tail:.*}", guarded(not_routed))  # last: only what nothing else matched
     app.cleanup_ctx.append(_engine_lifecycle)
+    if share is not None:
+        app.cleanup_ctx.append(sharing(app[REGISTRY]))
     return app
 
 

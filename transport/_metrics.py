@@ -9,25 +9,26 @@ and prometheus_client writes the exposition text. Measured: a labelled
 labelled ``Counter.inc`` 2.9 µs; the tallies here cost a fraction of that
 on the purchase path (bench/metrics.py).
 
-Under ``serve --workers N`` every worker keeps its own tallies and answers
-``/metrics`` for itself; each sample carries ``worker="<pid>"`` so the
-scrapes of several workers never merge into one series (README, "Metrics
-under --workers").
+Under ``serve --workers N`` every worker keeps its own tallies; a scrape of
+any worker answers for all of them (:mod:`._metrics_share`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import bisect
-import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING
 
+from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from flashsale import SaleEngine
+
+from ._metrics_share import WorkerShare
 
 if TYPE_CHECKING:
     from ._feed import FeedHub
@@ -91,10 +92,12 @@ class Metrics:
                     break
         return out
 
-    def registry(self, engine: SaleEngine, feed: FeedHub | None = None) -> CollectorRegistry:
-        """A registry whose scrape reads these tallies and ``engine``'s gauges."""
+    def registry(
+        self, engine: SaleEngine, feed: FeedHub | None = None, share: WorkerShare | None = None
+    ) -> CollectorRegistry:
+        """A registry whose scrape reads these tallies and ``engine``'s gauges (and, under workers, the others')."""
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(_Collector(self, engine, feed))
+        registry.register(_Collector(self, engine, feed, share))
         return registry
 
 
@@ -103,19 +106,36 @@ def render(registry: CollectorRegistry) -> bytes:
     return generate_latest(registry)
 
 
+def sharing(registry: CollectorRegistry, every: float = 1.0) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A cleanup context that publishes this worker's samples every ``every`` seconds (a scrape publishes too)."""
+
+    async def run(app: web.Application) -> AsyncIterator[None]:
+        async def publish() -> None:
+            while True:
+                generate_latest(registry)  # collecting writes this worker's file
+                await asyncio.sleep(every)
+
+        task = asyncio.get_running_loop().create_task(publish(), name="flashsale-metrics-share")
+        yield
+        task.cancel()
+
+    return run
+
+
 class _Collector(Collector):
-    def __init__(self, metrics: Metrics, engine: SaleEngine, feed: FeedHub | None) -> None:
+    def __init__(self, metrics: Metrics, engine: SaleEngine, feed: FeedHub | None, share: WorkerShare | None) -> None:
         self._m = metrics
         self._engine = engine
         self._feed = feed
-        self._worker = str(os.getpid()) if os.environ.get("FLASHSALE_WORKER") else None
+        self.share = share
 
     def collect(self) -> Iterator[Metric]:
-        for family in self._families():
-            if self._worker is not None:
-                for sample in family.samples:
-                    sample.labels["worker"] = self._worker
-            yield family
+        own = list(self._families())
+        if self.share is None:
+            yield from own
+            return
+        self.share.publish(own)
+        yield from self.share.merged(own)
 
     def _families(self) -> Iterator[Metric]:
         m, engine = self._m, self._engine
@@ -180,6 +200,11 @@ class _Collector(Collector):
             )
             yield CounterMetricFamily(
                 "flashsale_feed_events", "Stock events sent (each once, to every listener).", value=self._feed.events
+            )
+            yield _gauge(
+                "flashsale_feed_write_seconds",
+                "Time the last feed poll that sent events spent writing them to every listener.",
+                self._feed.last_write,
             )
         sink = engine.sink_gauges
         if sink is not None:

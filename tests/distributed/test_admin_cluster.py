@@ -84,7 +84,16 @@ def test_admin_actions_hold_on_every_process(
     a, b = free_port(), free_port()
     workers.start(config, a)
     workers.start(config, b)
+    for port in (a, b):  # the order sink reaches PostgreSQL a moment after listening: until then, 503
+        wait_until(lambda port=port: call(port, "GET", "/readyz")[0] == 200, 10, f"{port} ready")
     feed = http.client.HTTPConnection("127.0.0.1", b, timeout=10)
+    try:
+        _follow_the_admin(a, b, feed)
+    finally:
+        feed.close()
+
+
+def _follow_the_admin(a: int, b: int, feed: http.client.HTTPConnection) -> None:
     feed.request("GET", "/v1/skus/moutai-53/events")
     stream = feed.getresponse()
     assert stream.status == 200
@@ -113,4 +122,29 @@ def test_admin_actions_hold_on_every_process(
     assert call(b, "POST", "/v1/admin/skus/moutai-53/end")[0] == 200
     assert buy(a, "u2") == (409, "sale_not_open")
     stream.close()
-    feed.close()
+
+
+def test_metrics_of_any_worker_count_every_worker(
+    workers: Workers, tmp_path: Path, redis_config: RedisConfig, pg_url: str
+) -> None:
+    """Under --workers 2 every scrape of the shared port sums both workers' counters and lists each one's gauges."""
+    config = write_config(tmp_path, redis_config, pg_url)
+    port = free_port()
+    workers.start(config, port, "--workers", "2")
+    wait_until(lambda: buy(port, "m0")[0] == 200, 10, "both order sinks ready")  # a 503 before holds nothing
+    for i in range(1, 40):  # a new connection per request: the kernel spreads them over both workers
+        assert buy(port, f"m{i}") == (200, "reserved")
+
+    def scrape() -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+            return resp.read().decode()
+
+    total = 'flashsale_purchases_total{result="reserved"} 40.0'
+    wait_until(lambda: total in scrape(), 5, "every worker's purchases in one scrape")  # each publishes once a second
+    for _ in range(6):
+        text = scrape()
+        assert total in text
+        workers_seen = {
+            line.split('worker="')[1].split('"')[0] for line in text.splitlines() if "flashsale_inflight{" in line
+        }
+        assert len(workers_seen) == 2, text
