@@ -43,13 +43,13 @@ from servers import BENCH, SKU, flashsale_bin, free_port, running
 REQUEST = f"GET /v1/skus/{SKU}/events HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
 
 
-def write_config(tmp: Path, port: int, listeners: int) -> Path:
+def write_config(tmp: Path, port: int, listeners: int, max_rate: float) -> Path:
     cfg = tmp / "feed.toml"
     cfg.write_text(
         f'[[sku]]\nid = "{SKU}"\nstock = 100000000\n\n'
         f'[store]\npath = "{tmp / "feed.db"}"\ndurability = "commit"\n\n'
         f'[server]\nhost = "127.0.0.1"\nport = {port}\nlog_level = "warning"\n\n'
-        f"[feed]\nmax_listeners = {max(20_000, listeners + 100)}\n",
+        f"[feed]\nmax_listeners = {max(20_000, listeners + 100)}\nmax_rate = {max_rate}\n",
         encoding="utf-8",
     )
     return cfg
@@ -156,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3, help="bare/flashsale throughput pairs (default 3)")
     p.add_argument("--duration", type=int, default=10, help="seconds per throughput run (default 10)")
     p.add_argument("--connections", type=int, default=64)
+    p.add_argument("--max-rate", type=float, default=10.0, help="the server's [feed] max_rate (default 10)")
     p.add_argument("--load", choices=["wrk", "builtin"], default="wrk" if load.wrk_available() else "builtin")
     args = p.parse_args(argv)
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -166,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="flashsale-feed-") as d:
         tmp = Path(d)
         fs_port, bare_port = free_port(), free_port()
-        fs_cmd = [flashsale_bin(), "serve", "--config", str(write_config(tmp, fs_port, args.listeners))]
+        fs_cmd = [flashsale_bin(), "serve", "--config", str(write_config(tmp, fs_port, args.listeners, args.max_rate))]
         bare_cmd = [sys.executable, str(BENCH / "bare.py"), "--port", str(bare_port)]
         with running(fs_cmd, fs_port, tmp / "flashsale.log", 60), running(bare_cmd, bare_port, tmp / "bare.log", 60):
             listeners = Listeners()
