@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, make_mocked_request
 
 from flashsale import SkuConfig
+from flashsale.transport import ENGINE
 from flashsale.transport._dashboard import DASHBOARD
-from flashsale.transport._dashboard_session import COOKIE, SessionSigner
+from flashsale.transport._dashboard_session import COOKIE, CSRF_HEADER, SessionSigner
+from flashsale.transport._dashboard_state import SalesSampler
 
 from .conftest import MakeClient
 
@@ -194,3 +196,29 @@ def test_the_token_check_is_exact() -> None:
     assert signer.token_ok(TOKEN)
     for wrong in (TOKEN[:-1], TOKEN + "x", TOKEN.upper(), "", "\udcff"):
         assert not signer.token_ok(wrong)
+
+
+async def test_changing_something_with_the_cookie_needs_the_dashboard_header(make_client: MakeClient) -> None:
+    """A session cookie alone reads; a POST with it also needs X-Flashsale-Dashboard: 1 (no cross-site forms)."""
+    client = await dashboard_client(make_client)
+    cookie = f"{COOKIE}={await sign_in(client)}"
+    signer = client.app[DASHBOARD].signer  # type: ignore[index]
+    assert signer.signed_in(make_mocked_request("GET", "/dashboard/state", headers={"Cookie": cookie}))
+    assert not signer.signed_in(make_mocked_request("POST", "/v1/admin/skus/a/pause", headers={"Cookie": cookie}))
+    headers = {"Cookie": cookie, CSRF_HEADER: "1"}
+    assert signer.signed_in(make_mocked_request("POST", "/v1/admin/skus/a/pause", headers=headers))
+
+
+async def test_the_sales_chart_counts_units_sold_not_restocks(make_client: MakeClient) -> None:
+    """Each sample is the units sold since the last one; a restock is not a sale."""
+    client = await dashboard_client(make_client, SkuConfig("a", stock=10), SkuConfig("b", stock=10))
+    engine = client.app[ENGINE]  # type: ignore[index]
+    sampler = SalesSampler()
+    sampler.sample(engine)  # the baseline
+    for user, sku, qty in (("u1", "a", 2), ("u2", "b", 3)):
+        resp = await client.post("/v1/purchase", json={"sku": sku, "user": user, "qty": qty})
+        assert resp.status == 200
+    sampler.sample(engine)
+    await engine.restock("a", 5)
+    sampler.sample(engine)
+    assert list(sampler.per_interval) == [5, 0]
