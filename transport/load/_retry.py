@@ -64,11 +64,12 @@ async def retry(
     first: Answer,
     send: Callable[[float], Awaitable[Answer]],
     t0: float,
-    on_retry: Callable[[], None],
+    on_retry: Callable[[Answer], None],
 ) -> Answer:
     """Retry after ``first`` (a retryable answer) as ``policy`` says; the last answer.
 
     ``send(due)`` sends the request again; ``due`` is the run time the wait ended.
+    ``on_retry(answer)`` is told of each answer that is being retried.
     """
     due = [first.at]
 
@@ -76,14 +77,16 @@ async def retry(
         due[0] = time.perf_counter() - t0 + seconds
         await asyncio.sleep(seconds)
 
+    last = [first]
     calls = [0]
 
     async def attempt() -> Answer:
         calls[0] += 1
         if calls[0] == 1:
             return first  # attempt 1 already happened: tenacity starts from its answer
-        on_retry()
-        return await send(due[0])
+        on_retry(last[0])
+        last[0] = await send(due[0])
+        return last[0]
 
     retrying = AsyncRetrying(
         sleep=sleep,

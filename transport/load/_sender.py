@@ -290,8 +290,10 @@ class Sender:
         return again
 
     def _count_retry(self, phase: str) -> Any:
-        def counted() -> None:
+        def counted(answer: Answer) -> None:
             self.stats.phase(phase).retries += 1
+            if answer.status >= 500:
+                self.stats.retried_5xx += 1  # answered again: the 503 is not the buyer's last word
 
         return counted
 

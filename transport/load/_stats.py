@@ -98,6 +98,7 @@ class Stats:
         self.failures: list[str] = []  # the first few requests without an answer, for the summary
         self.unfinished = 0  # buyers cut off by the run's time bound (or Ctrl-C)
         self.dispatched_until = 0.0  # run time the last arrival was dispatched
+        self.retried_5xx = 0  # 5xx answers that were retried (not a request's final answer)
 
     def phase(self, name: str) -> PhaseStats:
         p = self.phases.get(name)
@@ -143,7 +144,8 @@ class Stats:
 
     @property
     def http_5xx(self) -> int:
-        return self.status_total(lambda s: s[0] == "5")
+        """Requests whose final answer was a server error (a 503 that a retry answered again is not one)."""
+        return self.status_total(lambda s: s[0] == "5") - self.retried_5xx
 
     @property
     def http_lost(self) -> int:
@@ -174,6 +176,7 @@ class Stats:
             "failures": self.failures,
             "unfinished": self.unfinished,
             "dispatched_until": self.dispatched_until,
+            "retried_5xx": self.retried_5xx,
         }
 
     @classmethod
@@ -202,3 +205,4 @@ class Stats:
         self.failures.extend(data["failures"][: max(0, 20 - len(self.failures))])
         self.unfinished += data["unfinished"]
         self.dispatched_until = max(self.dispatched_until, data["dispatched_until"])
+        self.retried_5xx += data["retried_5xx"]
