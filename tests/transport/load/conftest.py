@@ -57,6 +57,10 @@ class LoadRun:
     json: dict[str, Any] | None
 
 
+def _read_json(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 async def run_load(url: str, *args: str, json_to: Path | None = None) -> LoadRun:
     """Run ``flashsale load URL args...`` (``--json`` to ``json_to`` when given) and collect what it said."""
     argv = [sys.executable, "-m", "flashsale.transport", "load", url, "--no-live", *args]
@@ -71,5 +75,5 @@ async def run_load(url: str, *args: str, json_to: Path | None = None) -> LoadRun
     )
     out, err = await asyncio.wait_for(proc.communicate(), LOAD_TIMEOUT_S)
     assert proc.returncode is not None
-    data = json.loads(json_to.read_text()) if json_to is not None and json_to.exists() else None
+    data = await asyncio.to_thread(_read_json, json_to) if json_to is not None else None
     return LoadRun(proc.returncode, out.decode(), err.decode(), data)

@@ -46,7 +46,8 @@ class BrokenSale:
             return _json(409, {"error": "sold_out", "detail": "sold out"})
         self.sold += 1
         order_id = f"o-{next(self.ids)}"
-        order = {"order_id": order_id, "sku": body["sku"], "user": body["user"], "qty": body["qty"], "status": "reserved"}
+        order = {"order_id": order_id, "sku": body["sku"], "user": body["user"], "qty": body["qty"]}
+        order["status"] = "reserved"
         if not self.forget:
             self.orders[order_id] = order
         return _json(200, {"result": "reserved", "order_id": order_id, "sku": body["sku"], "qty": body["qty"]})
