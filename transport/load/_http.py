@@ -1,4 +1,4 @@
-"""One process's HTTP side: a keep-alive connection pool, requests timed and counted per phase.
+"""One process's HTTP side: requests over the buyers' pool (``_pool``), timed and counted per phase.
 
 Every request goes through :meth:`Http.call`, which counts it against the
 process's request budget, stamps it, and records its answer in
@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from ._pool import Pool
 from ._stats import Stats
 
 MAX_STATUS_KEYS = 64  # distinct "<status> <code>" keys per phase before codes are folded into the status
@@ -50,9 +51,12 @@ LOST = Answer(0, {})
 class Http:
     """Requests to one base URL over one pool; answers recorded in ``stats``."""
 
-    def __init__(self, base: str, session: aiohttp.ClientSession, stats: Stats, t0: float, budget: int) -> None:
+    def __init__(
+        self, base: str, pool: Pool, session: aiohttp.ClientSession, stats: Stats, *, t0: float, budget: int
+    ) -> None:
         self.base = base
-        self.session = session
+        self.pool = pool
+        self.session = session  # for the streams (ticket events)
         self.stats = stats
         self.t0 = t0  # perf_counter() at the run's start
         self.budget = budget
@@ -78,13 +82,8 @@ class Http:
         stats = self.stats
         stats.sent(self.now())
         try:
-            async with self.session.request(
-                method, self.base + path, data=body, headers=headers, params=params
-            ) as resp:
-                raw = await resp.read()
-                status = resp.status
-                retry_after = resp.headers.get("Retry-After")
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            status, raw, retry_after = await self.pool.request(self.pool.encode(method, path, body, headers, params))
+        except (TimeoutError, OSError, ValueError) as exc:
             at = self.now()
             stats.answered(phase, "lost", due, at)
             stats.lost(f"{phase} {method} {path}: {str(exc) or type(exc).__name__}")
@@ -105,7 +104,7 @@ class Http:
         return answer
 
 
-def _seconds(value: str | None) -> float | None:
+def _seconds(value: bytes | None) -> float | None:
     """A ``Retry-After`` in seconds (the HTTP-date form is not used by flashsale and is ignored)."""
     if value is None:
         return None

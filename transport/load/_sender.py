@@ -41,6 +41,7 @@ from flashsale import TrafficEvent
 from ._feed import FeedMode, StockWatch
 from ._http import Answer, BudgetSpent, Http
 from ._identity import Identity
+from ._pool import Pool
 from ._retry import Backoff, retry
 from ._room import Follow, Room, RoomMode
 from ._stats import Stats, record
@@ -101,8 +102,8 @@ class Outcome:
 
 
 def session_for(settings: Settings) -> aiohttp.ClientSession:
-    """The process's one pool: keep-alive connections to the URL, at most ``connections`` of them."""
-    connector = aiohttp.TCPConnector(limit=settings.connections, limit_per_host=0, keepalive_timeout=60)
+    """The process's aiohttp session, for the streams: the stock feed and ticket events."""
+    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60)
     timeout = aiohttp.ClientTimeout(total=settings.timeout)
     return aiohttp.ClientSession(connector=connector, timeout=timeout, skip_auto_headers=("User-Agent",))
 
@@ -115,7 +116,9 @@ class Sender:
         self.stats = Stats(settings.step)
         self.outcome = Outcome(self.stats)
         self.session = session
-        self.http = Http(settings.url.rstrip("/"), session, self.stats, time.perf_counter(), budget)
+        self.pool = Pool(settings.url, limit=settings.connections, timeout=settings.timeout)
+        base = settings.url.rstrip("/")
+        self.http = Http(base, self.pool, session, self.stats, t0=time.perf_counter(), budget=budget)
         self.identity = settings.identity
         self.feed = StockWatch(settings.feed)
         self.room = Room(settings.room, settings.follow, settings.identity)
@@ -160,6 +163,7 @@ class Sender:
                 t.cancel()
             await asyncio.gather(schedule, drained, stopped, return_exceptions=True)
             await self.feed.stop()
+            self.pool.close()
         watching = self.feed.state == "watching"
         self.outcome.feed = f"watching ({self.feed.events} events)" if watching else self.feed.state
         return self.outcome
