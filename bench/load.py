@@ -22,6 +22,7 @@ import tempfile
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 PATH = "/v1/purchase"
 GRACE_S = 30.0  # how much longer than its duration a load run may take before it is killed
@@ -161,6 +162,13 @@ def run_builtin(
     latency. The run's verdict is not this benchmark's business (the bare
     server has no SKU or order routes): the figures come from ``--json``.
     """
+    return parse_load_json(run_flashsale_load(port, sku, prefix, connections, seconds, rate=rate, procs=procs))
+
+
+def run_flashsale_load(
+    port: int, sku: str, prefix: str, connections: int, seconds: float, *, rate: float, procs: int = 1
+) -> dict[str, Any]:
+    """One ``flashsale load`` run against 127.0.0.1:``port``; its ``--json`` figures."""
     with tempfile.TemporaryDirectory(prefix="flashsale-bench-load-") as tmp:
         out = Path(tmp) / "load.json"
         cmd = [str(Path(sys.executable).parent / "flashsale"), "load", f"http://127.0.0.1:{port}", "--no-live"]
@@ -170,12 +178,13 @@ def run_builtin(
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + GRACE_S + 60, check=False)
         if done.returncode not in (0, 99) or not out.exists():  # 99: a breached verdict, still a measured run
             raise RuntimeError(f"flashsale load exited {done.returncode}:\n{done.stderr[-2000:]}")
-        return parse_load_json(json.loads(out.read_text()))
+        data: dict[str, Any] = json.loads(out.read_text())
+        return data
 
 
-def parse_load_json(data: dict[str, object]) -> LoadResult:
+def parse_load_json(data: dict[str, Any]) -> LoadResult:
     """A ``flashsale load --json`` file as a :class:`LoadResult` (the purchase phase)."""
-    phase = data["phases"]["purchase"]  # type: ignore[index]
+    phase = data["phases"]["purchase"]
     status: Counter[int] = Counter()
     lost = 0
     for key, n in phase["status"].items():
@@ -185,7 +194,7 @@ def parse_load_json(data: dict[str, object]) -> LoadResult:
             status[int(key.split()[0])] += n
     return LoadResult(
         tool="flashsale load",
-        seconds=float(data["seconds"]),  # type: ignore[arg-type]
+        seconds=float(data["seconds"]),
         responses=int(phase["count"]) - lost,
         p50_ms=float(phase["p50_ms"]),
         p99_ms=float(phase["p99_ms"]),
