@@ -166,7 +166,8 @@ def run_builtin(
 
 
 def run_flashsale_load(
-    port: int, sku: str, prefix: str, connections: int, seconds: float, *, rate: float, procs: int = 1
+    port: int, sku: str, prefix: str, connections: int, seconds: float, *, rate: float, procs: int = 1,
+    timeout: float = 5.0,
 ) -> dict[str, Any]:
     """One ``flashsale load`` run against 127.0.0.1:``port``; its ``--json`` figures."""
     with tempfile.TemporaryDirectory(prefix="flashsale-bench-load-") as tmp:
@@ -174,7 +175,8 @@ def run_flashsale_load(
         cmd = [str(Path(sys.executable).parent / "flashsale"), "load", f"http://127.0.0.1:{port}", "--no-live"]
         cmd += ["--sku", sku, "--rate", str(rate), "--duration", str(seconds), "--user-prefix", f"{prefix}-"]
         cmd += ["--connections", str(connections), "--procs", str(procs), "--retries", "0"]
-        cmd += ["--feed", "off", "--room", "off", "--audit-orders", "1000", "--timeout", "5", "--json", str(out)]
+        cmd += ["--feed", "off", "--room", "off", "--audit-orders", "1000", "--timeout", str(timeout)]
+        cmd += ["--json", str(out)]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + GRACE_S + 60, check=False)
         if done.returncode not in (0, 99) or not out.exists():  # 99: a breached verdict, still a measured run
             raise RuntimeError(f"flashsale load exited {done.returncode}:\n{done.stderr[-2000:]}")

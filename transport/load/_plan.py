@@ -10,6 +10,7 @@ its share (every P-th event), and a run is reproducible from its seed.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -76,8 +77,19 @@ def flag_crowd(
 
 
 def share(events: Sequence[TrafficEvent], index: int, procs: int) -> list[tuple[int, TrafficEvent]]:
-    """Process ``index``'s events of ``procs``: every ``procs``-th, with its index in the whole run."""
-    return [(i, e) for i, e in enumerate(events) if i % procs == index]
+    """Process ``index``'s events of ``procs``, each with its index in the whole run.
+
+    A buyer's events all go to one process (by a CRC of the name: the same on
+    every machine), so a scenario's later pay or cancel by buyer and SKU finds
+    the order its purchase made; events without a buyer go by their index.
+    """
+    if procs == 1:
+        return list(enumerate(events))
+    return [(i, e) for i, e in enumerate(events) if _owner(i, e, procs) == index]
+
+
+def _owner(i: int, e: TrafficEvent, procs: int) -> int:
+    return zlib.crc32(e.user.encode()) % procs if e.user is not None else i % procs
 
 
 def span(events: Sequence[TrafficEvent]) -> float:

@@ -191,7 +191,7 @@ class Sender:
             n += 1
 
     async def _drain(self, schedule: asyncio.Task[None]) -> None:
-        await schedule
+        await asyncio.wait({schedule})  # done or stopped: either way, the buyers started are awaited
         while self.tasks:
             await asyncio.wait(list(self.tasks))
 
@@ -319,10 +319,11 @@ class Sender:
             self.stats.skipped[f"{ev.op}: no reservation"] += 1
             return
         user = orders[order_id][0] if order_id in orders else (ev.user or "")
-        headers = {**self.identity.headers(user), "Content-Type": "application/json"}
-        answer = await self.http.call(
-            ev.op, "POST", f"/v1/orders/{order_id}/{ev.op}", due, body=self.identity.change_body(user), headers=headers
-        )
+        body = self.identity.change_body(user)
+        headers = self.identity.headers(user)
+        if body:
+            headers = {**headers, "Content-Type": "application/json"}
+        answer = await self.http.call(ev.op, "POST", f"/v1/orders/{order_id}/{ev.op}", due, body=body, headers=headers)
         if answer.status == 200:
             self.outcome.closed[order_id] = str(answer.data.get("status", ev.op))
 
