@@ -19,6 +19,7 @@ from ._bridge import LoopBridge
 from ._buckets import BucketSpec, LeakyBucket, TokenBucket
 from ._dedup import DedupActor
 from ._inventory import InventoryActor, SkuStock, reserved_outcome
+from ._keys import KeyGauges
 from ._ledger import LedgerInventoryActor, SharedLimiterActor
 from ._limiter import LimiterActor, LimiterGauges
 from ._messages import (
@@ -27,6 +28,7 @@ from ._messages import (
     DrainQueue,
     Flush,
     GetOrder,
+    KeysFinal,
     LimiterTick,
     Order,
     OrdersClosed,
@@ -60,6 +62,8 @@ __all__ = [
     "Flush",
     "GetOrder",
     "InventoryActor",
+    "KeyGauges",
+    "KeysFinal",
     "LeakyBucket",
     "LedgerError",
     "LedgerInventoryActor",

@@ -43,6 +43,7 @@ from flashsale.actors import (
     Flush,
     GetOrder,
     InventoryActor,
+    KeyGauges,
     LedgerError,
     LedgerInventoryActor,
     LedgerSku,
@@ -245,6 +246,7 @@ class SaleEngine:
         self._actors: list[pykka.ActorRef[Any]] = []
         self.gauges = WriterGauges()
         self.limiter_gauges = LimiterGauges()
+        self.key_gauges = KeyGauges(config.limits.max_idempotency_keys)
         self._sold_out: dict[tuple[str, int], Outcome] = {}
         self._ticker: asyncio.Task[None] | None = None
         self._waker: _Waker | None = None
@@ -303,6 +305,9 @@ class SaleEngine:
             recovered=recovered,
             key_ttl_us=round(cfg.limits.idempotency_ttl * 1_000_000),
             max_keys=cfg.limits.max_idempotency_keys,
+            max_keys_per_buyer=cfg.limits.max_idempotency_keys_per_buyer,
+            max_keys_per_ip=cfg.limits.max_idempotency_keys_per_ip,
+            key_gauges=self.key_gauges,
         )
         pipeline.dedup_skus = frozenset(s.id for s in cfg.skus if s.per_user_limit is not None)
         lim = cfg.limits

@@ -102,9 +102,13 @@ async def healthz(request: web.Request) -> web.Response:
 @routes.get("/readyz")
 @guarded
 async def readyz(request: web.Request) -> web.Response:
-    checks = request.app[ENGINE].readiness()
+    engine = request.app[ENGINE]
+    checks = engine.readiness()
     ready = all(checks.values())
-    return json_response(200 if ready else 503, {"ready": ready, "checks": checks})
+    body: dict[str, object] = {"ready": ready, "checks": checks}
+    if engine.config.backend == "memory":  # the key table's fill: a full table refuses only its biggest holders
+        body["idempotency_keys"] = {"live": engine.key_gauges.live, "max": engine.key_gauges.capacity}
+    return json_response(200 if ready else 503, body)
 
 
 @routes.get("/metrics")

@@ -64,6 +64,8 @@ class LimitsConfig:
     max_writer_backlog: int = 50_000
     idempotency_ttl: float = 86_400.0
     max_idempotency_keys: int = 200_000
+    max_idempotency_keys_per_buyer: int = 16
+    max_idempotency_keys_per_ip: int = 1_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +156,8 @@ class Config:
             "max_writer_backlog": lim.max_writer_backlog,
             "idempotency_ttl": lim.idempotency_ttl,
             "max_idempotency_keys": lim.max_idempotency_keys,
+            "max_idempotency_keys_per_buyer": lim.max_idempotency_keys_per_buyer,
+            "max_idempotency_keys_per_ip": lim.max_idempotency_keys_per_ip,
         }
         for key, spec in (
             ("global", lim.global_bucket),
@@ -363,6 +367,8 @@ class _Reader:
                 "max_writer_backlog",
                 "idempotency_ttl",
                 "max_idempotency_keys",
+                "max_idempotency_keys_per_buyer",
+                "max_idempotency_keys_per_ip",
             },
         )
         d = LimitsConfig()
@@ -377,6 +383,12 @@ class _Reader:
             max_writer_backlog=self.positive(lt, "max_writer_backlog", "limits", d.max_writer_backlog),
             idempotency_ttl=self.seconds(lt, "idempotency_ttl", "limits", d.idempotency_ttl),
             max_idempotency_keys=self.positive(lt, "max_idempotency_keys", "limits", d.max_idempotency_keys),
+            max_idempotency_keys_per_buyer=self.positive(
+                lt, "max_idempotency_keys_per_buyer", "limits", d.max_idempotency_keys_per_buyer
+            ),
+            max_idempotency_keys_per_ip=self.positive(
+                lt, "max_idempotency_keys_per_ip", "limits", d.max_idempotency_keys_per_ip
+            ),
         )
 
         sv = self.table(
