@@ -375,6 +375,8 @@ class SaleEngine:
             cfg.redis,
             skus=[s.id for s in cfg.skus],
             idempotency_ttl=limits.idempotency_ttl,
+            keys_per_buyer=limits.max_idempotency_keys_per_buyer,
+            keys_per_ip=limits.max_idempotency_keys_per_ip,
             per_user=limits.per_user,
             per_ip=limits.per_ip,
         )
