@@ -98,6 +98,8 @@ class PostgresConfig:
     url: str = "postgresql://127.0.0.1:5432/flashsale"
     batch: int = 500
     claim_idle: float = 30.0
+    sale: str = ""
+    """The sale's key in PostgreSQL (rows are keyed by it and the order id); empty: ``redis.prefix``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -452,7 +454,7 @@ class _Reader:
         )
 
     def postgres(self, data: Any) -> PostgresConfig:
-        t = self.table(data, "postgres", {"url", "batch", "claim_idle"})
+        t = self.table(data, "postgres", {"url", "batch", "claim_idle", "sale"})
         d = PostgresConfig()
         url = self.value(t, "url", str, "postgres", d.url)
         if not url.startswith(("postgresql://", "postgres://")):
@@ -461,4 +463,11 @@ class _Reader:
             url=url,
             batch=self.positive(t, "batch", "postgres", d.batch),
             claim_idle=self.seconds(t, "claim_idle", "postgres", d.claim_idle),
+            sale=self._sale(t),
         )
+
+    def _sale(self, t: Mapping[str, Any]) -> str:
+        sale = self.value(t, "sale", str, "postgres", "")
+        if sale and not SKU_ID.fullmatch(sale):
+            raise self.fail("postgres.sale", f"{sale!r} must be 1-64 of A-Z a-z 0-9 . _ -")
+        return sale
