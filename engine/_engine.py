@@ -74,7 +74,7 @@ from .config import Config
 from .stores import SQLiteOrderStore
 
 if TYPE_CHECKING:
-    from .redis import OrderSink, RedisLedger, SinkGauges
+    from .redis import OrderArchive, OrderSink, RedisLedger, SinkGauges
     from .scenario import ScenarioRecorder
 
 log = logging.getLogger("flashsale.engine")
@@ -82,6 +82,8 @@ log = logging.getLogger("flashsale.engine")
 MAX_USER_LEN = 128
 MAX_KEY_LEN = 255
 MAX_RESTOCK = 1_000_000_000
+ARCHIVE_LOOKUPS = 4
+"""Order lookups in PostgreSQL in flight at once (redis backend, orders Redis does not have)."""
 
 
 def _storable(text: str) -> bool:
@@ -253,6 +255,8 @@ class SaleEngine:
         self._ledger: RedisLedger | None = None
         self._breaker: Breaker | None = None
         self._sink: OrderSink | None = None
+        self._archive: OrderArchive | None = None  # redis backend: orders Redis does not have, from PostgreSQL
+        self._archive_slots: asyncio.Semaphore | None = None
         limits = config.limits
         self._max_qty = limits.max_qty
         self._max_inflight = limits.max_inflight
@@ -367,7 +371,13 @@ class SaleEngine:
 
     async def _start_on_ledger(self, bridge: LoopBridge) -> None:
         """Open the Redis ledger, start the ledger stages and the order sink (``backend = "redis"``)."""
-        from .redis import OrderSink, RedisLedger  # noqa: PLC0415 - only this backend needs redis and psycopg
+        from .redis import (  # noqa: PLC0415 - only this backend needs redis and psycopg
+            OrderArchive,
+            OrderSink,
+            RebuildError,
+            RedisLedger,
+            SaleRebuilder,
+        )
 
         cfg = self.config
         limits = cfg.limits
@@ -385,10 +395,14 @@ class SaleEngine:
             for s in cfg.skus
         ]
         try:
+            # A Redis that lost the sale gets it back from PostgreSQL before INIT could start it over.
+            await asyncio.to_thread(SaleRebuilder(cfg.redis, cfg.postgres, limits.idempotency_ttl).run, skus)
             views = await asyncio.to_thread(ledger.open, skus)
-        except LedgerError as exc:
+        except (LedgerError, RebuildError) as exc:
             ledger.close()
             raise Unavailable(str(exc)) from exc
+        self._archive = OrderArchive(cfg.postgres.url, cfg.postgres.sale or cfg.redis.prefix)
+        self._archive_slots = asyncio.Semaphore(ARCHIVE_LOOKUPS)
         for view in views:
             self._views[view.sku] = view
         breaker = self._breaker = Breaker(cfg.redis.breaker_failures, round(cfg.redis.breaker_reset * 1_000_000))
@@ -454,6 +468,8 @@ class SaleEngine:
             self._sink.stop(grace)  # what it read is written and acknowledged; the rest stays pending in Redis
         if self._ledger is not None:
             self._ledger.close()
+        if self._archive is not None:
+            self._archive.close()
 
     async def _ask_writer_flush(self) -> None:
         assert self._loop is not None
@@ -639,9 +655,28 @@ class SaleEngine:
             raise InvalidRequest("order_id", "must be a string")
         found = await self._ask(lambda fut: (self._order_owner(order_id), GetOrder(order_id, fut)))
         if found is None:
+            found = await self._archived(order_id)
+        if found is None:
             raise UnknownOrder(order_id)
         assert isinstance(found, Order)
         return found
+
+    async def _archived(self, order_id: str) -> Order | None:
+        """The order as PostgreSQL has it (redis backend), for an order Redis does not know; ``None`` otherwise.
+
+        At most :data:`ARCHIVE_LOOKUPS` at once: beyond that, ``Unavailable``
+        at once, so made-up ids cannot queue up work on PostgreSQL.
+        """
+        archive, slots = self._archive, self._archive_slots
+        if archive is None or slots is None:
+            return None
+        if slots.locked():
+            raise Unavailable("too many order lookups in PostgreSQL at once; retry shortly")
+        async with slots:
+            try:
+                return await asyncio.to_thread(archive.get, order_id)
+            except Exception as exc:  # psycopg's errors: this module never imports psycopg
+                raise Unavailable(f"postgresql: {exc}") from exc
 
     async def restock(self, sku: str, qty: int) -> SkuView:
         """Add ``qty`` units to ``sku``; returns the view once the restock is stored."""
@@ -679,6 +714,9 @@ class SaleEngine:
         if self._recorder is not None:
             self._recorder.operation(at, "pay" if status == "paid" else "cancel", order=order_id)
         if result.refused == "unknown_order":
+            stored = await self._archived(order_id)  # final orders of a sale Redis lost live in PostgreSQL only
+            if stored is not None and stored.status != "reserved":
+                raise TransitionRefused(stored, "not_reserved")
             raise UnknownOrder(order_id)
         if result.refused == "unavailable":
             raise Unavailable("the order store could not record the change")

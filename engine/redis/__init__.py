@@ -6,7 +6,9 @@
 only ``backend = "redis"`` does, through the ``flashsale[redis]`` extra.
 """
 
+from ._archive import OrderArchive
 from ._ledger import RedisLedger
+from ._rebuild import RebuildError, SaleRebuilder
 from ._sink import OrderSink, SinkGauges, stream_key
 
-__all__ = ["OrderSink", "RedisLedger", "SinkGauges", "stream_key"]
+__all__ = ["OrderArchive", "OrderSink", "RebuildError", "RedisLedger", "SaleRebuilder", "SinkGauges", "stream_key"]
