@@ -1,4 +1,4 @@
-"""A Redis without persistence killed mid-sale and restarted empty: the sale comes back from PostgreSQL, never re-sold."""
+"""A Redis without persistence killed mid-sale and restarted empty: the sale comes back from PostgreSQL, not re-sold."""
 
 from __future__ import annotations
 
