@@ -17,7 +17,7 @@ time arrives in messages.
 from ._breaker import Breaker
 from ._bridge import LoopBridge
 from ._buckets import BucketSpec, LeakyBucket, TokenBucket
-from ._dedup import KEY_RETRY_AFTER, DedupActor
+from ._dedup import DedupActor
 from ._inventory import InventoryActor, SkuStock, reserved_outcome
 from ._keys import KeyGauges
 from ._ledger import LedgerInventoryActor, SharedLimiterActor
@@ -53,7 +53,6 @@ from ._ports import LedgerError, LedgerSku, OrderStore, Recovered, RestockRecord
 from ._writer import OrderWriterActor, WriterGauges
 
 __all__ = [
-    "KEY_RETRY_AFTER",
     "Breaker",
     "BucketSpec",
     "ChangeOrder",

@@ -33,8 +33,6 @@ _REFUSED_KEY = {
     BUYER: "this buyer has too many purchases with an Idempotency-Key still open; pay or cancel them first",
     FULL: "too many purchases with an Idempotency-Key are open from this address",
 }
-KEY_RETRY_AFTER = 1.0
-"""Seconds a buyer refused for holding too many keys is told to wait (keys free up as orders settle)."""
 
 
 class DedupActor(Stage):
@@ -112,9 +110,8 @@ class DedupActor(Stage):
                 why = self._keys.admit(k, entry)
                 if why is not None:
                     detail = _REFUSED_KEY.get(why, _REFUSED_KEY[FULL])
-                    replies.append(
-                        (p.reply, Outcome("rate_limited", p.sku, p.qty, retry_after=KEY_RETRY_AFTER, detail=detail))
-                    )
+                    wait = KeyGauges.RETRY_AFTER
+                    replies.append((p.reply, Outcome("rate_limited", p.sku, p.qty, retry_after=wait, detail=detail)))
                     continue
             limit = self._limits.get(p.sku)
             if limit is not None:

@@ -24,7 +24,7 @@ Three bounds, so that no client can lock other buyers out:
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from ._messages import Outcome
 
@@ -54,6 +54,9 @@ class KeyGauges:
     """The table's fill for ``/readyz`` and ``/metrics``; written by the dedup actor's thread only."""
 
     __slots__ = ("capacity", "evicted", "live", "refused")
+
+    RETRY_AFTER: ClassVar[float] = 1.0
+    """Seconds a buyer or address refused for holding too many keys is told to wait (keys free up as orders settle)."""
 
     def __init__(self, capacity: int = 0) -> None:
         self.capacity = capacity

@@ -20,6 +20,9 @@ from flashsale._clock import from_datetime, to_datetime
 from flashsale._errors import ConfigError
 from flashsale.actors import BucketSpec
 
+from ._connections import KEYS as CONNECTION_KEYS
+from ._connections import ConnectionsConfig, read_connections
+
 SKU_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # whole string: use fullmatch ($ allows a final newline)
 T = TypeVar("T")
 
@@ -115,6 +118,7 @@ class Config:
     backend: Literal["memory", "redis"] = "memory"
     redis: RedisConfig = field(default_factory=RedisConfig)
     postgres: PostgresConfig = field(default_factory=PostgresConfig)
+    connections: ConnectionsConfig = field(default_factory=ConnectionsConfig)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], source: str = "<config>") -> Config:
@@ -190,6 +194,7 @@ class Config:
             "backend": self.backend,
             "redis": {f.name: getattr(self.redis, f.name) for f in fields(self.redis)},
             "postgres": {f.name: getattr(self.postgres, f.name) for f in fields(self.postgres)},
+            "connections": {f.name: getattr(self.connections, f.name) for f in fields(self.connections)},
         }
 
     def sku(self, sku_id: str) -> SkuConfig:
@@ -330,7 +335,9 @@ class _Reader:
 
     def config(self, data: Mapping[str, Any]) -> Config:
         top = self.table(
-            data, "top level", {"sku", "store", "limits", "server", "engine", "backend", "redis", "postgres"}
+            data,
+            "top level",
+            {"sku", "store", "limits", "server", "engine", "backend", "redis", "postgres", "connections"},
         )
         raw_skus = top.get("sku")
         if not isinstance(raw_skus, list) or not raw_skus:
@@ -434,6 +441,9 @@ class _Reader:
             backend=backend,  # checked just above: a Literal member
             redis=self.redis(top.get("redis", {})),
             postgres=self.postgres(top.get("postgres", {})),
+            connections=read_connections(
+                self.table(top.get("connections", {}), "connections", set(CONNECTION_KEYS)), self.seconds, self.positive
+            ),
         )
 
     def redis(self, data: Any) -> RedisConfig:

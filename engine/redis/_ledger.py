@@ -26,9 +26,9 @@ from redis.exceptions import NoScriptError, RedisError
 from redis.retry import Retry
 
 from flashsale.actors import (
-    KEY_RETRY_AFTER,
     BucketSpec,
     ChangeResult,
+    KeyGauges,
     LedgerError,
     LedgerSku,
     Order,
@@ -92,7 +92,7 @@ def _outcome(p: Purchase, answer: str) -> Outcome:
             if rest == "buyer"
             else "too many purchases with an Idempotency-Key are open from this address"
         )
-        return Outcome("rate_limited", sku, qty, retry_after=KEY_RETRY_AFTER, detail=detail)
+        return Outcome("rate_limited", sku, qty, retry_after=KeyGauges.RETRY_AFTER, detail=detail)
     if kind == "idempotency_key_reused":
         return Outcome(
             "idempotency_key_reused",
