@@ -17,7 +17,7 @@ from aiohttp import web
 from flashsale import Config, SaleEngine
 
 from ._client_ip import ClientIp
-from ._handlers import CLIENT_IP, ENGINE, MAX_BODY, METRICS, RENDER, guarded, not_routed
+from ._handlers import BODY_TIMEOUT, CLIENT_IP, ENGINE, MAX_BODY, METRICS, RENDER, guarded, not_routed
 from ._metrics import Metrics
 from ._render import OutcomeRenderer
 from ._routes import routes
@@ -33,6 +33,7 @@ def create_app(config: Config, *, engine: SaleEngine | None = None) -> web.Appli
     app[RENDER] = OutcomeRenderer()
     app[MAX_BODY] = config.server.max_body_bytes
     app[CLIENT_IP] = ClientIp(config.server.trusted_proxies)
+    app[BODY_TIMEOUT] = config.connections.body_timeout
     app.add_routes(routes)
     app.router.add_route("*", "/{tail:.*}", guarded(not_routed))  # last: only what nothing else matched
     app.cleanup_ctx.append(_engine_lifecycle)
