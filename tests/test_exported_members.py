@@ -7,7 +7,7 @@ import types
 import pytest
 
 import flashsale
-from flashsale import actors, transport
+from flashsale import actors, testing, transport
 
 EXPECTED = {
     actors: [
@@ -17,6 +17,7 @@ EXPECTED = {
         "ChangeResult",
         "DedupActor",
         "DrainQueue",
+        "FlashsaleError",
         "Flush",
         "GetOrder",
         "InventoryActor",
@@ -25,6 +26,7 @@ EXPECTED = {
         "LeakyBucket",
         "LedgerError",
         "LedgerInventoryActor",
+        "LedgerRefused",
         "LedgerSku",
         "LimiterActor",
         "LimiterGauges",
@@ -39,8 +41,11 @@ EXPECTED = {
         "Pipeline",
         "Purchase",
         "PurchaseBatch",
+        "PurchaseQueue",
+        "PurchasesWaiting",
         "Recovered",
         "ReleaseHolds",
+        "Reply",
         "Restock",
         "RestockRecord",
         "Result",
@@ -52,10 +57,12 @@ EXPECTED = {
         "SkuTotals",
         "SkuView",
         "Stage",
+        "StageFailed",
         "StockLedger",
         "StoreError",
         "Tick",
         "TokenBucket",
+        "Unavailable",
         "WriteOrders",
         "WriteRestock",
         "WriterGauges",
@@ -107,6 +114,7 @@ EXPECTED = {
         "wall_clock",
     ],
     transport: ["ENGINE", "METRICS", "configure_logging", "create_app", "main"],
+    testing: ["PostgresServer", "RedisServer", "ServerFailed", "free_port", "wait_until"],
 }
 
 PACKAGES = pytest.mark.parametrize("package", list(EXPECTED), ids=lambda p: p.__name__)

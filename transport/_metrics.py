@@ -79,9 +79,9 @@ class Metrics:
 
 def _key_lines(engine: SaleEngine) -> list[str]:
     """The idempotency key table's fill and refusals (memory backend: the dedup actor's table)."""
-    if engine.config.backend != "memory":
-        return []
     k = engine.key_gauges
+    if k is None:
+        return []
     return [
         "# HELP flashsale_idempotency_keys Live idempotency keys (in flight, or holding a reserved order).",
         "# TYPE flashsale_idempotency_keys gauge",

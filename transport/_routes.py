@@ -107,8 +107,9 @@ async def readyz(request: web.Request) -> web.Response:
     checks = engine.readiness()
     ready = all(checks.values())
     body: dict[str, object] = {"ready": ready, "checks": checks}
-    if engine.config.backend == "memory":  # the key table's fill: a full table refuses only its biggest holders
-        body["idempotency_keys"] = {"live": engine.key_gauges.live, "max": engine.key_gauges.capacity}
+    keys = engine.key_gauges
+    if keys is not None:  # the key table's fill: a full table refuses only its biggest holders
+        body["idempotency_keys"] = {"live": keys.live, "max": keys.capacity}
     return json_response(200 if ready else 503, body)
 
 

@@ -153,7 +153,7 @@ async def test_parser_errors_are_json(live: Serve, request_bytes: bytes, status:
 
 
 async def test_trouble_is_one_line_per_kind_per_interval(live: Serve) -> None:
-    """200 malformed requests log one line at once and one summary with the count, not 200 lines."""
+    """200 malformed requests log a line at once and a summary with the count per interval, not 200 lines."""
     port = await live()
     loop = asyncio.get_running_loop()
     TROUBLE.interval = 0.5
@@ -167,8 +167,9 @@ async def test_trouble_is_one_line_per_kind_per_interval(live: Serve) -> None:
     finally:
         TROUBLE.interval = 10.0
     lines = [e for e in logs if e["event"] == "malformed request"]
-    assert len(lines) == 2
-    assert lines[1]["count"] == 199
+    assert sum(e.get("count", 1) for e in lines) == 200  # every one counted ...
+    assert len(lines) <= 10  # ... in two lines per half second (a loaded machine takes a few)
+    assert lines[-1]["repeated"] is True
 
 
 @pytest.fixture
