@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from flashsale._clock import from_datetime, to_datetime
+from flashsale._clock import from_datetime, no_offset, to_datetime
 from flashsale._errors import ConfigError
 from flashsale.actors import BucketSpec
 
@@ -269,6 +269,8 @@ class _Reader:
                 raise self.fail(f"{where}.{key}", f"not an ISO 8601 time: {v!r}") from None
         if not isinstance(v, datetime):
             raise self.fail(f"{where}.{key}", f"must be a date-time like 2026-11-11T00:00:00Z, got {v!r}")
+        if v.tzinfo is None:  # a local time would be read as UTC: hours early or late, silently
+            raise self.fail(f"{where}.{key}", no_offset(v))
         return from_datetime(v)
 
     def bucket(self, data: Mapping[str, Any], key: str) -> BucketSpec | None:
