@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 
 import psycopg
@@ -21,28 +20,16 @@ from flashsale import (
     TransitionRefused,
     Unavailable,
 )
-from tests.distributed.conftest import START_TIMEOUT, RedisServer, wait_until
-from tests.distributed.pg import free_port
+from flashsale.testing import RedisServer, free_port, wait_until
 
 STOCK = 5
 
 
-class VolatileRedis(RedisServer):
-    """A redis-server with no AOF and no snapshots: a restart comes back empty."""
-
-    def start(self) -> None:
-        argv = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir)]
-        argv += ["--appendonly", "no", "--save", "", "--logfile", "redis.log"]
-        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_until(self._answers, START_TIMEOUT, f"redis-server on port {self.port}")
-
-
 @pytest.fixture
-def volatile() -> Iterator[VolatileRedis]:
-    server = VolatileRedis()
-    server.start()
-    yield server
-    server.kill()
+def volatile() -> Iterator[RedisServer]:
+    """A redis-server with no AOF and no snapshots: a restart comes back empty."""
+    with RedisServer(appendfsync=None) as server:
+        yield server
 
 
 def sale(redis_url: str, pg_url: str) -> Config:
@@ -75,7 +62,7 @@ def held_in_postgres(pg_url: str) -> int:
 
 
 async def test_lost_redis_state_is_rebuilt_and_never_resold(
-    volatile: VolatileRedis, pg_url: str, clock: ManualClock
+    volatile: RedisServer, pg_url: str, clock: ManualClock
 ) -> None:
     """Kill Redis mid-sale, restart it empty: stock, limits and live orders come back; the record stays within stock."""
     config = sale(volatile.url, pg_url)
@@ -108,7 +95,7 @@ async def test_lost_redis_state_is_rebuilt_and_never_resold(
 
 
 async def test_a_lost_sale_with_postgres_unreadable_refuses_to_start(
-    volatile: VolatileRedis, pg_url: str, clock: ManualClock
+    volatile: RedisServer, pg_url: str, clock: ManualClock
 ) -> None:
     """Redis has no sale and PostgreSQL does not answer: the worker will not start a sale that may have sold."""
     config = sale(volatile.url, f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")
