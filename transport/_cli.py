@@ -59,6 +59,7 @@ from . import load
 from ._against import run_against
 from ._app import create_app
 from ._logging import configure_logging
+from ._server import serve
 
 log = structlog.get_logger("flashsale.cli")
 
@@ -178,17 +179,18 @@ def _run_app(config: Config, server: ServerConfig, reuse_port: bool, recorder: S
     gc.set_threshold(*GC_THRESHOLDS)
     app = create_app(config, engine=SaleEngine(config, recorder=recorder))
     app.cleanup_ctx.append(_freeze_startup_heap)  # after the engine's own: it runs once the sale has started
-    web.run_app(
+    # Timeouts, connection caps and JSON parser errors: transport/_server.py.
+    listening = serve(
         app,
+        config,
         host=server.host,
         port=server.port,
-        access_log=None,
+        reuse_port=reuse_port,
         # Called once the socket is bound: the line to wait for before sending traffic.
-        print=lambda _: log.info("listening", url=f"http://{server.host}:{server.port}"),
-        loop=loop_factory() if loop_factory else None,
-        shutdown_timeout=10.0,
-        reuse_port=reuse_port or None,
+        listening=lambda port: log.info("listening", url=f"http://{server.host}:{port}"),
     )
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(listening)
 
 
 def _refuse_workers(n: int, config: Config, record: str | None) -> str:
