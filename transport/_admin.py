@@ -3,14 +3,17 @@
 Present only when ``[admin] token`` or ``token_file`` is configured (else
 every ``/v1/admin/`` path is the catch-all's 404). Every request carries
 ``Authorization: Bearer <token>``, compared in constant time
-(:func:`hmac.compare_digest`); anything else is ``401 unauthenticated``.
+(:func:`hmac.compare_digest`), or the dashboard's signed session cookie with
+its ``X-Flashsale-Dashboard`` header (:mod:`._dashboard_session`); anything
+else is ``401 unauthenticated``.
 
 =======================================  ==========================================
 ``POST /v1/admin/skus/{sku}/pause``      the SKU answers purchases ``409 sale_paused``
 ``POST /v1/admin/skus/{sku}/resume``     it sells again
 ``POST /v1/admin/skus/{sku}/end``        its sale window ends now (``sale_not_open``)
 ``POST /v1/admin/skus/{sku}/restock``    body ``{"qty": n}``: n more units
-``PUT /v1/admin/limits``                 body ``{"<scope>": {"rate", "burst"}}``: live
+``PUT /v1/admin/limits``                 body ``{"<scope>": {"rate", "burst"}}``: live (409 when
+                                         the config has no such scope)
 ``GET /v1/admin/overview``               everything the dashboard shows, as JSON
 =======================================  ==========================================
 
@@ -36,11 +39,13 @@ from aiohttp import web
 from flashsale import ConfigError, SaleEngine
 from flashsale.config import limit_changes
 
+from ._dashboard import DASHBOARD
 from ._feed import FEED, status_of
 from ._handlers import CLIENT_IP, ENGINE, METRICS, REQUEST_ID, guarded, refuse
 from ._render import iso, json_response, sku_json
 
 log = structlog.get_logger("flashsale.admin")
+SCOPES = ("global", "per_sku", "per_user", "per_ip")
 
 TOKEN = web.AppKey("admin_token", bytes)
 routes = web.RouteTableDef()
@@ -51,10 +56,13 @@ def admin(handler: Any) -> Any:
     """Check the bearer token before ``handler`` runs (inside :func:`guarded`: errors are JSON)."""
 
     async def run(request: web.Request) -> web.StreamResponse:
+        if TOKEN not in request.app:  # no admin API: the same 404 as any path that does not exist
+            raise web.HTTPNotFound
         given = request.headers.get("Authorization", "")
         scheme, _, token = given.partition(" ")
         # Digests of equal length compared in constant time: no timing oracle on the token's content or length.
-        if scheme.lower() != "bearer" or not hmac.compare_digest(_digest(token.strip()), request.app[TOKEN]):
+        bearer = scheme.lower() == "bearer" and hmac.compare_digest(_digest(token.strip()), request.app[TOKEN])
+        if not bearer and not _dashboard_session(request):
             response = refuse(request, "send Authorization: Bearer <admin token>", "unauthenticated", 401)
             response.headers["WWW-Authenticate"] = 'Bearer realm="flashsale-admin"'
             return response
@@ -63,6 +71,12 @@ def admin(handler: Any) -> Any:
 
     run.__name__ = handler.__name__
     return guarded(run)
+
+
+def _dashboard_session(request: web.Request) -> bool:
+    dashboard = request.app.get(DASHBOARD)
+    signer = None if dashboard is None else dashboard.signer
+    return signer is not None and signer.signed_in(request)
 
 
 def _digest(token: str) -> bytes:
@@ -74,6 +88,8 @@ def _who(request: web.Request) -> dict[str, str | None]:
     name = request.headers.get("X-Operator")
     if name is not None and not (0 < len(name) <= _MAX_OPERATOR and name.isprintable()):
         name = None
+    if name is None and "Authorization" not in request.headers:
+        name = "dashboard"  # signed in with the dashboard's session cookie
     return {"ip": request.app[CLIENT_IP](request), "operator": name}
 
 
@@ -147,6 +163,10 @@ async def set_limits(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     try:
         body = await _json_body(request)
+        missing = sorted(set(body) - set(engine.limits)) if type(body) is dict else []
+        if missing and missing[0] in SCOPES:
+            detail = f"limits.{missing[0]} is not configured; only a scope the config has changes live"
+            return refuse(request, detail, "not_configured", 409)
         changes = limit_changes(body, engine.limits)
     except _BadBody as exc:
         return refuse(request, str(exc))
@@ -192,8 +212,7 @@ def overview_json(app: web.Application) -> dict[str, Any]:
 
 
 def install_admin(app: web.Application, token: str | None) -> None:
-    """Add the admin routes when a token is configured (before the app's catch-all route)."""
-    if token is None:
-        return
-    app[TOKEN] = _digest(token)
+    """Add the admin routes (before the app's catch-all route); without a token each answers 404."""
+    if token is not None:
+        app[TOKEN] = _digest(token)
     app.add_routes(routes)

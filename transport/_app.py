@@ -18,10 +18,12 @@ from flashsale import Config, SaleEngine
 
 from ._admin import install_admin
 from ._client_ip import ClientIp
+from ._dashboard import add_dashboard
 from ._feed import FEED, install_feed
-from ._handlers import CLIENT_IP, ENGINE, MAX_BODY, METRICS, REGISTRY, RENDER, guarded, not_routed
+from ._handlers import BODY_TIMEOUT, CLIENT_IP, ENGINE, MAX_BODY, METRICS, REGISTRY, RENDER, guarded, not_routed
 from ._metrics import Metrics, sharing
 from ._metrics_share import from_env
+from ._openapi import add_openapi
 from ._render import OutcomeRenderer
 from ._routes import routes
 
@@ -36,9 +38,12 @@ def create_app(config: Config, *, engine: SaleEngine | None = None) -> web.Appli
     app[RENDER] = OutcomeRenderer()
     app[MAX_BODY] = config.server.max_body_bytes
     app[CLIENT_IP] = ClientIp(config.server.trusted_proxies)
+    app[BODY_TIMEOUT] = config.connections.body_timeout
     app.add_routes(routes)
     install_feed(app, engine, config.feed)  # GET /v1/events, /v1/skus/{sku}/events
     install_admin(app, config.admin.token)  # /v1/admin/... only with [admin] token or token_file
+    add_openapi(app, config)  # GET /openapi.json (entries in _openapi_routes.py)
+    add_dashboard(app, config.admin.token)  # /dashboard, behind [admin] token
     share = from_env()  # under serve --workers N: a scrape of any worker answers for all
     app[REGISTRY] = app[METRICS].registry(engine, app[FEED], share)
     app.router.add_route("*", "/{tail:.*}", guarded(not_routed))  # last: only what nothing else matched

@@ -191,6 +191,7 @@ class _Collector(Collector):
         for check, ok in engine.readiness().items():
             ready.add_metric([check], int(ok))
         yield ready
+        yield from _key_families(engine)
         if self._feed is not None:
             yield _gauge(
                 "flashsale_feed_listeners", "Open live stock feeds (SSE) of this process.", self._feed.listeners
@@ -225,6 +226,28 @@ class _Collector(Collector):
             yield CounterMetricFamily(
                 "flashsale_sink_rejected", "Malformed entries kept in order_rejects.", value=sink.rejected
             )
+
+
+def _key_families(engine: SaleEngine) -> Iterator[Metric]:
+    """The idempotency key table's fill and refusals (memory backend: the dedup actor's table)."""
+    k = engine.key_gauges
+    if k is None:
+        return
+    yield _gauge(
+        "flashsale_idempotency_keys", "Live idempotency keys (in flight, or holding a reserved order).", k.live
+    )
+    yield _gauge("flashsale_idempotency_keys_max", "The key table's size (limits.max_idempotency_keys).", k.capacity)
+    refused = CounterMetricFamily(
+        "flashsale_idempotency_keys_refused", "New keys refused, by the bound that refused them.", labels=["bound"]
+    )
+    for bound, n in sorted(k.refused.items()):
+        refused.add_metric([bound], n)
+    yield refused
+    yield CounterMetricFamily(
+        "flashsale_idempotency_keys_evicted",
+        "Settled keys of the biggest holder forgotten for a newcomer.",
+        value=k.evicted,
+    )
 
 
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:

@@ -17,12 +17,14 @@ from ._config import (
     StoreConfig,
     demo_config,
 )
+from ._connections import ConnectionsConfig
 from ._feed import FeedConfig
 
 __all__ = [
     "SKU_ID",
     "AdminConfig",
     "Config",
+    "ConnectionsConfig",
     "FeedConfig",
     "LimitsConfig",
     "PostgresConfig",
