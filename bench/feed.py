@@ -49,7 +49,9 @@ def write_config(tmp: Path, port: int, listeners: int, max_rate: float) -> Path:
         f'[[sku]]\nid = "{SKU}"\nstock = 100000000\n\n'
         f'[store]\npath = "{tmp / "feed.db"}"\ndurability = "commit"\n\n'
         f'[server]\nhost = "127.0.0.1"\nport = {port}\nlog_level = "warning"\n\n'
-        f"[feed]\nmax_listeners = {max(20_000, listeners + 100)}\nmax_rate = {max_rate}\n",
+        f"[feed]\nmax_listeners = {max(20_000, listeners + 100)}\nmax_rate = {max_rate}\n\n"
+        # Every listener and the load come from 127.0.0.1: the per-address connection cap must allow them.
+        f"[connections]\nmax_per_ip = {listeners + 1000}\nmax_total = {listeners + 1000}\n",
         encoding="utf-8",
     )
     return cfg
