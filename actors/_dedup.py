@@ -1,16 +1,15 @@
-"""The dedup actor: per-user limits and idempotency keys.
+"""The dedup actor: idempotency keys, the first check of :mod:`actors.rules`.
 
-Per-user limits count units, not requests. A purchase that passes takes a
-*hold* of its quantity at once, so two concurrent requests from one user can
-never both fit under the limit; the hold is released when the purchase
-settles as anything but ``reserved`` (inventory and writer report those
-back with :class:`Settled`).
+Only purchases that carry an ``Idempotency-Key`` pass through it; the rest
+go straight to their SKU's owner, which checks window, per-user limit and
+stock (:mod:`actors.rules`).
 
 An ``Idempotency-Key`` is scoped to its user. The first request with a key
 is remembered with its body (SKU and quantity) while it is in flight; a
 duplicate that arrives meanwhile waits for the same answer instead of buying
-again. Final answers are replayed until ``key_ttl`` after the first request,
-by message time. Transient answers (``overloaded``, ``unavailable``) are not
+again, and one with another body is refused ``idempotency_key_reused``.
+Final answers are replayed until ``key_ttl`` after the first request, by
+message time. Transient answers (``overloaded``, ``unavailable``) are not
 remembered, so a retry with the same key tries again. The table is bounded:
 when it is full of live keys, a new key is answered ``overloaded``. Keys are
 never forgotten early to make room: a forgotten key would let a retry buy a
@@ -23,7 +22,7 @@ from collections import OrderedDict
 from typing import Any, assert_never
 
 from ._bridge import LoopBridge
-from ._messages import DedupMessage, Outcome, Purchase, PurchaseBatch, ReleaseHolds, Settled
+from ._messages import DedupMessage, Outcome, Purchase, PurchaseBatch, Settled
 from ._pipeline import Pipeline, Stage
 from ._ports import Recovered
 
@@ -44,21 +43,18 @@ class _Keyed:
 
 
 class DedupActor(Stage):
-    """Enforces per-user limits and answers repeated idempotency keys."""
+    """Answers repeated idempotency keys; sends first uses on to the SKU's owner."""
 
     def __init__(
         self,
         pipeline: Pipeline,
         bridge: LoopBridge,
         *,
-        per_user_limit: dict[str, int | None],
         recovered: Recovered,
         key_ttl_us: int = 86_400_000_000,
         max_keys: int = 200_000,
     ) -> None:
         super().__init__(pipeline, bridge)
-        self._limits = {sku: lim for sku, lim in per_user_limit.items() if lim is not None}
-        self._held: dict[tuple[str, str], int] = {k: v for k, v in recovered.per_user.items() if k[1] in self._limits}
         self._ttl = key_ttl_us
         self._max_keys = max_keys
         self._keys: OrderedDict[tuple[str, str], _Keyed] = OrderedDict()
@@ -76,10 +72,6 @@ class DedupActor(Stage):
                 self._admit(items)
             case Settled(items):
                 self._settle(items)
-            case ReleaseHolds(items):
-                for user, sku, qty in items:
-                    if sku in self._limits:
-                        self._release(user, sku, qty)
             case _:
                 assert_never(message)
 
@@ -89,7 +81,6 @@ class DedupActor(Stage):
         if self._keys and items:
             self._expire(items[0].at)
         for p in items:
-            entry: _Keyed | None = None
             if p.idempotency_key is not None:
                 k = (p.user, p.idempotency_key)
                 known = self._keys.get(k)
@@ -106,23 +97,7 @@ class DedupActor(Stage):
                         (p.reply, Outcome("overloaded", p.sku, p.qty, detail="too many idempotency keys in flight"))
                     )
                     continue
-                entry = self._keys[k] = _Keyed(p.sku, p.qty, p.at + self._ttl)
-            limit = self._limits.get(p.sku)
-            if limit is not None:
-                hk = (p.user, p.sku)
-                held = self._held.get(hk, 0)
-                if held + p.qty > limit:
-                    outcome = Outcome(
-                        "limit_reached",
-                        p.sku,
-                        p.qty,
-                        detail=f"at most {limit} per buyer; this buyer already holds {held}",
-                    )
-                    replies.append((p.reply, outcome))
-                    if entry is not None:
-                        entry.outcome = outcome
-                    continue
-                self._held[hk] = held + p.qty
+                self._keys[k] = _Keyed(p.sku, p.qty, p.at + self._ttl)
             onward.append(p)
         if onward:
             self._pipeline.to_inventory(onward)
@@ -131,8 +106,6 @@ class DedupActor(Stage):
     def _settle(self, items: tuple[tuple[Purchase, Outcome], ...]) -> None:
         replies: list[tuple[Any, Outcome]] = []
         for p, outcome in items:
-            if outcome.result != "reserved" and p.sku in self._limits:
-                self._release(p.user, p.sku, p.qty)
             if p.idempotency_key is None:
                 continue
             k = (p.user, p.idempotency_key)
@@ -146,13 +119,6 @@ class DedupActor(Stage):
             else:
                 entry.outcome = outcome
         self._bridge.resolve(replies)
-
-    def _release(self, user: str, sku: str, qty: int) -> None:
-        left = self._held.get((user, sku), 0) - qty
-        if left > 0:
-            self._held[(user, sku)] = left
-        else:
-            self._held.pop((user, sku), None)
 
     def _expire(self, at: int) -> None:
         """Forget settled keys whose replay window has passed."""

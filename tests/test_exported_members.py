@@ -42,7 +42,6 @@ EXPECTED = {
         "PurchaseQueue",
         "PurchasesWaiting",
         "Recovered",
-        "ReleaseHolds",
         "Reply",
         "Restock",
         "RestockRecord",

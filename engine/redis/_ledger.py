@@ -48,6 +48,7 @@ _SCRIPTS = {
     "expire": _lua.EXPIRE,
     "restock": _lua.RESTOCK,
     "throttle": _lua.THROTTLE,
+    "claim": _lua.CLAIM,
 }
 _SHA = {name: hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest() for name, text in _SCRIPTS.items()}
 
@@ -98,6 +99,17 @@ def _outcome(p: Purchase, answer: str) -> Outcome:
     raise LedgerError(f"the reserve script answered {answer!r}")
 
 
+def _reused(p: Purchase, first: str) -> Outcome:
+    """``p``'s key was first used for another SKU or quantity (``first`` is ``"sku|qty"``)."""
+    sku, _, qty = first.rpartition("|")
+    return Outcome(
+        "idempotency_key_reused",
+        p.sku,
+        p.qty,
+        detail=f"this Idempotency-Key was first used for sku={sku!r} qty={qty}; use a new key for a different purchase",
+    )
+
+
 class RedisLedger:
     """Stock, per-user totals, idempotency records, live orders and shared rate limits in Redis."""
 
@@ -112,7 +124,7 @@ class RedisLedger:
     ) -> None:
         self.prefix = config.prefix
         self._skus = frozenset(skus)
-        self._ttl_ms = max(1, round(idempotency_ttl * 1000))
+        self._ttl_us = max(1, round(idempotency_ttl * 1_000_000))
         self._buckets: list[str | int] = []
         for spec in (per_user, per_ip):
             self._buckets += ["", 0] if spec is None else [f"{spec.rate / 1_000_000:.17g}", spec.burst]
@@ -177,19 +189,36 @@ class RedisLedger:
         return self.expire([s.sku for s in skus], 0, 0)[1]  # expiring nothing at time 0: just the views
 
     def reserve(self, batches: Sequence[Sequence[Purchase]]) -> list[tuple[list[Outcome], SkuView]]:
+        reused = self._claim([p for batch in batches for p in batch if p.idempotency_key is not None])
         calls: list[Call] = []
+        deciding: list[list[Purchase]] = []
         for batch in batches:
             sku = batch[0].sku
-            args: list[str | int] = [self.base(sku), sku, self._ttl_ms]
-            for p in batch:
+            args: list[str | int] = [self.base(sku), sku, self._ttl_us]
+            kept = [p for p in batch if id(p) not in reused]
+            for p in kept:
                 args += [p.user, p.qty, p.idempotency_key or "", p.at]
             calls.append(("reserve", self._keys(sku), args))
+            deciding.append(kept)
         answers: list[tuple[list[Outcome], SkuView]] = []
-        for batch, out in zip(batches, self._run(calls), strict=True):
-            if len(out) != len(batch) + 6:
+        for batch, kept, out in zip(batches, deciding, self._run(calls), strict=True):
+            if len(out) != len(kept) + 6:
                 raise LedgerError(f"sku {batch[0].sku!r} is not in the ledger (was Redis emptied?)")
-            answers.append(([_outcome(p, a) for p, a in zip(batch, out, strict=False)], _view(batch[0].sku, out[-6:])))
+            decided = iter([_outcome(p, a) for p, a in zip(kept, out, strict=False)])
+            outcomes = [_reused(p, reused[id(p)]) if id(p) in reused else next(decided) for p in batch]
+            answers.append((outcomes, _view(batch[0].sku, out[-6:])))
         return answers
+
+    def _claim(self, keyed: Sequence[Purchase]) -> dict[int, str]:
+        """Check 0 across SKUs: the keyed purchases whose key was first used for another body, by ``id()``."""
+        if not keyed:
+            return {}
+        base = f"{self.prefix}:{{idem}}:"
+        args: list[str | int] = [base, self._ttl_us]
+        for p in keyed:
+            args += [p.user, p.idempotency_key or "", p.sku, p.qty, p.at]
+        (out,) = self._run([("claim", [base], args)])
+        return {id(p): first for p, first in zip(keyed, out, strict=True) if first}
 
     def _sku_of(self, order_id: str) -> str | None:
         sku = order_id.rpartition("-")[0]
@@ -234,12 +263,27 @@ class RedisLedger:
         return Order(order_id, sku, user, int(qty), status, int(created), int(expires), key or None)
 
     def throttle(self, items: Sequence[Purchase]) -> list[float]:
-        at = max(p.at for p in items)
-        args: list[str | int] = [f"{self.prefix}:{{rl}}:", at, *self._buckets]
+        args: list[str | int] = [f"{self.prefix}:{{rl}}:", *self._buckets]
         for p in items:
-            args += [p.user, p.client_ip or ""]
+            args += [p.user, p.client_ip or "", p.at]
         (out,) = self._run([("throttle", [f"{self.prefix}:{{rl}}:"], args)])
         return [int(w) / 1_000_000 for w in out]
+
+    def delete_all(self) -> int:
+        """Delete every key under this ledger's prefix (a scratch sale's); returns how many."""
+        deleted = 0
+        try:
+            batch: list[str] = []
+            for key in self._client.scan_iter(match=f"{self.prefix}:*", count=1000):
+                batch.append(key)
+                if len(batch) == 1000:
+                    deleted += cast("int", self._client.unlink(*batch))
+                    batch = []
+            if batch:
+                deleted += cast("int", self._client.unlink(*batch))
+        except RedisError as exc:
+            raise LedgerError(f"redis: {exc}") from exc
+        return deleted
 
     def close(self) -> None:
         self._client.close()

@@ -9,7 +9,8 @@ live traffic as a scenario (:mod:`._record`).
 from ._events import TrafficEvent
 from ._format import Scenario, load_scenario, parse_scenario
 from ._record import ScenarioRecorder
-from ._replay import ReplayResult, SkuSummary, replay
+from ._replay import replay
+from ._result import ReplayResult, SkuSummary
 
 __all__ = [
     "ReplayResult",
