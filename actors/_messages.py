@@ -194,7 +194,17 @@ class Settled:
     items: tuple[tuple[Purchase, Outcome], ...]
 
 
-DedupMessage: TypeAlias = PurchaseBatch | Settled
+@dataclass(frozen=True, slots=True)
+class KeysFinal:
+    """Orders that became final (paid, cancelled, expired): their idempotency keys no longer matter.
+
+    ``items`` are ``(user, idempotency_key)``.
+    """
+
+    items: tuple[tuple[str, str], ...]
+
+
+DedupMessage: TypeAlias = PurchaseBatch | Settled | KeysFinal
 
 # --- inventory ---------------------------------------------------------------
 

@@ -3,8 +3,8 @@
 A purchase that reaches the SKU's owner is decided by :func:`decide`, in
 this order; the first check that fails is the answer::
 
-    0. idempotency key   a key seen before replays its first answer (same SKU and qty)
-                         or is refused idempotency_key_reused          (dedup stage; Lua: CLAIM, then RESERVE)
+    0. idempotency key   a key whose order is still open replays it (same SKU and qty)
+                         or is refused idempotency_key_reused          (dedup stage; Lua: first in RESERVE)
     1. sale window       before starts_at, or at/after ends_at         -> sale_not_open
     2. sold out          nothing left at all                           -> sold_out
     3. per-user limit    units the buyer holds + qty > limit           -> limit_reached

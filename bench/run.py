@@ -5,7 +5,7 @@
 (bare, flashsale, bare, flashsale, ... for ``--rounds`` rounds), each on a
 fresh port and, for flashsale, a fresh config and SQLite file. Each gets a
 short warm-up, then a fixed-duration run of the same load (wrk when on PATH,
-else bench/load.py's aiohttp generator) over 64 keep-alive connections to
+else ``flashsale load`` at a fixed rate) over 64 keep-alive connections to
 127.0.0.1. Readiness is polled on ``GET /healthz``; every server is stopped
 in a ``finally``. Scenarios:
 
@@ -28,6 +28,11 @@ in the store; its own options, see ``bench/recovery.py --help``). Not part of
 ``replay [options]``: bench/replay.py (virtual-time replay of the Moutai rush
 in decisions/s; see ``bench/replay.py --help``). Not part of ``all``.
 
+``loadgen [options]``: bench/loadgen.py (``flashsale load`` itself: its
+request rate against wrk's on the bare server, ``--procs 2``, and how close
+its schedule keeps to the rate asked; see ``bench/run.py loadgen --help``).
+Not part of ``all``.
+
 ``redis [options]``: bench/redis_bench.py (the redis backend against the
 usual ``SET NX`` + ``EVALSHA`` endpoint, bench/redis_ref.py, on a spawned
 Redis and PostgreSQL; ``bench/run.py redis --help``). Not part of ``all``.
@@ -43,17 +48,13 @@ import json
 import os
 import platform
 import resource
-import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -61,12 +62,9 @@ from pathlib import Path
 import embedded
 import load
 import recovery
+import redis_bench
 import replay
-
-BENCH = Path(__file__).resolve().parent
-READY_POLL_S = 0.05  # interval between /healthz polls (readiness is polled, never assumed)
-STOP_TIMEOUT_S = 20.0
-SKU = "hot"
+from servers import BENCH, SKU, ServerFailed, flashsale_bin, free_port, running
 
 
 @dataclass(frozen=True)
@@ -144,24 +142,6 @@ def scenario_of(key: str) -> Scenario:
 # -- servers --------------------------------------------------------------------
 
 
-class ServerFailed(RuntimeError):
-    """A server did not come up (or died); the message ends with its log tail."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def flashsale_bin() -> str:
-    here = Path(sys.executable).parent / "flashsale"
-    found = str(here) if here.exists() else shutil.which("flashsale")
-    if found is None:
-        raise ServerFailed("no flashsale executable next to this Python or on PATH")
-    return found
-
-
 def write_config(tmp: Path, sc: Scenario, port: int, name: str) -> tuple[Path, Path]:
     """A TOML config for ``sc``; returns (config path, SQLite path)."""
     db = tmp / f"{name}.db"
@@ -174,54 +154,6 @@ def write_config(tmp: Path, sc: Scenario, port: int, name: str) -> tuple[Path, P
         encoding="utf-8",
     )
     return cfg, db
-
-
-def _log_tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def wait_ready(proc: subprocess.Popen[bytes], port: int, log_path: Path, timeout: float) -> None:
-    """Poll GET /healthz until it answers 200; fail fast if the process exits."""
-    url = f"http://127.0.0.1:{port}/healthz"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise ServerFailed(f"exited with code {proc.returncode} before answering /healthz:\n{_log_tail(log_path)}")
-        with contextlib.suppress(urllib.error.URLError, OSError), urllib.request.urlopen(url, timeout=1.0) as resp:
-            if resp.status == 200:
-                return
-        time.sleep(READY_POLL_S)
-    raise ServerFailed(f"/healthz did not answer 200 within {timeout:.0f} s:\n{_log_tail(log_path)}")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM (graceful: flashsale flushes its orders), then SIGKILL if it hangs."""
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        print(f"  ! pid {proc.pid} ignored SIGTERM for {STOP_TIMEOUT_S:.0f} s; killing it", flush=True)
-        proc.kill()
-        proc.wait()
-
-
-@contextlib.contextmanager
-def running(cmd: list[str], port: int, log_path: Path, ready_timeout: float) -> Iterator[subprocess.Popen[bytes]]:
-    """Start ``cmd``, wait for /healthz, and always stop it afterwards."""
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-        )
-    try:
-        wait_ready(proc, port, log_path, ready_timeout)
-        yield proc
-    finally:
-        stop(proc)
 
 
 def count_orders(db: Path) -> int:
@@ -476,7 +408,9 @@ def format_sqlite_checks(runs: list[Run], connections: int) -> str:
 
 def print_http(runs: list[Run], args: argparse.Namespace) -> list[Summary]:
     summaries = summarize(runs)
-    tool = f"wrk ({args.wrk_threads} thread)" if args.load == "wrk" else "built-in aiohttp generator (bench/load.py)"
+    tool = f"wrk ({args.wrk_threads} thread)"
+    if args.load != "wrk":
+        tool = f"flashsale load (open loop, {load.BUILTIN_RATE:,.0f}/s)"
     print()
     print(
         f"HTTP benchmark: {args.connections} connections, {args.duration} s per run after {args.warmup} s warm-up, "
@@ -490,8 +424,8 @@ def print_http(runs: list[Run], args: argparse.Namespace) -> list[Summary]:
     )
     if args.load == "builtin":
         print(
-            "note: the built-in generator shares the CPUs with the server and is often the bottleneck; "
-            "a ratio near 1 may mean the generator, not the server, set the pace"
+            "note: flashsale load runs open loop at a fixed rate and shares the CPUs with the server; a ratio "
+            "near 1 may mean both kept the rate asked: wrk (closed loop) is the reference for ratios"
         )
     print()
     print(
@@ -587,9 +521,11 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["replay"]:
         return replay.main(argv[1:])
     if argv[:1] == ["redis"]:
-        import redis_bench  # noqa: PLC0415 - it imports this module's helpers
-
         return redis_bench.main(argv[1:])
+    if argv[:1] == ["loadgen"]:
+        import loadgen  # noqa: PLC0415 - its own benchmark, with its own options
+
+        return loadgen.main(argv[1:])
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     m = machine_info(args)

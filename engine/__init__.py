@@ -27,6 +27,7 @@ from ._sync import SyncSaleEngine
 from ._types import PurchaseRequest, SkuStatus, TickReport
 from .config import (
     Config,
+    ConnectionsConfig,
     LimitsConfig,
     PostgresConfig,
     RedisConfig,
@@ -51,6 +52,7 @@ __all__ = [
     "Clock",
     "Config",
     "ConfigError",
+    "ConnectionsConfig",
     "EngineClosed",
     "FlashsaleError",
     "InvalidRequest",

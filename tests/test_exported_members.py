@@ -7,7 +7,7 @@ import types
 import pytest
 
 import flashsale
-from flashsale import actors, transport
+from flashsale import actors, testing, transport
 
 EXPECTED = {
     actors: [
@@ -21,6 +21,8 @@ EXPECTED = {
         "Flush",
         "GetOrder",
         "InventoryActor",
+        "KeyGauges",
+        "KeysFinal",
         "LeakyBucket",
         "LedgerError",
         "LedgerInventoryActor",
@@ -71,6 +73,7 @@ EXPECTED = {
         "Clock",
         "Config",
         "ConfigError",
+        "ConnectionsConfig",
         "EngineClosed",
         "FlashsaleError",
         "InvalidRequest",
@@ -110,6 +113,7 @@ EXPECTED = {
         "wall_clock",
     ],
     transport: ["ENGINE", "METRICS", "configure_logging", "create_app", "main"],
+    testing: ["PostgresServer", "RedisServer", "ServerFailed", "free_port", "wait_until"],
 }
 
 PACKAGES = pytest.mark.parametrize("package", list(EXPECTED), ids=lambda p: p.__name__)

@@ -28,6 +28,7 @@ from redis.retry import Retry
 from flashsale.actors import (
     BucketSpec,
     ChangeResult,
+    KeyGauges,
     LedgerError,
     LedgerSku,
     Order,
@@ -48,7 +49,6 @@ _SCRIPTS = {
     "expire": _lua.EXPIRE,
     "restock": _lua.RESTOCK,
     "throttle": _lua.THROTTLE,
-    "claim": _lua.CLAIM,
 }
 _SHA = {name: hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest() for name, text in _SCRIPTS.items()}
 
@@ -86,6 +86,13 @@ def _outcome(p: Purchase, answer: str) -> Outcome:
     if kind == "sale_not_open":
         detail = "the sale has not started yet" if rest == "not_started" else "the sale has ended"
         return Outcome("sale_not_open", sku, qty, detail=detail)
+    if kind == "key_limit":
+        detail = (
+            "this buyer has too many purchases with an Idempotency-Key still open; pay or cancel them first"
+            if rest == "buyer"
+            else "too many purchases with an Idempotency-Key are open from this address"
+        )
+        return Outcome("rate_limited", sku, qty, retry_after=KeyGauges.RETRY_AFTER, detail=detail)
     if kind == "idempotency_key_reused":
         return Outcome(
             "idempotency_key_reused",
@@ -99,17 +106,6 @@ def _outcome(p: Purchase, answer: str) -> Outcome:
     raise LedgerError(f"the reserve script answered {answer!r}")
 
 
-def _reused(p: Purchase, first: str) -> Outcome:
-    """``p``'s key was first used for another SKU or quantity (``first`` is ``"sku|qty"``)."""
-    sku, _, qty = first.rpartition("|")
-    return Outcome(
-        "idempotency_key_reused",
-        p.sku,
-        p.qty,
-        detail=f"this Idempotency-Key was first used for sku={sku!r} qty={qty}; use a new key for a different purchase",
-    )
-
-
 class RedisLedger:
     """Stock, per-user totals, idempotency records, live orders and shared rate limits in Redis."""
 
@@ -119,12 +115,15 @@ class RedisLedger:
         *,
         skus: Sequence[str],
         idempotency_ttl: float,
+        keys_per_buyer: int = 16,
+        keys_per_ip: int = 1_000,
         per_user: BucketSpec | None = None,
         per_ip: BucketSpec | None = None,
     ) -> None:
         self.prefix = config.prefix
         self._skus = frozenset(skus)
-        self._ttl_us = max(1, round(idempotency_ttl * 1_000_000))
+        self._ttl_ms = max(1, round(idempotency_ttl * 1000))
+        self._key_bounds = (keys_per_buyer, keys_per_ip)
         self._buckets: list[str | int] = []
         for spec in (per_user, per_ip):
             self._buckets += ["", 0] if spec is None else [f"{spec.rate / 1_000_000:.17g}", spec.burst]
@@ -189,36 +188,19 @@ class RedisLedger:
         return self.expire([s.sku for s in skus], 0, 0)[1]  # expiring nothing at time 0: just the views
 
     def reserve(self, batches: Sequence[Sequence[Purchase]]) -> list[tuple[list[Outcome], SkuView]]:
-        reused = self._claim([p for batch in batches for p in batch if p.idempotency_key is not None])
         calls: list[Call] = []
-        deciding: list[list[Purchase]] = []
         for batch in batches:
             sku = batch[0].sku
-            args: list[str | int] = [self.base(sku), sku, self._ttl_us]
-            kept = [p for p in batch if id(p) not in reused]
-            for p in kept:
-                args += [p.user, p.qty, p.idempotency_key or "", p.at]
+            args: list[str | int] = [self.base(sku), sku, self._ttl_ms, *self._key_bounds]
+            for p in batch:
+                args += [p.user, p.qty, p.idempotency_key or "", p.at, p.client_ip or ""]
             calls.append(("reserve", self._keys(sku), args))
-            deciding.append(kept)
         answers: list[tuple[list[Outcome], SkuView]] = []
-        for batch, kept, out in zip(batches, deciding, self._run(calls), strict=True):
-            if len(out) != len(kept) + 6:
+        for batch, out in zip(batches, self._run(calls), strict=True):
+            if len(out) != len(batch) + 6:
                 raise LedgerError(f"sku {batch[0].sku!r} is not in the ledger (was Redis emptied?)")
-            decided = iter([_outcome(p, a) for p, a in zip(kept, out, strict=False)])
-            outcomes = [_reused(p, reused[id(p)]) if id(p) in reused else next(decided) for p in batch]
-            answers.append((outcomes, _view(batch[0].sku, out[-6:])))
+            answers.append(([_outcome(p, a) for p, a in zip(batch, out, strict=False)], _view(batch[0].sku, out[-6:])))
         return answers
-
-    def _claim(self, keyed: Sequence[Purchase]) -> dict[int, str]:
-        """Check 0 across SKUs: the keyed purchases whose key was first used for another body, by ``id()``."""
-        if not keyed:
-            return {}
-        base = f"{self.prefix}:{{idem}}:"
-        args: list[str | int] = [base, self._ttl_us]
-        for p in keyed:
-            args += [p.user, p.idempotency_key or "", p.sku, p.qty, p.at]
-        (out,) = self._run([("claim", [base], args)])
-        return {id(p): first for p, first in zip(keyed, out, strict=True) if first}
 
     def _sku_of(self, order_id: str) -> str | None:
         sku = order_id.rpartition("-")[0]

@@ -43,7 +43,7 @@ async def test_the_order_of_checks(redis_server: RedisServer) -> None:
         },
         [
             {"at": 0, "user": "u1", "sku": "a", "key": "k"},  # reserved: a-1
-            {"at": 1, "user": "u1", "sku": "b", "key": "k"},  # the key was first used for a: reused
+            {"at": 1, "user": "u1", "sku": "a", "qty": 2, "key": "k"},  # the key was first used for qty 1: reused
             {"at": 2, "user": "u1", "sku": "a", "qty": 1},  # at the limit: limit_reached
             {"at": 3, "user": "u2", "sku": "b", "qty": 1, "key": "x"},  # reserved: b-1, b is sold out
             {"at": 4, "user": "u2", "sku": "b", "qty": 1, "key": "y"},  # sold out before the limit
