@@ -59,7 +59,7 @@ class Settings:
     run_id: str
     identity: Identity
     backoff: Backoff
-    connections: int = 256
+    connections: int = 64
     timeout: float = 10.0
     max_requests: int = 1_000_000
     max_time: float = 60.0
