@@ -176,6 +176,8 @@ class Sender:
             delay = due - now()
             if delay > 0:
                 await asyncio.sleep(delay)  # real time is the point: the schedule says when
+                while (rest := due - now()) > 0:  # uvloop's timers round to milliseconds: never start early
+                    await asyncio.sleep(rest if rest >= 0.001 else 0)
                 n = 0
             elif n >= YIELD_EVERY:
                 await asyncio.sleep(0)
