@@ -147,3 +147,21 @@ def test_postgres_hung_is_logged_like_a_stopped_one(
     wait_for(lambda: sink.gauges.ok, "the sink reports PostgreSQL back")
     said = [r.getMessage() for r in caplog.records if r.name == "flashsale.sink"]
     assert said == ["postgresql unavailable", "postgresql available again"]
+
+
+def test_redis_hung_is_logged_like_a_stopped_one(
+    sinks: Sinks, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis frozen (SIGSTOP): the sink's calls time out, one "unavailable" line; "available again" after SIGCONT."""
+    caplog.set_level(logging.INFO, logger="flashsale.sink")
+    sink = sinks.start(["a"])
+    wait_for(lambda: sink.gauges.redis_ok, "the sink connects")
+    assert redis_server.proc is not None
+    redis_server.proc.send_signal(signal.SIGSTOP)
+    try:
+        wait_for(lambda: not sink.gauges.redis_ok, "the sink reports Redis hung")
+    finally:
+        redis_server.proc.send_signal(signal.SIGCONT)
+    wait_for(lambda: sink.gauges.redis_ok, "the sink reports Redis back")
+    said = [r.getMessage() for r in caplog.records if r.name == "flashsale.sink"]
+    assert said == ["redis unavailable", "redis available again"]
