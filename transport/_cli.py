@@ -13,6 +13,9 @@ starts the workers, forwards SIGTERM and SIGINT to them, and exits when they
 all have; it does not restart a worker that dies (the others' order sinks
 take over its unacknowledged stream entries).
 
+``flashsale load URL [...]`` rehearses a sale against a running server
+(``flashsale.transport.load``).
+
 ``flashsale replay FILE [--check] [--json] [--against URL]`` runs a scenario
 file (docs/scenarios.md) on virtual time and prints its summary and digest,
 or sends its traffic to a running server and checks the invariants that hold
@@ -52,6 +55,7 @@ from flashsale import (
     wall_clock,
 )
 
+from . import load
 from ._against import run_against
 from ._app import create_app
 from ._logging import configure_logging
@@ -87,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
         "--workers", type=int, default=1, metavar="N", help='processes sharing the port (N > 1 needs backend = "redis")'
     )
     serve.add_argument("--reuse-port", action="store_true", help="bind with SO_REUSEPORT (what each worker does)")
+    load.add_parser(sub)  # flashsale load URL: transport/load/
     return parser
 
 
@@ -259,4 +264,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args)
     if args.command == "replay":
         return _replay(args)
+    if args.command == "load":
+        return load.run(args)
     raise AssertionError(args.command)  # argparse rejects unknown commands
