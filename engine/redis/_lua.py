@@ -31,7 +31,7 @@ local function view()
   local m = redis.call('HMGET', KEYS[1], 'stock', 'remaining', 'reserved', 'paid', 'starts_at', 'ends_at')
   return {m[1], m[2], m[3], m[4], m[5] or '', m[6] or ''}
 end
--- Live idempotency keys per buyer ('u:<user>') and per client address ('ip:<ip>') in 'keys'.
+-- Live idempotency keys in 'keys': in all ('n'), per buyer ('u:<user>') and per client address ('ip:<ip>').
 local function uncount(base, field)
   if redis.call('HINCRBY', base .. 'keys', field, -1) <= 0 then redis.call('HDEL', base .. 'keys', field) end
 end
@@ -49,6 +49,7 @@ local function close(base, sku, id, o, status, at)
   end
   if o[6] and o[6] ~= '' then  -- a final order's idempotency key has nothing left to answer: forget it
     redis.call('DEL', base .. 'idem:' .. o[1] .. ':' .. o[6])
+    uncount(base, 'n')
     uncount(base, 'u:' .. o[1])
     if o[7] and o[7] ~= '' then uncount(base, 'ip:' .. o[7]) end
   end
@@ -123,6 +124,7 @@ for i = 6, #ARGV, 5 do
     end
     if idem and string.sub(ans, 1, 9) == 'reserved|' then
       redis.call('SET', idem, d(qty) .. '|' .. ans, 'PX', ttl)
+      redis.call('HINCRBY', base .. 'keys', 'n', 1)
       redis.call('HINCRBY', base .. 'keys', 'u:' .. user, 1)
       if ip ~= '' then redis.call('HINCRBY', base .. 'keys', 'ip:' .. ip, 1) end
     end

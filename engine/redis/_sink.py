@@ -56,6 +56,7 @@ IDLE_WAIT = 0.05  # seconds before the next read when the last one found less th
 FIRST_BACKOFF = 0.05  # first wait after a failure; doubled up to redis.breaker_reset
 PROBE_EVERY = 1.0  # seconds without a write after which an idle sink checks PostgreSQL with SELECT 1
 STALL_AFTER = 10.0  # a PostgreSQL call running this long makes ``ok`` false (a hung server answers nothing)
+KEYS_EVERY = 1.0  # seconds between reads of the live idempotency key counts (P:{S}:keys n)
 WATCH_EVERY = 0.5  # seconds between the watch thread's looks at a call in progress
 # Bounds on every PostgreSQL call, unless the URL sets its own (libpq rounds connect_timeout up to 2 s).
 PG_DEFAULTS = {
@@ -85,7 +86,17 @@ class SinkGauges:
     ``failures`` failed attempts against either server.
     """
 
-    __slots__ = ("busy_since", "committed", "failures", "pending", "pg_up", "reclaimed", "redis_ok", "rejected")
+    __slots__ = (
+        "busy_since",
+        "committed",
+        "failures",
+        "idempotency_keys",
+        "pending",
+        "pg_up",
+        "reclaimed",
+        "redis_ok",
+        "rejected",
+    )
 
     def __init__(self) -> None:
         self.pg_up = False
@@ -96,6 +107,7 @@ class SinkGauges:
         self.failures = 0
         self.reclaimed = 0
         self.rejected = 0
+        self.idempotency_keys = 0  # live keys of the sale's SKUs in Redis, read every KEYS_EVERY seconds
 
     @property
     def ok(self) -> bool:
@@ -167,6 +179,7 @@ class OrderSink:
         self._own_pending = True  # entries read under this name before (a restart, a lost reply) come first
         self._claim_cursors: dict[str, str] = {}
         self._next_claim = 0.0
+        self._next_keys_read = 0.0
         self._held: _Batch | None = None
         self._pg_seen = 0.0  # when PostgreSQL last answered (monotonic)
         self._pg_outage = False  # logged once per outage, and once when it ends
@@ -376,8 +389,16 @@ class OrderSink:
         pipe = client.pipeline(transaction=False)
         for stream in self._streams:
             pipe.xreadgroup(GROUP, self.consumer, {stream: start}, count=self._count)
+        count_keys = now >= self._next_keys_read
+        if count_keys:  # the key table's fill for /metrics, in the same round trip
+            self._next_keys_read = now + KEYS_EVERY
+            for stream in self._streams:
+                pipe.hget(stream.removesuffix("orders") + "keys", "n")
         replies = pipe.execute()
         self._redis_up()
+        if count_keys:
+            counts, replies = replies[len(self._streams) :], replies[: len(self._streams)]
+            self.gauges.idempotency_keys = sum(int(n or 0) for n in counts)
         batch = _Batch()
         for reply in replies:
             for stream, entries in reply or ():
