@@ -48,7 +48,9 @@ local function close(base, sku, id, o, status, at)
     if redis.call('HINCRBY', KEYS[2], o[1], -qty) <= 0 then redis.call('HDEL', KEYS[2], o[1]) end
   end
   if o[6] and o[6] ~= '' then  -- a final order's idempotency key has nothing left to answer: forget it
-    redis.call('DEL', base .. 'idem:' .. o[1] .. ':' .. o[6])
+    local idem = base .. 'idem:' .. o[1] .. ':' .. o[6]
+    local rec = redis.call('GET', idem)  -- unless the key was used again (after its ttl) for another order
+    if rec and string.find(rec, '|reserved|' .. id .. '|', 1, true) then redis.call('DEL', idem) end
     uncount(base, 'n')
     uncount(base, 'u:' .. o[1])
     if o[7] and o[7] ~= '' then uncount(base, 'ip:' .. o[7]) end
