@@ -60,6 +60,7 @@ def test_a_lost_sku_comes_back_from_postgres(
     assert client.hget(base + "order:a-2", "status") == "reserved"
     assert client.zrange(base + "due", 0, -1) == ["a-2"]
     assert client.get(base + "idem:bob:k") == f"1|reserved|a-2|{T0 + HOLD}"
+    client.close()
     (line,) = [r for r in caplog.records if r.name == "flashsale.rebuild"]
     assert (line.orders_missing, line.live_orders) == (2, 1)  # type: ignore[attr-defined]  # a-3 and a-4 never arrived
 
