@@ -198,10 +198,11 @@ class Settled:
 class KeysFinal:
     """Orders that became final (paid, cancelled, expired): their idempotency keys no longer matter.
 
-    ``items`` are ``(user, idempotency_key)``.
+    ``items`` are ``(user, idempotency_key, order_id)``: a key used again
+    since (after its ttl) belongs to another purchase and stays.
     """
 
-    items: tuple[tuple[str, str], ...]
+    items: tuple[tuple[str, str, str], ...]
 
 
 DedupMessage: TypeAlias = PurchaseBatch | Settled | KeysFinal

@@ -39,7 +39,7 @@ local function view()
   local m = redis.call('HMGET', KEYS[1], 'stock', 'remaining', 'reserved', 'paid', 'starts_at', 'ends_at')
   return {m[1], m[2], m[3], m[4], m[5] or '', m[6] or ''}
 end
--- Live idempotency keys per buyer ('u:<user>') and per client address ('ip:<ip>') in 'keys'.
+-- Live idempotency keys in 'keys': in all ('n'), per buyer ('u:<user>') and per client address ('ip:<ip>').
 local function uncount(base, field)
   if redis.call('HINCRBY', base .. 'keys', field, -1) <= 0 then redis.call('HDEL', base .. 'keys', field) end
 end
@@ -56,7 +56,10 @@ local function close(base, sku, id, o, status, at)
     if redis.call('HINCRBY', KEYS[2], o[1], -qty) <= 0 then redis.call('HDEL', KEYS[2], o[1]) end
   end
   if o[6] and o[6] ~= '' then  -- a final order's idempotency key has nothing left to answer: forget it
-    redis.call('DEL', base .. 'idem:' .. o[1] .. ':' .. o[6])
+    local idem = base .. 'idem:' .. o[1] .. ':' .. o[6]
+    local rec = redis.call('GET', idem)  -- unless the key was used again (after its ttl) for another order
+    if rec and string.find(rec, '|reserved|' .. id .. '|', 1, true) then redis.call('DEL', idem) end
+    uncount(base, 'n')
     uncount(base, 'u:' .. o[1])
     if o[7] and o[7] ~= '' then uncount(base, 'ip:' .. o[7]) end
   end
@@ -133,6 +136,7 @@ for i = 6, #ARGV, 5 do
     end
     if idem and string.sub(ans, 1, 9) == 'reserved|' then
       redis.call('SET', idem, d(qty) .. '|' .. ans, 'PX', ttl)
+      redis.call('HINCRBY', base .. 'keys', 'n', 1)
       redis.call('HINCRBY', base .. 'keys', 'u:' .. user, 1)
       if ip ~= '' then redis.call('HINCRBY', base .. 'keys', 'ip:' .. ip, 1) end
     end
