@@ -17,11 +17,14 @@ tick (:meth:`Operator.follow`).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from flashsale.actors import BucketSpec, SaleAction, Scope, SetLimits, SetSale, SkuView
 
+from ._backend import ask
 from ._errors import EngineClosed, InvalidRequest
+from ._types import TickReport
 
 if TYPE_CHECKING:
     from ._engine import SaleEngine
@@ -49,6 +52,12 @@ class Operator:
         )
         self.limits: dict[Scope, BucketSpec] = {name: spec for name, spec in scopes if spec is not None}
 
+    async def _ask(self, ref: Any, make: Callable[[Any], object]) -> Any:
+        loop = self._engine._loop
+        if not self._engine.running or loop is None:
+            raise EngineClosed("the sale engine is not running")
+        return await ask(loop, ref, make)
+
     def _shared(self) -> SharedLimits | None:
         backend: Any = self._engine._backend
         return backend if hasattr(backend, "share_limits") else None
@@ -63,7 +72,7 @@ class Operator:
         at = engine.clock()
         engine._send_batch()
         owner = engine._pipeline.inventory_of[sku]
-        after = await engine._ask(owner, lambda fut: SetSale(sku, action, at, fut))
+        after = await self._ask(owner, lambda fut: SetSale(sku, action, at, fut))
         assert isinstance(after, SkuView)
         if engine._recorder is not None:
             engine._recorder.operation(at, action, sku=sku)
@@ -97,7 +106,16 @@ class Operator:
         limiter = engine._pipeline.limiter
         if limiter is not None:
             engine._send_batch()
-            await engine._ask(limiter, lambda fut: SetLimits(tuple(changes.items()), at, fut))
+            await self._ask(limiter, lambda fut: SetLimits(tuple(changes.items()), at, fut))
+
+    def tick(self, tick: Callable[[], Awaitable[TickReport]]) -> Callable[[], Awaitable[TickReport]]:
+        """``tick`` that first takes the limits other processes' operators changed (the engine's timer runs it)."""
+
+        async def run() -> TickReport:
+            await self.follow()
+            return await tick()
+
+        return run
 
     async def follow(self) -> None:
         """Take the limit changes another process's operator stored in the shared backend (once per tick)."""

@@ -223,6 +223,11 @@ class _Collector(Collector):
             yield CounterMetricFamily(
                 "flashsale_sink_reclaimed", "Entries taken over from a consumer that went idle.", value=sink.reclaimed
             )
+            yield _gauge(
+                "flashsale_idempotency_keys",
+                "Live idempotency keys of this sale's SKUs in Redis (read each 1 s).",
+                sink.idempotency_keys,
+            )
             yield CounterMetricFamily(
                 "flashsale_sink_rejected", "Malformed entries kept in order_rejects.", value=sink.rejected
             )
