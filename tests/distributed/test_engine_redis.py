@@ -157,4 +157,4 @@ async def test_key_table_fill_in_redis(make_client: MakeClient) -> None:
     await asyncio.to_thread(wait_until, lambda: asyncio.run_coroutine_threadsafe(live(), loop).result() == 2, 10.0, "2")
     assert (await client.post(f"/v1/orders/{first[1]['order_id']}/pay")).status == 200
     await asyncio.to_thread(wait_until, lambda: asyncio.run_coroutine_threadsafe(live(), loop).result() == 1, 10.0, "1")
-    assert "flashsale_idempotency_keys 1\n" in await (await client.get("/metrics")).text()
+    assert "flashsale_idempotency_keys 1.0\n" in await (await client.get("/metrics")).text()
