@@ -17,6 +17,7 @@ from aiohttp import web
 from flashsale import Config, SaleEngine
 
 from ._client_ip import ClientIp
+from ._front import routes as front_routes
 from ._handlers import CLIENT_IP, ENGINE, MAX_BODY, METRICS, RENDER, guarded, not_routed
 from ._metrics import Metrics
 from ._render import OutcomeRenderer
@@ -34,6 +35,7 @@ def create_app(config: Config, *, engine: SaleEngine | None = None) -> web.Appli
     app[MAX_BODY] = config.server.max_body_bytes
     app[CLIENT_IP] = ClientIp(config.server.trusted_proxies)
     app.add_routes(routes)
+    app.add_routes(front_routes)
     app.router.add_route("*", "/{tail:.*}", guarded(not_routed))  # last: only what nothing else matched
     app.cleanup_ctx.append(_engine_lifecycle)
     return app

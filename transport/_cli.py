@@ -28,7 +28,9 @@ import argparse
 import asyncio
 import dataclasses
 import gc
+import importlib.metadata
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -44,7 +46,6 @@ from flashsale import (
     SaleEngine,
     ScenarioError,
     ScenarioRecorder,
-    ServerConfig,
     Unavailable,
     demo_config,
     load_scenario,
@@ -52,20 +53,30 @@ from flashsale import (
     wall_clock,
 )
 
+from ._access_log import access_log_settings
 from ._against import run_against
 from ._app import create_app
 from ._logging import configure_logging
+from ._preflight import CannotStart, check_backends, listen_socket, lock_database
+from ._serve_scenario import scenario_config
 
 log = structlog.get_logger("flashsale.cli")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flashsale", description="A flash-sale engine: actors, HTTP, no oversell.")
+    parser.add_argument("--version", action="version", version=f"flashsale {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the HTTP server (the demo sale when no --config is given)")
     serve.add_argument("--host", help="address to listen on (default from config, else 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default from config, else 8080)")
-    serve.add_argument("--config", metavar="FILE", help="a TOML sale configuration")
+    source = serve.add_mutually_exclusive_group()
+    source.add_argument("--config", metavar="FILE", help="a TOML sale configuration")
+    source.add_argument(
+        "--scenario",
+        metavar="FILE",
+        help="serve the configuration inside a scenario file (its sale windows moved to start now)",
+    )
     serve.add_argument("--record", metavar="FILE", help="write the purchase traffic to FILE as a JSON Lines scenario")
     serve.add_argument(
         "--record-max",
@@ -89,6 +100,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("flashsale")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     try:
         import uvloop  # noqa: PLC0415 - optional speed-up, absent on Windows
@@ -98,10 +116,8 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    try:
-        config = Config.load(args.config) if args.config else demo_config()
-    except ConfigError as exc:
-        print(f"flashsale: {exc}", file=sys.stderr)
+    config = _serve_config(args)
+    if config is None:
         return 2
     server = dataclasses.replace(
         config.server,
@@ -114,6 +130,20 @@ def _serve(args: argparse.Namespace) -> int:
         if refused:
             print(f"flashsale: {refused}", file=sys.stderr)
             return 2
+    configure_logging(server.log_level)
+    try:
+        # Before anything is opened or written: the port, then the database (or the backends).
+        sock = listen_socket(server.host, server.port, reuse_port=args.reuse_port or args.workers > 1)
+        if args.workers > 1:
+            sock.close()  # the workers bind their own; this only proved the port can be shared
+        elif config.backend == "memory":
+            _STORE_LOCK.append(lock_database(config.store.path))  # held until the process exits
+        check_backends(config)
+    except CannotStart as exc:
+        log.error("cannot start", reason=str(exc))
+        return 1
+    if args.workers > 1:
+        return _run_workers(args, server.host, server.port)
     recorder = None
     if args.record:
         try:
@@ -121,22 +151,19 @@ def _serve(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"flashsale: {args.record}: cannot write: {exc.strerror}", file=sys.stderr)
             return 2
-    configure_logging(server.log_level)
-    if args.workers > 1:
-        return _run_workers(args, server.host, server.port)
     where = {"store": config.store.path, "durability": config.store.durability}
     if config.backend == "redis":
         where = {"redis_prefix": config.redis.prefix}  # URLs may carry passwords: not logged
     log.info(
         "starting",
-        config=args.config or "demo",
+        config=args.config or args.scenario or "demo",
         skus=[s.id for s in config.skus],
         backend=config.backend,
         record=args.record,
         **where,
     )
     try:
-        _run_app(config, server, args.reuse_port, recorder)
+        _run_app(config, sock, recorder)
     except Unavailable as exc:  # the store or the ledger could not be opened
         log.error("cannot start", reason=str(exc))
         return 1
@@ -146,6 +173,21 @@ def _serve(args: argparse.Namespace) -> int:
             log.info("recorded", file=args.record, events=recorder.events)
     log.info("stopped")
     return 0
+
+
+_STORE_LOCK: list[int] = []
+"""The descriptor that holds the order database's lock (:func:`lock_database`) while the server runs."""
+
+
+def _serve_config(args: argparse.Namespace) -> Config | None:
+    """The sale ``serve`` runs: ``--config``, ``--scenario`` or the demo; ``None`` after printing why not."""
+    try:
+        if args.scenario:
+            return scenario_config(args.scenario, wall_clock)
+        return Config.load(args.config) if args.config else demo_config()
+    except (ConfigError, ScenarioError) as exc:
+        print(f"flashsale: {exc}", file=sys.stderr)
+        return None
 
 
 GC_THRESHOLDS = (50_000, 20, 100)
@@ -168,21 +210,20 @@ async def _freeze_startup_heap(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
-def _run_app(config: Config, server: ServerConfig, reuse_port: bool, recorder: ScenarioRecorder | None) -> None:
+def _run_app(config: Config, sock: socket.socket, recorder: ScenarioRecorder | None) -> None:
     loop_factory = _loop_factory()
     gc.set_threshold(*GC_THRESHOLDS)
     app = create_app(config, engine=SaleEngine(config, recorder=recorder))
     app.cleanup_ctx.append(_freeze_startup_heap)  # after the engine's own: it runs once the sale has started
+    host, port = config.server.host, sock.getsockname()[1]
     web.run_app(
         app,
-        host=server.host,
-        port=server.port,
-        access_log=None,
-        # Called once the socket is bound: the line to wait for before sending traffic.
-        print=lambda _: log.info("listening", url=f"http://{server.host}:{server.port}"),
+        sock=sock,
+        **access_log_settings(config.server),
+        # Called once the sale has started and the socket listens: the line to wait for before sending traffic.
+        print=lambda _: log.info("listening", url=f"http://{host}:{port}"),
         loop=loop_factory() if loop_factory else None,
         shutdown_timeout=10.0,
-        reuse_port=reuse_port or None,
     )
 
 

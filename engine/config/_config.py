@@ -78,6 +78,8 @@ class ServerConfig:
     log_level: str = "info"
     trusted_proxies: tuple[str, ...] = ()
     """Addresses or networks whose ``X-Forwarded-For`` is believed; validated at load."""
+    access_log: bool = False
+    """One log line per request (method, path, status, latency, request id); off: no cost at all."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +183,7 @@ class Config:
                 "max_body_bytes": self.server.max_body_bytes,
                 "log_level": self.server.log_level,
                 "trusted_proxies": list(self.server.trusted_proxies),
+                "access_log": self.server.access_log,
             },
             "engine": {"inventory_actors": self.inventory_actors, "tick_interval": self.tick_interval},
             "backend": self.backend,
@@ -448,7 +451,9 @@ class _Reader:
         )
 
     def server(self, data: Any) -> ServerConfig:
-        sv = self.table(data, "server", {"host", "port", "max_body_bytes", "log_level", "trusted_proxies"})
+        sv = self.table(
+            data, "server", {"host", "port", "max_body_bytes", "log_level", "trusted_proxies", "access_log"}
+        )
         port = self.value(sv, "port", int, "server", 8080)
         if not 0 <= port <= 65535:
             self.note("server.port", f"must be 0-65535, got {port}")
@@ -463,6 +468,7 @@ class _Reader:
             max_body_bytes=self.section(lambda: self.positive(sv, "max_body_bytes", "server", 4096), 4096),
             log_level=level,
             trusted_proxies=self.section(lambda: self.networks(sv, "trusted_proxies", "server"), ()),
+            access_log=self.value(sv, "access_log", bool, "server", False),
         )
 
     def engine(self, data: Any) -> tuple[int, float]:

@@ -7,6 +7,7 @@ only ``backend = "redis"`` does, through the ``flashsale[redis]`` extra.
 """
 
 from ._ledger import RedisLedger
+from ._probe import probe_postgres, probe_redis
 from ._sink import OrderSink, SinkGauges, stream_key
 
-__all__ = ["OrderSink", "RedisLedger", "SinkGauges", "stream_key"]
+__all__ = ["OrderSink", "RedisLedger", "SinkGauges", "probe_postgres", "probe_redis", "stream_key"]
