@@ -33,6 +33,8 @@ import aiohttp
 
 from flashsale import Scenario, TrafficEvent
 
+from ._mismatch import config_mismatch
+
 US = 1_000_000
 
 _TIMEOUT = aiohttp.ClientTimeout(total=30)
@@ -51,6 +53,7 @@ class AgainstReport:
     max_lag: float = 0.0
     wall_seconds: float = 0.0
     checks: dict[str, str] = field(default_factory=dict)  # invariant -> "" when it held, else why not
+    mismatch: list[str] = field(default_factory=list)  # how the server's sale differs; nothing was sent
 
     @property
     def violations(self) -> list[str]:
@@ -67,9 +70,19 @@ class AgainstReport:
             "max_lag_seconds": round(self.max_lag, 6),
             "wall_seconds": round(self.wall_seconds, 6),
             "checks": {name: {"ok": not why, "detail": why} for name, why in self.checks.items()},
+            "mismatch": self.mismatch,
         }
 
     def summary(self) -> str:
+        if self.mismatch:
+            return "\n".join(
+                [
+                    f"scenario   {self.scenario} against {self.url}",
+                    "MISMATCH   the server is not selling this scenario's sale; no traffic was sent",
+                    *(f"  differs  {m}" for m in self.mismatch),
+                    "           (flashsale serve --scenario FILE serves a scenario's configuration)",
+                ]
+            )
         lines = [
             f"scenario   {self.scenario} against {self.url}",
             f"answers    {' · '.join(f'{k} {v:,}' for k, v in sorted(self.answers.items())) or '-'}",
@@ -83,7 +96,10 @@ class AgainstReport:
 
 
 class _Sender:
-    def __init__(self, scenario: Scenario, url: str, session: aiohttp.ClientSession, concurrency: int) -> None:
+    def __init__(
+        self, scenario: Scenario, url: str, session: aiohttp.ClientSession, concurrency: int, speed: float = 1.0
+    ) -> None:
+        self.us = US * speed  # scenario microseconds per real second
         self.scenario = scenario
         self.url = url
         self.session = session
@@ -134,9 +150,10 @@ class _Sender:
             assert e.sku is not None
             self.orders[order_id] = (e.user, e.sku, e.qty)
             if e.then is not None:
-                self.spawn(now + e.then.after_us / US, TrafficEvent(0, e.then.op, order=order_id, source=e.source), 0)
+                then = TrafficEvent(0, e.then.op, order=order_id, source=e.source)
+                self.spawn(now + e.then.after_us / self.us, then, 0)
         elif e.retry is not None and attempt < e.retry.max and result in e.retry.on:
-            self.spawn(now + e.retry.delay_us(attempt + 1, data.get("retry_after")) / US, e, attempt + 1)
+            self.spawn(now + e.retry.delay_us(attempt + 1, data.get("retry_after")) / self.us, e, attempt + 1)
 
     async def change(self, e: TrafficEvent) -> None:
         if e.op in ("restock", "expire"):
@@ -161,10 +178,10 @@ class _Sender:
         self.t0 = loop.time()
         began = time.perf_counter()
         for e in events:
-            delay = self.t0 + e.at / US - loop.time()
+            delay = self.t0 + e.at / self.us - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            self.spawn(e.at / US, e, 0)
+            self.spawn(e.at / self.us, e, 0)
         while self.tasks:
             await asyncio.gather(*list(self.tasks))
         self.report.wall_seconds = time.perf_counter() - began
@@ -218,11 +235,17 @@ def _say(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__  # a TimeoutError has no message
 
 
-async def run_against(scenario: Scenario, url: str, *, concurrency: int = 64) -> AgainstReport:
-    """Send ``scenario``'s traffic to the server at ``url`` in real time; check the invariants."""
+async def run_against(scenario: Scenario, url: str, *, concurrency: int = 64, speed: float = 1.0) -> AgainstReport:
+    """Send ``scenario``'s traffic to the server at ``url`` in real time (``speed`` times faster); check the invariants.
+
+    A server started with ``flashsale serve --scenario FILE --speed N`` runs its sale clock at the same pace.
+    """
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(timeout=_TIMEOUT, connector=connector) as session:
-        sender = _Sender(scenario, url.rstrip("/"), session, concurrency)
+        sender = _Sender(scenario, url.rstrip("/"), session, concurrency, speed)
+        sender.report.mismatch = await config_mismatch(scenario, sender.url, session)
+        if sender.report.mismatch:
+            return sender.report
         await sender.run(scenario.traffic())
         try:
             await sender.check()

@@ -41,6 +41,7 @@ import structlog
 from aiohttp import web
 
 from flashsale import (
+    Clock,
     Config,
     ConfigError,
     SaleEngine,
@@ -58,7 +59,7 @@ from ._against import run_against
 from ._app import create_app
 from ._logging import configure_logging
 from ._preflight import CannotStart, check_backends, listen_socket, lock_database
-from ._serve_scenario import scenario_config
+from ._serve_scenario import scaled_clock, scenario_config
 
 log = structlog.get_logger("flashsale.cli")
 
@@ -93,10 +94,23 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument(
         "--concurrency", type=int, default=64, help="with --against: requests in flight at most (default 64)"
     )
+    rep.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="with --against: send the traffic N times faster (for a server run with serve --scenario --speed N)",
+    )
     serve.add_argument(
         "--workers", type=int, default=1, metavar="N", help='processes sharing the port (N > 1 needs backend = "redis")'
     )
     serve.add_argument("--reuse-port", action="store_true", help="bind with SO_REUSEPORT (what each worker does)")
+    serve.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        metavar="N",
+        help="with --scenario: run the sale's clock N times faster (rehearsals; pair with replay --against --speed N)",
+    )
     return parser
 
 
@@ -175,15 +189,21 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+_CLOCK: dict[str, Clock] = {}
+"""The sale's clock when ``--speed`` moves it (set once by :func:`_serve_config`); the wall clock otherwise."""
+
 _STORE_LOCK: list[int] = []
 """The descriptor that holds the order database's lock (:func:`lock_database`) while the server runs."""
 
 
 def _serve_config(args: argparse.Namespace) -> Config | None:
     """The sale ``serve`` runs: ``--config``, ``--scenario`` or the demo; ``None`` after printing why not."""
+    if args.speed != 1.0 and not (args.scenario and args.speed > 0):
+        print(f"flashsale: --speed needs --scenario and a value > 0, got {args.speed}", file=sys.stderr)
+        return None
     try:
         if args.scenario:
-            return scenario_config(args.scenario, wall_clock)
+            return scenario_config(args.scenario, _CLOCK.setdefault("clock", scaled_clock(args.speed)), args.speed)
         return Config.load(args.config) if args.config else demo_config()
     except (ConfigError, ScenarioError) as exc:
         print(f"flashsale: {exc}", file=sys.stderr)
@@ -213,7 +233,7 @@ async def _freeze_startup_heap(app: web.Application) -> AsyncIterator[None]:
 def _run_app(config: Config, sock: socket.socket, recorder: ScenarioRecorder | None) -> None:
     loop_factory = _loop_factory()
     gc.set_threshold(*GC_THRESHOLDS)
-    app = create_app(config, engine=SaleEngine(config, recorder=recorder))
+    app = create_app(config, engine=SaleEngine(config, recorder=recorder, clock=_CLOCK.get("clock")))
     app.cleanup_ctx.append(_freeze_startup_heap)  # after the engine's own: it runs once the sale has started
     host, port = config.server.host, sock.getsockname()[1]
     web.run_app(
@@ -270,9 +290,14 @@ def _replay(args: argparse.Namespace) -> int:
         print(f"flashsale: {exc}", file=sys.stderr)
         return 2
     if args.against:
-        report = asyncio.run(run_against(scenario, args.against, concurrency=max(1, args.concurrency)))
+        if not args.speed > 0:
+            print(f"flashsale: --speed must be > 0, got {args.speed}", file=sys.stderr)
+            return 2
+        report = asyncio.run(
+            run_against(scenario, args.against, concurrency=max(1, args.concurrency), speed=args.speed)
+        )
         print(orjson.dumps(report.as_dict(), option=orjson.OPT_INDENT_2).decode() if args.json else report.summary())
-        return 1 if report.violations else 0
+        return 2 if report.mismatch else 1 if report.violations else 0
     loop_factory = _loop_factory()
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         result = runner.run(replay(scenario))

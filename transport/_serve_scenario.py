@@ -7,17 +7,34 @@ server's clock: every SKU's sale window is moved by the same amount so that
 the scenario's ``start`` is the moment the server starts, and a ``replay
 --against`` started right after sends each event at about the point of the
 sale the file meant.
+
+``--speed N`` runs the sale's clock N times faster than the wall (windows,
+payment timeouts, rate limits and the expiry tick all follow it), so a
+ten-minute scenario can be rehearsed in seconds with ``replay --against
+--speed N``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-from flashsale import Clock, Config, load_scenario
+from flashsale import Clock, Config, load_scenario, wall_clock
 
 
-def scenario_config(path: str, clock: Clock) -> Config:
-    """The configuration inside the scenario at ``path``, its windows moved to start at ``clock()``."""
+def scaled_clock(speed: float) -> Clock:
+    """A clock that starts at the wall clock's now and runs ``speed`` times as fast."""
+    if speed == 1.0:
+        return wall_clock
+    t0 = wall_clock()
+    return lambda: t0 + round((wall_clock() - t0) * speed)
+
+
+def scenario_config(path: str, clock: Clock, speed: float = 1.0) -> Config:
+    """The configuration inside the scenario at ``path``, its windows moved to start at ``clock()``.
+
+    ``engine.tick_interval`` is divided by ``speed``: expiry ticks come as
+    often in sale time as the scenario meant.
+    """
     scenario = load_scenario(path)
     shift = clock() - scenario.start
     skus = tuple(
@@ -28,4 +45,4 @@ def scenario_config(path: str, clock: Clock) -> Config:
         )
         for s in scenario.config.skus
     )
-    return dataclasses.replace(scenario.config, skus=skus)
+    return dataclasses.replace(scenario.config, skus=skus, tick_interval=scenario.config.tick_interval / speed)
