@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.transport.test_cli import FLASHSALE, _free_port, _wait_for
+from flashsale.testing import free_port as _free_port
+from tests.transport.test_cli import FLASHSALE, _wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
