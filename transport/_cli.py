@@ -54,6 +54,7 @@ from flashsale import (
     wall_clock,
 )
 
+from . import _pg_setup
 from ._access_log import access_log_settings
 from ._against import run_against
 from ._app import create_app
@@ -104,6 +105,7 @@ def _parser() -> argparse.ArgumentParser:
         "--workers", type=int, default=1, metavar="N", help='processes sharing the port (N > 1 needs backend = "redis")'
     )
     serve.add_argument("--reuse-port", action="store_true", help="bind with SO_REUSEPORT (what each worker does)")
+    _pg_setup.add_parser(sub)
     serve.add_argument(
         "--speed",
         type=float,
@@ -235,6 +237,7 @@ def _run_app(config: Config, sock: socket.socket, recorder: ScenarioRecorder | N
     gc.set_threshold(*GC_THRESHOLDS)
     app = create_app(config, engine=SaleEngine(config, recorder=recorder, clock=_CLOCK.get("clock")))
     app.cleanup_ctx.append(_freeze_startup_heap)  # after the engine's own: it runs once the sale has started
+    app.on_startup.append(_stop_once_on_signals)
     host, port = config.server.host, sock.getsockname()[1]
     web.run_app(
         app,
@@ -245,6 +248,29 @@ def _run_app(config: Config, sock: socket.socket, recorder: ScenarioRecorder | N
         loop=loop_factory() if loop_factory else None,
         shutdown_timeout=10.0,
     )
+
+
+async def _stop_once_on_signals(app: web.Application) -> None:
+    """SIGTERM or SIGINT starts a graceful stop once; a second one is logged and changes nothing.
+
+    aiohttp raises ``GracefulExit`` (a ``SystemExit(1)``) on every signal, so a
+    second one during the stop cut the flush short and exited 1. Seconds
+    signals are common: ``make serve`` passes its SIGTERM on to the server,
+    which gets the group's SIGTERM too, and people press Ctrl-C twice.
+    """
+    loop = asyncio.get_running_loop()
+    stopping = False
+
+    def stop(signame: str) -> None:
+        nonlocal stopping
+        if stopping:
+            log.info("already stopping", signal=signame)
+            return
+        stopping = True
+        raise web.GracefulExit
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop, sig.name)  # replaces aiohttp's; it removes them again at cleanup
 
 
 def _refuse_workers(n: int, config: Config, record: str | None) -> str:
@@ -323,4 +349,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args)
     if args.command == "replay":
         return _replay(args)
+    if args.command == "postgres-setup":
+        return _pg_setup.run(args)
     raise AssertionError(args.command)  # argparse rejects unknown commands

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from flashsale.testing import free_port as _free_port
+from flashsale.testing import wait_until
 from tests.transport.test_cli import FLASHSALE, _wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -117,6 +118,35 @@ def test_port_refused_before_the_database(tmp_path: Path) -> None:
         port = holder.getsockname()[1]
         reason = _one_refusal(_run(tmp_path, "serve", "--config", "sale.toml", "--port", str(port)))
     assert reason.startswith(f"cannot listen on 127.0.0.1:{port}: the port is in use")
+
+
+def test_a_second_sigterm_does_not_cut_the_stop_short(tmp_path: Path) -> None:
+    """A SIGTERM during the graceful stop (``make serve`` passes its own on) is logged; the stop completes, exit 0."""
+    port = _free_port()
+    proc = subprocess.Popen([*FLASHSALE, "serve", "--port", str(port)], cwd=tmp_path, stdout=subprocess.PIPE, env=ENV)
+    assert proc.stdout is not None
+    _wait_for(proc.stdout, "listening")
+    # A purchase whose body is still on its way keeps the stop waiting for it.
+    slow = socket.create_connection(("127.0.0.1", port))
+    slow.sendall(b'POST /v1/purchase HTTP/1.1\r\nHost: x\r\nContent-Length: 60\r\n\r\n{"sku": "tshirt"')
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as resp:  # read after the slow one
+        assert resp.status == 200
+    proc.send_signal(signal.SIGTERM)
+
+    def refusing() -> bool:  # the first stop has begun: the listening socket is closed
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except OSError:
+            return True
+        return False
+
+    wait_until(refusing, 20, "the server to stop listening")
+    proc.send_signal(signal.SIGTERM)
+    _wait_for(proc.stdout, "already stopping")
+    slow.close()
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert [e["event"] for e in _events(out.decode())][-2:] == ["sale stopped", "stopped"]
 
 
 def test_version() -> None:
