@@ -27,8 +27,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import errno
 import gc
 import importlib.metadata
+import os
 import signal
 import socket
 import subprocess
@@ -146,6 +148,10 @@ def _serve(args: argparse.Namespace) -> int:
         if refused:
             print(f"flashsale: {refused}", file=sys.stderr)
             return 2
+    unwritable = _unwritable(args.record) if args.record else ""
+    if unwritable:
+        print(f"flashsale: {args.record}: cannot write: {unwritable}", file=sys.stderr)
+        return 2
     configure_logging(server.log_level)
     try:
         # Before anything is opened or written: the port, then the database (or the backends).
@@ -189,6 +195,18 @@ def _serve(args: argparse.Namespace) -> int:
             log.info("recorded", file=args.record, events=recorder.events)
     log.info("stopped")
     return 0
+
+
+def _unwritable(path: str) -> str:
+    """Why a file could not be written at ``path`` ("" when it could), without creating or truncating it."""
+    p = Path(path)
+    if p.is_dir():
+        return os.strerror(errno.EISDIR)
+    if not p.parent.is_dir():
+        return os.strerror(errno.ENOENT)
+    if not os.access(p if p.exists() else p.parent, os.W_OK):
+        return os.strerror(errno.EACCES)
+    return ""
 
 
 _CLOCK: dict[str, Clock] = {}
