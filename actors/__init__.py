@@ -9,7 +9,8 @@ and on a shared :class:`StockLedger` (several processes, one sale) two::
     SharedLimiterActor -> LedgerInventoryActor (one owner per SKU per process)
 
 plus the rate-limit buckets, the asyncio bridge that answers a batch with one loop wake-up, the
-message types, and the ports (Protocols) the actors need from the world.
+message types, the ports (Protocols) the actors need from the world, and the
+root of flashsale's exception tree (:mod:`actors._errors`, drawn there).
 Nothing here knows HTTP, files or configuration, and nothing reads a clock:
 time arrives in messages.
 """
@@ -18,6 +19,7 @@ from ._breaker import Breaker
 from ._bridge import LoopBridge
 from ._buckets import BucketSpec, LeakyBucket, TokenBucket
 from ._dedup import DedupActor
+from ._errors import FlashsaleError, LedgerError, LedgerRefused, StageFailed, StoreError, Unavailable
 from ._inventory import InventoryActor, SkuStock, reserved_outcome
 from ._ledger import LedgerInventoryActor, SharedLimiterActor
 from ._limiter import LimiterActor, LimiterGauges
@@ -34,7 +36,9 @@ from ._messages import (
     Outcome,
     Purchase,
     PurchaseBatch,
+    PurchasesWaiting,
     ReleaseHolds,
+    Reply,
     Restock,
     Result,
     ReturnUnits,
@@ -46,8 +50,8 @@ from ._messages import (
     WriteRestock,
     fast_new,
 )
-from ._pipeline import Pipeline, Stage, tell
-from ._ports import LedgerError, LedgerSku, OrderStore, Recovered, RestockRecord, SkuTotals, StockLedger, StoreError
+from ._pipeline import Pipeline, PurchaseQueue, Stage, tell
+from ._ports import LedgerSku, OrderStore, Recovered, RestockRecord, SkuTotals, StockLedger
 from ._writer import OrderWriterActor, WriterGauges
 
 __all__ = [
@@ -57,12 +61,14 @@ __all__ = [
     "ChangeResult",
     "DedupActor",
     "DrainQueue",
+    "FlashsaleError",
     "Flush",
     "GetOrder",
     "InventoryActor",
     "LeakyBucket",
     "LedgerError",
     "LedgerInventoryActor",
+    "LedgerRefused",
     "LedgerSku",
     "LimiterActor",
     "LimiterGauges",
@@ -77,8 +83,11 @@ __all__ = [
     "Pipeline",
     "Purchase",
     "PurchaseBatch",
+    "PurchaseQueue",
+    "PurchasesWaiting",
     "Recovered",
     "ReleaseHolds",
+    "Reply",
     "Restock",
     "RestockRecord",
     "Result",
@@ -90,10 +99,12 @@ __all__ = [
     "SkuTotals",
     "SkuView",
     "Stage",
+    "StageFailed",
     "StockLedger",
     "StoreError",
     "Tick",
     "TokenBucket",
+    "Unavailable",
     "WriteOrders",
     "WriteRestock",
     "WriterGauges",
