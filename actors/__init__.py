@@ -21,6 +21,7 @@ from ._buckets import BucketSpec, LeakyBucket, TokenBucket
 from ._dedup import DedupActor
 from ._errors import FlashsaleError, LedgerError, LedgerRefused, StageFailed, StoreError, Unavailable
 from ._inventory import InventoryActor, SkuStock, reserved_outcome
+from ._keys import KeyGauges
 from ._ledger import LedgerInventoryActor, SharedLimiterActor
 from ._limiter import LimiterActor, LimiterGauges
 from ._messages import (
@@ -29,6 +30,7 @@ from ._messages import (
     DrainQueue,
     Flush,
     GetOrder,
+    KeysFinal,
     LimiterTick,
     Order,
     OrdersClosed,
@@ -65,6 +67,8 @@ __all__ = [
     "Flush",
     "GetOrder",
     "InventoryActor",
+    "KeyGauges",
+    "KeysFinal",
     "LeakyBucket",
     "LedgerError",
     "LedgerInventoryActor",

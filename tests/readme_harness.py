@@ -302,6 +302,10 @@ class Session:
             if SERVER.match(command):
                 self.serve(command)
                 continue
+            assert not command.rstrip().endswith("&"), (
+                f"{block.where()}: `{command}`: a background job does not outlive its command here;"
+                " start a server with its own server command (see tests/test_readme.py)"
+            )
             done = self.run(command)
             said = f"{block.where()}: `{command}` exited {done.returncode}\n{done.stdout}{done.stderr}"
             assert done.returncode == 0, said

@@ -24,7 +24,8 @@ Every fenced block runs, by its language (the first word after the fence):
     until ``/readyz`` answers 200, and later commands talk to it. It runs
     until the next server command or the end of the README, then gets
     SIGTERM and must log a clean ``stopped``, with no warning anywhere in
-    its output.
+    its output. Write it alone on its line, without ``&`` (a reader runs it
+    in another terminal): background jobs do not outlive their command.
   * Ports: ``8080`` is moved to a free port (``--port N`` is added to a
     server command that names none), ``6379`` and ``5432`` to a throwaway
     Redis and PostgreSQL that the session starts the first time a block

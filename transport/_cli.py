@@ -13,6 +13,9 @@ starts the workers, forwards SIGTERM and SIGINT to them, and exits when they
 all have; it does not restart a worker that dies (the others' order sinks
 take over its unacknowledged stream entries).
 
+``flashsale load URL [...]`` rehearses a sale against a running server
+(``flashsale.transport.load``).
+
 ``flashsale replay FILE [--check] [--json] [--against URL]`` runs a scenario
 file (docs/scenarios.md) on virtual time and prints its summary and digest,
 or sends its traffic to a running server and checks the invariants that hold
@@ -56,13 +59,13 @@ from flashsale import (
     wall_clock,
 )
 
-from . import _pg_setup
-from ._access_log import access_log_settings
+from . import _pg_setup, load
 from ._against import run_against
 from ._app import create_app
 from ._logging import configure_logging
 from ._preflight import CannotStart, check_backends, listen_socket, lock_database
 from ._serve_scenario import scaled_clock, scenario_config
+from ._server import serve
 
 log = structlog.get_logger("flashsale.cli")
 
@@ -107,7 +110,6 @@ def _parser() -> argparse.ArgumentParser:
         "--workers", type=int, default=1, metavar="N", help='processes sharing the port (N > 1 needs backend = "redis")'
     )
     serve.add_argument("--reuse-port", action="store_true", help="bind with SO_REUSEPORT (what each worker does)")
-    _pg_setup.add_parser(sub)
     serve.add_argument(
         "--speed",
         type=float,
@@ -115,6 +117,8 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="with --scenario: run the sale's clock N times faster (rehearsals; pair with replay --against --speed N)",
     )
+    load.add_parser(sub)  # flashsale load URL: transport/load/
+    _pg_setup.add_parser(sub)
     return parser
 
 
@@ -255,40 +259,19 @@ def _run_app(config: Config, sock: socket.socket, recorder: ScenarioRecorder | N
     gc.set_threshold(*GC_THRESHOLDS)
     app = create_app(config, engine=SaleEngine(config, recorder=recorder, clock=_CLOCK.get("clock")))
     app.cleanup_ctx.append(_freeze_startup_heap)  # after the engine's own: it runs once the sale has started
-    app.on_startup.append(_stop_once_on_signals)
-    host, port = config.server.host, sock.getsockname()[1]
-    web.run_app(
+    host = config.server.host
+    # Timeouts, connection caps and JSON parser errors: transport/_server.py.
+    listening = serve(
         app,
+        config,
+        host=host,
+        port=config.server.port,
         sock=sock,
-        **access_log_settings(config.server),
-        # Called once the sale has started and the socket listens: the line to wait for before sending traffic.
-        print=lambda _: log.info("listening", url=f"http://{host}:{port}"),
-        loop=loop_factory() if loop_factory else None,
-        shutdown_timeout=10.0,
+        # Called once the socket listens: the line to wait for before sending traffic.
+        listening=lambda port: log.info("listening", url=f"http://{host}:{port}"),
     )
-
-
-async def _stop_once_on_signals(app: web.Application) -> None:
-    """SIGTERM or SIGINT starts a graceful stop once; a second one is logged and changes nothing.
-
-    aiohttp raises ``GracefulExit`` (a ``SystemExit(1)``) on every signal, so a
-    second one during the stop cut the flush short and exited 1. Seconds
-    signals are common: ``make serve`` passes its SIGTERM on to the server,
-    which gets the group's SIGTERM too, and people press Ctrl-C twice.
-    """
-    loop = asyncio.get_running_loop()
-    stopping = False
-
-    def stop(signame: str) -> None:
-        nonlocal stopping
-        if stopping:
-            log.info("already stopping", signal=signame)
-            return
-        stopping = True
-        raise web.GracefulExit
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop, sig.name)  # replaces aiohttp's; it removes them again at cleanup
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(listening)
 
 
 def _refuse_workers(n: int, config: Config, record: str | None) -> str:
@@ -367,6 +350,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args)
     if args.command == "replay":
         return _replay(args)
+    if args.command == "load":
+        return load.run(args)
     if args.command == "postgres-setup":
         return _pg_setup.run(args)
     raise AssertionError(args.command)  # argparse rejects unknown commands

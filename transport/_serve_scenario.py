@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from flashsale import Clock, Config, load_scenario, wall_clock
+from flashsale import Clock, Config, TrafficEvent, load_scenario, wall_clock
 
 
 def scaled_clock(speed: float) -> Clock:
@@ -46,3 +46,16 @@ def scenario_config(path: str, clock: Clock, speed: float = 1.0) -> Config:
         for s in scenario.config.skus
     )
     return dataclasses.replace(scenario.config, skus=skus, tick_interval=scenario.config.tick_interval / speed)
+
+
+def faster(events: list[TrafficEvent], speed: float) -> list[TrafficEvent]:
+    """``events`` on a clock ``speed`` times faster: their times, follow-up delays and retry back-offs divided."""
+    if speed == 1.0:
+        return events
+
+    def scaled(e: TrafficEvent) -> TrafficEvent:
+        then = None if e.then is None else dataclasses.replace(e.then, after_us=max(1, round(e.then.after_us / speed)))
+        retry = None if e.retry is None else dataclasses.replace(e.retry, backoff=e.retry.backoff / speed)
+        return dataclasses.replace(e, at=round(e.at / speed), then=then, retry=retry)
+
+    return [scaled(e) for e in events]

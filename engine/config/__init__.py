@@ -16,10 +16,12 @@ from ._config import (
     StoreConfig,
     demo_config,
 )
+from ._connections import ConnectionsConfig
 
 __all__ = [
     "SKU_ID",
     "Config",
+    "ConnectionsConfig",
     "LimitsConfig",
     "PostgresConfig",
     "RedisConfig",

@@ -9,9 +9,22 @@
 only ``backend = "redis"`` does, through the ``flashsale[redis]`` extra.
 """
 
+from ._archive import OrderArchive
 from ._backend import RedisBackend
 from ._ledger import RedisLedger
 from ._probe import probe_postgres, probe_redis
+from ._rebuild import RebuildError, SaleRebuilder
 from ._sink import OrderSink, SinkGauges, stream_key
 
-__all__ = ["OrderSink", "RedisBackend", "RedisLedger", "SinkGauges", "probe_postgres", "probe_redis", "stream_key"]
+__all__ = [
+    "OrderArchive",
+    "OrderSink",
+    "RebuildError",
+    "RedisBackend",
+    "RedisLedger",
+    "SaleRebuilder",
+    "SinkGauges",
+    "probe_postgres",
+    "probe_redis",
+    "stream_key",
+]
