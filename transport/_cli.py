@@ -148,7 +148,9 @@ def _serve(args: argparse.Namespace) -> int:
     )
     config = dataclasses.replace(config, server=server)
     if args.workers != 1:
-        refused = _refuse_workers(args.workers, config, args.record)
+        refused = _refuse_workers(args.workers, config, args.record) or (
+            "--workers needs --config (each worker reads the same file)" if args.scenario else ""
+        )
         if refused:
             print(f"flashsale: {refused}", file=sys.stderr)
             return 2
