@@ -44,7 +44,6 @@ EXPECTED = {
         "PurchaseQueue",
         "PurchasesWaiting",
         "Recovered",
-        "ReleaseHolds",
         "Reply",
         "Restock",
         "RestockRecord",

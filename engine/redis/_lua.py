@@ -1,4 +1,12 @@
-"""The Lua scripts of the Redis ledger (see :mod:`engine._redis` and the README's key table).
+"""The Lua scripts of the Redis ledger (see :mod:`flashsale.redis._ledger` and the README's key table).
+
+``RESERVE`` decides a purchase in the one order of checks written in
+:mod:`flashsale.actors.rules` (key, window, sold out, per-user limit, stock),
+and ``THROTTLE`` computes a token bucket exactly as
+:class:`flashsale.actors.TokenBucket` does (the same float steps, so the same
+microsecond); ``tests/scenarios/test_backends.py`` and
+``tests/distributed/test_lua_rules.py`` hold them to it. Change a rule there
+and here together.
 
 Each script touches the keys of one SKU only (hash tag ``{sku}``; the rate
 limit script only ``{rl}``), so it runs on one Redis Cluster slot. Key names
@@ -74,6 +82,7 @@ RESERVE = (
 -- 'sale_not_open|not_started' / '|ended', 'idempotency_key_reused|qty', 'key_limit|buyer' / '|address',
 -- or 'again|<recorded answer>'. Only a key that reserved an order is recorded (until the order is final
 -- or the ttl passes): a refused purchase's retry is decided again.
+-- The checks, in the order of flashsale.actors.rules: 0 key, 1 window, 2 sold out, 3 per-user limit, 4 stock.
 local base, sku, ttl = ARGV[1], ARGV[2], ARGV[3]
 local per_buyer, per_ip = tonumber(ARGV[4]), tonumber(ARGV[5])
 local m = redis.call('HMGET', KEYS[1], 'remaining', 'seq', 'starts_at', 'ends_at', 'limit', 'hold_us')
@@ -103,6 +112,7 @@ for i = 6, #ARGV, 5 do
   if not ans then
     if starts and at < starts then ans = 'sale_not_open|not_started'
     elseif ends and at >= ends then ans = 'sale_not_open|ended'
+    elseif remaining <= 0 then ans = 'sold_out|' .. d(remaining)
     else
       local held = 0
       if limit then held = tonumber(redis.call('HGET', KEYS[2], user) or '0') end
@@ -198,14 +208,23 @@ return view()
 )
 
 THROTTLE = """
--- Token buckets shared by every worker. ARGV: base 'P:{rl}:', at, then for the user and the IP scope:
--- rate (tokens per microsecond, '' when the scope has no bucket) and burst; then per purchase: user, ip.
--- A purchase takes one token from each bucket in scope, or none at all. Answers: '0' (admitted) or
--- the microseconds to wait.
-local base, at = ARGV[1], tonumber(ARGV[2])
-local scopes = {{'u:', tonumber(ARGV[3]), tonumber(ARGV[4])}, {'ip:', tonumber(ARGV[5]), tonumber(ARGV[6])}}
+-- Token buckets shared by every worker. ARGV: base 'P:{rl}:', then for the user and the IP scope: rate
+-- (tokens per microsecond, '' when the scope has no bucket) and burst; then per purchase: user, ip, at.
+-- A purchase takes one token from each bucket in scope, or none at all. Answers: '0' (admitted) or the
+-- microseconds to wait: the first instant the slowest refusing bucket holds a whole token, computed in
+-- the same float steps as flashsale.actors.TokenBucket.next_free, so both give the same microsecond.
+local base = ARGV[1]
+local scopes = {{'u:', tonumber(ARGV[2]), tonumber(ARGV[3])}, {'ip:', tonumber(ARGV[4]), tonumber(ARGV[5])}}
+local function next_free(tokens, last, rate, at)
+  if tokens >= 1 then return at end
+  local t = last + math.ceil((1 - tokens) / rate)
+  while t > last and tokens + (t - 1 - last) * rate >= 1 do t = t - 1 end
+  while tokens + (t - last) * rate < 1 do t = t + 1 end
+  return t
+end
 local out = {}
-for i = 7, #ARGV, 2 do
+for i = 6, #ARGV, 3 do
+  local at = tonumber(ARGV[i + 2])
   local wait, seen = 0, {}
   for s = 1, 2 do
     local sc, id = scopes[s], ARGV[i + s - 1]
@@ -214,7 +233,8 @@ for i = 7, #ARGV, 2 do
       local b = redis.call('HMGET', key, 't', 'l')
       local tokens, last = tonumber(b[1]) or sc[3], tonumber(b[2]) or at
       if at > last then tokens = math.min(sc[3], tokens + (at - last) * sc[2]); last = at end
-      if tokens < 1 then wait = math.max(wait, math.ceil((1 - tokens) / sc[2])) end
+      local free = next_free(tokens, last, sc[2], at)
+      if free - at > wait then wait = free - at end
       seen[#seen + 1] = {key, tokens, last, sc}
     end
   end

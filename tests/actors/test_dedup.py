@@ -240,8 +240,7 @@ async def test_key_flood_locks_no_one_out(make_config: MakeConfig, start_engine:
         make_config(SkuConfig("a", 100_000), max_idempotency_keys=500, max_idempotency_keys_per_ip=100)
     )
     flood = [
-        PurchaseRequest("a", f"bot-{i}", idempotency_key=f"k{i}", client_ip=f"203.0.113.{i % 10}")
-        for i in range(3_000)
+        PurchaseRequest("a", f"bot-{i}", idempotency_key=f"k{i}", client_ip=f"203.0.113.{i % 10}") for i in range(3_000)
     ]
     answers = Counter(o.result for o in await engine.purchase_many(flood))
     assert answers == {"reserved": 500, "rate_limited": 2_500}  # the table holds 500; keys in flight stay
