@@ -74,8 +74,10 @@ class DedupActor(Stage):
             case Settled(items):
                 self._settle(items)
             case KeysFinal(items):
-                for k in items:
-                    self._keys.forget(k)
+                for user, key, order_id in items:
+                    entry = self._keys.get((user, key))
+                    if entry is not None and entry.outcome is not None and entry.outcome.order_id == order_id:
+                        self._keys.forget((user, key))
             case _:
                 assert_never(message)
 

@@ -205,7 +205,7 @@ class OrderWriterActor(Stage):
         closed in the store, and recovery counts its units from there. The
         caller hears once every owner has applied its part.
         """
-        keyed = tuple((o.user, o.idempotency_key) for o in orders if o.idempotency_key is not None)
+        keyed = tuple((o.user, o.idempotency_key, o.order_id) for o in orders if o.idempotency_key is not None)
         if keyed:  # a final order's key has nothing left to answer: the dedup table forgets it
             tell(self._pipeline.dedup, KeysFinal(keyed))
         owners: dict[Any, list[Order]] = {}

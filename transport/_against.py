@@ -16,8 +16,9 @@ whatever the timing:
 - ``per-user limits``: no buyer holds more units of a SKU than its
   ``per_user_limit``.
 
-Restock and expire events are skipped (the HTTP API has no restock; a
-server delivers its own time) and counted as skipped. An event's ``ip`` goes
+Restock, expire and admin events (pause, resume, end, limits) are skipped
+(they need the admin token; a server delivers its own time) and counted as
+skipped. An event's ``ip`` goes
 out as ``X-Forwarded-For``.
 
 This is a mode of ``flashsale load`` (``flashsale.transport.load``): the same

@@ -39,6 +39,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
@@ -64,6 +65,7 @@ from . import _pg_setup, load
 from ._against import run_against
 from ._app import create_app
 from ._logging import configure_logging
+from ._metrics_share import ENV as METRICS_DIR_ENV
 from ._preflight import CannotStart, check_backends, listen_socket, lock_database
 from ._serve_scenario import scaled_clock, scenario_config
 from ._server import serve
@@ -306,8 +308,11 @@ def _run_workers(args: argparse.Namespace, host: str, port: int) -> int:
     """Start ``args.workers`` servers on one port; forward SIGTERM/SIGINT; return when all have exited."""
     argv = [sys.executable, "-m", "flashsale.transport", "serve", "--host", host, "--port", str(port), "--reuse-port"]
     argv += ["--config", args.config]
+    # /metrics of any worker answers for all of them: they share their samples in this directory.
+    shared = tempfile.TemporaryDirectory(prefix="flashsale-metrics-")
+    env = {**os.environ, METRICS_DIR_ENV: shared.name}
     # Own sessions: a Ctrl-C reaches the parent only, which passes it on once.
-    procs = [subprocess.Popen(argv, start_new_session=True) for _ in range(args.workers)]
+    procs = [subprocess.Popen(argv, start_new_session=True, env=env) for _ in range(args.workers)]
     log.info("workers started", pids=[p.pid for p in procs], url=f"http://{host}:{port}")
 
     def forward(signum: int, _: object) -> None:
@@ -318,6 +323,7 @@ def _run_workers(args: argparse.Namespace, host: str, port: int) -> int:
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     codes = [p.wait() for p in procs]
+    shared.cleanup()
     log.info("workers stopped", exit_codes=codes)
     return 0 if all(c == 0 for c in codes) else 1
 

@@ -91,7 +91,7 @@ async def state_json(app: web.Application) -> dict[str, Any]:
         "inflight": {"value": engine.inflight, "limit": engine.config.limits.max_inflight},
         "backlog": _backlog(engine),
         "readiness": {"ready": all(checks.values()), "checks": checks},
-        "latency": {"p50": None, "p99": None, "count": 0},
+        "latency": app[METRICS].purchase_latency(),
         "feed": _has_route(app, "/v1/events"),
         "room": None,
     }

@@ -5,6 +5,7 @@ reads a TOML file and :meth:`Config.from_mapping` a parsed one, raising
 :class:`flashsale.ConfigError` with the key and the reason.
 """
 
+from ._admin import AdminConfig, limit_changes
 from ._config import (
     SKU_ID,
     Config,
@@ -17,11 +18,14 @@ from ._config import (
     demo_config,
 )
 from ._connections import ConnectionsConfig
+from ._feed import FeedConfig
 
 __all__ = [
     "SKU_ID",
+    "AdminConfig",
     "Config",
     "ConnectionsConfig",
+    "FeedConfig",
     "LimitsConfig",
     "PostgresConfig",
     "RedisConfig",
@@ -29,4 +33,5 @@ __all__ = [
     "SkuConfig",
     "StoreConfig",
     "demo_config",
+    "limit_changes",
 ]

@@ -22,8 +22,10 @@ from flashsale._clock import from_datetime, no_offset, to_datetime
 from flashsale._errors import ConfigError
 from flashsale.actors import BucketSpec
 
+from ._admin import AdminConfig, read_admin
 from ._connections import KEYS as CONNECTION_KEYS
 from ._connections import ConnectionsConfig, read_connections
+from ._feed import FeedConfig, read_feed
 
 SKU_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # whole string: use fullmatch ($ allows a final newline)
 T = TypeVar("T")
@@ -123,6 +125,8 @@ class Config:
     redis: RedisConfig = field(default_factory=RedisConfig)
     postgres: PostgresConfig = field(default_factory=PostgresConfig)
     connections: ConnectionsConfig = field(default_factory=ConnectionsConfig)
+    feed: FeedConfig = field(default_factory=FeedConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], source: str = "<config>") -> Config:
@@ -200,6 +204,7 @@ class Config:
             "redis": {f.name: getattr(self.redis, f.name) for f in fields(self.redis)},
             "postgres": {f.name: getattr(self.postgres, f.name) for f in fields(self.postgres)},
             "connections": {f.name: getattr(self.connections, f.name) for f in fields(self.connections)},
+            "feed": self.feed.to_mapping(),  # [admin] is left out: its token is a secret
         }
 
     def sku(self, sku_id: str) -> SkuConfig:
@@ -368,7 +373,10 @@ class _Reader:
         top = self.table(
             data,
             "top level",
-            {"sku", "store", "limits", "server", "engine", "backend", "redis", "postgres", "connections"},
+            {
+                *("sku", "store", "limits", "server", "engine", "backend", "redis", "postgres", "connections"),
+                *("feed", "admin"),
+            },
         )
         skus = self.skus(top.get("sku"))
         store = self.section(lambda: self.store(top.get("store", {})), StoreConfig())
@@ -389,6 +397,8 @@ class _Reader:
             ),
             ConnectionsConfig(),
         )
+        feed = self.section(lambda: read_feed(self, top.get("feed", {})), FeedConfig())
+        admin = self.section(lambda: read_admin(self, top.get("admin", {})), AdminConfig())
         self.raise_errors()
         return Config(
             skus=skus,
@@ -401,6 +411,8 @@ class _Reader:
             redis=redis,
             postgres=postgres,
             connections=connections,
+            feed=feed,
+            admin=admin,
         )
 
     def skus(self, raw_skus: Any) -> tuple[SkuConfig, ...]:

@@ -48,7 +48,7 @@ CHECKS = {
 AUTH = {"dashboardSession": {"api_key": SessionSigner(TOKEN).issue()}, "adminBearer": {"bearer": TOKEN}}
 schema = schemathesis.openapi.from_dict(
     document(sale()), config=SchemathesisConfig.from_dict({"checks": CHECKS, "auth": {"openapi": AUTH}})
-)
+).exclude(path_regex=r"/events$")  # a never-ending stream has no answer to validate: tests/transport/test_feed.py
 
 
 @pytest.fixture

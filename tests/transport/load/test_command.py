@@ -26,6 +26,7 @@ async def test_clean_run_exits_0_with_correct_counts(start_server: StartServer, 
     report = tmp_path / "run.html"
     run = await run_load(
         server.url, "--sku", "hot", "--buyers", "120", "--duration", "1", "--seed", "7", "--report", str(report),
+        "--feed", "off",  # every buyer sends its purchase (with the feed, those after the last unit would not)
         json_to=tmp_path / "run.json",
     )  # fmt: skip
     assert run.code == 0, run.out + run.err
