@@ -38,6 +38,7 @@ NOT_RUN = {"text"}  # output samples, not code
 COMMENT = re.compile(r"^\s*<!--\s*readme-test:\s*(.*?)\s*-->\s*$")
 SKIP = re.compile(r"^skip:\s*(?P<why>.+?);\s*covered by (?P<file>tests/[\w/.-]+\.py)::(?P<test>\w+)$")
 SERVER = re.compile(r"^(make serve\b|flashsale serve\b|python -m flashsale\.transport serve\b)")
+HTTP_PORTS = re.compile(r"80[89]\d")  # the README's servers listen on these; each is moved to a free port
 ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 # What a checkout holds that the README's commands use; the session links them (the venv is shared).
 CHECKOUT = ("Makefile", "pyproject.toml", "requirements.lock", ".venv", "scenarios", "docs", "README.md",
@@ -189,6 +190,7 @@ class Session:
         self.server: subprocess.Popen[bytes] | None = None
         self.server_log: Path | None = None
         self.servers = 0
+        self.configs: list[tuple[Block, dict[str, Any]]] = []
 
     # -- the world the README assumes ------------------------------------------------
 
@@ -205,10 +207,17 @@ class Session:
         self.env.update(PGHOST="127.0.0.1", PGPORT=str(self.postgres.port))
 
     def localize(self, text: str) -> str:
-        """The README's well-known ports moved to this session's servers."""
-        for port, ours in self.ports.items():
-            text = re.sub(rf"(?<![\d.]){port}\b", ours, text)
-        return text
+        """The README's ports moved: 8080-8099 to free ports (one each), 6379 and 5432 to this session's servers."""
+
+        def moved(m: re.Match[str]) -> str:
+            port = m.group(0)
+            if port not in self.ports:
+                if not HTTP_PORTS.fullmatch(port):
+                    return port
+                self.ports[port] = str(free_port())
+            return self.ports[port]
+
+        return re.sub(r"(?<![\d.])\d{4}\b", moved, text)
 
     # -- running ----------------------------------------------------------------------
 
@@ -235,7 +244,8 @@ class Session:
     def serve(self, command: str) -> None:
         """Start a server command in the background; return once it answers ``/readyz``."""
         self.stop_server()
-        port = self.ports["8080"]
+        named = re.search(r"--port[ =](\d+)", command)
+        port = named.group(1) if named else self.ports["8080"]
         if "--port" not in command:
             if command.startswith("make serve"):
                 command = f'make serve ARGS="--port {port}"' if "ARGS=" not in command else command.replace(
@@ -325,9 +335,23 @@ class Session:
     def toml(self, block: Block) -> None:
         text = self.localize(block.body)
         data = tomllib.loads(text)
-        validate_toml(data, block)
+        self.configs.append((block, data))
         if block.title:
             Path(self.run("pwd").stdout.strip(), block.title).write_text(text, encoding="utf-8")
+
+    def validate_configs(self) -> None:
+        """Load every TOML block as a Config, in the session's directory once every command has run.
+
+        At the end, because a config may name a file a later command makes
+        (an admin token), as a reader's server loads it after that command.
+        """
+        here = os.getcwd()
+        os.chdir(self.run("pwd").stdout.strip())
+        try:
+            for block, data in self.configs:
+                validate_toml(data, block)
+        finally:
+            os.chdir(here)
 
     def sql(self, block: Block) -> None:
         script = self.dir / f"readme_{block.line}.sql"

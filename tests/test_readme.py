@@ -26,15 +26,18 @@ Every fenced block runs, by its language (the first word after the fence):
     SIGTERM and must log a clean ``stopped``, with no warning anywhere in
     its output. Write it alone on its line, without ``&`` (a reader runs it
     in another terminal): background jobs do not outlive their command.
-  * Ports: ``8080`` is moved to a free port (``--port N`` is added to a
-    server command that names none), ``6379`` and ``5432`` to a throwaway
+  * Ports: ``8080`` to ``8099`` are moved to free ports, each its own
+    (``--port`` and the moved 8080 are added to a server command that names
+    no port), ``6379`` and ``5432`` to a throwaway
     Redis and PostgreSQL that the session starts the first time a block
     names them (PostgreSQL's superuser is ``postgres``, trust
     authentication; ``PGHOST`` and ``PGPORT`` point ``psql`` at it).
 - ``python``: saved to a file in the session directory and run with
   ``python`` there (the venv's, once activated); it must exit 0.
-- ``toml``: parsed, and loaded as a :class:`flashsale.Config` (a fragment
-  without ``[[sku]]`` is loaded next to one SKU). With ``title="NAME"`` on
+- ``toml``: parsed at once, and loaded as a :class:`flashsale.Config` once
+  every command has run, in the session's directory, so a file it names
+  (a token file) may come from a later command (a fragment without
+  ``[[sku]]`` is loaded next to one SKU). With ``title="NAME"`` on
   the fence line (```` ```toml title="cluster.toml" ````) it is also saved
   as NAME in the session's current directory, for the commands after it.
 - ``sql``: run with ``psql`` on the session's PostgreSQL, database
@@ -88,6 +91,7 @@ def test_every_block_runs_as_written(tmp_path: Path) -> None:
         for block in _blocks():
             if block.marker is None:
                 session.block(block)
+        session.validate_configs()
     finally:
         session.close()
 
