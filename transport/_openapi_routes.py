@@ -179,6 +179,7 @@ def operations(config: Config) -> list[Op]:
                 503: fails("Overloaded or unavailable; nothing was bought.", "overloaded", "unavailable"),
             },
         ),
+        *front_door_operations(),
         Op(
             "GET",
             "/v1/skus/{sku}",
@@ -404,3 +405,49 @@ def feed_and_admin_operations(config: Config) -> list[Op]:
 
 
 __all__ = ["JSON", "operations", "schemas"]
+
+
+def front_door_operations() -> list[Op]:
+    """``GET /`` (a page for a person) and ``GET /v1/skus`` (transport/_front.py)."""
+    listed: Schema = {
+        "allOf": [
+            ref("SkuStatus"),
+            {
+                "type": "object",
+                "required": ["name", "per_user_limit"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "per_user_limit": nullable({"type": "integer", "minimum": 1}),
+                },
+            },
+        ]
+    }
+    return [
+        Op(
+            "GET",
+            "/",
+            "The sale at a glance: an HTML page (send Accept: application/json for the same as JSON)",
+            tag="sale",
+            answers={
+                200: ok(
+                    "A small HTML page: the SKUs and their state, and links.", {"type": "string"}, media="text/html"
+                )
+            },
+        ),
+        Op(
+            "GET",
+            "/v1/skus",
+            "Every SKU with its stock counters and sale state, in config order",
+            tag="sale",
+            answers={
+                200: ok(
+                    "Every SKU.",
+                    {
+                        "type": "object",
+                        "required": ["skus"],
+                        "properties": {"skus": {"type": "array", "items": listed}},
+                    },
+                )
+            },
+        ),
+    ]
