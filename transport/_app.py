@@ -20,6 +20,7 @@ from ._admin import install_admin
 from ._client_ip import ClientIp
 from ._dashboard import add_dashboard
 from ._feed import FEED, install_feed
+from ._front import routes as front_routes
 from ._handlers import BODY_TIMEOUT, CLIENT_IP, ENGINE, MAX_BODY, METRICS, REGISTRY, RENDER, guarded, not_routed
 from ._metrics import Metrics, sharing
 from ._metrics_share import from_env
@@ -40,6 +41,7 @@ def create_app(config: Config, *, engine: SaleEngine | None = None) -> web.Appli
     app[CLIENT_IP] = ClientIp(config.server.trusted_proxies)
     app[BODY_TIMEOUT] = config.connections.body_timeout
     app.add_routes(routes)
+    app.add_routes(front_routes)
     install_feed(app, engine, config.feed)  # GET /v1/events, /v1/skus/{sku}/events
     install_admin(app, config.admin.token)  # /v1/admin/... only with [admin] token or token_file
     add_openapi(app, config)  # GET /openapi.json (entries in _openapi_routes.py)
