@@ -143,10 +143,7 @@ async def test_a_scenario_file_is_the_crowd(start_server: StartServer, tmp_path:
     run = await run_load(server.url, "--scenario", str(path), "--feed", "off", json_to=tmp_path / "s.json")
     assert run.code == 0, run.out + run.err
     assert run.json is not None
-    sent = run.json["phases"]["purchase"]["count"]
-    skipped = run.json["schedule"]["skipped"].get("sold out (feed)", 0)  # the server's feed said sold out
-    assert sent + skipped == 120  # two clicks each, a second answered from its key
-    assert sent >= 40
+    assert run.json["phases"]["purchase"]["count"] == 120  # two clicks each, the second answered from its key
     assert run.json["figures"]["orders"] == 40
     assert run.json["phases"]["pay"]["count"] >= 1
     assert (await run_load(server.url, "--scenario", str(path), "--sku", "hot")).code == 2  # one crowd, not two
