@@ -17,6 +17,12 @@ SKU_ID: Schema = {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}
 MOMENT: Schema = {"type": "string", "format": "date-time"}
 COUNT: Schema = {"type": "integer", "minimum": 0}
 
+
+def sku_id(config: Config) -> Schema:
+    """A SKU id in a path, with the sale's own SKUs as examples (so generated requests reach real ones)."""
+    return {**SKU_ID, "examples": [sku.id for sku in config.skus[:3]]}
+
+
 BAD_BODY = fails("The body is not what this route takes; nothing changed.", "invalid_request")
 TOO_LARGE = fails("The body is larger than server.max_body_bytes.", "payload_too_large")
 UNAVAILABLE = fails("The sale is not taking requests right now; retry shortly.", "unavailable")
@@ -75,6 +81,14 @@ def schemas(config: Config) -> dict[str, Schema]:
                 "expires_at": MOMENT,
             },
         },
+        "SkuEvent": {
+            "type": "object",
+            "required": ["event", "data"],
+            "properties": {
+                "event": {"const": "sku"},
+                "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": ref("SkuStatus")},
+            },
+        },
         "Readiness": {
             "type": "object",
             "required": ["ready", "checks"],
@@ -126,7 +140,7 @@ def schemas(config: Config) -> dict[str, Schema]:
 
 def operations(config: Config) -> list[Op]:
     """One entry per route of the app."""
-    sku_param = {"sku": SKU_ID}
+    sku_param = {"sku": sku_id(config)}
     return [
         Op(
             "POST",
@@ -337,11 +351,12 @@ LIMITS: Schema = {
 
 def feed_and_admin_operations(config: Config) -> list[Op]:
     """The live stock feeds and the admin API (transport/_feed.py, transport/_admin.py)."""
-    sku_param = {"sku": SKU_ID}
+    sku_param = {"sku": sku_id(config)}
     stream = ok(
         "Server-Sent Events: `event: sku` with the SKU's JSON (as GET /v1/skus/{sku}) for each SKU, then one per"
-        " change (at most [feed] max_rate per SKU per second); `: ping` comment lines keep the stream open.",
-        {"type": "string"},
+        " change (at most [feed] max_rate per SKU per second); `: ping` comment lines keep the stream open."
+        " The schema is one event's (OpenAPI 3.1 reads a stream's schema per event).",
+        ref("SkuEvent"),
         media=EVENT_STREAM,
     )
     ops = [
