@@ -24,7 +24,7 @@ from ._errors import (
     UnknownSku,
 )
 from ._sync import SyncSaleEngine
-from ._types import PurchaseRequest, SkuStatus, TickReport
+from ._types import PurchaseRequest, QueueReport, SkuStatus, TickReport
 from .config import (
     Config,
     ConnectionsConfig,
@@ -63,6 +63,7 @@ __all__ = [
     "Outcome",
     "PostgresConfig",
     "PurchaseRequest",
+    "QueueReport",
     "RedisConfig",
     "ReplayResult",
     "SQLiteOrderStore",

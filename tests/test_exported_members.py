@@ -89,6 +89,7 @@ EXPECTED = {
         "Outcome",
         "PostgresConfig",
         "PurchaseRequest",
+        "QueueReport",
         "RedisConfig",
         "ReplayResult",
         "SQLiteOrderStore",
