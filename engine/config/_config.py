@@ -236,12 +236,15 @@ class _Reader:
     def __init__(self, source: str) -> None:
         self.source = source
         self.errors: list[str] = []
+        self.collect = False  # True while reading a whole config (:meth:`config`); else the first mistake raises
 
     def fail(self, where: str, msg: str) -> ConfigError:
         return ConfigError(f"{self.source}: {where}: {msg}")
 
     def note(self, where: str, msg: str) -> None:
-        """Record a mistake and go on: :meth:`config` reports them all at the end."""
+        """Record a mistake and go on (:meth:`config` reports them all at the end); outside it, raise it."""
+        if not self.collect:
+            raise self.fail(where, msg)
         self.errors.append(f"{where}: {msg}")
 
     def section(self, read: Callable[[], T], default: T) -> T:
@@ -370,6 +373,7 @@ class _Reader:
 
     def config(self, data: Mapping[str, Any]) -> Config:
         """The whole config; every mistake in it is in the one :class:`ConfigError` raised at the end."""
+        self.collect = True
         top = self.table(
             data,
             "top level",
