@@ -18,6 +18,7 @@ from ._breaker import Breaker
 from ._bridge import LoopBridge
 from ._buckets import BucketSpec, LeakyBucket, TokenBucket
 from ._dedup import DedupActor
+from ._ids import OrderIds, order_number, order_sku, untagged
 from ._inventory import InventoryActor, SkuStock, reserved_outcome
 from ._ledger import LedgerInventoryActor, SharedLimiterActor
 from ._limiter import LimiterActor, LimiterGauges
@@ -69,6 +70,7 @@ __all__ = [
     "LimiterTick",
     "LoopBridge",
     "Order",
+    "OrderIds",
     "OrderStatus",
     "OrderStore",
     "OrderWriterActor",
@@ -98,6 +100,9 @@ __all__ = [
     "WriteRestock",
     "WriterGauges",
     "fast_new",
+    "order_number",
+    "order_sku",
     "reserved_outcome",
     "tell",
+    "untagged",
 ]

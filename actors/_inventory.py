@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any, assert_never
 
 from ._bridge import LoopBridge
+from ._ids import OrderIds
 from ._messages import (
     InventoryMessage,
     Order,
@@ -95,8 +96,10 @@ class InventoryActor(Stage):
         skus: list[SkuStock],
         views: dict[str, SkuView],
         durable: bool,
+        ids: OrderIds,
     ) -> None:
         super().__init__(pipeline, bridge)
+        self._ids = ids  # the id source is injected: an actor never draws randomness itself
         self._skus = {s.sku: s for s in skus}
         self._views = views
         self._durable = durable
@@ -152,7 +155,7 @@ class InventoryActor(Stage):
                 order = fast_new(
                     Order,
                     (
-                        f"{s.sku}-{s.seq}",
+                        self._ids.make(s.sku, s.seq),
                         s.sku,
                         p.user,
                         p.qty,

@@ -25,6 +25,7 @@ from ._errors import (
 )
 from ._sync import SyncSaleEngine
 from .config import (
+    AuthConfig,
     Config,
     LimitsConfig,
     PostgresConfig,
@@ -47,6 +48,7 @@ from .scenario import (
 from .stores import MemoryOrderStore, SQLiteOrderStore
 
 __all__ = [
+    "AuthConfig",
     "Clock",
     "Config",
     "ConfigError",

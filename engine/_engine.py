@@ -22,6 +22,7 @@ cannot reach PostgreSQL, purchases are answered ``unavailable`` on the loop.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import os
 import socket
@@ -51,6 +52,7 @@ from flashsale.actors import (
     LimiterTick,
     LoopBridge,
     Order,
+    OrderIds,
     OrderStore,
     OrderWriterActor,
     Outcome,
@@ -65,6 +67,7 @@ from flashsale.actors import (
     Tick,
     WriterGauges,
     fast_new,
+    order_sku,
 )
 
 from ._clock import Clock, wall_clock
@@ -96,6 +99,16 @@ def _storable(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _check_buyer(user: object) -> None:
+    if type(user) is not str or not 0 < len(user) <= MAX_USER_LEN or not _storable(user):
+        raise InvalidRequest("user", f"must be a non-empty string of at most {MAX_USER_LEN} characters")
+
+
+def _same(a: str, b: str) -> bool:
+    """Buyer names compared in constant time: timing says nothing about whose order an id is."""
+    return hmac.compare_digest(a.encode(), b.encode())
 
 
 def _tick_for(ref: pykka.ActorRef[Any], at: int) -> Callable[[asyncio.Future[Any]], tuple[pykka.ActorRef[Any], object]]:
@@ -218,8 +231,15 @@ class SaleEngine:
 
     Use as ``async with SaleEngine(config) as engine: ...`` or call
     :meth:`start` and :meth:`stop`. Pass ``store`` to use another
-    :class:`actors.OrderStore`, ``clock`` for virtual time, and
-    ``recorder`` to write the traffic it sees as a replayable scenario.
+    :class:`actors.OrderStore`, ``clock`` for virtual time,
+    ``recorder`` to write the traffic it sees as a replayable scenario, and
+    ``order_ids`` to mint order ids with a known key (replays; by default a
+    fresh random key: ids nobody can guess).
+
+    Orders act only for their buyer: :meth:`order`, :meth:`pay` and
+    :meth:`cancel` take the authenticated ``user`` and answer
+    :class:`UnknownOrder` to anyone else, exactly as for an id that does not
+    exist.
     """
 
     def __init__(
@@ -229,8 +249,10 @@ class SaleEngine:
         store: OrderStore | None = None,
         clock: Clock | None = None,
         recorder: ScenarioRecorder | None = None,
+        order_ids: OrderIds | None = None,
     ) -> None:
         self.config = config
+        self._ids = order_ids or OrderIds.random()
         self.clock: Clock = clock or wall_clock
         self._recorder = recorder
         self._store: OrderStore = store or SQLiteOrderStore(config.store.path, synchronous=config.store.synchronous)
@@ -292,7 +314,7 @@ class SaleEngine:
                 )
                 for s in (cfg.sku(sku) for sku in shard)
             ]
-            ref = InventoryActor.start(pipeline, bridge, skus=stocks, views=self._views, durable=durable)
+            ref = InventoryActor.start(pipeline, bridge, skus=stocks, views=self._views, durable=durable, ids=self._ids)
             inventories.append(ref)
             for sku in shard:
                 pipeline.inventory_of[sku] = ref
@@ -372,6 +394,7 @@ class SaleEngine:
             idempotency_ttl=limits.idempotency_ttl,
             per_user=limits.per_user,
             per_ip=limits.per_ip,
+            ids=self._ids,
         )
         skus = [
             LedgerSku(s.id, s.stock, s.per_user_limit, s.starts_at, s.ends_at, round(s.payment_timeout * 1_000_000))
@@ -626,14 +649,17 @@ class SaleEngine:
         v = self.view(sku)
         return SkuStatus(v.sku, v.stock, v.remaining, v.reserved, v.paid, v.state(self.clock()), v.starts_at, v.ends_at)
 
-    async def order(self, order_id: str) -> Order:
-        """The order with this id, committed or about to be."""
+    async def order(self, order_id: str, *, user: str) -> Order:
+        """``user``'s order with this id, committed or about to be; :class:`UnknownOrder` for anyone else."""
+        _check_buyer(user)
         if type(order_id) is not str or not _storable(order_id):
             raise InvalidRequest("order_id", "must be a string")
         found = await self._ask(lambda fut: (self._order_owner(order_id), GetOrder(order_id, fut)))
         if found is None:
             raise UnknownOrder(order_id)
         assert isinstance(found, Order)
+        if not _same(found.user, user):
+            raise UnknownOrder(order_id)  # the same answer as for no such order: an id reveals nothing
         return found
 
     async def restock(self, sku: str, qty: int) -> SkuView:
@@ -651,26 +677,27 @@ class SaleEngine:
             self._recorder.operation(at, "restock", sku=sku, qty=qty)
         return view
 
-    async def pay(self, order_id: str) -> Order:
-        """Mark a reserved order paid; returns the paid order.
+    async def pay(self, order_id: str, *, user: str) -> Order:
+        """Mark ``user``'s reserved order paid; returns the paid order.
 
-        Raises :class:`UnknownOrder`, :class:`TransitionRefused` (not
-        reserved, or its payment time ran out) or :class:`Unavailable`.
+        Raises :class:`UnknownOrder` (no such order, or not ``user``'s),
+        :class:`TransitionRefused` (not reserved, or its payment time ran
+        out) or :class:`Unavailable`.
         """
-        return await self._change(order_id, "paid")
+        return await self._change(order_id, "paid", user)
 
-    async def cancel(self, order_id: str) -> Order:
-        """Cancel a reserved order: its units go back on sale and back to the buyer's allowance."""
-        return await self._change(order_id, "cancelled")
+    async def cancel(self, order_id: str, *, user: str) -> Order:
+        """Cancel ``user``'s reserved order: its units go back on sale and back to the buyer's allowance."""
+        return await self._change(order_id, "cancelled", user)
 
-    async def _change(self, order_id: str, status: Literal["paid", "cancelled"]) -> Order:
-        if type(order_id) is not str or not _storable(order_id):
-            raise InvalidRequest("order_id", "must be a string")
+    async def _change(self, order_id: str, status: Literal["paid", "cancelled"], user: str) -> Order:
+        # An order's buyer never changes, so checking it first and changing after cannot race.
+        await self.order(order_id, user=user)
         at = self.clock()
         result = await self._ask(lambda fut: (self._order_owner(order_id), ChangeOrder(order_id, status, at, fut)))
         assert isinstance(result, ChangeResult)
         if self._recorder is not None:
-            self._recorder.operation(at, "pay" if status == "paid" else "cancel", order=order_id)
+            self._recorder.operation(at, "pay" if status == "paid" else "cancel", order=order_id, user=user)
         if result.refused == "unknown_order":
             raise UnknownOrder(order_id)
         if result.refused == "unavailable":
@@ -704,7 +731,7 @@ class SaleEngine:
         """Who answers for an order: the writer, or (on a ledger) the owner of the SKU its id names."""
         if self._ledger is None:
             return self._pipeline.writer
-        owner = self._pipeline.inventory_of.get(order_id.rpartition("-")[0])
+        owner = self._pipeline.inventory_of.get(order_sku(order_id))
         if owner is None:
             raise UnknownOrder(order_id)
         return owner

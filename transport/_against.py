@@ -18,7 +18,9 @@ whatever the timing:
 
 Restock and expire events are skipped (the HTTP API has no restock; a
 server delivers its own time) and counted as skipped. An event's ``ip`` goes
-out as ``X-Forwarded-For``.
+out as ``X-Forwarded-For``. Buyers are named as a gateway names them to a
+server in ``[auth] mode = "trusted"``: ``user`` in the bodies, ``?user=`` on
+order lookups.
 """
 
 from __future__ import annotations
@@ -145,10 +147,12 @@ class _Sender:
         order_id = e.order or next(
             (o for o, (u, s, _) in self.orders.items() if u == e.user and s == e.sku and o not in self.closed), None
         )
-        if order_id is None:
+        buyer = e.user or self.orders.get(order_id or "", ("",))[0]
+        if order_id is None or not buyer:
             self.report.answers[f"{e.op} no_reservation"] += 1
             return
-        async with self.session.post(f"{self.url}/v1/orders/{order_id}/{e.op}") as resp:
+        # As a gateway in trusted mode would: the buyer is named in the body.
+        async with self.session.post(f"{self.url}/v1/orders/{order_id}/{e.op}", json={"user": buyer}) as resp:
             data = await resp.json(content_type=None)
             status = resp.status
         self.report.server_errors += status >= 500
@@ -169,8 +173,8 @@ class _Sender:
             await asyncio.gather(*list(self.tasks))
         self.report.wall_seconds = time.perf_counter() - began
 
-    async def get(self, path: str) -> tuple[int, dict[str, Any]]:
-        async with self.slots, self.session.get(f"{self.url}{path}") as resp:
+    async def get(self, path: str, params: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+        async with self.slots, self.session.get(f"{self.url}{path}", params=params) as resp:
             return resp.status, await resp.json(content_type=None)
 
     async def check(self) -> None:
@@ -182,7 +186,9 @@ class _Sender:
             why.append(f"{len(report.failed_requests)} requests got no answer (first: {report.failed_requests[0]})")
         report.checks["no 5xx"] = "; ".join(why)
 
-        found = await asyncio.gather(*(self.get(f"/v1/orders/{o}") for o in self.orders))
+        found = await asyncio.gather(
+            *(self.get(f"/v1/orders/{o}", {"user": u}) for o, (u, _, _) in self.orders.items())
+        )
         missing = []
         held: Counter[tuple[str, str]] = Counter()
         for (order_id, (user, sku, qty)), (status, body) in zip(self.orders.items(), found, strict=True):

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from flashsale import Config, SaleEngine
 
+from ._auth import IDENTITY, Identity
 from ._client_ip import ClientIp
 from ._handlers import CLIENT_IP, ENGINE, MAX_BODY, METRICS, RENDER, guarded, not_routed
 from ._metrics import Metrics
@@ -33,6 +34,7 @@ def create_app(config: Config, *, engine: SaleEngine | None = None) -> web.Appli
     app[RENDER] = OutcomeRenderer()
     app[MAX_BODY] = config.server.max_body_bytes
     app[CLIENT_IP] = ClientIp(config.server.trusted_proxies)
+    app[IDENTITY] = Identity(config.auth, config.server.trusted_proxies)  # who is buying: transport/_auth.py
     app.add_routes(routes)
     app.router.add_route("*", "/{tail:.*}", guarded(not_routed))  # last: only what nothing else matched
     app.cleanup_ctx.append(_engine_lifecycle)

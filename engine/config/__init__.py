@@ -5,6 +5,7 @@ reads a TOML file and :meth:`Config.from_mapping` a parsed one, raising
 :class:`flashsale.ConfigError` with the key and the reason.
 """
 
+from ._auth import AuthConfig
 from ._config import (
     SKU_ID,
     Config,
@@ -19,6 +20,7 @@ from ._config import (
 
 __all__ = [
     "SKU_ID",
+    "AuthConfig",
     "Config",
     "LimitsConfig",
     "PostgresConfig",

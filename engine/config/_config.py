@@ -20,6 +20,8 @@ from flashsale._clock import from_datetime, to_datetime
 from flashsale._errors import ConfigError
 from flashsale.actors import BucketSpec
 
+from ._auth import AuthConfig, read_auth
+
 SKU_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # whole string: use fullmatch ($ allows a final newline)
 T = TypeVar("T")
 
@@ -111,6 +113,7 @@ class Config:
     backend: Literal["memory", "redis"] = "memory"
     redis: RedisConfig = field(default_factory=RedisConfig)
     postgres: PostgresConfig = field(default_factory=PostgresConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)  # [auth]: engine/config/_auth.py
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], source: str = "<config>") -> Config:
@@ -130,7 +133,11 @@ class Config:
         return cls.from_mapping(data, str(p))
 
     def to_mapping(self) -> dict[str, Any]:
-        """The config as :meth:`from_mapping` reads it (times as ISO 8601 strings): for scenario files."""
+        """The config as :meth:`from_mapping` reads it (times as ISO 8601 strings): for scenario files.
+
+        ``[auth]`` is left out: a scenario replays decisions for buyers already
+        authenticated, and key material never lands in a file.
+        """
 
         def instant(at: int | None) -> str | None:
             return None if at is None else to_datetime(at).isoformat().replace("+00:00", "Z")
@@ -324,7 +331,7 @@ class _Reader:
 
     def config(self, data: Mapping[str, Any]) -> Config:
         top = self.table(
-            data, "top level", {"sku", "store", "limits", "server", "engine", "backend", "redis", "postgres"}
+            data, "top level", {"sku", "store", "limits", "server", "engine", "backend", "redis", "postgres", "auth"}
         )
         raw_skus = top.get("sku")
         if not isinstance(raw_skus, list) or not raw_skus:
@@ -420,6 +427,7 @@ class _Reader:
             backend=backend,  # checked just above: a Literal member
             redis=self.redis(top.get("redis", {})),
             postgres=self.postgres(top.get("postgres", {})),
+            auth=read_auth(self, top.get("auth", {}), server.trusted_proxies),
         )
 
     def redis(self, data: Any) -> RedisConfig:

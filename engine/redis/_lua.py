@@ -59,17 +59,25 @@ return 1
 RESERVE = (
     _PRELUDE
     + """
--- ARGV: base, sku, idempotency ttl (ms), then per purchase: user, qty, idempotency key ('' for none), at.
+-- ARGV: base, sku, idempotency ttl (ms), the id key's HMAC pads (hex: key^ipad, key^opad; see actors._ids),
+-- then per purchase: user, qty, idempotency key ('' for none), at.
 -- Per purchase, one answer: 'reserved|id|expires_at', 'sold_out|left', 'limit_reached|limit|held',
 -- 'sale_not_open|not_started' / '|ended', 'idempotency_key_reused|qty', or 'again|<recorded answer>'.
 local base, sku, ttl = ARGV[1], ARGV[2], ARGV[3]
+local function bin(h) return (string.gsub(h, '..', function(c) return string.char(tonumber(c, 16)) end)) end
+local ipad, opad = bin(ARGV[4]), bin(ARGV[5])
+-- An order id: '<sku>-<n>-' and 64 bits of HMAC-SHA1(key, '<sku>-<n>'), the same as OrderIds.make.
+local function order_id(n)
+  local name = sku .. '-' .. d(n)
+  return name .. '-' .. string.sub(redis.sha1hex(opad .. bin(redis.sha1hex(ipad .. name))), 1, 16)
+end
 local m = redis.call('HMGET', KEYS[1], 'remaining', 'seq', 'starts_at', 'ends_at', 'limit', 'hold_us')
 if not m[1] then return {'no_sku'} end
 local remaining, seq = tonumber(m[1]), tonumber(m[2])
 local starts, ends, limit, hold = tonumber(m[3]), tonumber(m[4]), tonumber(m[5]), tonumber(m[6])
 local taken = 0
 local out = {}
-for i = 4, #ARGV, 4 do
+for i = 6, #ARGV, 4 do
   local user, qty, key, at = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], tonumber(ARGV[i + 3])
   local idem, ans
   if key ~= '' then
@@ -95,7 +103,7 @@ for i = 4, #ARGV, 4 do
         remaining = remaining - qty
         taken = taken + qty
         seq = seq + 1
-        local id, created, expires = sku .. '-' .. d(seq), d(at), d(at + hold)
+        local id, created, expires = order_id(seq), d(at), d(at + hold)
         redis.call('HINCRBY', KEYS[2], user, qty)
         redis.call('HSET', base .. 'order:' .. id, 'user', user, 'qty', d(qty), 'status', 'reserved',
           'created_at', created, 'expires_at', expires, 'key', key)

@@ -49,7 +49,7 @@ import orjson
 from flashsale._clock import ManualClock
 from flashsale._engine import PurchaseRequest, SaleEngine
 from flashsale._errors import TransitionRefused, Unavailable, UnknownOrder
-from flashsale.actors import Outcome
+from flashsale.actors import OrderIds, Outcome, untagged
 from flashsale.stores._memory import MemoryOrderStore
 
 from ._events import US, TrafficEvent
@@ -206,6 +206,9 @@ class _Driver:
         self.seq = 0
         self.due: list[tuple[int, str]] = []  # (expires_at, order_id) of open reservations: a heap, may be stale
         self.open: dict[str, tuple[str, str, int, int]] = {}  # order_id -> (user, sku, qty, expires_at)
+        self.buyers: dict[str, str] = {}  # order_id -> its buyer, for pay/cancel events that name only the id
+        # "<sku>-<n>" -> this replay's id: a file names an order by number (its tag, if any, is another run's key)
+        self.by_number: dict[str, str] = {}
         self.known: set[str] = set()  # every order id reserved so far
         self.held: dict[tuple[str, str], int] = {}
         self.peak: dict[str, int] = {}
@@ -368,6 +371,8 @@ class _Driver:
         assert user is not None
         expires = o.expires_at - self.t0
         self.open[o.order_id] = (user, sku, o.qty, expires)
+        self.buyers[o.order_id] = user
+        self.by_number[untagged(o.order_id)] = o.order_id
         heapq.heappush(self.due, (expires, o.order_id))
         held = self.held[(user, sku)] = self.held.get((user, sku), 0) + o.qty
         if held > self.peak.get(sku, 0):
@@ -395,12 +400,16 @@ class _Driver:
             self._decide(at, "restock", None, e.sku, e.qty, None, "restocked", None, None)
             self._count_op("restock:restocked")
             return
-        order_id = e.order or self._oldest_open(e.user, e.sku)
+        order_id = self.by_number.get(untagged(e.order), e.order) if e.order else self._oldest_open(e.user, e.sku)
+        acting = e.user or (self.buyers.get(order_id) if order_id else None)
         if order_id is None:
             result = "no_reservation"
+        elif acting is None:
+            result = "unknown_order"  # an id this replay never handed out: no buyer can act on it
         else:
             try:
-                await (self.engine.pay(order_id) if e.op == "pay" else self.engine.cancel(order_id))
+                act = self.engine.pay if e.op == "pay" else self.engine.cancel
+                await act(order_id, user=acting)
                 result = "paid" if e.op == "pay" else "cancelled"
             except UnknownOrder:
                 result = "unknown_order"
@@ -482,6 +491,12 @@ def _count_order(item: tuple[tuple[str, str, str], int]) -> tuple[str, str, int]
     return cls, sku, _RESULT_ORDER[result]
 
 
+def scenario_order_ids(scenario: Scenario) -> OrderIds:
+    """The order ids of a replay of ``scenario``, keyed by its seed (its name and its crowds' seeds): deterministic."""
+    seeds = ",".join(str(crowd.seed) for crowd in scenario.generators)
+    return OrderIds.from_seed(f"{scenario.name}/{seeds}")
+
+
 async def replay(scenario: Scenario, *, keep_log: bool = False) -> ReplayResult:
     """Run ``scenario`` through a fresh :class:`SaleEngine` on virtual time.
 
@@ -492,7 +507,12 @@ async def replay(scenario: Scenario, *, keep_log: bool = False) -> ReplayResult:
     events = scenario.traffic()
     clock = ManualClock(scenario.start)
     # Always in memory: a scenario written for backend = "redis" decides the same way on one process.
-    engine = SaleEngine(dataclasses.replace(scenario.config, backend="memory"), store=MemoryOrderStore(), clock=clock)
+    engine = SaleEngine(
+        dataclasses.replace(scenario.config, backend="memory"),
+        store=MemoryOrderStore(),
+        clock=clock,
+        order_ids=scenario_order_ids(scenario),
+    )
     await engine.start()
     try:
         driver = _Driver(scenario, engine, clock, keep_log)
