@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from flashsale.actors import OrderIds
+
 
 def plain(order_id: str | None) -> str:
     """``moutai-53-7-3f9a0c1e5b7d2468`` -> ``moutai-53-7``: the part a test can predict."""
@@ -21,3 +23,12 @@ def untag_log(log: tuple[tuple[object, ...], ...] | list[tuple[object, ...]]) ->
 
 def _untag(text: str) -> str:
     return re.sub(r"(?<=\d)-[0-9a-f]{16}(?=,|$)", "", text)
+
+
+TEST_IDS = OrderIds(bytes(range(32)))
+"""A known id key: inject it (``ids=`` / ``order_ids=``) to know the ids a sale will mint."""
+
+
+def minted(sku: str, n: int) -> str:
+    """The id of ``sku``'s ``n``-th order under :data:`TEST_IDS`."""
+    return TEST_IDS.make(sku, n)
