@@ -123,6 +123,10 @@ class JwtVerifier:
         if auth.jwks_file is not None:
             self._jwks = _jwks(auth.jwks_file)
 
+    def __len__(self) -> int:
+        """Tokens in the cache now."""
+        return len(self._cache)
+
     def buyer(self, token: str) -> str:
         """The verified ``sub`` of ``token``; :class:`AuthRefused` naming the failed check otherwise."""
         hit = self._cache.get(token)

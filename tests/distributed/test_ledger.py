@@ -146,9 +146,10 @@ def test_pay_cancel_expire_exactly_once(make_ledger: MakeLedger) -> None:
     # the allowance came back: u1 holds 1 (paid) of 4
     assert results(ledger, buy("u1", 3, at=T0 + 10 * HOLD)) == ["reserved"]
     assert ledger.get(minted("a", 3)).status == "expired"  # type: ignore[union-attr]
-    assert ledger.get("a-99") is None
+    assert ledger.get(minted("a", 99)) is None
     assert ledger.get("nosuch-1") is None
-    assert ledger.change("a-99", "paid", T0)[0].refused == "unknown_order"
+    assert ledger.get("a-1-" + "0" * 16) is None  # order a-1 exists; with a wrong tag it is not found
+    assert ledger.change(minted("a", 99), "paid", T0)[0].refused == "unknown_order"
 
 
 def test_orders_stream_has_every_change(make_ledger: MakeLedger, redis_server: RedisServer) -> None:
@@ -213,7 +214,7 @@ def test_redis_down_is_a_ledger_error_within_the_timeout() -> None:
     with pytest.raises(LedgerError):
         ledger.reserve([[buy("u1")]])
     with pytest.raises(LedgerError):
-        ledger.get("a-1")
+        ledger.get(minted("a", 1))
     ledger.close()
 
 
