@@ -9,7 +9,8 @@ and on a shared :class:`StockLedger` (several processes, one sale) two::
     SharedLimiterActor -> LedgerInventoryActor (one owner per SKU per process)
 
 plus the rate-limit buckets, the asyncio bridge that answers a batch with one loop wake-up, the
-message types, and the ports (Protocols) the actors need from the world.
+message types, the ports (Protocols) the actors need from the world, and the
+root of flashsale's exception tree (:mod:`actors._errors`, drawn there).
 Nothing here knows HTTP, files or configuration, and nothing reads a clock:
 time arrives in messages.
 """
@@ -18,6 +19,7 @@ from ._breaker import Breaker
 from ._bridge import LoopBridge
 from ._buckets import BucketSpec, LeakyBucket, TokenBucket
 from ._dedup import DedupActor
+from ._errors import FlashsaleError, LedgerError, LedgerRefused, StageFailed, StoreError, Unavailable
 from ._ids import OrderIds, order_number, order_sku, untagged
 from ._inventory import InventoryActor, SkuStock, reserved_outcome
 from ._ledger import LedgerInventoryActor, SharedLimiterActor
@@ -35,7 +37,9 @@ from ._messages import (
     Outcome,
     Purchase,
     PurchaseBatch,
+    PurchasesWaiting,
     ReleaseHolds,
+    Reply,
     Restock,
     Result,
     ReturnUnits,
@@ -47,8 +51,8 @@ from ._messages import (
     WriteRestock,
     fast_new,
 )
-from ._pipeline import Pipeline, Stage, tell
-from ._ports import LedgerError, LedgerSku, OrderStore, Recovered, RestockRecord, SkuTotals, StockLedger, StoreError
+from ._pipeline import Pipeline, PurchaseQueue, Stage, tell
+from ._ports import LedgerSku, OrderStore, Recovered, RestockRecord, SkuTotals, StockLedger
 from ._writer import OrderWriterActor, WriterGauges
 
 __all__ = [
@@ -58,12 +62,14 @@ __all__ = [
     "ChangeResult",
     "DedupActor",
     "DrainQueue",
+    "FlashsaleError",
     "Flush",
     "GetOrder",
     "InventoryActor",
     "LeakyBucket",
     "LedgerError",
     "LedgerInventoryActor",
+    "LedgerRefused",
     "LedgerSku",
     "LimiterActor",
     "LimiterGauges",
@@ -79,8 +85,11 @@ __all__ = [
     "Pipeline",
     "Purchase",
     "PurchaseBatch",
+    "PurchaseQueue",
+    "PurchasesWaiting",
     "Recovered",
     "ReleaseHolds",
+    "Reply",
     "Restock",
     "RestockRecord",
     "Result",
@@ -92,10 +101,12 @@ __all__ = [
     "SkuTotals",
     "SkuView",
     "Stage",
+    "StageFailed",
     "StockLedger",
     "StoreError",
     "Tick",
     "TokenBucket",
+    "Unavailable",
     "WriteOrders",
     "WriteRestock",
     "WriterGauges",

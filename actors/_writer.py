@@ -25,6 +25,7 @@ import logging
 from typing import Any, assert_never
 
 from ._bridge import Countdown, LoopBridge
+from ._errors import StageFailed, Unavailable
 from ._inventory import reserved_outcome
 from ._messages import (
     ChangeOrder,
@@ -110,9 +111,12 @@ class OrderWriterActor(Stage):
                 if self.actor_inbox.empty():
                     self._commit()
                 try:
-                    found: Order | Exception | None = self._get(order_id)
-                except Exception as exc:  # any failure goes back as a value: the caller must not wait forever
-                    found = exc
+                    found = self._get(order_id)
+                except Exception as exc:  # the caller must not wait forever: its reply fails
+                    failure = exc if isinstance(exc, Unavailable) else StageFailed(f"order lookup failed: {exc!r}")
+                    failure.__cause__ = exc if failure is not exc else None
+                    self._bridge.fail(reply, failure)
+                    return
                 self._bridge.resolve([(reply, found)])
                 return
             case Flush(reply):

@@ -7,7 +7,7 @@ import types
 import pytest
 
 import flashsale
-from flashsale import actors, transport
+from flashsale import actors, testing, transport
 
 EXPECTED = {
     actors: [
@@ -17,12 +17,14 @@ EXPECTED = {
         "ChangeResult",
         "DedupActor",
         "DrainQueue",
+        "FlashsaleError",
         "Flush",
         "GetOrder",
         "InventoryActor",
         "LeakyBucket",
         "LedgerError",
         "LedgerInventoryActor",
+        "LedgerRefused",
         "LedgerSku",
         "LimiterActor",
         "LimiterGauges",
@@ -38,8 +40,11 @@ EXPECTED = {
         "Pipeline",
         "Purchase",
         "PurchaseBatch",
+        "PurchaseQueue",
+        "PurchasesWaiting",
         "Recovered",
         "ReleaseHolds",
+        "Reply",
         "Restock",
         "RestockRecord",
         "Result",
@@ -51,10 +56,12 @@ EXPECTED = {
         "SkuTotals",
         "SkuView",
         "Stage",
+        "StageFailed",
         "StockLedger",
         "StoreError",
         "Tick",
         "TokenBucket",
+        "Unavailable",
         "WriteOrders",
         "WriteRestock",
         "WriterGauges",
@@ -109,6 +116,7 @@ EXPECTED = {
         "wall_clock",
     ],
     transport: ["ENGINE", "METRICS", "configure_logging", "create_app", "main"],
+    testing: ["PostgresServer", "RedisServer", "ServerFailed", "free_port", "wait_until"],
 }
 
 PACKAGES = pytest.mark.parametrize("package", list(EXPECTED), ids=lambda p: p.__name__)

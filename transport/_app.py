@@ -18,8 +18,10 @@ from flashsale import Config, SaleEngine
 
 from ._auth import IDENTITY, Identity
 from ._client_ip import ClientIp
+from ._dashboard import add_dashboard
 from ._handlers import CLIENT_IP, ENGINE, MAX_BODY, METRICS, RENDER, guarded, not_routed
 from ._metrics import Metrics
+from ._openapi import add_openapi
 from ._render import OutcomeRenderer
 from ._routes import routes
 
@@ -36,6 +38,8 @@ def create_app(config: Config, *, engine: SaleEngine | None = None) -> web.Appli
     app[CLIENT_IP] = ClientIp(config.server.trusted_proxies)
     app[IDENTITY] = Identity(config.auth, config.server.trusted_proxies)  # who is buying: transport/_auth.py
     app.add_routes(routes)
+    add_openapi(app, config)  # GET /openapi.json (entries in _openapi_routes.py)
+    add_dashboard(app, getattr(getattr(config, "admin", None), "token", None))  # /dashboard, behind [admin] token
     app.router.add_route("*", "/{tail:.*}", guarded(not_routed))  # last: only what nothing else matched
     app.cleanup_ctx.append(_engine_lifecycle)
     return app

@@ -93,6 +93,8 @@ def guarded(handler: Handler) -> Handler:
             code = _ERROR_CODES.get(exc.status, "http_error")
             detail = exc.reason if exc.status != 413 else f"the body is larger than {request.app[MAX_BODY]} bytes"
             response = error(exc.status, code, detail)
+            if "Allow" in exc.headers:  # a 405 says which methods the path takes (RFC 9110)
+                response.headers["Allow"] = exc.headers["Allow"]
         except Exception:
             log.exception("unhandled error", request_id=rid, path=request.path)
             response = error(500, "internal_error", "something went wrong on our side; nothing was bought")
