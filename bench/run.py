@@ -28,6 +28,10 @@ in the store; its own options, see ``bench/recovery.py --help``). Not part of
 ``replay [options]``: bench/replay.py (virtual-time replay of the Moutai rush
 in decisions/s; see ``bench/replay.py --help``). Not part of ``all``.
 
+``auth [options]``: bench/auth_bench.py (``[auth] mode = "jwt"`` with HS256
+against the same sale in ``trusted`` mode, side by side; ``bench/run.py auth
+--help``). Not part of ``all``.
+
 ``redis [options]``: bench/redis_bench.py (the redis backend against the
 usual ``SET NX`` + ``EVALSHA`` endpoint, bench/redis_ref.py, on a spawned
 Redis and PostgreSQL; ``bench/run.py redis --help``). Not part of ``all``.
@@ -54,6 +58,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import auth_bench
 import embedded
 import load
 import recovery
@@ -515,6 +520,8 @@ def main(argv: list[str] | None = None) -> int:
         return replay.main(argv[1:])
     if argv[:1] == ["redis"]:
         return redis_bench.main(argv[1:])
+    if argv[:1] == ["auth"]:
+        return auth_bench.main(argv[1:])
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     m = machine_info(args)
