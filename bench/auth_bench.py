@@ -21,7 +21,8 @@ the same load (wrk, ``--connections`` keep-alive connections, ``POST
 
 The target: ``jwt`` keeps at least 90 % of ``trusted``'s throughput
 (verification costs under 10 %). Ratios are per round (each jwt run against
-the trusted run just before it), then the median.
+the trusted run of the same round; the order of the modes alternates from
+round to round), then the median.
 """
 
 from __future__ import annotations
@@ -123,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
             scripts[mode].write_text(_script(mode, args.buyers, args.cold_tokens), encoding="utf-8")
         print(f"auth benchmark: {args.rounds} rounds x {args.duration} s, {args.connections} connections", flush=True)
         for rnd in range(1, args.rounds + 1):
-            for mode in MODES:
+            # Alternate which mode goes first: the machine's load drifts, and so would a fixed order's bias.
+            for mode in MODES if rnd % 2 else MODES[::-1]:
                 r = measure(args, mode, rnd, tmp, scripts[mode])
                 bad = r.responses - r.status.get(200, 0) + r.socket_errors
                 print(f"  round {rnd}  {mode:<9} {r.rps:>9,.0f} req/s  p99 {r.p99_ms:6.2f} ms  non-200 {bad}")
