@@ -22,6 +22,7 @@ from ._dedup import DedupActor
 from ._errors import FlashsaleError, LedgerError, LedgerRefused, StageFailed, StoreError, Unavailable
 from ._ids import OrderIds, order_number, order_sku, untagged
 from ._inventory import InventoryActor, SkuStock, reserved_outcome
+from ._keys import KeyGauges
 from ._ledger import LedgerInventoryActor, SharedLimiterActor
 from ._limiter import LimiterActor, LimiterGauges
 from ._messages import (
@@ -30,6 +31,7 @@ from ._messages import (
     DrainQueue,
     Flush,
     GetOrder,
+    KeysFinal,
     LimiterTick,
     Order,
     OrdersClosed,
@@ -66,6 +68,8 @@ __all__ = [
     "Flush",
     "GetOrder",
     "InventoryActor",
+    "KeyGauges",
+    "KeysFinal",
     "LeakyBucket",
     "LedgerError",
     "LedgerInventoryActor",

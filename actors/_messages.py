@@ -204,7 +204,17 @@ class ReleaseHolds:
     items: tuple[tuple[str, str, int], ...]
 
 
-DedupMessage: TypeAlias = PurchaseBatch | Settled | ReleaseHolds
+@dataclass(frozen=True, slots=True)
+class KeysFinal:
+    """Orders that became final (paid, cancelled, expired): their idempotency keys no longer matter.
+
+    ``items`` are ``(user, idempotency_key)``.
+    """
+
+    items: tuple[tuple[str, str], ...]
+
+
+DedupMessage: TypeAlias = PurchaseBatch | Settled | ReleaseHolds | KeysFinal
 
 # --- inventory ---------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from ._messages import (
     ChangeResult,
     Flush,
     GetOrder,
+    KeysFinal,
     Order,
     OrdersClosed,
     OrderStatus,
@@ -207,6 +208,9 @@ class OrderWriterActor(Stage):
         """
         if status != "paid":
             tell(self._pipeline.dedup, ReleaseHolds(tuple((o.user, o.sku, o.qty) for o in orders)))
+        keyed = tuple((o.user, o.idempotency_key) for o in orders if o.idempotency_key is not None)
+        if keyed:  # a final order's key has nothing left to answer: the dedup table forgets it
+            tell(self._pipeline.dedup, KeysFinal(keyed))
         owners: dict[Any, list[Order]] = {}
         for o in orders:
             owners.setdefault(self._pipeline.inventory_of[o.sku], []).append(o)

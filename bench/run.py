@@ -5,7 +5,7 @@
 (bare, flashsale, bare, flashsale, ... for ``--rounds`` rounds), each on a
 fresh port and, for flashsale, a fresh config and SQLite file. Each gets a
 short warm-up, then a fixed-duration run of the same load (wrk when on PATH,
-else bench/load.py's aiohttp generator) over 64 keep-alive connections to
+else ``flashsale load`` at a fixed rate) over 64 keep-alive connections to
 127.0.0.1. Readiness is polled on ``GET /healthz``; every server is stopped
 in a ``finally``. Scenarios:
 
@@ -31,6 +31,11 @@ in decisions/s; see ``bench/replay.py --help``). Not part of ``all``.
 ``auth [options]``: bench/auth_bench.py (``[auth] mode = "jwt"`` with HS256
 against the same sale in ``trusted`` mode, side by side; ``bench/run.py auth
 --help``). Not part of ``all``.
+
+``loadgen [options]``: bench/loadgen.py (``flashsale load`` itself: its
+request rate against wrk's on the bare server, ``--procs 2``, and how close
+its schedule keeps to the rate asked; see ``bench/run.py loadgen --help``).
+Not part of ``all``.
 
 ``redis [options]``: bench/redis_bench.py (the redis backend against the
 usual ``SET NX`` + ``EVALSHA`` endpoint, bench/redis_ref.py, on a spawned
@@ -408,7 +413,9 @@ def format_sqlite_checks(runs: list[Run], connections: int) -> str:
 
 def print_http(runs: list[Run], args: argparse.Namespace) -> list[Summary]:
     summaries = summarize(runs)
-    tool = f"wrk ({args.wrk_threads} thread)" if args.load == "wrk" else "built-in aiohttp generator (bench/load.py)"
+    tool = f"wrk ({args.wrk_threads} thread)"
+    if args.load != "wrk":
+        tool = f"flashsale load (open loop, {load.BUILTIN_RATE:,.0f}/s)"
     print()
     print(
         f"HTTP benchmark: {args.connections} connections, {args.duration} s per run after {args.warmup} s warm-up, "
@@ -422,8 +429,8 @@ def print_http(runs: list[Run], args: argparse.Namespace) -> list[Summary]:
     )
     if args.load == "builtin":
         print(
-            "note: the built-in generator shares the CPUs with the server and is often the bottleneck; "
-            "a ratio near 1 may mean the generator, not the server, set the pace"
+            "note: flashsale load runs open loop at a fixed rate and shares the CPUs with the server; a ratio "
+            "near 1 may mean both kept the rate asked: wrk (closed loop) is the reference for ratios"
         )
     print()
     print(
@@ -522,6 +529,10 @@ def main(argv: list[str] | None = None) -> int:
         return redis_bench.main(argv[1:])
     if argv[:1] == ["auth"]:
         return auth_bench.main(argv[1:])
+    if argv[:1] == ["loadgen"]:
+        import loadgen  # noqa: PLC0415 - its own benchmark, with its own options
+
+        return loadgen.main(argv[1:])
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     m = machine_info(args)

@@ -27,6 +27,7 @@ from ._sync import SyncSaleEngine
 from .config import (
     AuthConfig,
     Config,
+    ConnectionsConfig,
     LimitsConfig,
     PostgresConfig,
     RedisConfig,
@@ -52,6 +53,7 @@ __all__ = [
     "Clock",
     "Config",
     "ConfigError",
+    "ConnectionsConfig",
     "EngineClosed",
     "FlashsaleError",
     "InvalidRequest",

@@ -55,6 +55,8 @@ from ._waker import Waker
 from .config import Config
 
 if TYPE_CHECKING:
+    from flashsale.actors import KeyGauges
+
     from .redis import SinkGauges
     from .scenario import ScenarioRecorder
 
@@ -461,6 +463,12 @@ class SaleEngine:
             # With durability "commit" a slow store shows here: answers wait on commits.
             "below_inflight_limit": self._inflight < self._max_inflight,
         }
+
+    @property
+    def key_gauges(self) -> KeyGauges | None:
+        """The idempotency key table's fill (memory backend: the dedup actor's table); ``None`` on a ledger."""
+        gauges: KeyGauges | None = getattr(self._backend, "key_gauges", None)
+        return gauges
 
     @property
     def sink_gauges(self) -> SinkGauges | None:

@@ -21,6 +21,7 @@ from flashsale.actors import (
     DedupActor,
     Flush,
     InventoryActor,
+    KeyGauges,
     OrderStore,
     OrderWriterActor,
     Result,
@@ -46,6 +47,7 @@ class MemoryBackend:
         self.actors: list[pykka.ActorRef[Any]] = []
         self._ctx: StartContext | None = None
         self._gauges = WriterGauges()
+        self.key_gauges = KeyGauges(config.limits.max_idempotency_keys)  # the dedup table's fill, for /metrics
         self._max_inflight = config.limits.max_inflight
         self._max_backlog = config.limits.max_writer_backlog
 
@@ -90,6 +92,9 @@ class MemoryBackend:
             recovered=recovered,
             key_ttl_us=round(lim.idempotency_ttl * 1_000_000),
             max_keys=lim.max_idempotency_keys,
+            max_keys_per_buyer=lim.max_idempotency_keys_per_buyer,
+            max_keys_per_ip=lim.max_idempotency_keys_per_ip,
+            key_gauges=self.key_gauges,
         )
         pipeline.dedup_skus = frozenset(s.id for s in cfg.skus if s.per_user_limit is not None)
         front = start_limiter(ctx, lim.global_bucket, lim.per_sku, lim.per_user, lim.per_ip)

@@ -53,6 +53,8 @@ class OrderDesk:
         loop, owner = self._route(order_id)
         found = await ask(loop, owner, lambda fut: GetOrder(order_id, fut))
         if found is None:
+            found = await self._archived(order_id)
+        if found is None:
             raise UnknownOrder(order_id)
         assert isinstance(found, Order)
         if not hmac.compare_digest(found.user.encode(), user.encode()):  # constant time: timing tells nothing
@@ -69,6 +71,9 @@ class OrderDesk:
         if self._recorder is not None:
             self._recorder.operation(at, "pay" if status == "paid" else "cancel", order=order_id, user=user)
         if result.refused == "unknown_order":
+            stored = await self._archived(order_id)  # final orders of a sale Redis lost are in PostgreSQL only
+            if stored is not None and stored.status != "reserved":
+                raise TransitionRefused(stored, "not_reserved")
             raise UnknownOrder(order_id)
         if result.refused == "unavailable":
             raise Unavailable("the order store could not record the change")
@@ -76,6 +81,11 @@ class OrderDesk:
         if result.refused:
             raise TransitionRefused(result.order, result.refused)
         return result.order
+
+    async def _archived(self, order_id: str) -> Order | None:
+        """The order from the backend's archive, where it keeps one (redis: PostgreSQL), else ``None``."""
+        archived = getattr(self._backend, "archived", None)
+        return None if archived is None else await archived(order_id)
 
     def _route(self, order_id: str) -> tuple[asyncio.AbstractEventLoop, Any]:
         loop = self._loop()

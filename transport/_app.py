@@ -19,7 +19,7 @@ from flashsale import Config, SaleEngine
 from ._auth import IDENTITY, Identity
 from ._client_ip import ClientIp
 from ._dashboard import add_dashboard
-from ._handlers import CLIENT_IP, ENGINE, MAX_BODY, METRICS, RENDER, guarded, not_routed
+from ._handlers import BODY_TIMEOUT, CLIENT_IP, ENGINE, MAX_BODY, METRICS, RENDER, guarded, not_routed
 from ._metrics import Metrics
 from ._openapi import add_openapi
 from ._render import OutcomeRenderer
@@ -36,6 +36,7 @@ def create_app(config: Config, *, engine: SaleEngine | None = None) -> web.Appli
     app[RENDER] = OutcomeRenderer()
     app[MAX_BODY] = config.server.max_body_bytes
     app[CLIENT_IP] = ClientIp(config.server.trusted_proxies)
+    app[BODY_TIMEOUT] = config.connections.body_timeout
     app[IDENTITY] = Identity(config.auth, config.server.trusted_proxies)  # who is buying: transport/_auth.py
     app.add_routes(routes)
     add_openapi(app, config)  # GET /openapi.json (entries in _openapi_routes.py)

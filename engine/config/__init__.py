@@ -17,11 +17,13 @@ from ._config import (
     StoreConfig,
     demo_config,
 )
+from ._connections import ConnectionsConfig
 
 __all__ = [
     "SKU_ID",
     "AuthConfig",
     "Config",
+    "ConnectionsConfig",
     "LimitsConfig",
     "PostgresConfig",
     "RedisConfig",

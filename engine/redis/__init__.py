@@ -9,8 +9,19 @@
 only ``backend = "redis"`` does, through the ``flashsale[redis]`` extra.
 """
 
+from ._archive import OrderArchive
 from ._backend import RedisBackend
 from ._ledger import RedisLedger
+from ._rebuild import RebuildError, SaleRebuilder
 from ._sink import OrderSink, SinkGauges, stream_key
 
-__all__ = ["OrderSink", "RedisBackend", "RedisLedger", "SinkGauges", "stream_key"]
+__all__ = [
+    "OrderArchive",
+    "OrderSink",
+    "RebuildError",
+    "RedisBackend",
+    "RedisLedger",
+    "SaleRebuilder",
+    "SinkGauges",
+    "stream_key",
+]

@@ -23,6 +23,7 @@ import os
 import socket
 from typing import Any
 
+import psycopg
 import pykka
 
 from flashsale._backend import StartContext, ask, shards, start_limiter
@@ -32,16 +33,21 @@ from flashsale.actors import (
     LedgerError,
     LedgerInventoryActor,
     LedgerSku,
+    Order,
     Result,
     SharedLimiterActor,
     Tick,
     order_sku,
 )
 
+from ._archive import OrderArchive
 from ._ledger import RedisLedger
+from ._rebuild import RebuildError, SaleRebuilder
 from ._sink import OrderSink, SinkGauges
 
 _DOWN = "the order ledger or database is down; retry shortly"
+ARCHIVE_LOOKUPS = 4
+"""Order lookups in PostgreSQL in flight at once (orders Redis does not have)."""
 
 
 class RedisBackend:
@@ -60,6 +66,8 @@ class RedisBackend:
         self._ledger: RedisLedger | None = None
         self._breaker = Breaker(1, 1)  # replaced at start by the configured one
         self._sink: OrderSink | None = None
+        self._archive: OrderArchive | None = None  # orders Redis does not have, from PostgreSQL
+        self._archive_slots: asyncio.Semaphore | None = None
 
     @property
     def sink_gauges(self) -> SinkGauges | None:
@@ -74,6 +82,8 @@ class RedisBackend:
             redis_cfg,
             skus=[s.id for s in cfg.skus],
             idempotency_ttl=limits.idempotency_ttl,
+            keys_per_buyer=limits.max_idempotency_keys_per_buyer,
+            keys_per_ip=limits.max_idempotency_keys_per_ip,
             per_user=limits.per_user,
             per_ip=limits.per_ip,
             ids=ctx.order_ids,
@@ -83,10 +93,15 @@ class RedisBackend:
             for s in cfg.skus
         ]
         try:
+            if self._with_sink:  # a Redis that lost the sale gets it back from PostgreSQL before INIT starts it over
+                await asyncio.to_thread(SaleRebuilder(redis_cfg, cfg.postgres, limits.idempotency_ttl).run, skus)
             views = await asyncio.to_thread(ledger.open, skus)
-        except LedgerError as exc:
+        except (LedgerError, RebuildError) as exc:
             ledger.close()
             raise Unavailable(str(exc)) from exc
+        if self._with_sink:
+            self._archive = OrderArchive(cfg.postgres.url, cfg.postgres.sale or redis_cfg.prefix)
+            self._archive_slots = asyncio.Semaphore(ARCHIVE_LOOKUPS)
         for view in views:
             ctx.views[view.sku] = view
         breaker = self._breaker = Breaker(cfg.redis.breaker_failures, round(cfg.redis.breaker_reset * 1_000_000))
@@ -147,6 +162,25 @@ class RedisBackend:
             self._sink.stop(grace)  # what it read is written and acknowledged; the rest stays pending in Redis
         if self._ledger is not None:
             self._ledger.close()
+        if self._archive is not None:
+            self._archive.close()
+
+    async def archived(self, order_id: str) -> Order | None:
+        """The order as PostgreSQL has it, for an order Redis does not know (it lost its data); else ``None``.
+
+        At most :data:`ARCHIVE_LOOKUPS` at once: beyond that ``Unavailable``
+        at once, so made-up ids cannot queue work up on PostgreSQL.
+        """
+        archive, slots = self._archive, self._archive_slots
+        if archive is None or slots is None:
+            return None
+        if slots.locked():
+            raise Unavailable("too many order lookups in PostgreSQL at once; retry shortly")
+        async with slots:
+            try:
+                return await asyncio.to_thread(archive.get, order_id)
+            except psycopg.Error as exc:
+                raise Unavailable(f"postgresql: {exc}") from exc
 
     def readiness(self) -> dict[str, bool]:
         return {"redis_ok": self._breaker.closed, "postgres_ok": self._sink is None or self._sink.gauges.ok}

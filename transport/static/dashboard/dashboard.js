@@ -37,9 +37,11 @@ function pct(part, whole) {
 }
 
 function ms(seconds) {
+  // The server's figures are upper bounds of histogram buckets, hence "≤".
   if (seconds === null || seconds === undefined) return "–";
+  if (!isFinite(seconds)) return "> 10 s";
   const m = seconds * 1000;
-  return m < 10 ? `${m.toFixed(2)} ms` : m < 1000 ? `${m.toFixed(0)} ms` : `${(m / 1000).toFixed(2)} s`;
+  return m < 10 ? `≤ ${+m.toFixed(2)} ms` : m < 1000 ? `≤ ${m.toFixed(0)} ms` : `≤ ${+(m / 1000).toFixed(2)} s`;
 }
 
 function duration(seconds) {
@@ -205,7 +207,7 @@ function renderLatency(latency) {
     if (at !== null) mark.style.left = `${at}%`;
   }
   $("latency-note").textContent = latency.count
-    ? `${fmt.format(latency.count)} purchases measured by this worker`
+    ? `${fmt.format(latency.count)} purchase${latency.count === 1 ? "" : "s"} timed by this worker (histogram bucket bounds)`
     : "no purchase measured yet";
 }
 
