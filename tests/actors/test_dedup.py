@@ -208,12 +208,12 @@ async def test_final_order_frees_its_key(make_config: MakeConfig, start_engine: 
     first = await engine.purchase("a", "u1", idempotency_key="k1")
     assert (await engine.purchase("a", "u1", idempotency_key="k2")).result == "rate_limited"
     assert first.order_id is not None
-    await engine.pay(first.order_id)
+    await engine.pay(first.order_id, user="u1")
     await engine.flush()
     second = await engine.purchase("a", "u1", idempotency_key="k2")
     assert second.result == "reserved"
     assert second.order_id is not None
-    await engine.cancel(second.order_id)
+    await engine.cancel(second.order_id, user="u1")
     await engine.flush()
     assert (await engine.purchase("a", "u1", idempotency_key="k3")).result == "reserved"
     assert engine.key_gauges.live == 1

@@ -134,7 +134,7 @@ def test_key_bounds_per_buyer_and_address(make_ledger: MakeLedger, redis_config:
         "rate_limited",
     ]
     assert results(ledger, buy("u3", key="k", ip="10.0.0.2"), buy("u1", ip="10.0.0.1")) == ["reserved", "reserved"]
-    ledger.change("a-1", "paid", T0 + S)
+    ledger.change(minted("a", 1), "paid", T0 + S)
     client = ledger._client
     assert client.exists(f"{redis_config.prefix}:{{a}}:idem:u1:k0") == 0
     assert client.hget(f"{redis_config.prefix}:{{a}}:keys", "u:u1") == "1"
