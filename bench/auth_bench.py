@@ -19,6 +19,12 @@ the same load (wrk, ``--connections`` keep-alive connections, ``POST
   the cache holds), sent in turn: every request pays a full signature check.
   The worst case, not the target.
 
+Beside req/s, each run reports the server's CPU time per answered request
+(utime + stime of the ``flashsale serve`` process from /proc, over the
+measured run): on a shared machine req/s moves with everyone else's load,
+CPU per request much less, and with the server saturated throughput is its
+inverse.
+
 The target: ``jwt`` keeps at least 90 % of ``trusted``'s throughput
 (verification costs under 10 %). Ratios are per round (each jwt run against
 the trusted run of the same round; the order of the modes alternates from
@@ -28,6 +34,7 @@ round to round), then the median.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import tempfile
@@ -94,14 +101,24 @@ def _wrk(script: Path, port: int, connections: int, seconds: int) -> load.LoadRe
     return load._parse_wrk(out)  # the one wrk result format of bench/
 
 
-def measure(args: argparse.Namespace, mode: str, rnd: int, tmp: Path, script: Path) -> load.LoadResult:
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of ``pid`` (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(args: argparse.Namespace, mode: str, rnd: int, tmp: Path, script: Path) -> tuple[load.LoadResult, float]:
+    """One server, warmed up and measured: the load result and its CPU µs per answered request."""
     port = free_port()
     name = f"{mode}-{rnd}"
     cmd = [flashsale_bin(), "serve", "--config", str(_config(tmp, mode, port, name)), "--port", str(port)]
-    with running(cmd, port, tmp / f"{name}.log", 30.0):
+    with running(cmd, port, tmp / f"{name}.log", 30.0) as proc:
         if args.warmup > 0:
             _wrk(script, port, args.connections, args.warmup)
-        return _wrk(script, port, args.connections, args.duration)
+        before = _cpu_seconds(proc.pid)
+        result = _wrk(script, port, args.connections, args.duration)
+        cpu = _cpu_seconds(proc.pid) - before
+    return result, cpu / max(1, result.responses) * 1e6
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     if not load.wrk_available():
         p.error("wrk is not on PATH (apt-get install wrk)")
     results: dict[str, list[load.LoadResult]] = {m: [] for m in MODES}
+    cpu_us: dict[str, list[float]] = {m: [] for m in MODES}
     with tempfile.TemporaryDirectory(prefix="flashsale-auth-bench-") as tmpdir:
         tmp = Path(tmpdir)
         scripts = {}
@@ -126,19 +144,26 @@ def main(argv: list[str] | None = None) -> int:
         for rnd in range(1, args.rounds + 1):
             # Alternate which mode goes first: the machine's load drifts, and so would a fixed order's bias.
             for mode in MODES if rnd % 2 else MODES[::-1]:
-                r = measure(args, mode, rnd, tmp, scripts[mode])
+                r, us = measure(args, mode, rnd, tmp, scripts[mode])
                 bad = r.responses - r.status.get(200, 0) + r.socket_errors
-                print(f"  round {rnd}  {mode:<9} {r.rps:>9,.0f} req/s  p99 {r.p99_ms:6.2f} ms  non-200 {bad}")
+                print(
+                    f"  round {rnd}  {mode:<9} {r.rps:>9,.0f} req/s  p99 {r.p99_ms:6.2f} ms"
+                    f"  server CPU {us:6.1f} us/request  non-200 {bad}",
+                    flush=True,
+                )
                 results[mode].append(r)
+                cpu_us[mode].append(us)
     print()
     trusted = results["trusted"]
     ok = True
     for mode in MODES:
         rps = statistics.median(r.rps for r in results[mode])
-        line = f"{mode:<9} median {rps:>9,.0f} req/s  p99 {statistics.median(r.p99_ms for r in results[mode]):6.2f} ms"
+        us = statistics.median(cpu_us[mode])
+        line = f"{mode:<9} median {rps:>9,.0f} req/s  server CPU {us:6.1f} us/request"
         if mode != "trusted":
             ratio = statistics.median(j.rps / t.rps for j, t in zip(results[mode], trusted, strict=True))
-            line += f"  vs trusted {ratio:.3f}"
+            cpu_ratio = statistics.median(t / j for j, t in zip(cpu_us[mode], cpu_us["trusted"], strict=True))
+            line += f"  vs trusted: req/s {ratio:.3f}, CPU {cpu_ratio:.3f} (trusted/{mode})"
             if mode == "jwt":
                 ok = ratio >= TARGET
                 line += f"  (target >= {TARGET}: {'PASS' if ok else 'MISS'})"

@@ -288,10 +288,10 @@ class Identity:
         if len(value) > MAX_TOKEN_BYTES + 7:
             raise _unauthenticated(f"the token is longer than {MAX_TOKEN_BYTES} bytes")
         scheme, _, token = value.partition(" ")
-        if scheme.lower() != "bearer" or not token or " " in token.strip():
+        if (scheme != "Bearer" and scheme.lower() != "bearer") or not token or " " in token:
             raise _unauthenticated("the Authorization header must be 'Bearer <token>'")
         assert self.verifier is not None
-        return self.verifier.buyer(token.strip())
+        return self.verifier.buyer(token)
 
 
 IDENTITY = web.AppKey("identity", Identity)
