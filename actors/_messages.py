@@ -185,36 +185,27 @@ LimiterMessage: TypeAlias = PurchaseBatch | LimiterTick | DrainQueue
 
 @dataclass(frozen=True, slots=True)
 class Settled:
-    """Final outcomes of purchases that passed the dedup actor.
+    """Final outcomes of keyed purchases that passed the dedup actor.
 
-    The dedup actor releases per-user holds of failed purchases and stores
-    the answers of purchases that carried an idempotency key.
+    The dedup actor stores them as the keys' answers (transient ones are
+    forgotten) and answers the duplicates that waited for them.
     """
 
     items: tuple[tuple[Purchase, Outcome], ...]
 
 
 @dataclass(frozen=True, slots=True)
-class ReleaseHolds:
-    """Units of closed orders (cancelled, expired) go back to their buyers' allowance.
-
-    ``items`` are ``(user, sku, qty)``.
-    """
-
-    items: tuple[tuple[str, str, int], ...]
-
-
-@dataclass(frozen=True, slots=True)
 class KeysFinal:
     """Orders that became final (paid, cancelled, expired): their idempotency keys no longer matter.
 
-    ``items`` are ``(user, idempotency_key)``.
+    ``items`` are ``(user, idempotency_key, order_id)``: a key used again
+    since (after its ttl) belongs to another purchase and stays.
     """
 
-    items: tuple[tuple[str, str], ...]
+    items: tuple[tuple[str, str, str], ...]
 
 
-DedupMessage: TypeAlias = PurchaseBatch | Settled | ReleaseHolds | KeysFinal
+DedupMessage: TypeAlias = PurchaseBatch | Settled | KeysFinal
 
 # --- inventory ---------------------------------------------------------------
 

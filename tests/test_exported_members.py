@@ -45,7 +45,6 @@ EXPECTED = {
         "PurchaseQueue",
         "PurchasesWaiting",
         "Recovered",
-        "ReleaseHolds",
         "Reply",
         "Restock",
         "RestockRecord",

@@ -16,8 +16,9 @@ take over its unacknowledged stream entries).
 ``flashsale load URL [...]`` rehearses a sale against a running server
 (``flashsale.transport.load``).
 
-``flashsale replay FILE [--check] [--json] [--against URL]`` runs a scenario
-file (docs/scenarios.md) on virtual time and prints its summary and digest,
+``flashsale replay FILE [--check] [--json] [--against URL] [--backend redis
+--redis-url URL]`` runs a scenario file (docs/scenarios.md) on virtual time
+(on the memory backend, or on a Redis) and prints its summary and digest,
 or sends its traffic to a running server and checks the invariants that hold
 whatever the timing.
 
@@ -84,6 +85,15 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--check", action="store_true", help="exit 1, naming what failed, unless every expectation holds")
     rep.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     rep.add_argument("--against", metavar="URL", help="send the traffic to the server at URL in real time instead")
+    rep.add_argument(
+        "--backend",
+        choices=("memory", "redis"),
+        default="memory",
+        help="decide on this backend (default memory); redis needs a Redis server, no PostgreSQL",
+    )
+    rep.add_argument(
+        "--redis-url", metavar="URL", help="with --backend redis: the Redis to use (default: the config's)"
+    )
     rep.add_argument(
         "--concurrency", type=int, default=64, help="with --against: requests in flight at most (default 64)"
     )
@@ -241,7 +251,11 @@ def _replay(args: argparse.Namespace) -> int:
         return 1 if report.violations else 0
     loop_factory = _loop_factory()
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        result = runner.run(replay(scenario))
+        try:
+            result = runner.run(replay(scenario, backend=args.backend, redis_url=args.redis_url))
+        except (ConfigError, Unavailable) as exc:  # no redis extra, or Redis not reachable
+            print(f"flashsale: {exc}", file=sys.stderr)
+            return 2
     failures = result.failures(scenario) if args.check else []
     if args.json:
         out = result.as_dict()

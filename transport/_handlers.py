@@ -118,6 +118,8 @@ def guarded(handler: Handler) -> Handler:
 
 async def read_body(request: web.Request) -> bytes:
     """The request body, read within ``connections.body_timeout`` seconds, else a 408 that closes the connection."""
+    if request.content.is_eof():  # the whole body came with the head (the usual purchase): no timer to arm
+        return await request.read()
     try:
         async with asyncio.timeout(request.app[BODY_TIMEOUT]):
             return await request.read()

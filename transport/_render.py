@@ -1,7 +1,7 @@
 """Engine values to HTTP responses: status codes and JSON bodies.
 
-Every error body is ``{"error": code, "detail": text}`` (DESIGN.md, HTTP
-contract v1). Times are ISO 8601 UTC strings with microseconds.
+Every error body is ``{"error": code, "detail": text}`` (README, "HTTP API
+(v1)"). Times are ISO 8601 UTC strings with microseconds.
 """
 
 from __future__ import annotations

@@ -125,6 +125,8 @@ async def readyz(request: web.Request) -> web.Response:
     keys = engine.key_gauges
     if keys is not None:  # the key table's fill: a full table refuses only its biggest holders
         body["idempotency_keys"] = {"live": keys.live, "max": keys.capacity}
+    elif engine.sink_gauges is not None:  # redis: bounded per buyer and address only, counted in Redis
+        body["idempotency_keys"] = {"live": engine.sink_gauges.idempotency_keys}
     return json_response(200 if ready else 503, body)
 
 

@@ -19,6 +19,7 @@ the loop.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 from typing import Any
@@ -45,6 +46,8 @@ from ._ledger import RedisLedger
 from ._rebuild import RebuildError, SaleRebuilder
 from ._sink import OrderSink, SinkGauges
 
+log = logging.getLogger("flashsale.engine")
+
 _DOWN = "the order ledger or database is down; retry shortly"
 ARCHIVE_LOOKUPS = 4
 """Order lookups in PostgreSQL in flight at once (orders Redis does not have)."""
@@ -54,14 +57,17 @@ class RedisBackend:
     """Decides on a :class:`RedisLedger`; moves orders to PostgreSQL with an :class:`OrderSink`.
 
     ``sink=False`` runs without PostgreSQL (scenario replays): orders stay
-    in Redis, where lookups, pay and cancel read them anyway.
+    in Redis, where lookups, pay and cancel read them anyway. ``scratch``
+    deletes every key under ``[redis] prefix`` when the engine stops: for a
+    prefix made for one run, never a sale's.
     """
 
     name = "redis"
 
-    def __init__(self, *, sink: bool = True) -> None:
+    def __init__(self, *, sink: bool = True, scratch: bool = False) -> None:
         self.actors: list[pykka.ActorRef[Any]] = []
         self._with_sink = sink
+        self._scratch = scratch
         self._ctx: StartContext | None = None
         self._ledger: RedisLedger | None = None
         self._breaker = Breaker(1, 1)  # replaced at start by the configured one
@@ -161,6 +167,11 @@ class RedisBackend:
         if self._sink is not None:
             self._sink.stop(grace)  # what it read is written and acknowledged; the rest stays pending in Redis
         if self._ledger is not None:
+            if self._scratch:
+                try:
+                    self._ledger.delete_all()
+                except LedgerError as exc:  # the run's answers stand; only its keys are left behind
+                    log.warning("scratch keys not deleted", extra={"reason": str(exc)})
             self._ledger.close()
         if self._archive is not None:
             self._archive.close()

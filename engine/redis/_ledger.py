@@ -250,12 +250,27 @@ class RedisLedger:
         return Order(order_id, sku, user, int(qty), status, int(created), int(expires), key or None)
 
     def throttle(self, items: Sequence[Purchase]) -> list[float]:
-        at = max(p.at for p in items)
-        args: list[str | int] = [f"{self.prefix}:{{rl}}:", at, *self._buckets]
+        args: list[str | int] = [f"{self.prefix}:{{rl}}:", *self._buckets]
         for p in items:
-            args += [p.user, p.client_ip or ""]
+            args += [p.user, p.client_ip or "", p.at]
         (out,) = self._run([("throttle", [f"{self.prefix}:{{rl}}:"], args)])
         return [int(w) / 1_000_000 for w in out]
+
+    def delete_all(self) -> int:
+        """Delete every key under this ledger's prefix (a scratch sale's); returns how many."""
+        deleted = 0
+        try:
+            batch: list[str] = []
+            for key in self._client.scan_iter(match=f"{self.prefix}:*", count=1000):
+                batch.append(key)
+                if len(batch) == 1000:
+                    deleted += cast("int", self._client.unlink(*batch))
+                    batch = []
+            if batch:
+                deleted += cast("int", self._client.unlink(*batch))
+        except RedisError as exc:
+            raise LedgerError(f"redis: {exc}") from exc
+        return deleted
 
     def close(self) -> None:
         self._client.close()

@@ -1,4 +1,12 @@
-"""The Lua scripts of the Redis ledger (see :mod:`engine._redis` and the README's key table).
+"""The Lua scripts of the Redis ledger (see :mod:`flashsale.redis._ledger` and the README's key table).
+
+``RESERVE`` decides a purchase in the one order of checks written in
+:mod:`flashsale.actors.rules` (key, window, sold out, per-user limit, stock),
+and ``THROTTLE`` computes a token bucket exactly as
+:class:`flashsale.actors.TokenBucket` does (the same float steps, so the same
+microsecond); ``tests/scenarios/test_backends.py`` and
+``tests/distributed/test_lua_rules.py`` hold them to it. Change a rule there
+and here together.
 
 Each script touches the keys of one SKU only (hash tag ``{sku}``; the rate
 limit script only ``{rl}``), so it runs on one Redis Cluster slot. Key names
@@ -31,7 +39,7 @@ local function view()
   local m = redis.call('HMGET', KEYS[1], 'stock', 'remaining', 'reserved', 'paid', 'starts_at', 'ends_at')
   return {m[1], m[2], m[3], m[4], m[5] or '', m[6] or ''}
 end
--- Live idempotency keys per buyer ('u:<user>') and per client address ('ip:<ip>') in 'keys'.
+-- Live idempotency keys in 'keys': in all ('n'), per buyer ('u:<user>') and per client address ('ip:<ip>').
 local function uncount(base, field)
   if redis.call('HINCRBY', base .. 'keys', field, -1) <= 0 then redis.call('HDEL', base .. 'keys', field) end
 end
@@ -48,7 +56,10 @@ local function close(base, sku, id, o, status, at)
     if redis.call('HINCRBY', KEYS[2], o[1], -qty) <= 0 then redis.call('HDEL', KEYS[2], o[1]) end
   end
   if o[6] and o[6] ~= '' then  -- a final order's idempotency key has nothing left to answer: forget it
-    redis.call('DEL', base .. 'idem:' .. o[1] .. ':' .. o[6])
+    local idem = base .. 'idem:' .. o[1] .. ':' .. o[6]
+    local rec = redis.call('GET', idem)  -- unless the key was used again (after its ttl) for another order
+    if rec and string.find(rec, '|reserved|' .. id .. '|', 1, true) then redis.call('DEL', idem) end
+    uncount(base, 'n')
     uncount(base, 'u:' .. o[1])
     if o[7] and o[7] ~= '' then uncount(base, 'ip:' .. o[7]) end
   end
@@ -75,6 +86,7 @@ RESERVE = (
 -- 'sale_not_open|not_started' / '|ended', 'idempotency_key_reused|qty', 'key_limit|buyer' / '|address',
 -- or 'again|<recorded answer>'. Only a key that reserved an order is recorded (until the order is final
 -- or the ttl passes): a refused purchase's retry is decided again.
+-- The checks, in the order of flashsale.actors.rules: 0 key, 1 window, 2 sold out, 3 per-user limit, 4 stock.
 local base, sku, ttl = ARGV[1], ARGV[2], ARGV[3]
 local per_buyer, per_ip = tonumber(ARGV[4]), tonumber(ARGV[5])
 local function bin(h) return (string.gsub(h, '..', function(c) return string.char(tonumber(c, 16)) end)) end
@@ -111,6 +123,7 @@ for i = 8, #ARGV, 5 do
   if not ans then
     if starts and at < starts then ans = 'sale_not_open|not_started'
     elseif ends and at >= ends then ans = 'sale_not_open|ended'
+    elseif remaining <= 0 then ans = 'sold_out|' .. d(remaining)
     else
       local held = 0
       if limit then held = tonumber(redis.call('HGET', KEYS[2], user) or '0') end
@@ -131,6 +144,7 @@ for i = 8, #ARGV, 5 do
     end
     if idem and string.sub(ans, 1, 9) == 'reserved|' then
       redis.call('SET', idem, d(qty) .. '|' .. ans, 'PX', ttl)
+      redis.call('HINCRBY', base .. 'keys', 'n', 1)
       redis.call('HINCRBY', base .. 'keys', 'u:' .. user, 1)
       if ip ~= '' then redis.call('HINCRBY', base .. 'keys', 'ip:' .. ip, 1) end
     end
@@ -206,14 +220,23 @@ return view()
 )
 
 THROTTLE = """
--- Token buckets shared by every worker. ARGV: base 'P:{rl}:', at, then for the user and the IP scope:
--- rate (tokens per microsecond, '' when the scope has no bucket) and burst; then per purchase: user, ip.
--- A purchase takes one token from each bucket in scope, or none at all. Answers: '0' (admitted) or
--- the microseconds to wait.
-local base, at = ARGV[1], tonumber(ARGV[2])
-local scopes = {{'u:', tonumber(ARGV[3]), tonumber(ARGV[4])}, {'ip:', tonumber(ARGV[5]), tonumber(ARGV[6])}}
+-- Token buckets shared by every worker. ARGV: base 'P:{rl}:', then for the user and the IP scope: rate
+-- (tokens per microsecond, '' when the scope has no bucket) and burst; then per purchase: user, ip, at.
+-- A purchase takes one token from each bucket in scope, or none at all. Answers: '0' (admitted) or the
+-- microseconds to wait: the first instant the slowest refusing bucket holds a whole token, computed in
+-- the same float steps as flashsale.actors.TokenBucket.next_free, so both give the same microsecond.
+local base = ARGV[1]
+local scopes = {{'u:', tonumber(ARGV[2]), tonumber(ARGV[3])}, {'ip:', tonumber(ARGV[4]), tonumber(ARGV[5])}}
+local function next_free(tokens, last, rate, at)
+  if tokens >= 1 then return at end
+  local t = last + math.ceil((1 - tokens) / rate)
+  while t > last and tokens + (t - 1 - last) * rate >= 1 do t = t - 1 end
+  while tokens + (t - last) * rate < 1 do t = t + 1 end
+  return t
+end
 local out = {}
-for i = 7, #ARGV, 2 do
+for i = 6, #ARGV, 3 do
+  local at = tonumber(ARGV[i + 2])
   local wait, seen = 0, {}
   for s = 1, 2 do
     local sc, id = scopes[s], ARGV[i + s - 1]
@@ -222,7 +245,8 @@ for i = 7, #ARGV, 2 do
       local b = redis.call('HMGET', key, 't', 'l')
       local tokens, last = tonumber(b[1]) or sc[3], tonumber(b[2]) or at
       if at > last then tokens = math.min(sc[3], tokens + (at - last) * sc[2]); last = at end
-      if tokens < 1 then wait = math.max(wait, math.ceil((1 - tokens) / sc[2])) end
+      local free = next_free(tokens, last, sc[2], at)
+      if free - at > wait then wait = free - at end
       seen[#seen + 1] = {key, tokens, last, sc}
     end
   end

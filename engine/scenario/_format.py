@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any, get_args
 
 from flashsale._clock import from_datetime, no_offset
-from flashsale._engine import MAX_KEY_LEN, MAX_USER_LEN
 from flashsale._errors import ConfigError, ScenarioError
+from flashsale._validate import MAX_KEY_LEN, MAX_USER_LEN
 from flashsale.actors import Result
 from flashsale.config import Config, StoreConfig
 
