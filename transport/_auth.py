@@ -212,15 +212,17 @@ def _secret(auth: AuthConfig) -> bytes | None:
 def _public_key(auth: AuthConfig) -> Any:
     if auth.jwt_public_key_file is None:
         return None
+    pem = _read(auth.jwt_public_key_file, "jwt_public_key_file")
     try:
-        return load_pem_public_key(_read(auth.jwt_public_key_file, "jwt_public_key_file"))
+        return load_pem_public_key(pem)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"auth.jwt_public_key_file: {auth.jwt_public_key_file} is not a PEM public key") from exc
 
 
 def _jwks(path: str) -> jwt.PyJWKSet:
+    text = _read(path, "jwks_file")
     try:
-        found = jwt.PyJWKSet.from_json(_read(path, "jwks_file").decode())
+        found = jwt.PyJWKSet.from_json(text.decode())
     except (jwt.PyJWKError, jwt.PyJWKSetError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"auth.jwks_file: {path} is not a usable JWK set: {exc}") from exc
     if any(k.key_id is None for k in found.keys):

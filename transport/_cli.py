@@ -59,6 +59,7 @@ from flashsale import (
 from . import load
 from ._against import run_against
 from ._app import create_app
+from ._auth import Identity
 from ._logging import configure_logging
 from ._server import serve
 
@@ -116,6 +117,7 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 def _serve(args: argparse.Namespace) -> int:
     try:
         config = Config.load(args.config) if args.config else demo_config()
+        Identity(config.auth, config.server.trusted_proxies)  # reads [auth]'s key files: an unusable one stops here
     except ConfigError as exc:
         print(f"flashsale: {exc}", file=sys.stderr)
         return 2

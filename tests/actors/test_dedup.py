@@ -266,6 +266,6 @@ async def test_a_final_order_frees_only_its_own_key(
     new = await engine.purchase("a", "u1", idempotency_key="k1")
     assert new.order_id != old.order_id
     assert old.order_id is not None
-    await engine.cancel(old.order_id)
+    await engine.cancel(old.order_id, user="u1")
     await engine.flush()
     assert await engine.purchase("a", "u1", idempotency_key="k1") == new
