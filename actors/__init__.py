@@ -18,10 +18,11 @@ time arrives in messages.
 from ._breaker import Breaker
 from ._bridge import LoopBridge
 from ._buckets import BucketSpec, LeakyBucket, TokenBucket
+from ._control import SaleAction, Scope, SetLimits, SetSale
 from ._dedup import DedupActor
 from ._errors import FlashsaleError, LedgerError, LedgerRefused, StageFailed, StoreError, Unavailable
 from ._ids import OrderIds, order_number, order_sku, untagged
-from ._inventory import InventoryActor, SkuStock, reserved_outcome
+from ._inventory import InventoryActor, SkuStock, paused_outcome, reserved_outcome
 from ._keys import KeyGauges
 from ._ledger import LedgerInventoryActor, SharedLimiterActor
 from ._limiter import LimiterActor, LimiterGauges
@@ -96,6 +97,10 @@ __all__ = [
     "RestockRecord",
     "Result",
     "ReturnUnits",
+    "SaleAction",
+    "Scope",
+    "SetLimits",
+    "SetSale",
     "Settled",
     "SharedLimiterActor",
     "SkuState",
@@ -115,6 +120,7 @@ __all__ = [
     "fast_new",
     "order_number",
     "order_sku",
+    "paused_outcome",
     "reserved_outcome",
     "tell",
     "untagged",

@@ -27,6 +27,7 @@ from __future__ import annotations
 from typing import Any, assert_never
 
 from ._bridge import LoopBridge
+from ._control import SaleAction, SetSale
 from ._ids import OrderIds
 from ._messages import (
     InventoryMessage,
@@ -45,7 +46,7 @@ from ._messages import (
 )
 from ._pipeline import Pipeline, Stage, tell
 from ._ports import SkuTotals
-from .rules import decide
+from .rules import PAUSED, decide
 
 
 class SkuStock:
@@ -57,6 +58,7 @@ class SkuStock:
         "hold_us",
         "limit",
         "paid",
+        "paused",
         "reserved",
         "restocked",
         "seq",
@@ -87,6 +89,7 @@ class SkuStock:
         self.starts_at = starts_at
         self.ends_at = ends_at
         self.hold_us = hold_us
+        self.paused = False
         self.limit = limit
         self.held: dict[str, int] = dict(held or {}) if limit is not None else {}
         """Units of live orders per buyer; kept only when the SKU has a per-user limit."""
@@ -114,7 +117,18 @@ class SkuStock:
             self.paid,
             self.starts_at,
             self.ends_at,
+            self.paused,
         )
+
+    def control(self, action: SaleAction, at: int) -> None:
+        """Apply an operator's pause, resume or end at ``at``."""
+        if action == "end":
+            if self.ends_at is None or at < self.ends_at:
+                self.ends_at = at
+            if self.starts_at is not None and self.starts_at > self.ends_at:
+                self.starts_at = self.ends_at
+        else:
+            self.paused = action == "pause"
 
 
 class InventoryActor(Stage):
@@ -140,7 +154,7 @@ class InventoryActor(Stage):
         for s in skus:
             views[s.sku] = s.view()
 
-    def handle(self, message: InventoryMessage) -> None:
+    def handle(self, message: InventoryMessage | SetSale) -> None:
         match message:
             case PurchaseBatch(items):
                 self._reserve(items)
@@ -155,6 +169,11 @@ class InventoryActor(Stage):
                     s.reserved -= order.qty
                     s.release(order.user, order.qty)
                 self._publish(orders)
+            case SetSale(sku, action, at, reply):
+                s = self._skus[sku]
+                s.control(action, at)
+                view = self._views[sku] = s.view()
+                self._bridge.resolve([(reply, view)])
             case OrdersClosed(orders, status, reply, value):
                 for order in orders:
                     s = self._skus[order.sku]
@@ -184,7 +203,7 @@ class InventoryActor(Stage):
             limit = s.limit
             held = 0 if limit is None else s.held.get(p.user, 0)
             left = s.stock + s.restocked - s.reserved - s.paid
-            refused = decide(s.starts_at, s.ends_at, left, limit, held, p.qty, at)
+            refused = decide(s.starts_at, s.ends_at, left, limit, held, p.qty, at, paused=s.paused)
             if refused is not None:
                 outcome = Outcome(refused[0], p.sku, p.qty, detail=refused[1])
             else:
@@ -225,6 +244,11 @@ class InventoryActor(Stage):
         if settled:
             tell(self._pipeline.dedup, Settled(tuple(settled)))
         self._bridge.resolve(replies)
+
+
+def paused_outcome(sku: str, qty: int) -> Outcome:
+    """The answer to a purchase of a SKU an operator paused."""
+    return Outcome("sale_paused", sku, qty, detail=PAUSED)
 
 
 def reserved_outcome(order: Order) -> Outcome:

@@ -32,6 +32,7 @@ from typing import Any, TypeAlias, TypeVar, assert_never
 
 from ._breaker import Breaker
 from ._bridge import LoopBridge
+from ._control import SetSale
 from ._errors import LedgerError, LedgerRefused
 from ._messages import (
     ChangeOrder,
@@ -49,7 +50,7 @@ from ._ports import StockLedger
 
 T = TypeVar("T")
 
-LedgerMessage: TypeAlias = PurchasesWaiting | Restock | ChangeOrder | GetOrder | Tick
+LedgerMessage: TypeAlias = PurchasesWaiting | Restock | ChangeOrder | GetOrder | Tick | SetSale
 
 MAX_EXPIRED_PER_TICK = 1000
 """Reservations one ledger call expires per SKU (a Lua script blocks Redis while it runs); a tick makes
@@ -111,6 +112,13 @@ class LedgerInventoryActor(Stage):
             case Restock(sku, qty, at, reply):
                 try:
                     view = self._publish(guarded_call(self._breaker, at, lambda: self._ledger.restock(sku, qty, at)))
+                except LedgerError as exc:
+                    self._bridge.fail(reply, exc)
+                    return
+                self._bridge.resolve([(reply, view)])
+            case SetSale(sku, action, at, reply):
+                try:
+                    view = self._publish(guarded_call(self._breaker, at, lambda: self._ledger.control(sku, action, at)))
                 except LedgerError as exc:
                     self._bridge.fail(reply, exc)
                     return

@@ -28,6 +28,7 @@ Result: TypeAlias = Literal[
     "sold_out",
     "limit_reached",
     "sale_not_open",
+    "sale_paused",
     "rate_limited",
     "idempotency_key_reused",
     "overloaded",
@@ -36,7 +37,7 @@ Result: TypeAlias = Literal[
 """What a purchase came to. Only ``reserved`` holds units."""
 
 OrderStatus: TypeAlias = Literal["reserved", "paid", "cancelled", "expired"]
-SkuState: TypeAlias = Literal["scheduled", "on_sale", "sold_out", "ended"]
+SkuState: TypeAlias = Literal["scheduled", "on_sale", "paused", "sold_out", "ended"]
 
 
 fast_new = tuple.__new__
@@ -117,7 +118,8 @@ class SkuView:
 
     The gateway reads the latest view without sending a message: that is how
     sold-out requests are answered on the event loop. ``stock`` includes
-    restocks. Window bounds are ``None`` when open-ended.
+    restocks. Window bounds are ``None`` when open-ended. ``paused``: an
+    operator paused the SKU (purchases answer ``sale_paused``).
     """
 
     sku: str
@@ -127,6 +129,7 @@ class SkuView:
     paid: int
     starts_at: int | None
     ends_at: int | None
+    paused: bool = False
 
     def state(self, at: int) -> SkuState:
         """The SKU's state at time ``at``."""
@@ -134,6 +137,8 @@ class SkuView:
             return "scheduled"
         if self.ends_at is not None and at >= self.ends_at:
             return "ended"
+        if self.paused:
+            return "paused"
         return "sold_out" if self.remaining <= 0 else "on_sale"
 
 

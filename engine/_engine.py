@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
 from flashsale.actors import (
+    BucketSpec,
     DrainQueue,
     LimiterGauges,
     LimiterTick,
@@ -30,6 +31,8 @@ from flashsale.actors import (
     Pipeline,
     Purchase,
     Restock,
+    SaleAction,
+    Scope,
     SkuView,
     WriterGauges,
     fast_new,
@@ -41,6 +44,7 @@ from ._backends import backend_for
 from ._batcher import Gathered, Slot, TickBatcher
 from ._clock import Clock, wall_clock
 from ._errors import EngineClosed, InvalidRequest, UnknownSku
+from ._operator import Operator
 from ._orders import OrderDesk
 from ._types import PurchaseRequest, QueueReport, SkuStatus, TickReport
 from ._validate import check_purchase, check_restock
@@ -104,6 +108,7 @@ class SaleEngine:
         limits = config.limits
         self._max_qty = limits.max_qty
         self._max_inflight = limits.max_inflight
+        self._operator = Operator(self)
 
     # -- life cycle -----------------------------------------------------------
 
@@ -132,17 +137,16 @@ class SaleEngine:
         self._idle = asyncio.Event()
         self._running = True
         if cfg.tick_interval > 0:
-            ticking = tick_every(cfg.tick_interval, self.tick, lambda: self._running)
+            ticking = tick_every(cfg.tick_interval, self._operator.tick(self.tick), lambda: self._running)
             self._ticker = loop.create_task(ticking, name="flashsale-ticker")
-        log.info(
-            "sale started",
-            extra={
-                "skus": len(cfg.skus),
-                "inventory_actors": len(set(self._pipeline.inventory_of.values())),
-                "backend": self._backend.name,
-                "durability": cfg.store.durability,
-            },
-        )
+        started: dict[str, object] = {
+            "skus": len(cfg.skus),
+            "inventory_actors": len(set(self._pipeline.inventory_of.values())),
+            "backend": self._backend.name,
+        }
+        if self._backend.name == "memory":  # the store's setting; with redis, orders are confirmed in Redis
+            started["durability"] = cfg.store.durability
+        log.info("sale started", extra=started)
 
     async def stop(self, grace: float = 10.0) -> None:
         """Stop taking purchases, answer those in flight, flush, stop the actors.
@@ -174,7 +178,9 @@ class SaleEngine:
                 "stopped with work unfinished", extra={"inflight": self._inflight, "backlog": self.gauges.backlog}
             )
         await asyncio.to_thread(self._backend.close, grace)  # stops actors: a worker thread, never the loop
-        log.info("sale stopped", extra={"orders_committed": self.gauges.orders_committed})
+        # The order writer's count; with redis the order sink moves the orders and logs its own lines.
+        committed = {"orders_committed": self.gauges.orders_committed} if self._backend.name == "memory" else {}
+        log.info("sale stopped", extra=committed)
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -285,7 +291,9 @@ class SaleEngine:
         """
         view = self._views[sku]
         if idempotency_key is None:
-            refused = shortcut(view.starts_at, view.ends_at, view.remaining, at)
+            # On a ledger Lua decides a pause: a resume on another process counts at once.
+            paused = view.paused and not self._pipeline.ledger
+            refused = shortcut(view.starts_at, view.ends_at, view.remaining, at, paused=paused)
             if refused is not None:
                 if refused[0] == "sold_out":  # the common answer: one value per (sku, qty), made once
                     return self._sold_out.get((sku, qty)) or self._sold_out.setdefault(
@@ -439,3 +447,26 @@ class SaleEngine:
     @property
     def inflight(self) -> int:
         return self._inflight
+
+    # -- operator actions (the admin API; see engine/_operator.py) -------------
+
+    async def control(self, sku: str, action: SaleAction) -> tuple[SkuView, SkuView]:
+        """Pause, resume or end ``sku`` now, for every process of the sale; its views before and after.
+
+        A paused SKU answers purchases ``sale_paused``; an ended one
+        ``sale_not_open``. Recorded, so a replay does the same at the same instant.
+        """
+        return await self._operator.control(sku, action)
+
+    @property
+    def limits(self) -> dict[Scope, BucketSpec]:
+        """The rate-limit scopes in force, with their live shapes."""
+        return dict(self._operator.limits)
+
+    async def set_limits(self, changes: dict[Scope, BucketSpec]) -> dict[Scope, BucketSpec]:
+        """Give configured scopes a new rate and burst now, for every process; their shapes before.
+
+        Only rate and burst change (a scope keeps its algorithm and queue); a
+        scope the config does not have cannot be added live.
+        """
+        return await self._operator.set_limits(changes)

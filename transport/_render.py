@@ -20,6 +20,7 @@ STATUS: dict[str, int] = {
     "sold_out": 409,
     "limit_reached": 409,
     "sale_not_open": 409,
+    "sale_paused": 409,
     "rate_limited": 429,
     "idempotency_key_reused": 422,
     "overloaded": 503,

@@ -15,7 +15,8 @@ from aiohttp import web
 from flashsale import TransitionRefused
 
 from ._auth import request_buyer
-from ._handlers import CLIENT_IP, ENGINE, METRICS, RENDER, REQUEST_ID, guarded, read_body, refuse
+from ._handlers import CLIENT_IP, ENGINE, METRICS, REGISTRY, RENDER, REQUEST_ID, RESULT, guarded, read_body, refuse
+from ._metrics import render
 from ._render import error, iso, json_response, order_json, sku_json
 from ._trouble import TROUBLE
 
@@ -52,7 +53,7 @@ async def purchase(request: web.Request) -> web.Response:
     outcome = await engine.purchase(
         sku, user, qty, idempotency_key=key, client_ip=app[CLIENT_IP](request), request_id=request[REQUEST_ID]
     )
-    result = outcome.result
+    result = request[RESULT] = outcome.result
     app[METRICS].purchases[result] += 1
     if result == "sale_not_open":
         view = engine.view(sku)
@@ -133,5 +134,5 @@ async def readyz(request: web.Request) -> web.Response:
 @routes.get("/metrics")
 @guarded
 async def metrics(request: web.Request) -> web.Response:
-    text = request.app[METRICS].render(request.app[ENGINE])
-    return web.Response(text=text, content_type="text/plain", charset="utf-8", headers={"Cache-Control": "no-store"})
+    body = render(request.app[REGISTRY])
+    return web.Response(body=body, content_type="text/plain", charset="utf-8", headers={"Cache-Control": "no-store"})

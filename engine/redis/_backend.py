@@ -31,11 +31,13 @@ from flashsale._backend import StartContext, ask, shards, start_limiter
 from flashsale._errors import Unavailable
 from flashsale.actors import (
     Breaker,
+    BucketSpec,
     LedgerError,
     LedgerInventoryActor,
     LedgerSku,
     Order,
     Result,
+    Scope,
     SharedLimiterActor,
     Tick,
     order_sku,
@@ -154,6 +156,26 @@ class RedisBackend:
 
     async def settle(self) -> None:
         """Nothing to do: an answered purchase is already recorded in Redis."""
+
+    # -- live limits (the admin API): stored in Redis for every process --------
+
+    async def share_limits(self, changes: list[tuple[Scope, BucketSpec]]) -> None:
+        ledger = self._ledger
+        assert ledger is not None
+        try:
+            await asyncio.to_thread(ledger.set_limits, changes)
+        except LedgerError as exc:
+            raise Unavailable(str(exc)) from exc
+
+    async def shared_limits(self) -> dict[str, tuple[float, int]]:
+        """The live limits stored in Redis; none while Redis does not answer (the next tick asks again)."""
+        ledger = self._ledger
+        if ledger is None:
+            return {}
+        try:
+            return await asyncio.to_thread(ledger.live_limits)
+        except LedgerError:
+            return {}
 
     async def flush(self, grace: float) -> None:
         """Wait (up to ``grace`` seconds) until the order sink has every order in PostgreSQL."""

@@ -36,9 +36,12 @@ from flashsale.actors import (
     OrderStatus,
     Outcome,
     Purchase,
+    SaleAction,
+    Scope,
     SkuView,
     fast_new,
     order_sku,
+    paused_outcome,
 )
 from flashsale.config import RedisConfig
 
@@ -51,6 +54,7 @@ _SCRIPTS = {
     "expire": _lua.EXPIRE,
     "restock": _lua.RESTOCK,
     "throttle": _lua.THROTTLE,
+    "control": _lua.CONTROL,
 }
 _SHA = {name: hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest() for name, text in _SCRIPTS.items()}
 
@@ -62,11 +66,15 @@ def _opt(value: int | None) -> str:
     return "" if value is None else str(value)
 
 
+VIEW_FIELDS = 7
+"""Values of a view at the end of a script's answer (the Lua ``view()``)."""
+
+
 def _view(sku: str, v: Sequence[str]) -> SkuView:
-    stock, remaining, reserved, paid, starts, ends = v
+    stock, remaining, reserved, paid, starts, ends, paused = v
     return SkuView(
         sku, int(stock), int(remaining), int(reserved), int(paid), int(starts) if starts else None,
-        int(ends) if ends else None,
+        int(ends) if ends else None, paused == "1",
     )  # fmt: skip
 
 
@@ -88,6 +96,8 @@ def _outcome(p: Purchase, answer: str) -> Outcome:
     if kind == "sale_not_open":
         detail = "the sale has not started yet" if rest == "not_started" else "the sale has ended"
         return Outcome("sale_not_open", sku, qty, detail=detail)
+    if kind == "sale_paused":
+        return paused_outcome(sku, qty)
     if kind == "key_limit":
         detail = (
             "this buyer has too many purchases with an Idempotency-Key still open; pay or cancel them first"
@@ -202,9 +212,10 @@ class RedisLedger:
             calls.append(("reserve", self._keys(sku), args))
         answers: list[tuple[list[Outcome], SkuView]] = []
         for batch, out in zip(batches, self._run(calls), strict=True):
-            if len(out) != len(batch) + 6:
+            if len(out) != len(batch) + VIEW_FIELDS:
                 raise LedgerError(f"sku {batch[0].sku!r} is not in the ledger (was Redis emptied?)")
-            answers.append(([_outcome(p, a) for p, a in zip(batch, out, strict=False)], _view(batch[0].sku, out[-6:])))
+            outcomes = [_outcome(p, a) for p, a in zip(batch, out, strict=False)]
+            answers.append((outcomes, _view(batch[0].sku, out[-VIEW_FIELDS:])))
         return answers
 
     def _sku_of(self, order_id: str) -> str | None:
@@ -234,6 +245,37 @@ class RedisLedger:
             raise LedgerError(f"sku {sku!r} is not in the ledger (was Redis emptied?)")
         return _view(sku, out)
 
+    def control(self, sku: str, action: SaleAction, at: int) -> SkuView:
+        (out,) = self._run([("control", self._keys(sku)[:1], [action, at])])
+        if out == ["no_sku"]:
+            raise LedgerError(f"sku {sku!r} is not in the ledger (was Redis emptied?)")
+        return _view(sku, out)
+
+    # -- live limits (PUT /v1/admin/limits), shared by every process --------
+
+    def _limits_key(self) -> str:
+        return f"{self.prefix}:{{rl}}:limits"
+
+    def set_limits(self, changes: Sequence[tuple[Scope, BucketSpec]]) -> None:
+        """Store changed scopes' rate and burst where every process reads them (the shared scopes at once)."""
+        mapping = {name: f"{spec.rate:.17g} {spec.burst}" for name, spec in changes}
+        try:
+            self._client.hset(self._limits_key(), mapping=mapping)
+        except RedisError as exc:
+            raise LedgerError(f"redis: {exc}") from exc
+
+    def live_limits(self) -> dict[str, tuple[float, int]]:
+        """Every scope's live ``(rate, burst)`` an operator set, by scope name."""
+        try:
+            raw = cast("dict[str, str]", self._client.hgetall(self._limits_key()))
+        except RedisError as exc:
+            raise LedgerError(f"redis: {exc}") from exc
+        out: dict[str, tuple[float, int]] = {}
+        for name, value in raw.items():
+            rate, _, burst = value.partition(" ")
+            out[name] = (float(rate), int(burst))
+        return out
+
     def get(self, order_id: str) -> Order | None:
         sku = self._sku_of(order_id)
         if sku is None:
@@ -253,7 +295,7 @@ class RedisLedger:
         args: list[str | int] = [f"{self.prefix}:{{rl}}:", *self._buckets]
         for p in items:
             args += [p.user, p.client_ip or "", p.at]
-        (out,) = self._run([("throttle", [f"{self.prefix}:{{rl}}:"], args)])
+        (out,) = self._run([("throttle", [self._limits_key()], args)])
         return [int(w) / 1_000_000 for w in out]
 
     def delete_all(self) -> int:

@@ -16,8 +16,9 @@ message time), never from Redis ``TIME``. Numbers go back to Redis through
 ``string.format('%d')``: Lua would print a microsecond time as ``1.7e+15``.
 
 Meta fields: ``stock`` (including restocks), ``remaining``, ``reserved``,
-``paid``, ``seq``, ``starts_at``, ``ends_at``, ``limit``, ``hold_us`` (``""``
-when unset). Every script that changes orders appends their whole rows to
+``paid``, ``seq``, ``starts_at``, ``ends_at``, ``limit``, ``hold_us``,
+``paused`` (``"1"`` while an operator has the SKU paused; ``""`` when
+unset). Every script that changes orders appends their whole rows to
 the ``orders`` stream in the same call, as one entry per call: ``sku`` and
 ``rows``, a JSON array of ``[order_id, user, qty, status, created_at,
 expires_at, changed_at, idempotency_key]`` string arrays (numbers as strings:
@@ -36,8 +37,8 @@ local function flush(sku)
   if #rows > 0 then redis.call('XADD', KEYS[4], '*', 'sku', sku, 'rows', cjson.encode(rows)) end
 end
 local function view()
-  local m = redis.call('HMGET', KEYS[1], 'stock', 'remaining', 'reserved', 'paid', 'starts_at', 'ends_at')
-  return {m[1], m[2], m[3], m[4], m[5] or '', m[6] or ''}
+  local m = redis.call('HMGET', KEYS[1], 'stock', 'remaining', 'reserved', 'paid', 'starts_at', 'ends_at', 'paused')
+  return {m[1], m[2], m[3], m[4], m[5] or '', m[6] or '', m[7] or ''}
 end
 -- Live idempotency keys in 'keys': in all ('n'), per buyer ('u:<user>') and per client address ('ip:<ip>').
 local function uncount(base, field)
@@ -83,10 +84,11 @@ RESERVE = (
 -- pads (hex: key^ipad, key^opad; see actors._ids), then per purchase: user, qty, idempotency key ('' for none),
 -- at, client address ('' for none).
 -- Per purchase, one answer: 'reserved|id|expires_at', 'sold_out|left', 'limit_reached|limit|held',
--- 'sale_not_open|not_started' / '|ended', 'idempotency_key_reused|qty', 'key_limit|buyer' / '|address',
--- or 'again|<recorded answer>'. Only a key that reserved an order is recorded (until the order is final
--- or the ttl passes): a refused purchase's retry is decided again.
--- The checks, in the order of flashsale.actors.rules: 0 key, 1 window, 2 sold out, 3 per-user limit, 4 stock.
+-- 'sale_not_open|not_started' / '|ended', 'sale_paused', 'idempotency_key_reused|qty',
+-- 'key_limit|buyer' / '|address', or 'again|<recorded answer>'. Only a key that reserved an order is
+-- recorded (until the order is final or the ttl passes): a refused purchase's retry is decided again.
+-- The checks, in the order of flashsale.actors.rules: 0 key, 1 window, 1b paused, 2 sold out, 3 per-user
+-- limit, 4 stock.
 local base, sku, ttl = ARGV[1], ARGV[2], ARGV[3]
 local per_buyer, per_ip = tonumber(ARGV[4]), tonumber(ARGV[5])
 local function bin(h) return (string.gsub(h, '..', function(c) return string.char(tonumber(c, 16)) end)) end
@@ -96,10 +98,11 @@ local function order_id(n)
   local name = sku .. '-' .. d(n)
   return name .. '-' .. string.sub(redis.sha1hex(opad .. bin(redis.sha1hex(ipad .. name))), 1, 16)
 end
-local m = redis.call('HMGET', KEYS[1], 'remaining', 'seq', 'starts_at', 'ends_at', 'limit', 'hold_us')
+local m = redis.call('HMGET', KEYS[1], 'remaining', 'seq', 'starts_at', 'ends_at', 'limit', 'hold_us', 'paused')
 if not m[1] then return {'no_sku'} end
 local remaining, seq = tonumber(m[1]), tonumber(m[2])
 local starts, ends, limit, hold = tonumber(m[3]), tonumber(m[4]), tonumber(m[5]), tonumber(m[6])
+local paused = m[7] == '1'
 local taken = 0
 local out = {}
 for i = 8, #ARGV, 5 do
@@ -123,6 +126,7 @@ for i = 8, #ARGV, 5 do
   if not ans then
     if starts and at < starts then ans = 'sale_not_open|not_started'
     elseif ends and at >= ends then ans = 'sale_not_open|ended'
+    elseif paused then ans = 'sale_paused'
     elseif remaining <= 0 then ans = 'sold_out|' .. d(remaining)
     else
       local held = 0
@@ -157,7 +161,7 @@ if taken > 0 then
   redis.call('HINCRBY', KEYS[1], 'reserved', taken)
 end
 local v = view()
-for j = 1, 6 do out[#out + 1] = v[j] end
+for j = 1, 7 do out[#out + 1] = v[j] end
 return out
 """
 )
@@ -179,7 +183,7 @@ else
 end
 local out = {refused, o[1], o[2], o[3], o[4], o[5], o[6] or ''}
 local v = view()
-for j = 1, 6 do out[#out + 1] = v[j] end
+for j = 1, 7 do out[#out + 1] = v[j] end
 return out
 """
 )
@@ -203,7 +207,7 @@ end
 flush(sku)
 local out = {n}
 local v = view()
-for j = 1, 6 do out[#out + 1] = v[j] end
+for j = 1, 7 do out[#out + 1] = v[j] end
 return out
 """
 )
@@ -219,14 +223,43 @@ return view()
 """
 )
 
+CONTROL = (
+    _PRELUDE
+    + """
+-- An operator's action on one SKU, for every process. ARGV: 'pause' | 'resume' | 'end', at. Returns the view.
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'no_sku'} end
+local action, at = ARGV[1], tonumber(ARGV[2])
+if action == 'end' then
+  local m = redis.call('HMGET', KEYS[1], 'starts_at', 'ends_at')
+  local ends = tonumber(m[2])
+  if not ends or at < ends then ends = at; redis.call('HSET', KEYS[1], 'ends_at', d(at)) end
+  local starts = tonumber(m[1])
+  if starts and starts > ends then redis.call('HSET', KEYS[1], 'starts_at', d(ends)) end
+elseif action == 'pause' then redis.call('HSET', KEYS[1], 'paused', '1')
+else redis.call('HSET', KEYS[1], 'paused', '') end
+return view()
+"""
+)
+
 THROTTLE = """
 -- Token buckets shared by every worker. ARGV: base 'P:{rl}:', then for the user and the IP scope: rate
 -- (tokens per microsecond, '' when the scope has no bucket) and burst; then per purchase: user, ip, at.
 -- A purchase takes one token from each bucket in scope, or none at all. Answers: '0' (admitted) or the
 -- microseconds to wait: the first instant the slowest refusing bucket holds a whole token, computed in
 -- the same float steps as flashsale.actors.TokenBucket.next_free, so both give the same microsecond.
+-- An operator's live change (PUT /v1/admin/limits) lives in the hash KEYS[1] and wins over the config's.
 local base = ARGV[1]
-local scopes = {{'u:', tonumber(ARGV[2]), tonumber(ARGV[3])}, {'ip:', tonumber(ARGV[4]), tonumber(ARGV[5])}}
+local live = redis.call('HMGET', KEYS[1], 'per_user', 'per_ip')
+local function shape(i, j)
+  if live[i] and ARGV[j] ~= '' then
+    local sep = string.find(live[i], ' ', 1, true)
+    return tonumber(string.sub(live[i], 1, sep - 1)) / 1000000, tonumber(string.sub(live[i], sep + 1))
+  end
+  return tonumber(ARGV[j]), tonumber(ARGV[j + 1])
+end
+local ur, ub = shape(1, 2)
+local ir, ib = shape(2, 4)
+local scopes = {{'u:', ur, ub}, {'ip:', ir, ib}}
 local function next_free(tokens, last, rate, at)
   if tokens >= 1 then return at end
   local t = last + math.ceil((1 - tokens) / rate)

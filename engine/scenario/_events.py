@@ -13,7 +13,9 @@ from typing import Any, Literal, TypeAlias
 
 from flashsale._errors import ScenarioError
 
-Op: TypeAlias = Literal["purchase", "pay", "cancel", "restock", "expire"]
+Op: TypeAlias = Literal["purchase", "pay", "cancel", "restock", "expire", "pause", "resume", "end", "limits"]
+ADMIN_OPS = ("pause", "resume", "end", "limits")
+"""An operator's actions (the admin API), recorded by ``serve --record`` and replayed at their instant."""
 US = 1_000_000
 INF = float("inf")
 FORMAT_VERSION = 1
@@ -51,8 +53,9 @@ class TrafficEvent:
     ``purchase`` uses user, sku, qty, key and ip; ``pay`` and ``cancel`` name
     an ``order`` id (and the ``user`` acting on it: only its buyer can; with
     no user, the buyer the replay saw reserve it), or a ``user`` and ``sku``
-    (that buyer's oldest open reservation of it); ``restock`` uses sku and qty; ``expire`` delivers the
-    time to the order writer. ``source`` is the user class in summaries: a
+    (that buyer's oldest open reservation of it); ``restock`` uses sku and qty;
+    ``expire`` delivers the time to the order writer; ``pause``, ``resume`` and
+    ``end`` use sku; ``limits`` uses ``limits``. ``source`` is the user class in summaries: a
     generator's name, or ``traffic``.
     """
 
@@ -67,6 +70,8 @@ class TrafficEvent:
     source: str = "traffic"
     retry: RetryPolicy | None = None
     then: FollowUp | None = None
+    limits: tuple[str, float, int] | None = None
+    """``limits`` only: the scope, its new rate and burst."""
 
 
 class Place:

@@ -49,10 +49,10 @@ from flashsale._clock import ManualClock
 from flashsale._engine import SaleEngine
 from flashsale._errors import TransitionRefused, Unavailable, UnknownOrder
 from flashsale._types import PurchaseRequest
-from flashsale.actors import OrderIds, Outcome, untagged
+from flashsale.actors import BucketSpec, OrderIds, Outcome, untagged
 from flashsale.stores._memory import MemoryOrderStore
 
-from ._events import US, TrafficEvent
+from ._events import ADMIN_OPS, US, TrafficEvent
 from ._format import RESULTS, Scenario
 from ._result import Decision, ReplayResult, SkuSummary
 
@@ -267,6 +267,9 @@ class _Driver:
             self._decide(at, "restock", None, e.sku, e.qty, None, "restocked", None, None)
             self._count_op("restock:restocked")
             return
+        if e.op in ADMIN_OPS:
+            await self.admin(at, e)
+            return
         order_id = self.by_number.get(untagged(e.order), e.order) if e.order else self._oldest_open(e.user, e.sku)
         acting = e.user or (self.buyers.get(order_id) if order_id else None)
         if order_id is None:
@@ -289,6 +292,23 @@ class _Driver:
                     self.expired += 1
                 self._close(order_id, released=result != "paid")
         self._decide(at, e.op, e.user, e.sku, 0, None, result, order_id, None)
+        self._count_op(f"{e.op}:{result}")
+
+    async def admin(self, at: int, e: TrafficEvent) -> None:
+        """An operator's action, as the admin API took it: pause, resume, end, or a scope's new rate and burst."""
+        if e.op == "limits":
+            assert e.limits is not None
+            scope, rate, burst = e.limits
+            old = self.engine.limits.get(scope)  # type: ignore[call-overload]  # checked by the engine below
+            spec = BucketSpec(rate, burst) if old is None else dataclasses.replace(old, rate=rate, burst=burst)
+            await self.engine.set_limits({scope: spec})  # type: ignore[dict-item]
+            self._decide(at, "limits", None, None, burst, None, "changed", f"{scope} {rate!r}", None)
+            self._count_op("limits:changed")
+            return
+        assert e.sku is not None
+        await self.engine.control(e.sku, e.op)  # type: ignore[arg-type]  # pause, resume or end
+        result = {"pause": "paused", "resume": "resumed", "end": "ended"}[e.op]
+        self._decide(at, e.op, None, e.sku, 0, None, result, None, None)
         self._count_op(f"{e.op}:{result}")
 
     def _oldest_open(self, user: str | None, sku: str | None) -> str | None:

@@ -81,8 +81,8 @@ async def test_purchase_pay_cancel_and_postgres(make_client: MakeClient, pg_url:
     assert 'flashsale_ready_check{check="postgres_ok"} 1' in text
     await client.app[ENGINE].flush()  # type: ignore[index]
     text = await (await client.get("/metrics")).text()
-    assert "flashsale_sink_pending 0" in text
-    committed = int(re.search(r"^flashsale_sink_committed_total (\d+)$", text, re.M).group(1))  # type: ignore[union-attr]
+    assert "flashsale_sink_pending 0.0" in text
+    committed = int(re.search(r"^flashsale_sink_committed_total (\d+)\.0$", text, re.M).group(1))  # type: ignore[union-attr]
     assert committed >= 5  # three reservations, a payment and a cancellation (a redelivery counts again)
     with psycopg.connect(pg_url) as db:
         rows = db.execute("SELECT order_id, user_id, qty, status FROM orders ORDER BY order_id").fetchall()
@@ -162,4 +162,4 @@ async def test_key_table_fill_in_redis(make_client: MakeClient) -> None:
     await asyncio.to_thread(wait_until, lambda: asyncio.run_coroutine_threadsafe(live(), loop).result() == 2, 10.0, "2")
     assert (await client.post(f"/v1/orders/{first[1]['order_id']}/pay", json={"user": "u1"})).status == 200
     await asyncio.to_thread(wait_until, lambda: asyncio.run_coroutine_threadsafe(live(), loop).result() == 1, 10.0, "1")
-    assert "flashsale_idempotency_keys 1\n" in await (await client.get("/metrics")).text()
+    assert "flashsale_idempotency_keys 1.0\n" in await (await client.get("/metrics")).text()

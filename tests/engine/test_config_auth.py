@@ -114,5 +114,6 @@ def test_a_wrong_auth_key_is_named(auth: dict[str, Any], server: dict[str, Any],
     """Each mistake in [auth] is a ConfigError naming the file and the key; no secret is echoed."""
     with pytest.raises(ConfigError) as info:
         _load(auth, **server)
-    assert str(info.value).startswith(f"t.toml: {message}")
+    assert str(info.value).startswith("t.toml: ")
+    assert message in str(info.value)
     assert SECRET not in str(info.value)

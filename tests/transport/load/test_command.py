@@ -26,6 +26,7 @@ async def test_clean_run_exits_0_with_correct_counts(start_server: StartServer, 
     report = tmp_path / "run.html"
     run = await run_load(
         server.url, "--sku", "hot", "--buyers", "120", "--duration", "1", "--seed", "7", "--report", str(report),
+        "--feed", "off",  # every buyer sends its purchase (with the feed, those after the last unit would not)
         json_to=tmp_path / "run.json",
     )  # fmt: skip
     assert run.code == 0, run.out + run.err
@@ -138,7 +139,8 @@ async def test_a_scenario_file_is_the_crowd(start_server: StartServer, tmp_path:
     }  # fmt: skip
     path = tmp_path / "rush.json"
     path.write_text(json.dumps(scenario))
-    run = await run_load(server.url, "--scenario", str(path), json_to=tmp_path / "s.json")
+    # --feed off: every click goes out (with the feed, clicks after the last unit would not)
+    run = await run_load(server.url, "--scenario", str(path), "--feed", "off", json_to=tmp_path / "s.json")
     assert run.code == 0, run.out + run.err
     assert run.json is not None
     assert run.json["phases"]["purchase"]["count"] == 120  # two clicks each, the second answered from its key
