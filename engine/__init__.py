@@ -26,6 +26,7 @@ from ._errors import (
 from ._sync import SyncSaleEngine
 from ._types import PurchaseRequest, QueueReport, SkuStatus, TickReport
 from .config import (
+    AuthConfig,
     Config,
     ConnectionsConfig,
     LimitsConfig,
@@ -49,6 +50,7 @@ from .scenario import (
 from .stores import MemoryOrderStore, SQLiteOrderStore
 
 __all__ = [
+    "AuthConfig",
     "Clock",
     "Config",
     "ConfigError",

@@ -23,6 +23,7 @@ from flashsale._errors import ConfigError
 from flashsale.actors import BucketSpec
 
 from ._admin import AdminConfig, read_admin
+from ._auth import AuthConfig, read_auth
 from ._connections import KEYS as CONNECTION_KEYS
 from ._connections import ConnectionsConfig, read_connections
 from ._feed import FeedConfig, read_feed
@@ -127,6 +128,7 @@ class Config:
     connections: ConnectionsConfig = field(default_factory=ConnectionsConfig)
     feed: FeedConfig = field(default_factory=FeedConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)  # [auth]: engine/config/_auth.py
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], source: str = "<config>") -> Config:
@@ -204,7 +206,7 @@ class Config:
             "redis": {f.name: getattr(self.redis, f.name) for f in fields(self.redis)},
             "postgres": {f.name: getattr(self.postgres, f.name) for f in fields(self.postgres)},
             "connections": {f.name: getattr(self.connections, f.name) for f in fields(self.connections)},
-            "feed": self.feed.to_mapping(),  # [admin] is left out: its token is a secret
+            "feed": self.feed.to_mapping(),  # [admin] and [auth] are left out: their tokens and keys are secrets
         }
 
     def sku(self, sku_id: str) -> SkuConfig:
@@ -379,7 +381,7 @@ class _Reader:
             "top level",
             {
                 *("sku", "store", "limits", "server", "engine", "backend", "redis", "postgres", "connections"),
-                *("feed", "admin"),
+                *("feed", "admin", "auth"),
             },
         )
         skus = self.skus(top.get("sku"))
@@ -403,6 +405,7 @@ class _Reader:
         )
         feed = self.section(lambda: read_feed(self, top.get("feed", {})), FeedConfig())
         admin = self.section(lambda: read_admin(self, top.get("admin", {})), AdminConfig())
+        auth = self.section(lambda: read_auth(self, top.get("auth", {}), server.trusted_proxies), AuthConfig())
         self.raise_errors()
         return Config(
             skus=skus,
@@ -417,6 +420,7 @@ class _Reader:
             connections=connections,
             feed=feed,
             admin=admin,
+            auth=auth,
         )
 
     def skus(self, raw_skus: Any) -> tuple[SkuConfig, ...]:
