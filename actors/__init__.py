@@ -21,6 +21,7 @@ from ._buckets import BucketSpec, LeakyBucket, TokenBucket
 from ._control import SaleAction, Scope, SetLimits, SetSale
 from ._dedup import DedupActor
 from ._errors import FlashsaleError, LedgerError, LedgerRefused, StageFailed, StoreError, Unavailable
+from ._ids import OrderIds, order_number, order_sku, untagged
 from ._inventory import InventoryActor, SkuStock, paused_outcome, reserved_outcome
 from ._keys import KeyGauges
 from ._ledger import LedgerInventoryActor, SharedLimiterActor
@@ -79,6 +80,7 @@ __all__ = [
     "LimiterTick",
     "LoopBridge",
     "Order",
+    "OrderIds",
     "OrderStatus",
     "OrderStore",
     "OrderWriterActor",
@@ -116,7 +118,10 @@ __all__ = [
     "WriteRestock",
     "WriterGauges",
     "fast_new",
+    "order_number",
+    "order_sku",
     "paused_outcome",
     "reserved_outcome",
     "tell",
+    "untagged",
 ]

@@ -51,10 +51,11 @@ class TrafficEvent:
     """One step of traffic at ``at`` microseconds after the scenario's start.
 
     ``purchase`` uses user, sku, qty, key and ip; ``pay`` and ``cancel`` name
-    an ``order`` id, or a ``user`` and ``sku`` (that buyer's oldest open
-    reservation of it); ``restock`` uses sku and qty; ``expire`` delivers the
-    time to the order writer; ``pause``, ``resume`` and ``end`` use sku;
-    ``limits`` uses ``limits``. ``source`` is the user class in summaries: a
+    an ``order`` id (and the ``user`` acting on it: only its buyer can; with
+    no user, the buyer the replay saw reserve it), or a ``user`` and ``sku``
+    (that buyer's oldest open reservation of it); ``restock`` uses sku and qty;
+    ``expire`` delivers the time to the order writer; ``pause``, ``resume`` and
+    ``end`` use sku; ``limits`` uses ``limits``. ``source`` is the user class in summaries: a
     generator's name, or ``traffic``.
     """
 
