@@ -70,6 +70,7 @@ from flashsale.actors import (
 from ._clock import Clock, wall_clock
 from ._errors import EngineClosed, InvalidRequest, TransitionRefused, Unavailable, UnknownOrder, UnknownSku
 from .config import Config
+from .room import Room, RoomCalls, make_room
 from .stores import SQLiteOrderStore
 
 if TYPE_CHECKING:
@@ -213,13 +214,15 @@ class SkuStatus:
     ends_at: int | None
 
 
-class SaleEngine:
+class SaleEngine(RoomCalls):
     """A running sale: purchases in, decisions out.
 
     Use as ``async with SaleEngine(config) as engine: ...`` or call
     :meth:`start` and :meth:`stop`. Pass ``store`` to use another
     :class:`actors.OrderStore`, ``clock`` for virtual time, and
     ``recorder`` to write the traffic it sees as a replayable scenario.
+    With ``[waiting_room]`` the room's calls are here too (:class:`room.RoomCalls`);
+    ``room_seed`` fixes its draw (replays), else it comes from a CSPRNG.
     """
 
     def __init__(
@@ -229,6 +232,7 @@ class SaleEngine:
         store: OrderStore | None = None,
         clock: Clock | None = None,
         recorder: ScenarioRecorder | None = None,
+        room_seed: bytes | None = None,
     ) -> None:
         self.config = config
         self.clock: Clock = clock or wall_clock
@@ -255,6 +259,7 @@ class SaleEngine:
         self._max_qty = limits.max_qty
         self._max_inflight = limits.max_inflight
         self._max_backlog = limits.max_writer_backlog
+        self._room: Room | None = make_room(config.waiting_room, self._views, self.clock, room_seed)
 
     # -- life cycle -----------------------------------------------------------
 
@@ -266,6 +271,8 @@ class SaleEngine:
         bridge = self._bridge = LoopBridge(loop)
         if self.config.backend == "redis":
             await self._start_on_ledger(bridge)
+            if self._room is not None:
+                await self._room.start(loop, bridge, real_time=self.config.tick_interval > 0)
             self._started(loop, len(self._actors))
             return
         try:
@@ -309,6 +316,8 @@ class SaleEngine:
         front = self._start_limiter(bridge, lim.global_bucket, lim.per_sku, lim.per_user, lim.per_ip)
         # Stop order matters: each stage is stopped after everything upstream.
         self._actors = [*front, *inventories, pipeline.writer, pipeline.dedup]
+        if self._room is not None:
+            await self._room.start(loop, bridge, real_time=cfg.tick_interval > 0)
         self._started(loop, len(inventories))
 
     def _started(self, loop: asyncio.AbstractEventLoop, inventories: int) -> None:
@@ -419,6 +428,8 @@ class SaleEngine:
             self._ticker = None
         if self._waker is not None:
             self._waker.cancel()
+        if self._room is not None:
+            await self._room.stop()
         assert self._idle is not None
         assert self._loop is not None
         try:

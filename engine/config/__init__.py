@@ -16,6 +16,7 @@ from ._config import (
     StoreConfig,
     demo_config,
 )
+from ._room import RoomConfig
 
 __all__ = [
     "SKU_ID",
@@ -23,6 +24,7 @@ __all__ = [
     "LimitsConfig",
     "PostgresConfig",
     "RedisConfig",
+    "RoomConfig",
     "ServerConfig",
     "SkuConfig",
     "StoreConfig",

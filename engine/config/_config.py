@@ -20,6 +20,8 @@ from flashsale._clock import from_datetime, to_datetime
 from flashsale._errors import ConfigError
 from flashsale.actors import BucketSpec
 
+from ._room import RoomConfig, read_room
+
 SKU_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # whole string: use fullmatch ($ allows a final newline)
 T = TypeVar("T")
 
@@ -111,6 +113,8 @@ class Config:
     backend: Literal["memory", "redis"] = "memory"
     redis: RedisConfig = field(default_factory=RedisConfig)
     postgres: PostgresConfig = field(default_factory=PostgresConfig)
+    waiting_room: RoomConfig | None = None
+    """``[waiting_room]``: the fair queue in front of the sale (``engine/config/_room.py``); ``None`` without one."""
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], source: str = "<config>") -> Config:
@@ -165,7 +169,7 @@ class Config:
                 limits[key] = {"algorithm": spec.algorithm, "rate": spec.rate, "burst": spec.burst}
                 if spec.algorithm == "leaky":
                     limits[key]["queue"] = spec.queue
-        return {
+        mapping: dict[str, Any] = {
             "sku": skus,
             "store": {
                 "path": self.store.path,
@@ -185,6 +189,9 @@ class Config:
             "redis": {f.name: getattr(self.redis, f.name) for f in fields(self.redis)},
             "postgres": {f.name: getattr(self.postgres, f.name) for f in fields(self.postgres)},
         }
+        if self.waiting_room is not None:
+            mapping["waiting_room"] = self.waiting_room.to_mapping(instant)
+        return mapping
 
     def sku(self, sku_id: str) -> SkuConfig:
         for s in self.skus:
@@ -324,7 +331,9 @@ class _Reader:
 
     def config(self, data: Mapping[str, Any]) -> Config:
         top = self.table(
-            data, "top level", {"sku", "store", "limits", "server", "engine", "backend", "redis", "postgres"}
+            data,
+            "top level",
+            {"sku", "store", "limits", "server", "engine", "backend", "redis", "postgres", "waiting_room"},
         )
         raw_skus = top.get("sku")
         if not isinstance(raw_skus, list) or not raw_skus:
@@ -420,6 +429,9 @@ class _Reader:
             backend=backend,  # checked just above: a Literal member
             redis=self.redis(top.get("redis", {})),
             postgres=self.postgres(top.get("postgres", {})),
+            waiting_room=read_room(self, top["waiting_room"], [s.starts_at for s in skus])
+            if "waiting_room" in top
+            else None,
         )
 
     def redis(self, data: Any) -> RedisConfig:
