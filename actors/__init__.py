@@ -8,6 +8,7 @@ and on a shared :class:`StockLedger` (several processes, one sale) two::
 
     SharedLimiterActor -> LedgerInventoryActor (one owner per SKU per process)
 
+the waiting room's :class:`RoomActor` (pre-queue, draw, paced admission, in front of them all),
 plus the rate-limit buckets, the asyncio bridge that answers a batch with one loop wake-up, the
 message types, and the ports (Protocols) the actors need from the world.
 Nothing here knows HTTP, files or configuration, and nothing reads a clock:
@@ -48,6 +49,18 @@ from ._messages import (
 )
 from ._pipeline import Pipeline, Stage, tell
 from ._ports import LedgerError, LedgerSku, OrderStore, Recovered, RestockRecord, SkuTotals, StockLedger, StoreError
+from ._room import RoomActor
+from ._room_messages import (
+    Join,
+    JoinBatch,
+    JoinResult,
+    RoomBoard,
+    RoomControl,
+    RoomTick,
+    RoomTickReport,
+    RoomView,
+    TicketView,
+)
 from ._writer import OrderWriterActor, WriterGauges
 
 __all__ = [
@@ -60,6 +73,9 @@ __all__ = [
     "Flush",
     "GetOrder",
     "InventoryActor",
+    "Join",
+    "JoinBatch",
+    "JoinResult",
     "LeakyBucket",
     "LedgerError",
     "LedgerInventoryActor",
@@ -83,6 +99,12 @@ __all__ = [
     "RestockRecord",
     "Result",
     "ReturnUnits",
+    "RoomActor",
+    "RoomBoard",
+    "RoomControl",
+    "RoomTick",
+    "RoomTickReport",
+    "RoomView",
     "Settled",
     "SharedLimiterActor",
     "SkuState",
@@ -93,6 +115,7 @@ __all__ = [
     "StockLedger",
     "StoreError",
     "Tick",
+    "TicketView",
     "TokenBucket",
     "WriteOrders",
     "WriteRestock",

@@ -112,6 +112,8 @@ class RoomActor(pykka.ThreadingActor):
         self._admitted = 0
         self._waiting = 0
         self._swept = -(1 << 62)
+        self._swept_admitted = 0
+        self._sweep_due = False
         self._used: dict[str, int] = {}  # challenge -> expires_at: each is good for one join
         self._changed: dict[str, None] = {}
         self._publish_room()
@@ -144,7 +146,7 @@ class RoomActor(pykka.ThreadingActor):
                 admitted = self._advance(at, expired)
                 if closing is not None and self._closed is None:
                     self._close(closing)
-                elif at >= self._swept + SWEEP_US:
+                elif self._sweep_due or at >= self._swept + SWEEP_US:
                     self._sweep(at, expired)
                 if reply is not None:
                     report = RoomTickReport(drawn, tuple(admitted), tuple(expired), closing if self._closed else None)
@@ -163,6 +165,8 @@ class RoomActor(pykka.ThreadingActor):
                 replies.append((reply, self._board.room))
             case _:
                 assert_never(message)
+        if self._sweep_due and self._closed is None:
+            self._sweep(message.at if not isinstance(message, JoinBatch) else message.items[-1].at, [])
         self._publish_room()
         if self._changed:
             replies.append((self._notify, tuple(self._changed)))
@@ -188,7 +192,7 @@ class RoomActor(pykka.ThreadingActor):
                 self._queue.append(t)
         self._pre = []
         self._refilled = self._starts_at
-        self._sweep(at, [])
+        self._sweep_due = True
 
     def _admit(self, at: int, expired: list[str]) -> list[str]:
         if self._drawn is None or self._paused or self._closed is not None:
@@ -218,6 +222,8 @@ class RoomActor(pykka.ThreadingActor):
     def _sweep(self, at: int, expired: list[str]) -> None:
         """Find dead tickets and recompute every waiting ticket's position."""
         self._swept = at
+        self._sweep_due = False
+        self._swept_admitted = self._admitted
         dead_before = at - self._dead_us
         live = 0
         for t in self._pre:
@@ -275,7 +281,8 @@ class RoomActor(pykka.ThreadingActor):
             self._pre.append(t)
         else:
             t = _Ticket(join.ticket, join.user, "waiting", at)
-            t.position = self._waiting + 1
+            # Positions are as of the last sweep; readers subtract the admissions since (RoomView.swept_admitted).
+            t.position = self._waiting + 1 + self._admitted - self._swept_admitted
             self._queue.append(t)
         self._waiting += 1
         self._tickets[t.id] = t
@@ -321,6 +328,7 @@ class RoomActor(pykka.ThreadingActor):
             self._closed,
             self._drawn,
             len(self._tickets),
+            self._swept_admitted,
         )
         if room != old:
             self._board.room = room

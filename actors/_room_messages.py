@@ -53,6 +53,8 @@ class RoomView:
     closed_reason: ClosedReason | None
     drawn: tuple[str, ...] | None
     tickets: int
+    swept_admitted: int = 0
+    """``admitted`` when positions were last recomputed: every admission since moved each waiting ticket up one."""
 
 
 class RoomBoard:

@@ -20,6 +20,7 @@ from ._client_ip import ClientIp
 from ._handlers import CLIENT_IP, ENGINE, MAX_BODY, METRICS, RENDER, guarded, not_routed
 from ._metrics import Metrics
 from ._render import OutcomeRenderer
+from ._room import routes as room_routes
 from ._routes import routes
 
 __all__ = ["ENGINE", "METRICS", "create_app"]
@@ -34,6 +35,7 @@ def create_app(config: Config, *, engine: SaleEngine | None = None) -> web.Appli
     app[MAX_BODY] = config.server.max_body_bytes
     app[CLIENT_IP] = ClientIp(config.server.trusted_proxies)
     app.add_routes(routes)
+    app.add_routes(room_routes)  # the waiting room (transport/_room.py)
     app.router.add_route("*", "/{tail:.*}", guarded(not_routed))  # last: only what nothing else matched
     app.cleanup_ctx.append(_engine_lifecycle)
     return app

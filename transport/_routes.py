@@ -16,6 +16,7 @@ from flashsale import TransitionRefused
 
 from ._handlers import CLIENT_IP, ENGINE, METRICS, RENDER, REQUEST_ID, guarded, refuse
 from ._render import error, iso, json_response, order_json, sku_json
+from ._room import pass_refusal
 
 routes = web.RouteTableDef()
 log = structlog.get_logger("flashsale.http")
@@ -48,6 +49,8 @@ async def purchase(request: web.Request) -> web.Response:
         return refuse(request, f"Idempotency-Key must be 1 to {_MAX_KEY} printable ASCII characters")
     app = request.app
     engine = app[ENGINE]
+    if engine.has_room and (refused := pass_refusal(request, engine, user)) is not None:
+        return refused
     outcome = await engine.purchase(
         sku, user, qty, idempotency_key=key, client_ip=app[CLIENT_IP](request), request_id=request[REQUEST_ID]
     )

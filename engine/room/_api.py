@@ -8,7 +8,7 @@ starts and stops it with the sale.
 from __future__ import annotations
 
 from flashsale._errors import EngineClosed
-from flashsale.actors._room_messages import RoomTickReport, RoomView
+from flashsale.actors import RoomTickReport, RoomView
 
 from ._gateway import Challenge, Draw, Room, RoomStatus, TicketStatus
 

@@ -30,20 +30,21 @@ from typing import Any, Literal
 import pykka
 
 from flashsale._errors import InvalidRequest, Unavailable
-from flashsale.actors import LoopBridge, SkuView
-from flashsale.actors._room import RoomActor
-from flashsale.actors._room_messages import (
-    ClosedReason,
+from flashsale.actors import (
     Join,
     JoinBatch,
     JoinResult,
+    LoopBridge,
+    RoomActor,
     RoomBoard,
     RoomControl,
     RoomTick,
     RoomTickReport,
     RoomView,
+    SkuView,
     TicketView,
 )
+from flashsale.actors._room_messages import ClosedReason
 from flashsale.actors._room_passes import (
     MAX_NONCE,
     challenge_expiry,
@@ -179,7 +180,7 @@ class Room:
         self._expiries: list[int] = []
         self._inflight = 0
         self._beats: dict[str, int] = {}
-        self._watchers: dict[str, list[Callable[[TicketStatus], None]]] = {}
+        self._watchers: dict[str, list[Callable[[TicketStatus | None], None]]] = {}
         self._listeners = 0
         self._ticker: asyncio.Task[None] | None = None
 
@@ -218,6 +219,9 @@ class Room:
         ref, self._ref = self._ref, None
         if ref is not None:
             await asyncio.to_thread(ref.stop)
+        for fns in list(self._watchers.values()):
+            for fn in list(fns):
+                fn(None)  # the room stopped: every event stream ends
 
     @property
     def running(self) -> bool:
@@ -385,8 +389,14 @@ class Room:
             closing = room.closed_reason or self.closing(at)
             if closing is not None:  # closed now, even before the actor has heard
                 state, reason, position, ahead = "closed", closing, None, None
-            elif ahead is not None and not room.paused:
-                eta = round(max(0, room.starts_at - at) / US + ahead / room.admit_rate, 1)
+            elif ahead is not None:
+                # Every admission since the last sweep took a place at the head: each waiting ticket moved up one.
+                moved = room.admitted - room.swept_admitted
+                if moved:
+                    ahead = max(0, ahead - moved)
+                    position = ahead + 1
+                if not room.paused:
+                    eta = round(max(0, room.starts_at - at) / US + ahead / room.admit_rate, 1)
         return TicketStatus(
             view.ticket,
             state,
@@ -428,8 +438,11 @@ class Room:
 
     # -- listeners ------------------------------------------------------------
 
-    def watch(self, ticket: str, user: str, listener: Callable[[TicketStatus], None]) -> Callable[[], None]:
-        """Call ``listener`` with the ticket's status on every change; returns the unsubscribe call."""
+    def watch(self, ticket: str, user: str, listener: Callable[[TicketStatus | None], None]) -> Callable[[], None]:
+        """Call ``listener`` with the ticket's status on every change (``None``: the room stopped).
+
+        Returns the call that unsubscribes. At most :data:`MAX_LISTENERS` at once.
+        """
         self.ticket(ticket, user)
         if self._listeners >= MAX_LISTENERS:
             raise RoomRefused("overloaded", f"this server holds at most {MAX_LISTENERS} ticket event streams")
