@@ -1,10 +1,10 @@
 """The waiting room's exceptions, under :class:`flashsale.FlashsaleError`::
 
-    FlashsaleError
-    ├── RoomRefused              the room turns the call away: ``code`` says why
-    │   └── (codes) room_not_open, room_closed, invalid_proof, challenge_used,
-    │       no_challenge, draw_not_done, room_full, overloaded
-    └── UnknownTicket (LookupError)  no such ticket, or not the caller's
+FlashsaleError
+├── RoomRefused              the room turns the call away: ``code`` says why
+│   └── (codes) room_not_open, room_closed, invalid_proof, challenge_used,
+│       no_challenge, draw_not_done, room_full, overloaded
+└── UnknownTicket (LookupError)  no such ticket, or not the caller's
 """
 
 from __future__ import annotations
