@@ -1,5 +1,6 @@
 # The two commands: `make serve` starts the demo server, `make test` runs every test.
-# Both create .venv on first use (Python >= 3.11) and install from requirements.lock.
+# Both create .venv on first use (Python >= 3.11) and install from requirements.lock; `make test`
+# also installs the servers and browser the tests start (tests/system-deps.sh: apt-get, as root).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -17,6 +18,7 @@ serve: $(STAMP)
 	$(BIN)/flashsale serve $(ARGS)
 
 test: $(STAMP) typecheck-tree
+	bash tests/system-deps.sh
 	$(BIN)/ruff check actors engine transport tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest

@@ -49,7 +49,6 @@ import random
 import resource
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -62,6 +61,7 @@ from pathlib import Path
 
 from flashsale import Config, SaleEngine, SkuConfig, SQLiteOrderStore, StoreConfig
 from flashsale.actors import Order
+from flashsale.testing import free_port
 
 TARGET_S = 5.0
 CHILD_TIMEOUT_S = 300.0
@@ -260,15 +260,9 @@ def run_child(what: str, db: Path, built: Built) -> dict[str, object]:
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def time_serve(tmp: Path, db: Path, stock: dict[str, int]) -> float:
     """Seconds from starting `flashsale serve` to its "listening" line; the server is stopped after."""
-    port = _free_port()
+    port = free_port()
     cfg = tmp / f"serve-{port}.toml"
     cfg.write_text(_toml(db, stock, port), encoding="utf-8")
     lines: queue.Queue[bytes] = queue.Queue()

@@ -22,89 +22,37 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import load
-import psycopg
 import redis
-from run import BENCH, SKU, ServerFailed, flashsale_bin, free_port, running
+from servers import BENCH, SKU, ServerFailed, flashsale_bin, free_port, running
+
+from flashsale.testing import PostgresServer, RedisServer
 
 PG_DIRS = ("/usr/lib/postgresql/17/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/15/bin")
 START_TIMEOUT_S = 30.0
 TARGET = 3.0
 
 
-def _wait(check: object, what: str) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while True:
-        with contextlib.suppress(Exception):
-            if check():  # type: ignore[operator]
-                return
-        if time.monotonic() > deadline:
-            raise ServerFailed(f"{what} did not come up within {START_TIMEOUT_S:.0f} s")
-        time.sleep(0.05)
-
-
 @contextlib.contextmanager
 def redis_server(tmp: Path) -> Iterator[str]:
-    """A redis-server on a free port with its AOF in ``tmp``; yields its URL."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise ServerFailed("redis-server is not on PATH")
-    port = free_port()
-    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp), "--save", ""]
-    argv += ["--appendonly", "yes", "--appendfsync", "everysec", "--logfile", "redis.log"]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        _wait(lambda: redis.Redis.from_url(url).ping(), "redis-server")
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(START_TIMEOUT_S)
-
-
-def _pg_binary(name: str) -> str:
-    found = shutil.which(name) or next((f"{d}/{name}" for d in PG_DIRS if os.access(f"{d}/{name}", os.X_OK)), None)
-    if found is None:
-        raise ServerFailed(f"PostgreSQL's {name} is neither on PATH nor in {', '.join(PG_DIRS)}")
-    return found
+    """A throwaway redis-server (AOF, fsync every second); yields its URL."""
+    with RedisServer(appendfsync="everysec") as server:
+        yield server.url
 
 
 @contextlib.contextmanager
 def postgres_server(tmp: Path) -> Iterator[str]:
-    """A PostgreSQL cluster in ``tmp`` (run as the postgres user when we are root); yields a database URL."""
-    user = "postgres" if os.geteuid() == 0 else None
-    if user is not None:
-        shutil.chown(tmp, user, user)
-    data = tmp / "data"
-    subprocess.run(
-        [_pg_binary("initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync"],
-        user=user, capture_output=True, check=True, timeout=120,
-    )  # fmt: skip
-    port = free_port()
-    argv = [_pg_binary("postgres"), "-D", str(data), "-p", str(port), "-k", str(tmp)]
-    argv += ["-c", "listen_addresses=127.0.0.1"]
-    with (tmp / "server.log").open("wb") as log:
-        proc = subprocess.Popen(argv, user=user, stdout=log, stderr=subprocess.STDOUT)
-    admin = f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    try:
-        _wait(lambda: psycopg.connect(admin, connect_timeout=2).close() is None, "PostgreSQL")
-        with psycopg.connect(admin, autocommit=True) as db:
-            db.execute("CREATE DATABASE flashsale")
-        yield f"postgresql://postgres@127.0.0.1:{port}/flashsale"
-    finally:
-        proc.terminate()
-        proc.wait(START_TIMEOUT_S)
+    """A throwaway PostgreSQL cluster; yields the URL of its database ``flashsale``."""
+    with PostgresServer() as server:
+        yield server.create_database("flashsale")
 
 
 def command_calls(url: str) -> dict[str, int]:

@@ -43,17 +43,13 @@ import json
 import os
 import platform
 import resource
-import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -61,12 +57,9 @@ from pathlib import Path
 import embedded
 import load
 import recovery
+import redis_bench
 import replay
-
-BENCH = Path(__file__).resolve().parent
-READY_POLL_S = 0.05  # interval between /healthz polls (readiness is polled, never assumed)
-STOP_TIMEOUT_S = 20.0
-SKU = "hot"
+from servers import BENCH, SKU, ServerFailed, flashsale_bin, free_port, running
 
 
 @dataclass(frozen=True)
@@ -144,24 +137,6 @@ def scenario_of(key: str) -> Scenario:
 # -- servers --------------------------------------------------------------------
 
 
-class ServerFailed(RuntimeError):
-    """A server did not come up (or died); the message ends with its log tail."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def flashsale_bin() -> str:
-    here = Path(sys.executable).parent / "flashsale"
-    found = str(here) if here.exists() else shutil.which("flashsale")
-    if found is None:
-        raise ServerFailed("no flashsale executable next to this Python or on PATH")
-    return found
-
-
 def write_config(tmp: Path, sc: Scenario, port: int, name: str) -> tuple[Path, Path]:
     """A TOML config for ``sc``; returns (config path, SQLite path)."""
     db = tmp / f"{name}.db"
@@ -174,54 +149,6 @@ def write_config(tmp: Path, sc: Scenario, port: int, name: str) -> tuple[Path, P
         encoding="utf-8",
     )
     return cfg, db
-
-
-def _log_tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def wait_ready(proc: subprocess.Popen[bytes], port: int, log_path: Path, timeout: float) -> None:
-    """Poll GET /healthz until it answers 200; fail fast if the process exits."""
-    url = f"http://127.0.0.1:{port}/healthz"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise ServerFailed(f"exited with code {proc.returncode} before answering /healthz:\n{_log_tail(log_path)}")
-        with contextlib.suppress(urllib.error.URLError, OSError), urllib.request.urlopen(url, timeout=1.0) as resp:
-            if resp.status == 200:
-                return
-        time.sleep(READY_POLL_S)
-    raise ServerFailed(f"/healthz did not answer 200 within {timeout:.0f} s:\n{_log_tail(log_path)}")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM (graceful: flashsale flushes its orders), then SIGKILL if it hangs."""
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        print(f"  ! pid {proc.pid} ignored SIGTERM for {STOP_TIMEOUT_S:.0f} s; killing it", flush=True)
-        proc.kill()
-        proc.wait()
-
-
-@contextlib.contextmanager
-def running(cmd: list[str], port: int, log_path: Path, ready_timeout: float) -> Iterator[subprocess.Popen[bytes]]:
-    """Start ``cmd``, wait for /healthz, and always stop it afterwards."""
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-        )
-    try:
-        wait_ready(proc, port, log_path, ready_timeout)
-        yield proc
-    finally:
-        stop(proc)
 
 
 def count_orders(db: Path) -> int:
@@ -587,8 +514,6 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["replay"]:
         return replay.main(argv[1:])
     if argv[:1] == ["redis"]:
-        import redis_bench  # noqa: PLC0415 - it imports this module's helpers
-
         return redis_bench.main(argv[1:])
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)

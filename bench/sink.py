@@ -17,22 +17,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import shutil
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import orjson
 import psycopg
 import redis
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from flashsale import PostgresConfig, RedisConfig
 from flashsale.redis._sink import OrderSink, stream_key
-from tests.distributed.conftest import RedisServer
-from tests.distributed.pg import PostgresServer
+from flashsale.testing import PostgresServer, RedisServer
 
 T0 = 1_767_225_600_000_000
 
@@ -97,8 +92,7 @@ def run(args: argparse.Namespace, redis_url: str, pg_url_for: Callable[[], str],
 def spawn_redis(cleanup: contextlib.ExitStack) -> str:
     """A throwaway redis-server (AOF on, as in a sale); stopped and deleted by ``cleanup``."""
     server = RedisServer()
-    cleanup.callback(shutil.rmtree, server.dir, ignore_errors=True)
-    cleanup.callback(server.stop)
+    cleanup.callback(server.close)
     server.start()
     return server.url
 

@@ -7,7 +7,7 @@ import types
 import pytest
 
 import flashsale
-from flashsale import actors, transport
+from flashsale import actors, testing, transport
 
 EXPECTED = {
     actors: [
@@ -114,6 +114,7 @@ EXPECTED = {
         "wall_clock",
     ],
     transport: ["ENGINE", "METRICS", "configure_logging", "create_app", "main"],
+    testing: ["PostgresServer", "RedisServer", "ServerFailed", "free_port", "wait_until"],
 }
 
 PACKAGES = pytest.mark.parametrize("package", list(EXPECTED), ids=lambda p: p.__name__)

@@ -1,10 +1,11 @@
 """Fixtures for the distributed tests: real servers spawned from the machine's binaries.
 
-:class:`RedisServer` runs ``redis-server`` on a free loopback port with a
-temporary directory and the AOF on (``appendfsync always``, what a sale
-wants), and can be stopped, killed and started again on the same port and
-data. ``redis_config`` gives each test its own key prefix on the session's
-server, so tests never see each other's keys. :class:`Workers` runs
+The servers come from :mod:`flashsale.testing` (the launcher the benchmarks
+use too): ``redis-server`` on a free loopback port with a temporary directory
+and the AOF on (``appendfsync always``, what a sale wants), which can be
+stopped, killed and started again on the same port and data.
+``redis_config`` gives each test its own key prefix on the session's server,
+so tests never see each other's keys. :class:`Workers` runs
 ``flashsale serve`` processes on a TOML config and waits for each one's
 "listening" log line.
 
@@ -16,12 +17,9 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -30,72 +28,23 @@ import pytest
 import redis
 
 from flashsale import RedisConfig
+from flashsale.testing import RedisServer, wait_until
 from tests.distributed.pg import PostgresServer, free_port, pg_server, pg_url  # noqa: F401 - fixtures
 
 START_TIMEOUT = 20.0
 FLASHSALE = str(Path(sys.executable).with_name("flashsale"))
 
 
-def wait_until(check: Any, timeout: float, what: str) -> None:
-    """Poll ``check()`` (against an external process) until it is true or ``timeout`` passes."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)  # sleep-ok: the poll interval of a deadline-bounded wait on an external process
-
-
-class RedisServer:
-    """One ``redis-server`` in a temporary directory on ``127.0.0.1:port``, AOF on."""
-
-    def __init__(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.fail("'redis-server' is not on PATH: install redis-server (the distributed tests need it)")
-        self.binary = binary
-        self.dir = Path(tempfile.mkdtemp(prefix="flashsale-redis-"))
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-
-    def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, socket_timeout=2.0, decode_responses=True)
-
-    def _answers(self) -> bool:
-        try:
-            return bool(self.client().ping())
-        except redis.RedisError:
-            return False
-
-    def start(self) -> None:
-        argv = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir)]
-        argv += ["--appendonly", "yes", "--appendfsync", "always", "--save", "", "--logfile", "redis.log"]
-        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_until(self._answers, START_TIMEOUT, f"redis-server on port {self.port}")
-
-    def stop(self) -> None:
-        """Stop the server the way an operator would (SIGTERM: the AOF is flushed)."""
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=START_TIMEOUT)
-            self.proc = None
-
-    def kill(self) -> None:
-        """SIGKILL: what a crash does (with ``appendfsync always`` every write is already on disk)."""
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(timeout=START_TIMEOUT)
-            self.proc = None
+def client(server: RedisServer) -> redis.Redis:
+    """A redis-py client on ``server`` that decodes answers to str."""
+    return redis.Redis(port=server.port, socket_timeout=2.0, decode_responses=True)
 
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """A Redis server shared by the session's tests (each test keeps to its own prefix)."""
-    server = RedisServer()
-    server.start()
-    yield server
-    server.stop()
-    shutil.rmtree(server.dir, ignore_errors=True)
+    with RedisServer() as server:
+        yield server
 
 
 _prefixes = itertools.count(1)

@@ -12,7 +12,7 @@ import pytest
 from flashsale import RedisConfig
 from flashsale.actors import BucketSpec, LedgerError, LedgerSku, Outcome, Purchase, SkuView
 from flashsale.redis._ledger import RedisLedger
-from tests.distributed.conftest import RedisServer
+from tests.distributed.conftest import RedisServer, client
 
 T0 = 1_767_225_600_000_000
 S = 1_000_000
@@ -156,7 +156,7 @@ def test_orders_stream_has_every_change(make_ledger: MakeLedger, redis_server: R
     ledger.change("a-1", "paid", T0 + 1)
     ledger.change("a-2", "cancelled", T0 + 2)
     ledger.change("a-2", "paid", T0 + 3)  # refused: changes nothing, appends nothing
-    entries = redis_server.client().xrange(ledger.base("a") + "orders")
+    entries = client(redis_server).xrange(ledger.base("a") + "orders")
     assert [set(fields) for _, fields in entries] == [{"sku", "rows"}] * 3
     assert {fields["sku"] for _, fields in entries} == {"a"}
     rows = [orjson.loads(fields["rows"]) for _, fields in entries]
@@ -285,9 +285,9 @@ def test_random_operations_agree_with_a_model(make_ledger: MakeLedger) -> None:
 def test_scripts_are_loaded_again_after_script_flush(make_ledger: MakeLedger, redis_server: RedisServer) -> None:
     """A restarted or flushed Redis answers NOSCRIPT: the ledger loads its scripts and the call goes through once."""
     ledger = make_ledger(LedgerSku("a", 5, None, None, None, HOLD), LedgerSku("b", 5, None, None, None, HOLD))
-    redis_server.client().script_flush()
+    client(redis_server).script_flush()
     (outcomes, view), (more, _) = ledger.reserve([[buy("u1")], [buy("u1", sku="b")]])  # a pipeline
     assert (outcomes[0].order_id, more[0].order_id, view.remaining) == ("a-1", "b-1", 4)
-    redis_server.client().script_flush()
+    client(redis_server).script_flush()
     assert results(ledger, buy("u2")) == ["reserved"]  # a single call
     assert ledger.expire(["a"], T0, 10)[1][0].reserved == 2

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -17,13 +16,9 @@ from typing import IO, Any
 
 import pytest
 
+from flashsale.testing import free_port
+
 FLASHSALE = [sys.executable, "-m", "flashsale.transport"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_for(stream: IO[bytes], event: str) -> dict[str, Any]:
@@ -49,7 +44,7 @@ def serve(tmp_path: Path) -> Iterator[Any]:
     procs: list[subprocess.Popen[bytes]] = []
 
     def start(*args: str) -> tuple[subprocess.Popen[bytes], str]:
-        port = _free_port()
+        port = free_port()
         proc = subprocess.Popen(
             [*FLASHSALE, "serve", "--port", str(port), *args],
             cwd=tmp_path,

@@ -28,7 +28,6 @@ import asyncio
 import contextlib
 import os
 import random
-import socket
 import sqlite3
 import sys
 from collections import Counter
@@ -40,6 +39,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from flashsale.testing import free_port
 from tests.serverlog import read_lines
 
 FLASHSALE = [sys.executable, "-m", "flashsale.transport"]
@@ -63,12 +63,6 @@ REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=10)
 
 
 # -- the server process ---------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -105,7 +99,7 @@ class Servers:
         self.started: list[Server] = []
 
     async def start(self) -> Server:
-        port = _free_port()
+        port = free_port()
         proc = await asyncio.create_subprocess_exec(
             *FLASHSALE,
             "serve",
