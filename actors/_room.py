@@ -116,6 +116,10 @@ class RoomActor(pykka.ThreadingActor):
         self._sweep_due = False
         self._used: dict[str, int] = {}  # challenge -> expires_at: each is good for one join
         self._changed: dict[str, None] = {}
+        # What was decided since the last tick's report: the draw, admissions and expiries, in order.
+        self._just_drawn = False
+        self._admitted_ids: list[str] = []
+        self._expired_ids: list[str] = []
         self._publish_room()
 
     @staticmethod
@@ -134,22 +138,24 @@ class RoomActor(pykka.ThreadingActor):
                 for join, expiry in zip(items, expiries, strict=True):
                     replies.append((join.reply, self._join(join, expiry)))
                 if items:
-                    self._admit(items[-1].at, [])
+                    self._admit(items[-1].at)
             case RoomTick(at, beats, closing, reply):
                 tickets = self._tickets
                 for ticket, seen in beats:
                     t = tickets.get(ticket)
                     if t is not None and seen > t.last_seen:
                         t.last_seen = seen
-                drawn = self._drawn is None and at >= self._starts_at
-                expired: list[str] = []
-                admitted = self._advance(at, expired)
+                self._advance(at)
+                closed = None
                 if closing is not None and self._closed is None:
                     self._close(closing)
+                    closed = closing
                 elif self._sweep_due or at >= self._swept + SWEEP_US:
-                    self._sweep(at, expired)
+                    self._sweep(at)
+                # Everything decided since the last tick (joins can draw and admit too), in order.
+                report = RoomTickReport(self._just_drawn, tuple(self._admitted_ids), tuple(self._expired_ids), closed)
+                self._just_drawn, self._admitted_ids, self._expired_ids = False, [], []
                 if reply is not None:
-                    report = RoomTickReport(drawn, tuple(admitted), tuple(expired), closing if self._closed else None)
                     replies.append((reply, report))
             case RoomControl(action, at, rate, reply):
                 self._advance(at)
@@ -160,13 +166,13 @@ class RoomActor(pykka.ThreadingActor):
                     self._refilled = max(self._refilled, at)
                 elif action == "rate":
                     self._rate_milli = round(rate * 1000)
-                self._admit(at, [])
+                self._admit(at)
                 self._publish_room()
                 replies.append((reply, self._board.room))
             case _:
                 assert_never(message)
         if self._sweep_due and self._closed is None:
-            self._sweep(message.at if not isinstance(message, JoinBatch) else message.items[-1].at, [])
+            self._sweep(message.at if not isinstance(message, JoinBatch) else message.items[-1].at)
         self._publish_room()
         if self._changed:
             replies.append((self._notify, tuple(self._changed)))
@@ -175,13 +181,13 @@ class RoomActor(pykka.ThreadingActor):
 
     # -- time -----------------------------------------------------------------
 
-    def _advance(self, at: int, expired: list[str] | None = None) -> list[str]:
+    def _advance(self, at: int) -> None:
         """Bring the room to ``at``: the draw when due, then admissions the bucket allows."""
         if self._drawn is None and at >= self._starts_at and self._closed is None:
-            self._draw(at)
-        return self._admit(at, expired if expired is not None else [])
+            self._draw()
+        self._admit(at)
 
-    def _draw(self, at: int) -> None:
+    def _draw(self) -> None:
         order = draw_order(self._seed, [t.id for t in self._pre])
         self._drawn = tuple(order)
         tickets = self._tickets
@@ -193,14 +199,15 @@ class RoomActor(pykka.ThreadingActor):
         self._pre = []
         self._refilled = self._starts_at
         self._sweep_due = True
+        self._just_drawn = True
 
-    def _admit(self, at: int, expired: list[str]) -> list[str]:
+    def _admit(self, at: int) -> None:
         if self._drawn is None or self._paused or self._closed is not None:
-            return []
+            return
         if at > self._refilled:
             self._credit = min(self._burst * UNIT, self._credit + (at - self._refilled) * self._rate_milli)
             self._refilled = at
-        admitted: list[str] = []
+        admitted, expired = self._admitted_ids, self._expired_ids
         queue, dead_before = self._queue, at - self._dead_us
         while self._credit >= UNIT and queue:
             t = queue.popleft()
@@ -217,10 +224,10 @@ class RoomActor(pykka.ThreadingActor):
             self._admitted += 1
             self._set(t, "admitted")
             admitted.append(t.id)
-        return admitted
 
-    def _sweep(self, at: int, expired: list[str]) -> None:
+    def _sweep(self, at: int) -> None:
         """Find dead tickets and recompute every waiting ticket's position."""
+        expired = self._expired_ids
         self._swept = at
         self._sweep_due = False
         self._swept_admitted = self._admitted

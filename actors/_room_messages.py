@@ -121,7 +121,10 @@ class RoomTick:
 
 @dataclass(frozen=True, slots=True)
 class RoomTickReport:
-    """What one tick decided, in order: for a replay's digest and the engine's logs."""
+    """What the room decided since the previous tick's report, in order: for a replay's digest and the logs.
+
+    ``drawn``: the draw was made; ``closed``: this tick closed the room.
+    """
 
     drawn: bool
     admitted: tuple[str, ...]

@@ -13,7 +13,7 @@ from typing import Any, Literal, TypeAlias
 
 from flashsale._errors import ScenarioError
 
-Op: TypeAlias = Literal["purchase", "pay", "cancel", "restock", "expire"]
+Op: TypeAlias = Literal["purchase", "pay", "cancel", "restock", "expire", "join", "poll"]
 US = 1_000_000
 INF = float("inf")
 FORMAT_VERSION = 1
@@ -51,8 +51,12 @@ class TrafficEvent:
     ``purchase`` uses user, sku, qty, key and ip; ``pay`` and ``cancel`` name
     an ``order`` id, or a ``user`` and ``sku`` (that buyer's oldest open
     reservation of it); ``restock`` uses sku and qty; ``expire`` delivers the
-    time to the order writer. ``source`` is the user class in summaries: a
-    generator's name, or ``traffic``.
+    time to the order writer. ``join`` and ``poll`` (a sale with a waiting
+    room) use user: a join asks for a ticket, a poll reads the buyer's ticket
+    (its heartbeat). ``source`` is the user class in summaries: a
+    generator's name, or ``traffic``. ``room`` = 1 marks a purchase of a
+    crowd that joins the waiting room first: it is held until its buyer is
+    admitted, then made as long after the admission as it was after the join.
     """
 
     at: int
@@ -66,6 +70,7 @@ class TrafficEvent:
     source: str = "traffic"
     retry: RetryPolicy | None = None
     then: FollowUp | None = None
+    room: int = 0
 
 
 class Place:

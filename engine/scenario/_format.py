@@ -17,6 +17,7 @@ wrong, so a typo in a file never turns into a silently different sale.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -35,7 +36,7 @@ from ._events import FORMAT_VERSION, Place, TrafficEvent, show
 
 DEFAULT_START = "2026-01-01T00:00:00Z"
 RESULTS: tuple[str, ...] = get_args(Result)  # every purchase result, in the order summaries list them
-OPS = ("purchase", "pay", "cancel", "restock", "expire")
+OPS = ("purchase", "pay", "cancel", "restock", "expire", "join", "poll")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,8 @@ class Scenario:
     events: tuple[TrafficEvent, ...]
     generators: tuple[Crowd, ...]
     expect: Expectations
+    room_seed: bytes | None = None
+    """The waiting room's seed (``room_seed``, 64 hex digits): the draw, ticket ids and passes replay exactly."""
 
     def traffic(self) -> list[TrafficEvent]:
         """Every scheduled event: explicit ones, then each crowd's, stably sorted by ``at``.
@@ -101,6 +104,8 @@ def read_event(raw: Any, where: Place, skus: frozenset[str], max_qty: int) -> Tr
         "cancel": {"at", "op", "user", "sku", "order"},
         "restock": {"at", "op", "sku", "qty"},
         "expire": {"at", "op"},
+        "join": {"at", "op", "user"},
+        "poll": {"at", "op", "user"},
     }[op]
     extra = sorted(set(t) - allowed)
     if extra:
@@ -148,6 +153,8 @@ def read_event(raw: Any, where: Place, skus: frozenset[str], max_qty: int) -> Tr
         return TrafficEvent(at, op, user(), sku())
     if op == "restock":
         return TrafficEvent(at, "restock", sku=sku(), qty=qty)
+    if op in ("join", "poll"):
+        return TrafficEvent(at, op, user())
     return TrafficEvent(at, "expire")
 
 
@@ -161,7 +168,17 @@ def _instant(where: Place, value: Any) -> int:
     return from_datetime(parsed)
 
 
-HEADER_KEYS = {"flashsale_scenario", "name", "description", "start", "config", "traffic", "generators", "expect"}
+HEADER_KEYS = {
+    "flashsale_scenario",
+    "name",
+    "description",
+    "start",
+    "config",
+    "traffic",
+    "generators",
+    "expect",
+    "room_seed",
+}
 
 
 def read_header(data: Any, file: str, *, jsonl: bool) -> tuple[dict[str, Any], Config, int, float]:
@@ -217,8 +234,15 @@ def read_expect(raw: Any, where: Place, skus: frozenset[str]) -> Expectations:
             raise where.at("ops").fail(f"must be an object of 'op:result': count, got {show(otable)}")
         for name, count in otable.items():
             op, _, result = name.partition(":")
-            if op not in ("pay", "cancel", "restock") or not result:
-                raise where.at("ops").at(name).fail("must be 'pay:<result>', 'cancel:<result>' or 'restock:restocked'")
+            if op not in ("pay", "cancel", "restock", "join", "room", "purchase") or not result:
+                raise (
+                    where.at("ops")
+                    .at(name)
+                    .fail(
+                        "must be 'pay:<result>', 'cancel:<result>', 'restock:restocked', or with a waiting room"
+                        " 'join:<result>', 'room:admitted', 'room:expired', 'purchase:<refusal>'"
+                    )
+                )
             ops[name] = where.at("ops").at(name).whole(count, 0)
     digest = t.get("digest")
     if digest is not None and (
@@ -274,7 +298,22 @@ def parse_scenario(text: str, source: str, *, jsonl: bool = False) -> Scenario:
         events=tuple(events),
         generators=read_generators(top.get("generators", []), where.at("generators"), skus, max_qty),
         expect=read_expect(top.get("expect", {}), where.at("expect"), skus),
+        room_seed=read_room_seed(top, where, config),
     )
+
+
+def read_room_seed(top: Mapping[str, Any], where: Place, config: Config) -> bytes | None:
+    """``room_seed``: 64 hex digits; only with ``waiting_room`` in the config. Without it, derived from the name."""
+    raw = top.get("room_seed")
+    if config.waiting_room is None:
+        if raw is not None:
+            raise where.at("room_seed").fail("is only for a config with a waiting_room")
+        return None
+    if raw is None:
+        return hashlib.sha256(b"flashsale-scenario-room/1" + str(top.get("name", "")).encode()).digest()
+    if not isinstance(raw, str) or len(raw) != 64 or not all(c in "0123456789abcdef" for c in raw):
+        raise where.at("room_seed").fail(f"must be 64 lowercase hex digits (32 bytes), got {show(raw)}")
+    return bytes.fromhex(raw)
 
 
 def _json(text: str, source: str, line: int | None) -> Any:

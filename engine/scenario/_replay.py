@@ -50,6 +50,7 @@ from flashsale._clock import ManualClock
 from flashsale._engine import PurchaseRequest, SaleEngine
 from flashsale._errors import TransitionRefused, Unavailable, UnknownOrder
 from flashsale.actors import Outcome
+from flashsale.room._replay import RoomReplay
 from flashsale.stores._memory import MemoryOrderStore
 
 from ._events import US, TrafficEvent
@@ -226,6 +227,7 @@ class _Driver:
         )
         self.waiting: list[tuple[TrafficEvent, int, asyncio.Task[Outcome]]] = []  # submitted, unanswered
         self.next_release: int | None = None  # µs from start: the limiter's earliest queued release
+        self.room = RoomReplay(self) if scenario.config.waiting_room is not None else None  # flashsale.room._replay
 
     # -- time -----------------------------------------------------------------
 
@@ -270,12 +272,15 @@ class _Driver:
     async def run(self, events: list[TrafficEvent]) -> None:
         feedback = self.feedback
         n, i = len(events), 0
-        while i < n or feedback or self.waiting:
+        while i < n or feedback or self.waiting or (self.room is not None and self.room.next_tick(self.last_at)):
             times = [events[i].at] if i < n else []
             if feedback:
                 times.append(feedback[0][0])
             if self.next_release is not None:
                 times.append(self.next_release)
+            room_at = None if self.room is None else self.room.next_tick(self.last_at)
+            if room_at is not None:
+                times.append(room_at)
             if not times:
                 raise RuntimeError(f"{len(self.waiting)} purchases wait in a queue that releases nothing")
             at = min(times)
@@ -290,6 +295,8 @@ class _Driver:
             await self.instant(at, instant)
             if self.next_release is not None and self.next_release <= at:
                 await self.release(at)
+            if self.room is not None and self.room.due(at):
+                await self.room.tick(at)
             self.last_at = at
 
     async def instant(self, at: int, items: list[tuple[TrafficEvent, int]]) -> None:
@@ -307,6 +314,10 @@ class _Driver:
                 start += 1
 
     async def purchases(self, at: int, items: list[tuple[TrafficEvent, int]]) -> None:
+        if self.room is not None:
+            items = self.room.gate(at, items)  # held until admitted, or refused at the door
+            if not items:
+                return
         if self.queueing:
             await self.queued_purchases(at, items)
             return
@@ -386,6 +397,11 @@ class _Driver:
             self.held[(user, sku)] -= qty
 
     async def operation(self, at: int, e: TrafficEvent) -> None:
+        if e.op in ("join", "poll"):
+            if self.room is None:
+                raise RuntimeError(f"a {e.op!r} event needs a waiting_room in the config")
+            await self.room.operation(at, e)
+            return
         if e.op == "expire":
             await self.expire(at)
             return
@@ -492,7 +508,12 @@ async def replay(scenario: Scenario, *, keep_log: bool = False) -> ReplayResult:
     events = scenario.traffic()
     clock = ManualClock(scenario.start)
     # Always in memory: a scenario written for backend = "redis" decides the same way on one process.
-    engine = SaleEngine(dataclasses.replace(scenario.config, backend="memory"), store=MemoryOrderStore(), clock=clock)
+    engine = SaleEngine(
+        dataclasses.replace(scenario.config, backend="memory"),
+        store=MemoryOrderStore(),
+        clock=clock,
+        room_seed=scenario.room_seed,
+    )
     await engine.start()
     try:
         driver = _Driver(scenario, engine, clock, keep_log)
