@@ -30,7 +30,7 @@ BAD = [
     (doc(traffic=[buy(sku="b")]), "t.json: traffic[0].sku: 'b' is not a sku of the config (skus: a)"),
     (
         doc(traffic=[buy(op="refund")]),
-        't.json: traffic[0].op: must be one of purchase, pay, cancel, restock, expire, got "refund"',
+        't.json: traffic[0].op: must be one of purchase, pay, cancel, restock, expire, join, poll, got "refund"',
     ),
     (
         doc(traffic=[{"at": 0, "op": "restock", "sku": "a", "user": "u"}]),
@@ -68,12 +68,13 @@ BAD = [
     (doc(expect={"digest": "abc"}), "t.json: expect.digest: must be 'sha256:' and 64 hex digits, got \"abc\""),
     (
         doc(expect={"ops": {"refund:done": 1}}),
-        "t.json: expect.ops.refund:done: must be 'pay:<result>', 'cancel:<result>' or 'restock:restocked'",
+        "t.json: expect.ops.refund:done: must be 'pay:<result>', 'cancel:<result>', 'restock:restocked', or with a"
+        " waiting room 'join:<result>', 'room:admitted', 'room:expired', 'purchase:<refusal>'",
     ),
     (
         doc(color="red"),
         "t.json: unknown key 'color' (known: config, description, expect, flashsale_scenario, generators, name,"
-        " start, traffic)",
+        " room_seed, start, traffic)",
     ),
     (doc(flashsale_scenario=2), "t.json: flashsale_scenario: this flashsale reads version 1, got 2"),
     (json.dumps({"flashsale_scenario": 1}), "t.json: needs 'config'"),
