@@ -269,10 +269,10 @@ class SaleEngine(RoomCalls):
             return
         loop = self._loop = asyncio.get_running_loop()
         bridge = self._bridge = LoopBridge(loop)
+        if self._room is not None:  # first: a missing pass key stops the start before anything runs
+            await self._room.start(loop, bridge, real_time=self.config.tick_interval > 0)
         if self.config.backend == "redis":
             await self._start_on_ledger(bridge)
-            if self._room is not None:
-                await self._room.start(loop, bridge, real_time=self.config.tick_interval > 0)
             self._started(loop, len(self._actors))
             return
         try:
@@ -316,8 +316,6 @@ class SaleEngine(RoomCalls):
         front = self._start_limiter(bridge, lim.global_bucket, lim.per_sku, lim.per_user, lim.per_ip)
         # Stop order matters: each stage is stopped after everything upstream.
         self._actors = [*front, *inventories, pipeline.writer, pipeline.dedup]
-        if self._room is not None:
-            await self._room.start(loop, bridge, real_time=cfg.tick_interval > 0)
         self._started(loop, len(inventories))
 
     def _started(self, loop: asyncio.AbstractEventLoop, inventories: int) -> None:

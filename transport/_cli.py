@@ -199,6 +199,8 @@ def _refuse_workers(n: int, config: Config, record: str | None) -> str:
         return f"--workers {n} needs a fixed port (with port 0 each worker would get its own)"
     if record:
         return "--record needs one process (--workers 1): each worker sees only its share of the traffic"
+    if config.waiting_room is not None and config.waiting_room.secret_file is None:
+        return f"--workers {n} needs waiting_room.secret_file: every worker must sign and check passes with one key"
     return ""
 
 

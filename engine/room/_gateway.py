@@ -254,6 +254,8 @@ class Room:
     def closing(self, at: int) -> ClosedReason | None:
         """``ended`` when every SKU is off sale for good, ``sold_out`` when every SKU is sold out or ended."""
         views = self._views.values()
+        if not views:  # the SKUs' owners are not up yet
+            return None
         ended = [v.ends_at is not None and at >= v.ends_at for v in views]
         if all(ended):
             return "ended"

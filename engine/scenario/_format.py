@@ -288,6 +288,12 @@ def parse_scenario(text: str, source: str, *, jsonl: bool = False) -> Scenario:
             raise Place(source, "traffic").fail(f"must be a list of events, got {show(raw)}")
         events = [read_event(e, Place(source, f"traffic[{i}]"), skus, max_qty) for i, e in enumerate(raw)]
     where = Place(source, line=1 if jsonl else None)
+    generators = read_generators(top.get("generators", []), where.at("generators"), skus, max_qty)
+    if config.waiting_room is None:
+        if any(e.op in ("join", "poll") for e in events):
+            raise where.fail("'join' and 'poll' events need a waiting_room in the config")
+        if any(c.room for c in generators):
+            raise where.fail("a generator with \"room\": true needs a waiting_room in the config")
     return Scenario(
         name=top.get("name", Path(source).stem),
         description=top.get("description", ""),
@@ -296,7 +302,7 @@ def parse_scenario(text: str, source: str, *, jsonl: bool = False) -> Scenario:
         config=config,
         tick_interval=cadence,
         events=tuple(events),
-        generators=read_generators(top.get("generators", []), where.at("generators"), skus, max_qty),
+        generators=generators,
         expect=read_expect(top.get("expect", {}), where.at("expect"), skus),
         room_seed=read_room_seed(top, where, config),
     )
