@@ -11,7 +11,7 @@ from flashsale.config import RoomConfig
 from flashsale.room import RoomRefused, UnknownTicket
 from flashsale.transport import main
 
-from ..conftest import T0
+T0 = 1_767_225_600_000_000  # ManualClock's default start
 
 STARTS = T0 + 10_000_000
 SEED = bytes(range(32))
