@@ -84,7 +84,6 @@ class RoomActor(pykka.ThreadingActor):
         burst: int,
         pass_ttl_us: int,
         dead_us: int,
-        max_tickets: int,
     ) -> None:
         super().__init__()
         self._bridge = bridge
@@ -99,7 +98,6 @@ class RoomActor(pykka.ThreadingActor):
         self._burst = burst
         self._pass_ttl = pass_ttl_us
         self._dead_us = dead_us
-        self._max = max_tickets
         self._credit = burst * UNIT
         self._refilled = starts_at
         self._tickets: dict[str, _Ticket] = {}
@@ -114,7 +112,6 @@ class RoomActor(pykka.ThreadingActor):
         self._swept = -(1 << 62)
         self._swept_admitted = 0
         self._sweep_due = False
-        self._used: dict[str, int] = {}  # challenge -> expires_at: each is good for one join
         self._changed: dict[str, None] = {}
         # What was decided since the last tick's report: the draw, admissions and expiries, in order.
         self._just_drawn = False
@@ -132,11 +129,13 @@ class RoomActor(pykka.ThreadingActor):
     def on_receive(self, message: RoomMessage) -> None:
         replies: list[tuple[Any, Any]] = []
         match message:
-            case JoinBatch(items, expiries):
+            case JoinBatch(items):
                 if items:
                     self._advance(items[0].at)
-                for join, expiry in zip(items, expiries, strict=True):
-                    replies.append((join.reply, self._join(join, expiry)))
+                for join in items:
+                    result = self._join(join)
+                    if join.reply is not None:
+                        replies.append((join.reply, result))
                 if items:
                     self._admit(items[-1].at)
             case RoomTick(at, beats, closing, reply):
@@ -253,7 +252,6 @@ class RoomActor(pykka.ThreadingActor):
                 t.position = position
                 self._publish(t)
         self._waiting = live + position
-        self._used = {c: exp for c, exp in self._used.items() if exp > at}
 
     def _close(self, reason: ClosedReason) -> None:
         self._closed = reason
@@ -267,22 +265,27 @@ class RoomActor(pykka.ThreadingActor):
 
     # -- joins ----------------------------------------------------------------
 
-    def _join(self, join: Join, challenge_expiry: int) -> JoinResult:
+    def _join(self, join: Join) -> JoinResult:
+        """A place for the buyer, or their existing one.
+
+        The gateway has checked everything it can (the window, proof of work,
+        the bound on tickets) with the same ``at``, and usually answered the
+        buyer already; a join that arrives after the room closed still gets
+        its ticket, closed, so the id the buyer was given reads ``closed``.
+        """
         at = join.at
-        if self._closed is not None:
-            return JoinResult(None, refused="room_closed")
         if self._opens_at is not None and at < self._opens_at:
             return JoinResult(None, refused="room_not_open")
         existing = self._by_user.get(join.user)
         if existing is not None and existing.state != "expired":
             existing.last_seen = max(existing.last_seen, at)
             return JoinResult(self._board.tickets[existing.id])
-        if join.challenge is not None:
-            if join.challenge in self._used:
-                return JoinResult(None, refused="challenge_used")
-            self._used[join.challenge] = challenge_expiry
-        if len(self._tickets) >= self._max:
-            return JoinResult(None, refused="room_full")
+        if self._closed is not None:
+            t = _Ticket(join.ticket, join.user, "closed", at)
+            self._tickets[t.id] = t
+            self._by_user[t.user] = t
+            self._board.by_user[t.user] = t.id
+            return JoinResult(self._publish(t), refused="room_closed")
         if self._drawn is None:
             t = _Ticket(join.ticket, join.user, "pre_queue", at)
             self._pre.append(t)
@@ -296,6 +299,8 @@ class RoomActor(pykka.ThreadingActor):
         self._by_user[t.user] = t
         self._board.by_user[t.user] = t.id
         view = self._publish(t)
+        # A new ticket is news to nobody: no stream can watch it yet, and the gateway finds it on the board.
+        del self._changed[t.id]
         return JoinResult(view, created=True)
 
     # -- publishing -----------------------------------------------------------

@@ -10,22 +10,23 @@ from :class:`actors.SkuView`. Times are microseconds since the epoch.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, TypeAlias
+from typing import Literal, NamedTuple, TypeAlias
 
 from ._messages import Reply
 
 TicketState: TypeAlias = Literal["pre_queue", "waiting", "admitted", "expired", "closed"]
 ClosedReason: TypeAlias = Literal["sold_out", "ended"]
-JoinRefusal: TypeAlias = Literal["", "room_not_open", "room_closed", "challenge_used", "room_full"]
+JoinRefusal: TypeAlias = Literal["", "room_not_open", "room_closed"]
 
 
-@dataclass(frozen=True, slots=True)
-class TicketView:
+class TicketView(NamedTuple):
     """One ticket as its holder sees it.
 
     ``position`` (1 = next) and ``ahead`` (live tickets in front) are ``None``
     before the draw and once the ticket has left the queue; they are
     refreshed at most once a second. ``admission_pass`` is set once admitted.
+    A ``NamedTuple``, like the other values made once per request: a third of
+    a frozen dataclass's construction cost.
     """
 
     ticket: str
@@ -74,15 +75,15 @@ class RoomBoard:
 
 class Join:
     """A buyer asks for a place. ``ticket`` is the id to use if a new ticket is made
-    (random, drawn by the gateway: randomness enters as data)."""
+    (random, drawn by the gateway: randomness enters as data). ``reply`` may be
+    ``None``: the gateway has answered already and only needs the place kept."""
 
-    __slots__ = ("at", "challenge", "reply", "ticket", "user")
+    __slots__ = ("at", "reply", "ticket", "user")
 
-    def __init__(self, user: str, ticket: str, at: int, challenge: str | None, reply: Reply) -> None:
+    def __init__(self, user: str, ticket: str, at: int, reply: Reply | None) -> None:
         self.user = user
         self.ticket = ticket
         self.at = at
-        self.challenge = challenge  # a proof-of-work challenge this join used up, if the room asks for one
         self.reply = reply
 
 
@@ -97,10 +98,9 @@ class JoinResult:
 
 @dataclass(frozen=True, slots=True)
 class JoinBatch:
-    """The joins of one event-loop tick, in arrival order; ``challenge_expiry`` of each used challenge."""
+    """The joins of one event-loop tick, in arrival order."""
 
     items: tuple[Join, ...]
-    challenge_expiry: tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)

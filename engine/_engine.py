@@ -259,7 +259,7 @@ class SaleEngine(RoomCalls):
         self._max_qty = limits.max_qty
         self._max_inflight = limits.max_inflight
         self._max_backlog = limits.max_writer_backlog
-        self._room: Room | None = make_room(config.waiting_room, self._views, self.clock, room_seed)
+        self.waiting_room: Room | None = make_room(config.waiting_room, self._views, self.clock, room_seed)
 
     # -- life cycle -----------------------------------------------------------
 
@@ -269,8 +269,8 @@ class SaleEngine(RoomCalls):
             return
         loop = self._loop = asyncio.get_running_loop()
         bridge = self._bridge = LoopBridge(loop)
-        if self._room is not None:  # first: a missing pass key stops the start before anything runs
-            await self._room.start(loop, bridge, real_time=self.config.tick_interval > 0)
+        if self.waiting_room is not None:  # first: a missing pass key stops the start before anything runs
+            await self.waiting_room.start(loop, bridge, real_time=self.config.tick_interval > 0)
         if self.config.backend == "redis":
             await self._start_on_ledger(bridge)
             self._started(loop, len(self._actors))
@@ -426,8 +426,8 @@ class SaleEngine(RoomCalls):
             self._ticker = None
         if self._waker is not None:
             self._waker.cancel()
-        if self._room is not None:
-            await self._room.stop()
+        if self.waiting_room is not None:
+            await self.waiting_room.stop()
         assert self._idle is not None
         assert self._loop is not None
         try:

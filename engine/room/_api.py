@@ -1,7 +1,7 @@
 """The waiting room's calls on :class:`flashsale.SaleEngine` (the embedded API).
 
 A mixin, so the engine module carries only a small hook: the engine sets
-``_room`` (a :class:`Room`, or ``None`` without ``[waiting_room]``) and
+``waiting_room`` (a :class:`Room`, or ``None`` without ``[waiting_room]``) and
 starts and stops it with the sale.
 """
 
@@ -16,12 +16,13 @@ from ._gateway import Challenge, Draw, Room, RoomStatus, TicketStatus
 class RoomCalls:
     """join, ticket, room_status, room_draw, room_challenge, check_pass, pause_room, resume_room, set_admit_rate."""
 
-    _room: Room | None
+    waiting_room: Room | None
+    """The sale's room as it is (``None`` without one): for callers that check ``running`` themselves."""
 
     @property
     def room(self) -> Room:
         """The sale's waiting room; :class:`flashsale.EngineClosed` when it has none or is not running."""
-        room = self._room
+        room = self.waiting_room
         if room is None or not room.running:
             raise EngineClosed("this sale has no waiting room running ([waiting_room] in the config)")
         return room
@@ -29,13 +30,17 @@ class RoomCalls:
     @property
     def has_room(self) -> bool:
         """True when the sale is configured with a waiting room."""
-        return self._room is not None
+        return self.waiting_room is not None
 
     async def join(
-        self, user: str, *, challenge: str | None = None, nonce: str | None = None
+        self, user: str, *, challenge: str | None = None, nonce: str | None = None, confirm: bool = True
     ) -> tuple[TicketStatus, bool]:
-        """Join the waiting room as ``user``: ``(ticket, created)``."""
-        return await self.room.join(user, challenge, nonce)
+        """Join the waiting room as ``user``: ``(ticket, created)``.
+
+        ``confirm=False`` answers at once, before the room actor has placed
+        the ticket (what the HTTP route does); the default waits for it.
+        """
+        return await self.room.join(user, challenge, nonce, confirm=confirm)
 
     def ticket(self, ticket: str, user: str) -> TicketStatus:
         """Poll a ticket as its holder (the heartbeat); :class:`UnknownTicket` for anyone else."""
@@ -55,7 +60,7 @@ class RoomCalls:
 
     def check_pass(self, admission_pass: str | None, user: str) -> tuple[str, str]:
         """``("", "")`` when the pass admits ``user`` now, else ``(code, detail)``; always passes without a room."""
-        if self._room is None:
+        if self.waiting_room is None:
             return "", ""
         return self.room.check_pass(admission_pass, user)
 

@@ -17,6 +17,7 @@ secret.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import logging
@@ -25,7 +26,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import pykka
 
@@ -65,6 +66,10 @@ CHALLENGE_TTL_US = 60 * US
 MAX_TICKETS = 1_000_000
 MAX_PENDING_JOINS = 10_000
 MAX_LISTENERS = 50_000
+MAX_USED_CHALLENGES = 1_000_000
+MAX_POLL_CACHE = 200_000
+JOIN_FLUSH_SECONDS = 0.005
+"""How long an answered join waits to travel to the room actor with the others (HTTP joins)."""
 MAX_USER_LEN = 128
 
 RoomState = Literal["not_open", "pre_queue", "admitting", "paused", "closed"]
@@ -86,9 +91,11 @@ class RoomStatus:
     closed_reason: ClosedReason | None
 
 
-@dataclass(frozen=True, slots=True)
-class TicketStatus:
-    """A ticket as its holder sees it now: the published view plus units left and the estimate."""
+class TicketStatus(NamedTuple):
+    """A ticket as its holder sees it now: the published view plus units left and the estimate.
+
+    A ``NamedTuple``: one is made per poll that shows something new, and per join.
+    """
 
     ticket: str
     state: str
@@ -169,7 +176,7 @@ class Room:
         self._views = views
         self._clock = clock
         self._seed = seed if seed is not None else secrets.token_bytes(32)
-        self._ids = ids or (lambda: secrets.token_urlsafe(16))
+        self._ids = ids or random_ids()
         self._secret = secret
         self._bits = config.pow_bits
         self._poll_after = config.heartbeat
@@ -177,12 +184,21 @@ class Room:
         self._ref: pykka.ActorRef[Any] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: list[Join] = []
-        self._expiries: list[int] = []
+        self._flush: asyncio.Handle | None = None  # the scheduled send of the pending joins
+        self._flush_soon = False
         self._inflight = 0
+        # Joins answered on the loop whose tickets the actor has not published yet: ticket -> view, user -> ticket.
+        self._provisional: dict[str, TicketView] = {}
+        self._provisional_user: dict[str, str] = {}
+        self._used: dict[str, int] = {}  # proof-of-work challenge -> expires_at: each is good for one join
+        self._facts: tuple[tuple[SkuView, ...], int, int, ClosedReason | None] | None = None
+        self._polled: dict[str, tuple[TicketView, RoomView, int, ClosedReason | None, TicketStatus]] = {}
         self._beats: dict[str, int] = {}
         self._watchers: dict[str, list[Callable[[TicketStatus | None], None]]] = {}
         self._listeners = 0
         self._ticker: asyncio.Task[None] | None = None
+        self.running = False
+        """True from :meth:`start` until :meth:`stop` (an attribute: the poll path reads it on every request)."""
 
     # -- life cycle -----------------------------------------------------------
 
@@ -204,8 +220,8 @@ class Room:
             burst=cfg.admit_burst,
             pass_ttl_us=round(cfg.pass_ttl * US),
             dead_us=round(3 * cfg.heartbeat * US),
-            max_tickets=MAX_TICKETS,
         )
+        self.running = True
         if real_time:
             self._ticker = loop.create_task(self._tick_forever(), name="flashsale-room-ticker")
 
@@ -216,16 +232,14 @@ class Room:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
             self._ticker = None
+        self._send_joins()
+        self.running = False
         ref, self._ref = self._ref, None
         if ref is not None:
             await asyncio.to_thread(ref.stop)
         for fns in list(self._watchers.values()):
             for fn in list(fns):
                 fn(None)  # the room stopped: every event stream ends
-
-    @property
-    def running(self) -> bool:
-        return self._ref is not None
 
     async def _tick_forever(self) -> None:
         while True:
@@ -239,6 +253,12 @@ class Room:
         if self._ref is None:
             return
         self._send_joins()
+        if self._provisional:  # joins answered before the actor placed them: forget those it has placed
+            tickets = self.board.tickets
+            for ticket in [t for t in self._provisional if t in tickets]:
+                view = self._provisional.pop(ticket)
+                if self._provisional_user.get(view.user) == ticket:
+                    del self._provisional_user[view.user]
         at = self._clock()
         beats, self._beats = self._beats, {}
         self._ref.tell(RoomTick(at, tuple(beats.items()), self.closing(at), reply))
@@ -251,21 +271,30 @@ class Room:
         self.send_tick(fut)
         return await fut
 
+    def facts(self, at: int) -> tuple[int, ClosedReason | None]:
+        """From the SKU views, at ``at``: units still on sale (SKUs not ended), and why the room closes, if it does.
+
+        ``ended`` when every SKU's sale has ended; ``sold_out`` when every SKU
+        is sold out or ended. One pass: this runs on every poll.
+        """
+        remaining, live, selling = 0, False, False
+        for v in self._views.values():
+            if v.ends_at is None or at < v.ends_at:
+                live = True
+                if v.remaining > 0:
+                    remaining += v.remaining
+                    selling = True
+        if selling or not self._views:  # no views: the SKUs' owners are not up yet
+            return remaining, None
+        return remaining, "sold_out" if live else "ended"
+
     def closing(self, at: int) -> ClosedReason | None:
-        """``ended`` when every SKU is off sale for good, ``sold_out`` when every SKU is sold out or ended."""
-        views = self._views.values()
-        if not views:  # the SKUs' owners are not up yet
-            return None
-        ended = [v.ends_at is not None and at >= v.ends_at for v in views]
-        if all(ended):
-            return "ended"
-        if all(e or v.remaining <= 0 for e, v in zip(ended, views, strict=True)):
-            return "sold_out"
-        return None
+        """Why the room closes at ``at`` (every SKU sold out or ended), or ``None``."""
+        return self.facts(at)[1]
 
     def remaining_units(self, at: int) -> int:
         """Units still on sale: remaining stock of every SKU not ended."""
-        return sum(v.remaining for v in self._views.values() if v.ends_at is None or at < v.ends_at) or 0
+        return self.facts(at)[0]
 
     def state_at(self, at: int) -> tuple[RoomState, ClosedReason | None]:
         room = self.board.room
@@ -309,9 +338,17 @@ class Room:
         return Challenge(make_challenge(self._secret, expires, secrets.token_hex(16)), self._bits, expires)
 
     async def join(
-        self, user: str, challenge: str | None = None, nonce: str | None = None
+        self, user: str, challenge: str | None = None, nonce: str | None = None, *, confirm: bool = True
     ) -> tuple[TicketStatus, bool]:
-        """A place in the room for ``user``: ``(ticket, created)``; an existing live ticket comes back as is."""
+        """A place in the room for ``user``: ``(ticket, created)``; an existing live ticket comes back as is.
+
+        Everything a join needs checked is checked here, on the loop, with
+        the join's time: the window, proof of work and its one use, the bound
+        on tickets. The room actor only keeps the place, in arrival order.
+        With ``confirm`` the answer is the actor's (the ticket as placed: a
+        replay needs that); without, the ticket is answered at once and
+        placed behind it (the HTTP route: no thread hop on a join).
+        """
         if type(user) is not str or not 0 < len(user) <= MAX_USER_LEN or not user.isprintable():
             raise InvalidRequest("user", f"must be a non-empty printable string of at most {MAX_USER_LEN} characters")
         if self._ref is None or self._loop is None:
@@ -319,23 +356,45 @@ class Room:
         at = self._clock()
         state, _ = self.state_at(at)
         if state == "closed":
-            raise RoomRefused("room_closed", "the sale is over: every item is sold out or off sale")
+            raise RoomRefused("room_closed", _REFUSALS["room_closed"])
         if state == "not_open":
-            raise RoomRefused("room_not_open", "the waiting room is not open yet; see opens_at")
-        existing = self.board.by_user.get(user)
+            raise RoomRefused("room_not_open", _REFUSALS["room_not_open"])
+        board = self.board
+        existing = board.by_user.get(user) or self._provisional_user.get(user)
         if existing is not None:
-            view = self.board.tickets[existing]
+            view = board.tickets.get(existing) or self._provisional[existing]
             if view.state != "expired":
                 self._beats[view.ticket] = at
                 return self._ticket_status(view, at), False
-        expiry = self._check_proof(challenge, nonce, at)
+        expires = self._check_proof(challenge, nonce, at)
+        room = board.room
+        if room.tickets + len(self._provisional) >= MAX_TICKETS:
+            raise RoomRefused("room_full", _REFUSALS["room_full"])
         if self._inflight >= MAX_PENDING_JOINS:
             raise RoomRefused("overloaded", "too many joins in flight; retry shortly")
+        if challenge is not None:
+            self._use(challenge, expires, at)
+        ticket = self._ids()
+        if not confirm:
+            drawn = room.drawn is not None or at >= room.starts_at
+            ahead = room.waiting + room.admitted - room.swept_admitted + len(self._provisional) if drawn else None
+            view = TicketView(
+                ticket, user, "waiting" if drawn else "pre_queue", None if ahead is None else ahead + 1, ahead
+            )
+            self._provisional[ticket] = view
+            self._provisional_user[user] = ticket
+            self._pending.append(Join(user, ticket, at, None))
+            if self._flush is None:
+                # Answered already: the place can wait a few ms, so one actor wake-up carries many joins.
+                self._flush = self._loop.call_later(JOIN_FLUSH_SECONDS, self._send_joins)
+            return self._ticket_status(view, at), True
         fut: asyncio.Future[JoinResult] = self._loop.create_future()
-        if not self._pending:
-            self._loop.call_soon(self._send_joins)
-        self._pending.append(Join(user, self._ids(), at, challenge if self._bits else None, fut))
-        self._expiries.append(expiry)
+        self._pending.append(Join(user, ticket, at, fut))
+        if not self._flush_soon:
+            if self._flush is not None:
+                self._flush.cancel()
+            self._flush = self._loop.call_soon(self._send_joins)
+            self._flush_soon = True
         self._inflight += 1
         try:
             result = await fut
@@ -348,7 +407,17 @@ class Room:
         assert result.ticket is not None
         return self._ticket_status(result.ticket, at), result.created
 
+    def _use(self, challenge: str, expires: int, at: int) -> None:
+        """Spend a challenge: it is good for one join. Expired ones are forgotten when the table is full."""
+        used = self._used
+        if len(used) >= MAX_USED_CHALLENGES:
+            self._used = used = {c: exp for c, exp in used.items() if exp > at}
+            if len(used) >= MAX_USED_CHALLENGES:
+                raise RoomRefused("overloaded", "too many joins in the last minute; retry shortly")
+        used[challenge] = expires
+
     def _check_proof(self, challenge: str | None, nonce: str | None, at: int) -> int:
+        """When the challenge expires (0 without proof of work); :class:`RoomRefused` for a bad proof."""
         if not self._bits:
             if challenge is not None or nonce is not None:
                 raise InvalidRequest("challenge", "this room asks no proof of work; send only 'user'")
@@ -363,32 +432,56 @@ class Room:
             raise RoomRefused("invalid_proof", "the challenge was not issued by this room")
         if at >= expires:
             raise RoomRefused("invalid_proof", "the challenge has expired; get a new one")
+        if challenge in self._used:
+            raise RoomRefused("challenge_used", _REFUSALS["challenge_used"])
         if not proves_work(challenge, nonce, self._bits):
             raise RoomRefused("invalid_proof", f"the nonce does not give {self._bits} leading zero bits")
         return expires
 
     def _send_joins(self) -> None:
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush, self._flush_soon = None, False
         items, self._pending = self._pending, []
-        expiries, self._expiries = self._expiries, []
         if items and self._ref is not None:
-            self._ref.tell(JoinBatch(tuple(items), tuple(expiries)))
+            self._ref.tell(JoinBatch(tuple(items)))
 
     def ticket(self, ticket: str, user: str) -> TicketStatus:
-        """``ticket`` as its holder sees it now; this poll is its heartbeat. Anyone else: :class:`UnknownTicket`."""
-        view = self.board.tickets.get(ticket) if type(ticket) is str else None
-        if view is None or type(user) is not str or view.user != user:
+        """``ticket`` as its holder sees it now; this poll is its heartbeat. Anyone else: :class:`UnknownTicket`.
+
+        The hot path of a room: a dict lookup, the heartbeat in a dict, and
+        the status of the last poll again when nothing it shows has changed
+        (the same published views, the same units left).
+        """
+        if type(ticket) is not str:
+            raise UnknownTicket(str(ticket))
+        view = self.board.tickets.get(ticket) or self._provisional.get(ticket)
+        if view is None or view.user != user:
             raise UnknownTicket(ticket)
         at = self._clock()
         self._beats[ticket] = at
-        return self._ticket_status(view, at)
-
-    def _ticket_status(self, view: TicketView, at: int) -> TicketStatus:
+        remaining, closing = self.facts(at)
         room = self.board.room
+        hit = self._polled.get(ticket)
+        if hit is not None and hit[0] is view and hit[1] is room and hit[2] == remaining and hit[3] == closing:
+            return hit[4]
+        status = self._ticket_status(view, at, remaining, closing)
+        if len(self._polled) >= MAX_POLL_CACHE:
+            self._polled.clear()
+        self._polled[ticket] = (view, room, remaining, closing, status)
+        return status
+
+    def _ticket_status(
+        self, view: TicketView, at: int, remaining: int | None = None, closing: ClosedReason | None = None
+    ) -> TicketStatus:
+        room = self.board.room
+        if remaining is None:
+            remaining, closing = self.facts(at)
         state: str = view.state
         reason = view.closed_reason
         position, ahead, eta = view.position, view.ahead, None
         if state in ("pre_queue", "waiting"):
-            closing = room.closed_reason or self.closing(at)
+            closing = room.closed_reason or closing
             if closing is not None:  # closed now, even before the actor has heard
                 state, reason, position, ahead = "closed", closing, None, None
             elif ahead is not None:
@@ -405,7 +498,7 @@ class Room:
             position,
             ahead,
             eta,
-            self.remaining_units(at),
+            remaining,
             reason,
             view.admission_pass,
             view.pass_expires_at,
@@ -462,6 +555,12 @@ class Room:
         return unwatch
 
     def _changed(self, changed: tuple[str, ...]) -> None:
+        provisional = self._provisional
+        if provisional:  # these are on the board now
+            for ticket in changed:
+                view = provisional.pop(ticket, None)
+                if view is not None and self._provisional_user.get(view.user) == ticket:
+                    del self._provisional_user[view.user]
         watchers = self._watchers
         if not watchers:
             return
@@ -481,6 +580,27 @@ _REFUSALS = {
     "challenge_used": "this challenge was already used for a join; get a new one",
     "room_full": "the waiting room holds as many tickets as it can",
 }
+
+
+def random_ids(size: int = 16, batch: int = 1024) -> Callable[[], str]:
+    """Ticket ids of ``size`` CSPRNG bytes (base64url), drawn ``batch`` at a time.
+
+    One ``os.urandom`` call per id is a system call that releases the GIL on
+    the loop's hot path, which lets the actor threads take it; drawing a
+    batch at once costs one call per ``batch`` joins.
+    """
+    pool = b""
+    offset = 0
+
+    def next_id() -> str:
+        nonlocal pool, offset
+        if offset >= len(pool):
+            pool, offset = secrets.token_bytes(size * batch), 0
+        raw = pool[offset : offset + size]
+        offset += size
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+    return next_id
 
 
 def seeded_ids(seed: bytes) -> Callable[[], str]:

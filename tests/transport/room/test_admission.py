@@ -73,12 +73,15 @@ async def test_sold_out_closes_every_ticket(make_room: MakeRoom) -> None:
     engine = engine_of(client)
     await engine.room_tick()
     tickets = {u: (await join(client, u))[1]["ticket"] for u in ("a", "b", "c", "d", "e")}
+    await engine.room_tick()
     for user in ("a", "b"):
         _, t = await poll(client, tickets[user], user)
         assert t["state"] == "admitted"
         assert (await buy(client, user, t["pass"])).status == 200
     _, c = await poll(client, tickets["c"], "c")
     assert (c["state"], c["closed_reason"], c["remaining_units"]) == ("closed", "sold_out", 0)  # at once, on the loop
+    status, body = await join(client, "late")
+    assert (status, body["error"]) == (409, "room_closed")  # at once too, before the room has heard
     report = await engine.room_tick()
     assert report.closed == "sold_out"
     for user in ("c", "d", "e"):

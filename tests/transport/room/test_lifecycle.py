@@ -31,6 +31,7 @@ async def test_whole_lifecycle_on_virtual_time(make_room: MakeRoom) -> None:
         tickets[f"u{n}"] = body["ticket"]
     status, again = await join(client, "u0")
     assert (status, again["ticket"]) == (200, tickets["u0"])
+    await engine.room_tick()  # the room hears the time (every 0.1 s on a live server): the joins are placed
     room = await (await client.get("/v1/room")).json()
     assert (room["state"], room["commitment"], room["seed"], room["waiting"]) == ("pre_queue", commitment, None, 5)
     resp = await client.get("/v1/room/draw")
@@ -97,6 +98,7 @@ async def test_a_pass_is_for_its_buyer_only_and_until_it_expires(make_room: Make
     client = await make_room(clock=clock, pass_ttl=60.0)
     await engine_of(client).room_tick()
     _, body = await join(client, "alice")
+    await engine_of(client).room_tick()
     _, ticket = await poll(client, body["ticket"], "alice")
     good = ticket["pass"]
     resp = await buy(client, "alice", None)
@@ -131,6 +133,7 @@ async def test_a_pass_is_good_for_every_sku_and_limits_still_apply(make_room: Ma
     )
     await engine_of(client).room_tick()
     _, body = await join(client, "alice")
+    await engine_of(client).room_tick()
     _, ticket = await poll(client, body["ticket"], "alice")
     assert (await buy(client, "alice", ticket["pass"], "moutai-53")).status == 200
     assert (await buy(client, "alice", ticket["pass"], "tshirt")).status == 200
