@@ -223,12 +223,15 @@ async def ticket_events(request: web.Request) -> web.StreamResponse:
         await response.prepare(request)
         status: TicketStatus | None = first
         while status is not None:
-            await response.write(b"data: " + orjson.dumps(ticket_json(status)) + b"\n\n")
-            if status.state in _TERMINAL:
-                break
+            event = b"data: " + orjson.dumps(ticket_json(status)) + b"\n\n"
+            if status.state in _TERMINAL:  # the last event and the end of the stream in one write
+                await response.write_eof(event)
+                return response
+            await response.write(event)
             while not latest:
                 try:
-                    await asyncio.wait_for(changed.wait(), first.poll_after)
+                    async with asyncio.timeout(first.poll_after):
+                        await changed.wait()
                 except TimeoutError:
                     engine.ticket(name, user)  # the open stream is the ticket's heartbeat
                     await response.write(b": alive\n\n")

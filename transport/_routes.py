@@ -55,6 +55,8 @@ async def purchase(request: web.Request) -> web.Response:
         sku, user, qty, idempotency_key=key, client_ip=app[CLIENT_IP](request), request_id=request[REQUEST_ID]
     )
     result = outcome.result
+    if result == "reserved" and (room := engine.waiting_room) is not None:
+        room.nudge()  # the last unit? the room closes now, not at its next tick
     app[METRICS].purchases[result] += 1
     if result == "sale_not_open":
         view = engine.view(sku)

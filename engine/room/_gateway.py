@@ -197,6 +197,7 @@ class Room:
         self._watchers: dict[str, list[Callable[[TicketStatus | None], None]]] = {}
         self._listeners = 0
         self._ticker: asyncio.Task[None] | None = None
+        self._closing_told = False
         self.running = False
         """True from :meth:`start` until :meth:`stop` (an attribute: the poll path reads it on every request)."""
 
@@ -262,6 +263,12 @@ class Room:
         at = self._clock()
         beats, self._beats = self._beats, {}
         self._ref.tell(RoomTick(at, tuple(beats.items()), self.closing(at), reply))
+
+    def nudge(self) -> None:
+        """Stock just moved: if every SKU is now sold out or ended, tell the room at once (it closes)."""
+        if not self._closing_told and self._ref is not None and self.facts(self._clock())[1] is not None:
+            self._closing_told = True
+            self.send_tick(None)
 
     async def tick(self) -> RoomTickReport:
         """Deliver the time now and wait for what it decided (draw, admissions, expiries, closing)."""
@@ -565,11 +572,12 @@ class Room:
         if not watchers:
             return
         at = self._clock()
+        remaining, closing = self.facts(at)
         tickets = self.board.tickets
         for ticket in changed:
             fns = watchers.get(ticket)
             if fns:
-                status = self._ticket_status(tickets[ticket], at)
+                status = self._ticket_status(tickets[ticket], at, remaining, closing)
                 for fn in fns:
                     fn(status)
 
@@ -582,23 +590,23 @@ _REFUSALS = {
 }
 
 
-def random_ids(size: int = 16, batch: int = 1024) -> Callable[[], str]:
-    """Ticket ids of ``size`` CSPRNG bytes (base64url), drawn ``batch`` at a time.
+def random_ids(batch: int = 1024) -> Callable[[], str]:
+    """Ticket ids: 12 CSPRNG bytes (96 bits) each, as 16 base64url characters, drawn ``batch`` at a time.
 
     One ``os.urandom`` call per id is a system call that releases the GIL on
-    the loop's hot path, which lets the actor threads take it; drawing a
-    batch at once costs one call per ``batch`` joins.
+    the loop's hot path (and lets the actor threads take it); one call and
+    one encoding per ``batch`` ids costs a slice per join. 12 bytes encode to
+    exactly 16 characters, so the ids are slices of one encoded pool.
     """
-    pool = b""
+    pool = ""
     offset = 0
 
     def next_id() -> str:
         nonlocal pool, offset
         if offset >= len(pool):
-            pool, offset = secrets.token_bytes(size * batch), 0
-        raw = pool[offset : offset + size]
-        offset += size
-        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+            pool, offset = base64.urlsafe_b64encode(secrets.token_bytes(12 * batch)).decode("ascii"), 0
+        offset += 16
+        return pool[offset - 16 : offset]
 
     return next_id
 
