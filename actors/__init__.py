@@ -10,7 +10,8 @@ and on a shared :class:`StockLedger` (several processes, one sale) two::
 
 the waiting room's :class:`RoomActor` (pre-queue, draw, paced admission, in front of them all),
 plus the rate-limit buckets, the asyncio bridge that answers a batch with one loop wake-up, the
-message types, and the ports (Protocols) the actors need from the world.
+message types, the ports (Protocols) the actors need from the world, and the
+root of flashsale's exception tree (:mod:`actors._errors`, drawn there).
 Nothing here knows HTTP, files or configuration, and nothing reads a clock:
 time arrives in messages.
 """
@@ -19,7 +20,9 @@ from ._breaker import Breaker
 from ._bridge import LoopBridge
 from ._buckets import BucketSpec, LeakyBucket, TokenBucket
 from ._dedup import DedupActor
+from ._errors import FlashsaleError, LedgerError, LedgerRefused, StageFailed, StoreError, Unavailable
 from ._inventory import InventoryActor, SkuStock, reserved_outcome
+from ._keys import KeyGauges
 from ._ledger import LedgerInventoryActor, SharedLimiterActor
 from ._limiter import LimiterActor, LimiterGauges
 from ._messages import (
@@ -28,6 +31,7 @@ from ._messages import (
     DrainQueue,
     Flush,
     GetOrder,
+    KeysFinal,
     LimiterTick,
     Order,
     OrdersClosed,
@@ -35,7 +39,9 @@ from ._messages import (
     Outcome,
     Purchase,
     PurchaseBatch,
+    PurchasesWaiting,
     ReleaseHolds,
+    Reply,
     Restock,
     Result,
     ReturnUnits,
@@ -47,8 +53,8 @@ from ._messages import (
     WriteRestock,
     fast_new,
 )
-from ._pipeline import Pipeline, Stage, tell
-from ._ports import LedgerError, LedgerSku, OrderStore, Recovered, RestockRecord, SkuTotals, StockLedger, StoreError
+from ._pipeline import Pipeline, PurchaseQueue, Stage, tell
+from ._ports import LedgerSku, OrderStore, Recovered, RestockRecord, SkuTotals, StockLedger
 from ._room import RoomActor
 from ._room_messages import (
     Join,
@@ -70,15 +76,19 @@ __all__ = [
     "ChangeResult",
     "DedupActor",
     "DrainQueue",
+    "FlashsaleError",
     "Flush",
     "GetOrder",
     "InventoryActor",
     "Join",
     "JoinBatch",
     "JoinResult",
+    "KeyGauges",
+    "KeysFinal",
     "LeakyBucket",
     "LedgerError",
     "LedgerInventoryActor",
+    "LedgerRefused",
     "LedgerSku",
     "LimiterActor",
     "LimiterGauges",
@@ -93,8 +103,11 @@ __all__ = [
     "Pipeline",
     "Purchase",
     "PurchaseBatch",
+    "PurchaseQueue",
+    "PurchasesWaiting",
     "Recovered",
     "ReleaseHolds",
+    "Reply",
     "Restock",
     "RestockRecord",
     "Result",
@@ -112,11 +125,13 @@ __all__ = [
     "SkuTotals",
     "SkuView",
     "Stage",
+    "StageFailed",
     "StockLedger",
     "StoreError",
     "Tick",
     "TicketView",
     "TokenBucket",
+    "Unavailable",
     "WriteOrders",
     "WriteRestock",
     "WriterGauges",

@@ -9,38 +9,30 @@ back with :class:`Settled`).
 An ``Idempotency-Key`` is scoped to its user. The first request with a key
 is remembered with its body (SKU and quantity) while it is in flight; a
 duplicate that arrives meanwhile waits for the same answer instead of buying
-again. Final answers are replayed until ``key_ttl`` after the first request,
-by message time. Transient answers (``overloaded``, ``unavailable``) are not
-remembered, so a retry with the same key tries again. The table is bounded:
-when it is full of live keys, a new key is answered ``overloaded``. Keys are
-never forgotten early to make room: a forgotten key would let a retry buy a
-second time, which is worse than a fast 503.
+again. A key that reserved an order is replayed until the order is final
+(the writer reports :class:`KeysFinal`) or ``key_ttl`` after the first
+request, by message time, whichever comes first. Every other answer is
+forgotten once given: a refused purchase's retry is decided again (it can
+only buy if units came back), and transient answers (``overloaded``,
+``unavailable``) are retried anyway. The table (:class:`KeyTable`) is
+bounded per buyer, per client address and in all, so that a client that
+floods keys is refused alone (``rate_limited``) and never locks others out.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Any, assert_never
 
 from ._bridge import LoopBridge
-from ._messages import DedupMessage, Outcome, Purchase, PurchaseBatch, ReleaseHolds, Settled
+from ._keys import BUYER, FULL, Keyed, KeyGauges, KeyTable
+from ._messages import DedupMessage, KeysFinal, Outcome, Purchase, PurchaseBatch, ReleaseHolds, Settled
 from ._pipeline import Pipeline, Stage
 from ._ports import Recovered
 
-_TRANSIENT = frozenset({"overloaded", "unavailable"})
-
-
-class _Keyed:
-    """One idempotency key: the body it came with and its answer."""
-
-    __slots__ = ("expires_at", "outcome", "qty", "sku", "waiters")
-
-    def __init__(self, sku: str, qty: int, expires_at: int, outcome: Outcome | None = None) -> None:
-        self.sku = sku
-        self.qty = qty
-        self.outcome = outcome
-        self.waiters: list[Any] = []
-        self.expires_at = expires_at
+_REFUSED_KEY = {
+    BUYER: "this buyer has too many purchases with an Idempotency-Key still open; pay or cancel them first",
+    FULL: "too many purchases with an Idempotency-Key are open from this address",
+}
 
 
 class DedupActor(Stage):
@@ -55,19 +47,28 @@ class DedupActor(Stage):
         recovered: Recovered,
         key_ttl_us: int = 86_400_000_000,
         max_keys: int = 200_000,
+        max_keys_per_buyer: int = 16,
+        max_keys_per_ip: int = 1_000,
+        key_gauges: KeyGauges | None = None,
     ) -> None:
         super().__init__(pipeline, bridge)
         self._limits = {sku: lim for sku, lim in per_user_limit.items() if lim is not None}
         self._held: dict[tuple[str, str], int] = {k: v for k, v in recovered.per_user.items() if k[1] in self._limits}
         self._ttl = key_ttl_us
-        self._max_keys = max_keys
-        self._keys: OrderedDict[tuple[str, str], _Keyed] = OrderedDict()
+        self._keys = KeyTable(max_keys, max_keys_per_buyer, max_keys_per_ip, key_gauges)
         for (user, key), order in sorted(recovered.keyed.items(), key=lambda kv: kv[1].created_at):
-            self._keys[(user, key)] = _Keyed(
-                order.sku,
-                order.qty,
-                order.created_at + key_ttl_us,
-                Outcome("reserved", order.sku, order.qty, order.order_id, order.expires_at),
+            if order.status != "reserved":
+                continue  # final: nothing left to replay
+            self._keys.admit(
+                (user, key),
+                Keyed(
+                    order.sku,
+                    order.qty,
+                    None,
+                    order.created_at + key_ttl_us,
+                    Outcome("reserved", order.sku, order.qty, order.order_id, order.expires_at),
+                ),
+                bounded=False,
             )
 
     def handle(self, message: DedupMessage) -> None:
@@ -80,16 +81,20 @@ class DedupActor(Stage):
                 for user, sku, qty in items:
                     if sku in self._limits:
                         self._release(user, sku, qty)
+            case KeysFinal(items):
+                for k in items:
+                    self._keys.forget(k)
             case _:
                 assert_never(message)
 
     def _admit(self, items: tuple[Purchase, ...]) -> None:
         replies: list[tuple[Any, Outcome]] = []
         onward: list[Purchase] = []
-        if self._keys and items:
-            self._expire(items[0].at)
+        refused: list[tuple[str, str]] = []  # answered here: replayed within this batch, then forgotten
+        if len(self._keys) and items:
+            self._keys.expire(items[0].at)
         for p in items:
-            entry: _Keyed | None = None
+            entry: Keyed | None = None
             if p.idempotency_key is not None:
                 k = (p.user, p.idempotency_key)
                 known = self._keys.get(k)
@@ -101,12 +106,13 @@ class DedupActor(Stage):
                     else:
                         known.waiters.append(p.reply)
                     continue
-                if len(self._keys) >= self._max_keys:
-                    replies.append(
-                        (p.reply, Outcome("overloaded", p.sku, p.qty, detail="too many idempotency keys in flight"))
-                    )
+                entry = Keyed(p.sku, p.qty, p.client_ip, p.at + self._ttl)
+                why = self._keys.admit(k, entry)
+                if why is not None:
+                    detail = _REFUSED_KEY.get(why, _REFUSED_KEY[FULL])
+                    wait = KeyGauges.RETRY_AFTER
+                    replies.append((p.reply, Outcome("rate_limited", p.sku, p.qty, retry_after=wait, detail=detail)))
                     continue
-                entry = self._keys[k] = _Keyed(p.sku, p.qty, p.at + self._ttl)
             limit = self._limits.get(p.sku)
             if limit is not None:
                 hk = (p.user, p.sku)
@@ -121,9 +127,12 @@ class DedupActor(Stage):
                     replies.append((p.reply, outcome))
                     if entry is not None:
                         entry.outcome = outcome
+                        refused.append((p.user, p.idempotency_key))  # type: ignore[arg-type]  # keyed: entry is set
                     continue
                 self._held[hk] = held + p.qty
             onward.append(p)
+        for k in refused:  # a refusal is not replayed later: a retry is decided again
+            self._keys.forget(k)
         if onward:
             self._pipeline.to_inventory(onward)
         self._bridge.resolve(replies)
@@ -141,10 +150,10 @@ class DedupActor(Stage):
                 continue
             replies.extend((w, outcome) for w in entry.waiters)
             entry.waiters.clear()
-            if outcome.result in _TRANSIENT:
-                del self._keys[k]
-            else:
+            if outcome.result == "reserved":
                 entry.outcome = outcome
+            else:  # refused or transient: a retry is decided again
+                self._keys.forget(k)
         self._bridge.resolve(replies)
 
     def _release(self, user: str, sku: str, qty: int) -> None:
@@ -154,17 +163,8 @@ class DedupActor(Stage):
         else:
             self._held.pop((user, sku), None)
 
-    def _expire(self, at: int) -> None:
-        """Forget settled keys whose replay window has passed."""
-        keys = self._keys
-        while keys:
-            k, entry = next(iter(keys.items()))
-            if entry.expires_at > at or entry.outcome is None:
-                return
-            del keys[k]
 
-
-def _reused(p: Purchase, known: _Keyed) -> Outcome:
+def _reused(p: Purchase, known: Keyed) -> Outcome:
     return Outcome(
         "idempotency_key_reused",
         p.sku,

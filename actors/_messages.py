@@ -58,6 +58,8 @@ class Reply(Protocol):
 
     def set_result(self, result: Any, /) -> None: ...
 
+    def set_exception(self, exception: BaseException, /) -> None: ...
+
 
 class Outcome(NamedTuple):
     """The answer to one purchase: a value, never an exception.
@@ -146,6 +148,15 @@ class PurchaseBatch:
 
 
 @dataclass(frozen=True, slots=True)
+class PurchasesWaiting:
+    """Wake-up: purchases wait in the receiver's :class:`actors.PurchaseQueue`; take them all, in order.
+
+    Sent to a stage that merges queued batches into one call (the ledger
+    stages) instead of a :class:`PurchaseBatch`, when its queue was empty.
+    """
+
+
+@dataclass(frozen=True, slots=True)
 class LimiterTick:
     """Time has reached ``at``: release the queued purchases whose turn has come.
 
@@ -193,7 +204,17 @@ class ReleaseHolds:
     items: tuple[tuple[str, str, int], ...]
 
 
-DedupMessage: TypeAlias = PurchaseBatch | Settled | ReleaseHolds
+@dataclass(frozen=True, slots=True)
+class KeysFinal:
+    """Orders that became final (paid, cancelled, expired): their idempotency keys no longer matter.
+
+    ``items`` are ``(user, idempotency_key)``.
+    """
+
+    items: tuple[tuple[str, str], ...]
+
+
+DedupMessage: TypeAlias = PurchaseBatch | Settled | ReleaseHolds | KeysFinal
 
 # --- inventory ---------------------------------------------------------------
 
@@ -202,14 +223,14 @@ DedupMessage: TypeAlias = PurchaseBatch | Settled | ReleaseHolds
 class Restock:
     """Add ``qty`` units to ``sku``; ``reply`` resolves to the new view.
 
-    On a shared ledger, to the :class:`actors.LedgerError` instead when the
-    ledger failed (as a value: the bridge only sets results).
+    On a shared ledger it fails with :class:`actors.LedgerError` when the
+    ledger failed.
     """
 
     sku: str
     qty: int
     at: int
-    reply: asyncio.Future[SkuView | Exception]
+    reply: asyncio.Future[SkuView]
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,19 +278,20 @@ class WriteRestock:
     qty: int
     at: int
     view: SkuView
-    reply: asyncio.Future[SkuView | Exception]
+    reply: asyncio.Future[SkuView]
 
 
 @dataclass(frozen=True, slots=True)
 class GetOrder:
     """Look up one order, pending or committed.
 
-    ``reply`` resolves to the order, ``None``, or the store's exception
-    (as a value: the bridge only sets results).
+    ``reply`` resolves to the order or ``None``; it fails with
+    :class:`actors.StoreError` or :class:`actors.LedgerError` when the
+    lookup failed.
     """
 
     order_id: str
-    reply: asyncio.Future[Order | Exception | None]
+    reply: asyncio.Future[Order | None]
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,8 @@ first message is sent. After that it is only read.
 from __future__ import annotations
 
 import logging
+import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import fields, is_dataclass
 from typing import Any, ClassVar
@@ -18,7 +20,8 @@ from typing import Any, ClassVar
 import pykka
 
 from ._bridge import LoopBridge
-from ._messages import Outcome, Purchase, PurchaseBatch, Settled
+from ._errors import StageFailed
+from ._messages import Outcome, Purchase, PurchaseBatch, PurchasesWaiting, Settled
 
 log = logging.getLogger("flashsale.actors")
 
@@ -45,6 +48,8 @@ class Pipeline:
     inventory_of: dict[str, pykka.ActorRef[Any]]
     dedup_skus: frozenset[str]
     ledger: bool
+    queues: dict[pykka.ActorRef[Any], PurchaseQueue]
+    """Stages that take purchases from a :class:`PurchaseQueue` (they register themselves when made)."""
 
     def __init__(self) -> None:
         self.limiter = None
@@ -52,6 +57,7 @@ class Pipeline:
         self.inventory_of = {}
         self.dedup_skus = frozenset()
         self.ledger = False
+        self.queues = {}
 
     def admit(self, items: tuple[Purchase, ...]) -> None:
         """Send a batch in at the front: the limiter, or the stages after it."""
@@ -59,6 +65,14 @@ class Pipeline:
             tell(self.limiter, PurchaseBatch(items))
         else:
             self.after_limiter(items)
+
+    def deliver(self, ref: pykka.ActorRef[Any], items: Sequence[Purchase]) -> None:
+        """Hand ``items`` to the stage ``ref``: into its queue (waking it if needed), or as one batch message."""
+        queue = self.queues.get(ref)
+        if queue is None:
+            tell(ref, PurchaseBatch(tuple(items)))
+        elif queue.put(items):
+            tell(ref, _WAKE)
 
     def after_limiter(self, items: Sequence[Purchase]) -> None:
         """Send purchases on to dedup where it has work, else to their inventory owner.
@@ -72,7 +86,7 @@ class Pipeline:
         if not items:
             return
         if self.shared_limiter is not None:
-            tell(self.shared_limiter, PurchaseBatch(tuple(items)))
+            self.deliver(self.shared_limiter, items)
             return
         skus = self.dedup_skus
         if self.ledger or (not skus and all(p.idempotency_key is None for p in items)):
@@ -92,13 +106,61 @@ class Pipeline:
         owners = self.inventory_of
         first = owners[items[0].sku]
         if all(owners[p.sku] is first for p in items):
-            tell(first, PurchaseBatch(tuple(items)))
+            self.deliver(first, items)
             return
         grouped: dict[pykka.ActorRef[Any], list[Purchase]] = {}
         for p in items:
             grouped.setdefault(owners[p.sku], []).append(p)
         for ref, batch in grouped.items():
-            tell(ref, PurchaseBatch(tuple(batch)))
+            self.deliver(ref, batch)
+
+
+_WAKE = PurchasesWaiting()
+
+
+class PurchaseQueue:
+    r"""Purchases waiting for one stage, taken many at a time: a thread-safe FIFO.
+
+    A stage whose work is a round trip (a ledger call) gains from deciding
+    every purchase that arrived while the previous call was in flight in the
+    next one. Senders :meth:`put` purchases here and wake the stage with one
+    :class:`PurchasesWaiting` only when the queue was empty; the stage
+    :meth:`take`\ s up to its limit per message and, when more are left,
+    wakes itself. So a purchase is never left without a wake-up behind it,
+    and purchases keep their arrival order. A request the stage receives as
+    a message (restock, pay, tick) may be handled after purchases put later;
+    it is answered only once applied, so no caller that heard its answer
+    sees a purchase decided before it.
+
+    Bounded by the gateway: everything in it is in flight, and the gateway
+    refuses purchases beyond ``limits.max_inflight``.
+    """
+
+    __slots__ = ("_items", "_lock")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: deque[Purchase] = deque()
+
+    def put(self, items: Sequence[Purchase]) -> bool:
+        """Add ``items`` at the back; True when the queue was empty (the caller then wakes the stage)."""
+        with self._lock:
+            was_empty = not self._items
+            self._items.extend(items)
+        return was_empty
+
+    def take(self, limit: int) -> tuple[tuple[Purchase, ...], bool]:
+        """Up to ``limit`` purchases from the front, and whether more are left."""
+        with self._lock:
+            items = self._items
+            if len(items) <= limit:
+                taken = tuple(items)
+                items.clear()
+                return taken, False
+            return tuple(items.popleft() for _ in range(limit)), True
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 def tell(ref: pykka.ActorRef[Any], message: object) -> bool:
@@ -134,10 +196,6 @@ def _purchases_in(message: object) -> list[Purchase]:
     return found
 
 
-class StageFailed(Exception):
-    """The answer to a request whose handler raised: the stage logged it and went on."""
-
-
 class Stage(pykka.ThreadingActor):
     """Base of the four actors: a failed message fails its buyers, not the actor.
 
@@ -156,6 +214,8 @@ class Stage(pykka.ThreadingActor):
         super().__init__()
         self._pipeline = pipeline
         self._bridge = bridge
+        self._in_hand: tuple[Purchase, ...] = ()
+        """Purchases taken from a :class:`PurchaseQueue` for the message being handled."""
 
     def on_receive(self, message: Any) -> None:
         try:
@@ -164,19 +224,31 @@ class Stage(pykka.ThreadingActor):
             log.exception("actor failed on a message", extra={"actor": type(self).__name__})
             failed = [
                 (p, Outcome("unavailable", p.sku, p.qty, detail="internal error; try again"))
-                for p in _purchases_in(message)
+                for p in (*_purchases_in(message), *self._in_hand)
             ]
             # Dedup hears first: a retry, sent once the buyer has this answer, then
             # reaches dedup's mailbox behind the release (mailboxes are FIFO).
             if failed and self.reports_to_dedup:
                 tell(self._pipeline.dedup, Settled(tuple(failed)))
             replies: list[tuple[Any, Any]] = [(p.reply, outcome) for p, outcome in failed]
-            # A request that waits for an answer (pay, cancel, order lookup, restock, flush, tick) gets the
-            # failure as its answer instead of waiting forever; the gateway turns it into ``Unavailable``.
+            # A request that waits for an answer (pay, cancel, order lookup, restock, flush, tick) is
+            # failed with StageFailed (an Unavailable) instead of waiting forever.
             reply = getattr(message, "reply", None)
-            if reply is not None:
-                replies.append((reply, StageFailed(f"{type(self).__name__} failed on {type(message).__name__}")))
-            self._bridge.resolve(replies)
+            exc = StageFailed(f"{type(self).__name__} failed on {type(message).__name__}")
+            self._bridge.resolve(replies, [(reply, exc)] if reply is not None else None)
+        finally:
+            self._in_hand = ()
+
+    def take_queued(self, queue: PurchaseQueue, limit: int) -> tuple[Purchase, ...]:
+        """Take up to ``limit`` purchases from this stage's ``queue``; wake itself again if more are left.
+
+        Until the message is handled, a failure answers them ``unavailable`` like the message's own.
+        """
+        items, more = queue.take(limit)
+        if more:
+            self.actor_ref.tell(_WAKE)
+        self._in_hand = items
+        return items
 
     handle: Callable[[Any], None]
     """The stage's own dispatch; every subclass defines it."""

@@ -1,6 +1,7 @@
 """Ports: what the actors need from the world, as Protocols.
 
-Adapters live in ``engine``. An :class:`OrderStore`'s methods are called
+Adapters live in ``engine``. Their failures are :class:`StoreError` and
+:class:`LedgerError` (:mod:`actors._errors`). An :class:`OrderStore`'s methods are called
 from the order-writer actor's thread only, one call at a time, so it may hold
 a connection that is not thread-safe. A :class:`StockLedger` is shared by
 several actor threads (``backend = "redis"``) and must be thread-safe.
@@ -52,10 +53,6 @@ class Recovered:
     keyed: dict[tuple[str, str], Order] = field(default_factory=dict)
 
 
-class StoreError(Exception):
-    """The store could not do what was asked; nothing of the call was kept."""
-
-
 class OrderStore(Protocol):
     """Durable home of orders and restocks."""
 
@@ -95,14 +92,6 @@ class OrderStore(Protocol):
     def close(self) -> None:
         """Release the store's resources; safe to call twice."""
         ...
-
-
-class LedgerError(Exception):
-    """The ledger failed or did not answer in time.
-
-    For a call that changes state, its effect is unknown: it may have been
-    applied before the answer was lost.
-    """
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,12 +25,14 @@ import logging
 from typing import Any, assert_never
 
 from ._bridge import Countdown, LoopBridge
+from ._errors import StageFailed, Unavailable
 from ._inventory import reserved_outcome
 from ._messages import (
     ChangeOrder,
     ChangeResult,
     Flush,
     GetOrder,
+    KeysFinal,
     Order,
     OrdersClosed,
     OrderStatus,
@@ -110,9 +112,12 @@ class OrderWriterActor(Stage):
                 if self.actor_inbox.empty():
                     self._commit()
                 try:
-                    found: Order | Exception | None = self._get(order_id)
-                except Exception as exc:  # any failure goes back as a value: the caller must not wait forever
-                    found = exc
+                    found = self._get(order_id)
+                except Exception as exc:  # the caller must not wait forever: its reply fails
+                    failure = exc if isinstance(exc, Unavailable) else StageFailed(f"order lookup failed: {exc!r}")
+                    failure.__cause__ = exc if failure is not exc else None
+                    self._bridge.fail(reply, failure)
+                    return
                 self._bridge.resolve([(reply, found)])
                 return
             case Flush(reply):
@@ -203,6 +208,9 @@ class OrderWriterActor(Stage):
         """
         if status != "paid":
             tell(self._pipeline.dedup, ReleaseHolds(tuple((o.user, o.sku, o.qty) for o in orders)))
+        keyed = tuple((o.user, o.idempotency_key) for o in orders if o.idempotency_key is not None)
+        if keyed:  # a final order's key has nothing left to answer: the dedup table forgets it
+            tell(self._pipeline.dedup, KeysFinal(keyed))
         owners: dict[Any, list[Order]] = {}
         for o in orders:
             owners.setdefault(self._pipeline.inventory_of[o.sku], []).append(o)

@@ -1,39 +1,30 @@
-"""Load generators for the HTTP benchmark: wrk when installed, else aiohttp.
+"""Load for the HTTP benchmark: wrk when installed (the reference), else ``flashsale load``.
 
 Both send ``POST /v1/purchase`` with ``{"sku", "user", "qty": 1}`` bodies,
-each request from a new user (a counter), over a fixed number of keep-alive
-connections for a fixed duration, to 127.0.0.1 only, and return a
+each request from a new user, to 127.0.0.1 only, and return a
 :class:`LoadResult`: responses per status, socket errors, p50/p99 latency.
 
 - :func:`run_wrk` drives ``wrk`` with a Lua script (counter per wrk thread,
-  status counts in ``response()``, one JSON line printed by ``done()``).
-- :func:`run_builtin` runs this file as a separate process: an aiohttp
-  ``ClientSession`` on uvloop whose ``TCPConnector`` limit is the connection
-  count, one worker task per connection, latencies measured per request.
-
-Run alone: ``python bench/load.py --port 8081 --sku hot --duration 5``.
+  status counts in ``response()``, one JSON line printed by ``done()``):
+  closed loop over a fixed number of keep-alive connections.
+- :func:`run_builtin` runs ``flashsale load`` (the product's own buyer
+  simulator, open loop at a fixed rate) in its own process and reads its
+  ``--json`` figures.
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import json
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-
-import aiohttp
-import orjson
-import uvloop
+from typing import Any
 
 PATH = "/v1/purchase"
-MAX_REQUESTS = 3_000_000  # per run, over all connections: bounds memory and time
 GRACE_S = 30.0  # how much longer than its duration a load run may take before it is killed
 
 WRK_SCRIPT = r"""
@@ -155,93 +146,60 @@ def _parse_wrk(out: str) -> LoadResult:
     )
 
 
-# -- built-in generator (runs in its own process) -------------------------------
+# -- flashsale load (open loop, its own process) --------------------------------
+
+BUILTIN_RATE = 5000.0  # arrivals per second asked of `flashsale load` when wrk is missing
 
 
-def run_builtin(port: int, sku: str, prefix: str, connections: int, seconds: int) -> LoadResult:
-    """Run this module as a separate process and read its JSON result."""
-    cmd = [sys.executable, str(Path(__file__).resolve())]
-    cmd += ["--port", str(port), "--sku", sku, "--prefix", prefix]
-    cmd += ["--connections", str(connections), "--duration", str(seconds)]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + GRACE_S, check=True).stdout
-    data = json.loads(out)
-    data["status"] = {int(k): v for k, v in data["status"].items()}
-    data.pop("rps", None)
-    return LoadResult(**data)
+def run_builtin(
+    port: int, sku: str, prefix: str, connections: int, seconds: int, *, rate: float = BUILTIN_RATE, procs: int = 1
+) -> LoadResult:
+    """``flashsale load`` against 127.0.0.1:``port``: ``rate`` new buyers a second for ``seconds``, open loop.
+
+    Unlike wrk (closed loop: each connection sends its next request when the
+    last is answered) the schedule does not wait for answers, so its p50/p99
+    are from the scheduled send time: a server slower than ``rate`` shows as
+    latency. The run's verdict is not this benchmark's business (the bare
+    server has no SKU or order routes): the figures come from ``--json``.
+    """
+    return parse_load_json(run_flashsale_load(port, sku, prefix, connections, seconds, rate=rate, procs=procs))
 
 
-@dataclass
-class _Tally:
-    latencies: list[float] = field(default_factory=list)
-    status: Counter[int] = field(default_factory=Counter)
-    socket_errors: int = 0
+def run_flashsale_load(
+    port: int, sku: str, prefix: str, connections: int, seconds: float, *, rate: float, procs: int = 1,
+    timeout: float = 5.0,
+) -> dict[str, Any]:
+    """One ``flashsale load`` run against 127.0.0.1:``port``; its ``--json`` figures."""
+    with tempfile.TemporaryDirectory(prefix="flashsale-bench-load-") as tmp:
+        out = Path(tmp) / "load.json"
+        cmd = [str(Path(sys.executable).parent / "flashsale"), "load", f"http://127.0.0.1:{port}", "--no-live"]
+        cmd += ["--sku", sku, "--rate", str(rate), "--duration", str(seconds), "--user-prefix", f"{prefix}-"]
+        cmd += ["--connections", str(connections), "--procs", str(procs), "--retries", "0"]
+        cmd += ["--feed", "off", "--room", "off", "--audit-orders", "1000", "--timeout", str(timeout)]
+        cmd += ["--json", str(out)]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + GRACE_S + 60, check=False)
+        if done.returncode not in (0, 99) or not out.exists():  # 99: a breached verdict, still a measured run
+            raise RuntimeError(f"flashsale load exited {done.returncode}:\n{done.stderr[-2000:]}")
+        data: dict[str, Any] = json.loads(out.read_text())
+        return data
 
 
-async def _worker(
-    session: aiohttp.ClientSession, url: str, body_head: bytes, *, deadline: float, budget: int, tally: _Tally
-) -> None:
-    headers = {"Content-Type": "application/json"}
-    clock = time.perf_counter
-    for n in range(budget):
-        if clock() >= deadline:
-            return
-        body = body_head + str(n).encode() + b'"}'
-        start = clock()
-        try:
-            async with session.post(url, data=body, headers=headers) as resp:
-                await resp.read()
-                status = resp.status
-        except (aiohttp.ClientError, TimeoutError):
-            tally.socket_errors += 1
-            continue
-        tally.latencies.append(clock() - start)
-        tally.status[status] += 1
-
-
-def _percentile(sorted_values: list[float], q: float) -> float:
-    if not sorted_values:
-        return 0.0
-    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
-
-
-async def _generate(port: int, sku: str, prefix: str, connections: int, seconds: float) -> LoadResult:
-    url = f"http://127.0.0.1:{port}{PATH}"
-    tally = _Tally()
-    connector = aiohttp.TCPConnector(limit=connections)
-    timeout = aiohttp.ClientTimeout(total=5.0)
-    budget = MAX_REQUESTS // connections
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        start = time.perf_counter()
-        deadline = start + seconds
-        common = orjson.dumps({"sku": sku, "qty": 1})[:-1]  # '{"sku":...,"qty":1' then the user per request
-        heads = [common + f',"user":"{prefix}-{w}-'.encode() for w in range(connections)]
-        workers = (_worker(session, url, head, deadline=deadline, budget=budget, tally=tally) for head in heads)
-        await asyncio.gather(*workers)
-        elapsed = time.perf_counter() - start
-    lat = sorted(tally.latencies)
+def parse_load_json(data: dict[str, Any]) -> LoadResult:
+    """A ``flashsale load --json`` file as a :class:`LoadResult` (the purchase phase)."""
+    phase = data["phases"]["purchase"]
+    status: Counter[int] = Counter()
+    lost = 0
+    for key, n in phase["status"].items():
+        if key == "lost":
+            lost += n
+        else:
+            status[int(key.split()[0])] += n
     return LoadResult(
-        tool="aiohttp",
-        seconds=elapsed,
-        responses=len(lat),
-        p50_ms=_percentile(lat, 0.50) * 1000,
-        p99_ms=_percentile(lat, 0.99) * 1000,
-        status=dict(tally.status),
-        socket_errors=tally.socket_errors,
+        tool="flashsale load",
+        seconds=float(data["seconds"]),
+        responses=int(phase["count"]) - lost,
+        p50_ms=float(phase["p50_ms"]),
+        p99_ms=float(phase["p99_ms"]),
+        status=dict(status),
+        socket_errors=lost,
     )
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description="Built-in load generator: POST /v1/purchase on 127.0.0.1.")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--sku", default="hot")
-    parser.add_argument("--prefix", default="u", help="user id prefix (users are <prefix>-<connection>-<n>)")
-    parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds")
-    args = parser.parse_args()
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        result = runner.run(_generate(args.port, args.sku, args.prefix, args.connections, args.duration))
-    print(json.dumps(result.as_dict()))
-
-
-if __name__ == "__main__":
-    main()

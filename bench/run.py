@@ -5,7 +5,7 @@
 (bare, flashsale, bare, flashsale, ... for ``--rounds`` rounds), each on a
 fresh port and, for flashsale, a fresh config and SQLite file. Each gets a
 short warm-up, then a fixed-duration run of the same load (wrk when on PATH,
-else bench/load.py's aiohttp generator) over 64 keep-alive connections to
+else ``flashsale load`` at a fixed rate) over 64 keep-alive connections to
 127.0.0.1. Readiness is polled on ``GET /healthz``; every server is stopped
 in a ``finally``. Scenarios:
 
@@ -27,6 +27,11 @@ in the store; its own options, see ``bench/recovery.py --help``). Not part of
 
 ``replay [options]``: bench/replay.py (virtual-time replay of the Moutai rush
 in decisions/s; see ``bench/replay.py --help``). Not part of ``all``.
+
+``loadgen [options]``: bench/loadgen.py (``flashsale load`` itself: its
+request rate against wrk's on the bare server, ``--procs 2``, and how close
+its schedule keeps to the rate asked; see ``bench/run.py loadgen --help``).
+Not part of ``all``.
 
 ``redis [options]``: bench/redis_bench.py (the redis backend against the
 usual ``SET NX`` + ``EVALSHA`` endpoint, bench/redis_ref.py, on a spawned
@@ -403,7 +408,9 @@ def format_sqlite_checks(runs: list[Run], connections: int) -> str:
 
 def print_http(runs: list[Run], args: argparse.Namespace) -> list[Summary]:
     summaries = summarize(runs)
-    tool = f"wrk ({args.wrk_threads} thread)" if args.load == "wrk" else "built-in aiohttp generator (bench/load.py)"
+    tool = f"wrk ({args.wrk_threads} thread)"
+    if args.load != "wrk":
+        tool = f"flashsale load (open loop, {load.BUILTIN_RATE:,.0f}/s)"
     print()
     print(
         f"HTTP benchmark: {args.connections} connections, {args.duration} s per run after {args.warmup} s warm-up, "
@@ -417,8 +424,8 @@ def print_http(runs: list[Run], args: argparse.Namespace) -> list[Summary]:
     )
     if args.load == "builtin":
         print(
-            "note: the built-in generator shares the CPUs with the server and is often the bottleneck; "
-            "a ratio near 1 may mean the generator, not the server, set the pace"
+            "note: flashsale load runs open loop at a fixed rate and shares the CPUs with the server; a ratio "
+            "near 1 may mean both kept the rate asked: wrk (closed loop) is the reference for ratios"
         )
     print()
     print(
@@ -515,6 +522,10 @@ def main(argv: list[str] | None = None) -> int:
         return replay.main(argv[1:])
     if argv[:1] == ["redis"]:
         return redis_bench.main(argv[1:])
+    if argv[:1] == ["loadgen"]:
+        import loadgen  # noqa: PLC0415 - its own benchmark, with its own options
+
+        return loadgen.main(argv[1:])
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     m = machine_info(args)

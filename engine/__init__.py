@@ -26,6 +26,7 @@ from ._errors import (
 from ._sync import SyncSaleEngine
 from .config import (
     Config,
+    ConnectionsConfig,
     LimitsConfig,
     PostgresConfig,
     RedisConfig,
@@ -50,6 +51,7 @@ __all__ = [
     "Clock",
     "Config",
     "ConfigError",
+    "ConnectionsConfig",
     "EngineClosed",
     "FlashsaleError",
     "InvalidRequest",

@@ -51,3 +51,12 @@ def from_datetime(value: datetime) -> int:
         value = value.replace(tzinfo=UTC)
     delta = value - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def no_offset(value: datetime | str) -> str:
+    """Why a date-time without a UTC offset is refused, with the two ways to write it."""
+    text = value.isoformat() if isinstance(value, datetime) else value
+    return (
+        f"{text} has no UTC offset, so it could be any time zone's; write {text}Z for UTC,"
+        f" or add the offset of the time zone you mean, such as {text}+08:00"
+    )

@@ -1,8 +1,9 @@
-"""The engine's exceptions.
+"""The engine's exceptions, on the tree rooted in :mod:`flashsale.actors._errors`.
 
 Purchase outcomes (sold out, limit reached, rate limited …) are values
-(:class:`actors.Outcome`), never exceptions: they are the common case. These
-are for calls that cannot be answered at all::
+(:class:`flashsale.actors.Outcome`), never exceptions: they are the common
+case. These are for calls that cannot be answered at all. The whole tree
+(``actors`` holds the root and the failures below :class:`Unavailable`)::
 
     FlashsaleError
     ├── InvalidRequest (ValueError)    the arguments are wrong; nothing changed
@@ -12,18 +13,30 @@ are for calls that cannot be answered at all::
     │                                  be paid or cancelled
     ├── ConfigError (ValueError)       a configuration file or value is wrong
     ├── ScenarioError (ValueError)     a scenario file is wrong; the message names the place
-    ├── Unavailable                    the store cannot answer now: something broke it
+    ├── Unavailable                    something broke it: nothing was decided; retry later
+    │   ├── StoreError                 the order store failed
+    │   ├── LedgerError                the shared ledger failed or did not answer
+    │   │   └── LedgerRefused          its breaker is open: the call was not made
+    │   └── StageFailed                an actor's handler raised on this request
     └── EngineClosed (RuntimeError)    the engine is not running: you closed it
                                        (or never started it)
 """
 
 from __future__ import annotations
 
-from flashsale.actors import Order
+from flashsale.actors import FlashsaleError, Order, Unavailable
 
-
-class FlashsaleError(Exception):
-    """Base of every flashsale exception."""
+__all__ = [
+    "ConfigError",
+    "EngineClosed",
+    "FlashsaleError",
+    "InvalidRequest",
+    "ScenarioError",
+    "TransitionRefused",
+    "Unavailable",
+    "UnknownOrder",
+    "UnknownSku",
+]
 
 
 class InvalidRequest(FlashsaleError, ValueError):
@@ -71,10 +84,6 @@ class ConfigError(FlashsaleError, ValueError):
 
 class ScenarioError(FlashsaleError, ValueError):
     """A scenario file is malformed; the message names the file, the place and the problem."""
-
-
-class Unavailable(FlashsaleError):
-    """The order store could not answer; try again later."""
 
 
 class EngineClosed(FlashsaleError, RuntimeError):

@@ -28,7 +28,8 @@ def test_wheel_installs_one_top_level_name(tmp_path: Path) -> None:
     assert {t for t in tops if not t.endswith(".dist-info")} == {"flashsale"}
     for module in ("__init__.py", "_engine.py", "py.typed", "actors/__init__.py", "transport/__init__.py",
                    "redis/__init__.py", "scenario/__init__.py", "stores/__init__.py", "config/__init__.py",
-                   "testing/__init__.py"):  # fmt: skip
+                   "testing/__init__.py", "transport/static/dashboard/dashboard.js",
+                   "transport/static/dashboard/dashboard.html", "transport/static/dashboard/logo.svg"):  # fmt: skip
         assert f"flashsale/{module}" in names
     requires = metadata.get_all("Requires-Dist") or []
     plain = [r for r in requires if "extra ==" not in r]

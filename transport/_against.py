@@ -19,23 +19,29 @@ whatever the timing:
 Restock and expire events are skipped (the HTTP API has no restock; a
 server delivers its own time) and counted as skipped. An event's ``ip`` goes
 out as ``X-Forwarded-For``.
+
+This is a mode of ``flashsale load`` (``flashsale.transport.load``): the same
+sender (open-loop schedule, one keep-alive pool, idempotency keys, tenacity
+retries as each event's retry policy says) and the same audit; only the
+report keeps its own shape.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
+import secrets
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
+from flashsale import Scenario
 
-from flashsale import Scenario, TrafficEvent
+from .load._audit import audit
+from .load._identity import Identity
+from .load._retry import Backoff
+from .load._sender import Settings, send_all
 
 US = 1_000_000
-
-_TIMEOUT = aiohttp.ClientTimeout(total=30)
+GRACE_S = 60.0  # how long after the last event answers and follow-ups may take
 
 
 @dataclass
@@ -46,7 +52,8 @@ class AgainstReport:
     scenario: str
     answers: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
-    failed_requests: list[str] = field(default_factory=list)
+    failed_requests: list[str] = field(default_factory=list)  # the first few
+    no_answer: int = 0  # requests without an answer, all of them
     server_errors: int = 0
     max_lag: float = 0.0
     wall_seconds: float = 0.0
@@ -62,7 +69,7 @@ class AgainstReport:
             "scenario": self.scenario,
             "answers": dict(sorted(self.answers.items())),
             "skipped": dict(self.skipped),
-            "failed_requests": len(self.failed_requests),
+            "failed_requests": self.no_answer,
             "server_errors": self.server_errors,
             "max_lag_seconds": round(self.max_lag, 6),
             "wall_seconds": round(self.wall_seconds, 6),
@@ -82,150 +89,53 @@ class AgainstReport:
         return "\n".join(lines)
 
 
-class _Sender:
-    def __init__(self, scenario: Scenario, url: str, session: aiohttp.ClientSession, concurrency: int) -> None:
-        self.scenario = scenario
-        self.url = url
-        self.session = session
-        self.slots = asyncio.Semaphore(concurrency)
-        self.report = AgainstReport(url, scenario.name)
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.orders: dict[str, tuple[str, str, int]] = {}  # order id -> (user, sku, qty) from 200 answers
-        self.closed: set[str] = set()
-        self.t0 = 0.0
-
-    def spawn(self, at: float, event: TrafficEvent, attempt: int) -> None:
-        task = asyncio.get_running_loop().create_task(self.send_at(at, event, attempt))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
-    async def send_at(self, at: float, event: TrafficEvent, attempt: int) -> None:
-        loop = asyncio.get_running_loop()
-        delay = self.t0 + at - loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)  # real time is the point here: the scenario says when
-        async with self.slots:
-            self.report.max_lag = max(self.report.max_lag, loop.time() - self.t0 - at)
-            try:
-                if event.op == "purchase":
-                    await self.purchase(event, attempt)
-                else:
-                    await self.change(event)
-            except (aiohttp.ClientError, TimeoutError, ValueError, KeyError) as exc:  # no answer we can read
-                self.report.failed_requests.append(f"{event.op} {event.user or event.order}: {_say(exc)}")
-
-    async def purchase(self, e: TrafficEvent, attempt: int) -> None:
-        headers = {}
-        if e.key is not None:
-            headers["Idempotency-Key"] = e.key
-        if e.ip is not None:
-            headers["X-Forwarded-For"] = e.ip
-        body = {"sku": e.sku, "user": e.user, "qty": e.qty}
-        async with self.session.post(f"{self.url}/v1/purchase", json=body, headers=headers) as resp:
-            data = await resp.json(content_type=None)
-            status = resp.status
-        self.report.server_errors += status >= 500
-        result = data.get("result") or data.get("error", "?")
-        self.report.answers[f"{status} {result}"] += 1
-        now = asyncio.get_running_loop().time() - self.t0
-        if status == 200:
-            order_id = data["order_id"]
-            assert e.user is not None
-            assert e.sku is not None
-            self.orders[order_id] = (e.user, e.sku, e.qty)
-            if e.then is not None:
-                self.spawn(now + e.then.after_us / US, TrafficEvent(0, e.then.op, order=order_id, source=e.source), 0)
-        elif e.retry is not None and attempt < e.retry.max and result in e.retry.on:
-            self.spawn(now + e.retry.delay_us(attempt + 1, data.get("retry_after")) / US, e, attempt + 1)
-
-    async def change(self, e: TrafficEvent) -> None:
-        if e.op in ("restock", "expire"):
-            self.report.skipped[e.op] += 1
-            return
-        order_id = e.order or next(
-            (o for o, (u, s, _) in self.orders.items() if u == e.user and s == e.sku and o not in self.closed), None
-        )
-        if order_id is None:
-            self.report.answers[f"{e.op} no_reservation"] += 1
-            return
-        async with self.session.post(f"{self.url}/v1/orders/{order_id}/{e.op}") as resp:
-            data = await resp.json(content_type=None)
-            status = resp.status
-        self.report.server_errors += status >= 500
-        self.report.answers[f"{e.op} {status} {data.get('status') or data.get('error', '?')}"] += 1
-        if status == 200:
-            self.closed.add(order_id)
-
-    async def run(self, events: list[TrafficEvent]) -> None:
-        loop = asyncio.get_running_loop()
-        self.t0 = loop.time()
-        began = time.perf_counter()
-        for e in events:
-            delay = self.t0 + e.at / US - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            self.spawn(e.at / US, e, 0)
-        while self.tasks:
-            await asyncio.gather(*list(self.tasks))
-        self.report.wall_seconds = time.perf_counter() - began
-
-    async def get(self, path: str) -> tuple[int, dict[str, Any]]:
-        async with self.slots, self.session.get(f"{self.url}{path}") as resp:
-            return resp.status, await resp.json(content_type=None)
-
-    async def check(self) -> None:
-        report = self.report
-        why = []
-        if report.server_errors:
-            why.append(f"{report.server_errors} answers were 5xx")
-        if report.failed_requests:
-            why.append(f"{len(report.failed_requests)} requests got no answer (first: {report.failed_requests[0]})")
-        report.checks["no 5xx"] = "; ".join(why)
-
-        found = await asyncio.gather(*(self.get(f"/v1/orders/{o}") for o in self.orders))
-        missing = []
-        held: Counter[tuple[str, str]] = Counter()
-        for (order_id, (user, sku, qty)), (status, body) in zip(self.orders.items(), found, strict=True):
-            if status != 200 or (body.get("user"), body.get("sku"), body.get("qty")) != (user, sku, qty):
-                missing.append(order_id)
-            elif body.get("status") in ("reserved", "paid"):
-                held[(user, sku)] += qty
-        report.checks["every 200 has its order"] = (
-            f"{len(missing)} of {len(self.orders)} not found as answered (first: {missing[0]})" if missing else ""
-        )
-
-        oversold = []
-        for s in self.scenario.config.skus:
-            status, v = await self.get(f"/v1/skus/{s.id}")
-            ours = sum(q for (_, sku), q in held.items() if sku == s.id)
-            if status != 200:
-                oversold.append(f"{s.id}: GET answered {status}")
-            elif v["reserved"] + v["paid"] > v["stock"] or v["remaining"] + v["reserved"] + v["paid"] != v["stock"]:
-                counters = ", ".join(f"{k} {v[k]}" for k in ("stock", "remaining", "reserved", "paid"))
-                oversold.append(f"{s.id}: {counters}")
-            elif ours > v["stock"]:
-                oversold.append(f"{s.id}: this run holds {ours} units of a stock of {v['stock']}")
-        report.checks["no oversell"] = "; ".join(oversold)
-
-        limits = {s.id: s.per_user_limit for s in self.scenario.config.skus if s.per_user_limit is not None}
-        over = [
-            f"{u} holds {q} of {sku} (limit {limits[sku]})" for (u, sku), q in held.items() if q > limits.get(sku, q)
-        ]
-        report.checks["per-user limits"] = f"{len(over)} buyers over (first: {over[0]})" if over else ""
-
-
-def _say(exc: BaseException) -> str:
-    return str(exc) or type(exc).__name__  # a TimeoutError has no message
-
-
 async def run_against(scenario: Scenario, url: str, *, concurrency: int = 64) -> AgainstReport:
     """Send ``scenario``'s traffic to the server at ``url`` in real time; check the invariants."""
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(timeout=_TIMEOUT, connector=connector) as session:
-        sender = _Sender(scenario, url.rstrip("/"), session, concurrency)
-        await sender.run(scenario.traffic())
-        try:
-            await sender.check()
-        except (aiohttp.ClientError, TimeoutError, ValueError, KeyError) as exc:
-            sender.report.checks["the server answers the checks"] = _say(exc)
-    return sender.report
+    import time  # noqa: PLC0415
+
+    events = scenario.traffic()
+    span = events[-1].at / US if events else 0.0
+    settings = Settings(
+        url=url.rstrip("/"),
+        run_id=secrets.token_hex(4),
+        identity=Identity(),
+        backoff=Backoff(max=0),  # a scenario event retries only as its own policy says
+        connections=concurrency,
+        timeout=30.0,
+        max_time=span + GRACE_S,
+        feed="off",
+        room="off",
+    )
+    began = time.perf_counter()
+    outcome = await send_all(settings, list(enumerate(events)), budget=10 * len(events) + 1000)
+    stats = outcome.stats
+    report = AgainstReport(url, scenario.name, wall_seconds=time.perf_counter() - began)
+    for phase, p in stats.phases.items():
+        for key, n in p.status.items():
+            if key != "lost":
+                report.answers[key if phase == "purchase" else f"{phase} {key}"] += n
+    for reason, n in stats.skipped.items():
+        op, _, why = reason.partition(": ")
+        if why == "no reservation":
+            report.answers[f"{op} no_reservation"] += n
+        else:
+            report.skipped[reason] += n
+    report.failed_requests = list(stats.failures)
+    report.no_answer = stats.http_lost
+    report.server_errors = stats.http_5xx
+    report.max_lag = stats.lag.get_max_value() / US if stats.lag.get_total_count() else 0.0
+    verdict = await audit(
+        settings.url,
+        settings.identity,
+        orders=outcome.orders,
+        bad_200=outcome.bad_200,
+        bad_200_count=stats.skipped.get("200 without order_id", 0),
+        http_5xx=stats.http_5xx,
+        http_lost=stats.http_lost,
+        first_lost=stats.failures[0] if stats.failures else None,
+        skus=[s.id for s in scenario.config.skus],
+        limits={s.id: s.per_user_limit for s in scenario.config.skus if s.per_user_limit is not None},
+        max_orders=len(outcome.orders) + 1,
+    )
+    report.checks = verdict.checks
+    return report

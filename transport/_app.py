@@ -17,8 +17,10 @@ from aiohttp import web
 from flashsale import Config, SaleEngine
 
 from ._client_ip import ClientIp
-from ._handlers import CLIENT_IP, ENGINE, MAX_BODY, METRICS, RENDER, guarded, not_routed
+from ._dashboard import add_dashboard
+from ._handlers import BODY_TIMEOUT, CLIENT_IP, ENGINE, MAX_BODY, METRICS, RENDER, guarded, not_routed
 from ._metrics import Metrics
+from ._openapi import add_openapi
 from ._render import OutcomeRenderer
 from ._room import routes as room_routes
 from ._routes import routes
@@ -34,8 +36,11 @@ def create_app(config: Config, *, engine: SaleEngine | None = None) -> web.Appli
     app[RENDER] = OutcomeRenderer()
     app[MAX_BODY] = config.server.max_body_bytes
     app[CLIENT_IP] = ClientIp(config.server.trusted_proxies)
+    app[BODY_TIMEOUT] = config.connections.body_timeout
     app.add_routes(routes)
     app.add_routes(room_routes)  # the waiting room (transport/_room.py)
+    add_openapi(app, config)  # GET /openapi.json (entries in _openapi_routes.py)
+    add_dashboard(app, getattr(getattr(config, "admin", None), "token", None))  # /dashboard, behind [admin] token
     app.router.add_route("*", "/{tail:.*}", guarded(not_routed))  # last: only what nothing else matched
     app.cleanup_ctx.append(_engine_lifecycle)
     return app

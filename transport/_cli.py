@@ -13,6 +13,9 @@ starts the workers, forwards SIGTERM and SIGINT to them, and exits when they
 all have; it does not restart a worker that dies (the others' order sinks
 take over its unacknowledged stream entries).
 
+``flashsale load URL [...]`` rehearses a sale against a running server
+(``flashsale.transport.load``).
+
 ``flashsale replay FILE [--check] [--json] [--against URL]`` runs a scenario
 file (docs/scenarios.md) on virtual time and prints its summary and digest,
 or sends its traffic to a running server and checks the invariants that hold
@@ -52,9 +55,11 @@ from flashsale import (
     wall_clock,
 )
 
+from . import load
 from ._against import run_against
 from ._app import create_app
 from ._logging import configure_logging
+from ._server import serve
 
 log = structlog.get_logger("flashsale.cli")
 
@@ -86,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
         "--workers", type=int, default=1, metavar="N", help='processes sharing the port (N > 1 needs backend = "redis")'
     )
     serve.add_argument("--reuse-port", action="store_true", help="bind with SO_REUSEPORT (what each worker does)")
+    load.add_parser(sub)  # flashsale load URL: transport/load/
     return parser
 
 
@@ -173,17 +179,18 @@ def _run_app(config: Config, server: ServerConfig, reuse_port: bool, recorder: S
     gc.set_threshold(*GC_THRESHOLDS)
     app = create_app(config, engine=SaleEngine(config, recorder=recorder))
     app.cleanup_ctx.append(_freeze_startup_heap)  # after the engine's own: it runs once the sale has started
-    web.run_app(
+    # Timeouts, connection caps and JSON parser errors: transport/_server.py.
+    listening = serve(
         app,
+        config,
         host=server.host,
         port=server.port,
-        access_log=None,
+        reuse_port=reuse_port,
         # Called once the socket is bound: the line to wait for before sending traffic.
-        print=lambda _: log.info("listening", url=f"http://{server.host}:{server.port}"),
-        loop=loop_factory() if loop_factory else None,
-        shutdown_timeout=10.0,
-        reuse_port=reuse_port or None,
+        listening=lambda port: log.info("listening", url=f"http://{server.host}:{port}"),
     )
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(listening)
 
 
 def _refuse_workers(n: int, config: Config, record: str | None) -> str:
@@ -259,4 +266,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args)
     if args.command == "replay":
         return _replay(args)
+    if args.command == "load":
+        return load.run(args)
     raise AssertionError(args.command)  # argparse rejects unknown commands

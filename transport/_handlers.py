@@ -10,8 +10,10 @@ turns every error into the JSON error shape. Route modules import this one;
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import itertools
+import logging
 import os
 from collections.abc import Callable
 
@@ -24,12 +26,14 @@ from flashsale import EngineClosed, InvalidRequest, SaleEngine, Unavailable, Unk
 from ._client_ip import ClientIp
 from ._metrics import Metrics
 from ._render import OutcomeRenderer, error
+from ._trouble import TROUBLE
 
 ENGINE = web.AppKey("engine", SaleEngine)
 METRICS = web.AppKey("metrics", Metrics)
 RENDER = web.AppKey("render", OutcomeRenderer)
 MAX_BODY = web.AppKey("max_body", int)
 CLIENT_IP = web.AppKey("client_ip", ClientIp)
+BODY_TIMEOUT = web.AppKey("body_timeout", float)
 REQUEST_ID = web.RequestKey("request_id", str)
 
 log = structlog.get_logger("flashsale.http")
@@ -38,7 +42,9 @@ _ERROR_CODES = {
     400: "invalid_request",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "payload_too_large",
+    417: "expectation_failed",
 }
 
 
@@ -81,7 +87,7 @@ def guarded(handler: Handler) -> Handler:
         except UnknownOrder as exc:
             response = refuse(request, f"there is no order {exc.order_id!r}", "unknown_order", 404)
         except (EngineClosed, Unavailable) as exc:
-            log.warning("engine unavailable", request_id=rid, reason=str(exc))
+            TROUBLE.note("engine unavailable", request_id=rid, reason=str(exc))
             response = error(503, "unavailable", "the sale is not taking requests right now; retry shortly")
         except web.HTTPException as exc:
             if exc.status < 400:
@@ -89,14 +95,31 @@ def guarded(handler: Handler) -> Handler:
             code = _ERROR_CODES.get(exc.status, "http_error")
             detail = exc.reason if exc.status != 413 else f"the body is larger than {request.app[MAX_BODY]} bytes"
             response = error(exc.status, code, detail)
+            if "Allow" in exc.headers:  # a 405 says which methods the path takes (RFC 9110)
+                response.headers["Allow"] = exc.headers["Allow"]
+            if exc.status == 408:  # the rest of a slow body is not worth waiting for
+                response.force_close()
+        except ConnectionError:  # the client went away mid-request: nothing to answer, nothing to fix
+            TROUBLE.note("client disconnected", logging.INFO, path=request.path)
+            response = error(400, "invalid_request", "the connection was lost before the request was complete")
         except Exception:
-            log.exception("unhandled error", request_id=rid, path=request.path)
+            TROUBLE.note("unhandled error", logging.ERROR, exc_info=True, request_id=rid, path=request.path)
             response = error(500, "internal_error", "something went wrong on our side; nothing was bought")
         if "X-Request-Id" not in response.headers:  # the purchase path sets it when it builds the response
             response.headers["X-Request-Id"] = rid
         return response
 
     return run
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The request body, read within ``connections.body_timeout`` seconds, else a 408 that closes the connection."""
+    try:
+        async with asyncio.timeout(request.app[BODY_TIMEOUT]):
+            return await request.read()
+    except TimeoutError:
+        TROUBLE.note("slow request body", logging.INFO, path=request.path)
+        raise web.HTTPRequestTimeout(reason=f"the body did not arrive within {request.app[BODY_TIMEOUT]} s") from None
 
 
 async def not_routed(request: web.Request) -> web.StreamResponse:

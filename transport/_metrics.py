@@ -54,6 +54,7 @@ class Metrics:
             "# TYPE flashsale_ready_check gauge",
             *(f'flashsale_ready_check{{check="{c}"}} {int(ok)}' for c, ok in engine.readiness().items()),
         ]
+        lines += _key_lines(engine)
         sink = engine.sink_gauges
         if sink is not None:
             lines += [
@@ -74,3 +75,24 @@ class Metrics:
                 f"flashsale_sink_rejected_total {sink.rejected}",
             ]
         return "\n".join(lines) + "\n"
+
+
+def _key_lines(engine: SaleEngine) -> list[str]:
+    """The idempotency key table's fill and refusals (memory backend: the dedup actor's table)."""
+    k = engine.key_gauges
+    if k is None:
+        return []
+    return [
+        "# HELP flashsale_idempotency_keys Live idempotency keys (in flight, or holding a reserved order).",
+        "# TYPE flashsale_idempotency_keys gauge",
+        f"flashsale_idempotency_keys {k.live}",
+        "# HELP flashsale_idempotency_keys_max The key table's size (limits.max_idempotency_keys).",
+        "# TYPE flashsale_idempotency_keys_max gauge",
+        f"flashsale_idempotency_keys_max {k.capacity}",
+        "# HELP flashsale_idempotency_keys_refused_total New keys refused, by the bound that refused them.",
+        "# TYPE flashsale_idempotency_keys_refused_total counter",
+        *(f'flashsale_idempotency_keys_refused_total{{bound="{b}"}} {n}' for b, n in sorted(k.refused.items())),
+        "# HELP flashsale_idempotency_keys_evicted_total Settled keys of the biggest holder forgotten for a newcomer.",
+        "# TYPE flashsale_idempotency_keys_evicted_total counter",
+        f"flashsale_idempotency_keys_evicted_total {k.evicted}",
+    ]

@@ -14,9 +14,10 @@ from aiohttp import web
 
 from flashsale import TransitionRefused
 
-from ._handlers import CLIENT_IP, ENGINE, METRICS, RENDER, REQUEST_ID, guarded, refuse
+from ._handlers import CLIENT_IP, ENGINE, METRICS, RENDER, REQUEST_ID, guarded, read_body, refuse
 from ._render import error, iso, json_response, order_json, sku_json
 from ._room import pass_refusal
+from ._trouble import TROUBLE
 
 routes = web.RouteTableDef()
 log = structlog.get_logger("flashsale.http")
@@ -29,7 +30,7 @@ _MAX_KEY = 255
 @routes.post("/v1/purchase")
 @guarded
 async def purchase(request: web.Request) -> web.Response:
-    raw = await request.read()
+    raw = await read_body(request)
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -62,7 +63,7 @@ async def purchase(request: web.Request) -> web.Response:
         view = engine.view(sku)
         return app[RENDER](outcome, request[REQUEST_ID], (view.starts_at, view.ends_at))
     if result == "unavailable" or result == "overloaded":  # noqa: PLR1714 - cheaper than a tuple test
-        log.warning("purchase refused", request_id=request[REQUEST_ID], result=result, detail=outcome.detail)
+        TROUBLE.note(f"purchase {result}", request_id=request[REQUEST_ID], detail=outcome.detail)
     return app[RENDER](outcome, request[REQUEST_ID])
 
 
@@ -107,9 +108,14 @@ async def healthz(request: web.Request) -> web.Response:
 @routes.get("/readyz")
 @guarded
 async def readyz(request: web.Request) -> web.Response:
-    checks = request.app[ENGINE].readiness()
+    engine = request.app[ENGINE]
+    checks = engine.readiness()
     ready = all(checks.values())
-    return json_response(200 if ready else 503, {"ready": ready, "checks": checks})
+    body: dict[str, object] = {"ready": ready, "checks": checks}
+    keys = engine.key_gauges
+    if keys is not None:  # the key table's fill: a full table refuses only its biggest holders
+        body["idempotency_keys"] = {"live": keys.live, "max": keys.capacity}
+    return json_response(200 if ready else 503, body)
 
 
 @routes.get("/metrics")

@@ -16,11 +16,13 @@ from ._config import (
     StoreConfig,
     demo_config,
 )
+from ._connections import ConnectionsConfig
 from ._room import RoomConfig
 
 __all__ = [
     "SKU_ID",
     "Config",
+    "ConnectionsConfig",
     "LimitsConfig",
     "PostgresConfig",
     "RedisConfig",

@@ -16,10 +16,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from flashsale._clock import from_datetime, to_datetime
+from flashsale._clock import from_datetime, no_offset, to_datetime
 from flashsale._errors import ConfigError
 from flashsale.actors import BucketSpec
 
+from ._connections import KEYS as CONNECTION_KEYS
+from ._connections import ConnectionsConfig, read_connections
 from ._room import RoomConfig, read_room
 
 SKU_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # whole string: use fullmatch ($ allows a final newline)
@@ -66,6 +68,8 @@ class LimitsConfig:
     max_writer_backlog: int = 50_000
     idempotency_ttl: float = 86_400.0
     max_idempotency_keys: int = 200_000
+    max_idempotency_keys_per_buyer: int = 16
+    max_idempotency_keys_per_ip: int = 1_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +102,8 @@ class PostgresConfig:
     url: str = "postgresql://127.0.0.1:5432/flashsale"
     batch: int = 500
     claim_idle: float = 30.0
+    sale: str = ""
+    """The sale's key in PostgreSQL (rows are keyed by it and the order id); empty: ``redis.prefix``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +119,7 @@ class Config:
     backend: Literal["memory", "redis"] = "memory"
     redis: RedisConfig = field(default_factory=RedisConfig)
     postgres: PostgresConfig = field(default_factory=PostgresConfig)
+    connections: ConnectionsConfig = field(default_factory=ConnectionsConfig)
     waiting_room: RoomConfig | None = None
     """``[waiting_room]``: the fair queue in front of the sale (``engine/config/_room.py``); ``None`` without one."""
 
@@ -158,6 +165,8 @@ class Config:
             "max_writer_backlog": lim.max_writer_backlog,
             "idempotency_ttl": lim.idempotency_ttl,
             "max_idempotency_keys": lim.max_idempotency_keys,
+            "max_idempotency_keys_per_buyer": lim.max_idempotency_keys_per_buyer,
+            "max_idempotency_keys_per_ip": lim.max_idempotency_keys_per_ip,
         }
         for key, spec in (
             ("global", lim.global_bucket),
@@ -188,6 +197,7 @@ class Config:
             "backend": self.backend,
             "redis": {f.name: getattr(self.redis, f.name) for f in fields(self.redis)},
             "postgres": {f.name: getattr(self.postgres, f.name) for f in fields(self.postgres)},
+            "connections": {f.name: getattr(self.connections, f.name) for f in fields(self.connections)},
         }
         if self.waiting_room is not None:
             mapping["waiting_room"] = self.waiting_room.to_mapping(instant)
@@ -265,6 +275,8 @@ class _Reader:
                 raise self.fail(f"{where}.{key}", f"not an ISO 8601 time: {v!r}") from None
         if not isinstance(v, datetime):
             raise self.fail(f"{where}.{key}", f"must be a date-time like 2026-11-11T00:00:00Z, got {v!r}")
+        if v.tzinfo is None:  # a local time would be read as UTC: hours early or late, silently
+            raise self.fail(f"{where}.{key}", no_offset(v))
         return from_datetime(v)
 
     def bucket(self, data: Mapping[str, Any], key: str) -> BucketSpec | None:
@@ -333,7 +345,18 @@ class _Reader:
         top = self.table(
             data,
             "top level",
-            {"sku", "store", "limits", "server", "engine", "backend", "redis", "postgres", "waiting_room"},
+            {
+                "sku",
+                "store",
+                "limits",
+                "server",
+                "engine",
+                "backend",
+                "redis",
+                "postgres",
+                "connections",
+                "waiting_room",
+            },
         )
         raw_skus = top.get("sku")
         if not isinstance(raw_skus, list) or not raw_skus:
@@ -372,6 +395,8 @@ class _Reader:
                 "max_writer_backlog",
                 "idempotency_ttl",
                 "max_idempotency_keys",
+                "max_idempotency_keys_per_buyer",
+                "max_idempotency_keys_per_ip",
             },
         )
         d = LimitsConfig()
@@ -386,6 +411,12 @@ class _Reader:
             max_writer_backlog=self.positive(lt, "max_writer_backlog", "limits", d.max_writer_backlog),
             idempotency_ttl=self.seconds(lt, "idempotency_ttl", "limits", d.idempotency_ttl),
             max_idempotency_keys=self.positive(lt, "max_idempotency_keys", "limits", d.max_idempotency_keys),
+            max_idempotency_keys_per_buyer=self.positive(
+                lt, "max_idempotency_keys_per_buyer", "limits", d.max_idempotency_keys_per_buyer
+            ),
+            max_idempotency_keys_per_ip=self.positive(
+                lt, "max_idempotency_keys_per_ip", "limits", d.max_idempotency_keys_per_ip
+            ),
         )
 
         sv = self.table(
@@ -429,6 +460,9 @@ class _Reader:
             backend=backend,  # checked just above: a Literal member
             redis=self.redis(top.get("redis", {})),
             postgres=self.postgres(top.get("postgres", {})),
+            connections=read_connections(
+                self.table(top.get("connections", {}), "connections", set(CONNECTION_KEYS)), self.seconds, self.positive
+            ),
             waiting_room=read_room(self, top["waiting_room"], [s.starts_at for s in skus])
             if "waiting_room" in top
             else None,
@@ -452,7 +486,7 @@ class _Reader:
         )
 
     def postgres(self, data: Any) -> PostgresConfig:
-        t = self.table(data, "postgres", {"url", "batch", "claim_idle"})
+        t = self.table(data, "postgres", {"url", "batch", "claim_idle", "sale"})
         d = PostgresConfig()
         url = self.value(t, "url", str, "postgres", d.url)
         if not url.startswith(("postgresql://", "postgres://")):
@@ -461,4 +495,11 @@ class _Reader:
             url=url,
             batch=self.positive(t, "batch", "postgres", d.batch),
             claim_idle=self.seconds(t, "claim_idle", "postgres", d.claim_idle),
+            sale=self._sale(t),
         )
+
+    def _sale(self, t: Mapping[str, Any]) -> str:
+        sale = self.value(t, "sale", str, "postgres", "")
+        if sale and not SKU_ID.fullmatch(sale):
+            raise self.fail("postgres.sale", f"{sale!r} must be 1-64 of A-Z a-z 0-9 . _ -")
+        return sale

@@ -1,12 +1,27 @@
 """The distributed backend: a sale shared by many processes through Redis and PostgreSQL.
 
+:class:`RedisBackend` is what :class:`flashsale.SaleEngine` runs on with
+``backend = "redis"``.
+
 :class:`RedisLedger` decides and records purchases in Lua scripts on Redis
 (:mod:`._lua`); :class:`OrderSink` moves the orders stream into PostgreSQL
 (:mod:`._schema`). Importing this package imports ``redis`` and ``psycopg``:
 only ``backend = "redis"`` does, through the ``flashsale[redis]`` extra.
 """
 
+from ._archive import OrderArchive
+from ._backend import RedisBackend
 from ._ledger import RedisLedger
+from ._rebuild import RebuildError, SaleRebuilder
 from ._sink import OrderSink, SinkGauges, stream_key
 
-__all__ = ["OrderSink", "RedisLedger", "SinkGauges", "stream_key"]
+__all__ = [
+    "OrderArchive",
+    "OrderSink",
+    "RebuildError",
+    "RedisBackend",
+    "RedisLedger",
+    "SaleRebuilder",
+    "SinkGauges",
+    "stream_key",
+]

@@ -28,6 +28,7 @@ from redis.retry import Retry
 from flashsale.actors import (
     BucketSpec,
     ChangeResult,
+    KeyGauges,
     LedgerError,
     LedgerSku,
     Order,
@@ -85,6 +86,13 @@ def _outcome(p: Purchase, answer: str) -> Outcome:
     if kind == "sale_not_open":
         detail = "the sale has not started yet" if rest == "not_started" else "the sale has ended"
         return Outcome("sale_not_open", sku, qty, detail=detail)
+    if kind == "key_limit":
+        detail = (
+            "this buyer has too many purchases with an Idempotency-Key still open; pay or cancel them first"
+            if rest == "buyer"
+            else "too many purchases with an Idempotency-Key are open from this address"
+        )
+        return Outcome("rate_limited", sku, qty, retry_after=KeyGauges.RETRY_AFTER, detail=detail)
     if kind == "idempotency_key_reused":
         return Outcome(
             "idempotency_key_reused",
@@ -107,12 +115,15 @@ class RedisLedger:
         *,
         skus: Sequence[str],
         idempotency_ttl: float,
+        keys_per_buyer: int = 16,
+        keys_per_ip: int = 1_000,
         per_user: BucketSpec | None = None,
         per_ip: BucketSpec | None = None,
     ) -> None:
         self.prefix = config.prefix
         self._skus = frozenset(skus)
         self._ttl_ms = max(1, round(idempotency_ttl * 1000))
+        self._key_bounds = (keys_per_buyer, keys_per_ip)
         self._buckets: list[str | int] = []
         for spec in (per_user, per_ip):
             self._buckets += ["", 0] if spec is None else [f"{spec.rate / 1_000_000:.17g}", spec.burst]
@@ -180,9 +191,9 @@ class RedisLedger:
         calls: list[Call] = []
         for batch in batches:
             sku = batch[0].sku
-            args: list[str | int] = [self.base(sku), sku, self._ttl_ms]
+            args: list[str | int] = [self.base(sku), sku, self._ttl_ms, *self._key_bounds]
             for p in batch:
-                args += [p.user, p.qty, p.idempotency_key or "", p.at]
+                args += [p.user, p.qty, p.idempotency_key or "", p.at, p.client_ip or ""]
             calls.append(("reserve", self._keys(sku), args))
         answers: list[tuple[list[Outcome], SkuView]] = []
         for batch, out in zip(batches, self._run(calls), strict=True):

@@ -31,6 +31,10 @@ local function view()
   local m = redis.call('HMGET', KEYS[1], 'stock', 'remaining', 'reserved', 'paid', 'starts_at', 'ends_at')
   return {m[1], m[2], m[3], m[4], m[5] or '', m[6] or ''}
 end
+-- Live idempotency keys per buyer ('u:<user>') and per client address ('ip:<ip>') in 'keys'.
+local function uncount(base, field)
+  if redis.call('HINCRBY', base .. 'keys', field, -1) <= 0 then redis.call('HDEL', base .. 'keys', field) end
+end
 -- Close a reserved order: paid, cancelled or expired; units move exactly once.
 local function close(base, sku, id, o, status, at)
   local qty = tonumber(o[2])
@@ -43,9 +47,14 @@ local function close(base, sku, id, o, status, at)
     redis.call('HINCRBY', KEYS[1], 'remaining', qty)
     if redis.call('HINCRBY', KEYS[2], o[1], -qty) <= 0 then redis.call('HDEL', KEYS[2], o[1]) end
   end
+  if o[6] and o[6] ~= '' then  -- a final order's idempotency key has nothing left to answer: forget it
+    redis.call('DEL', base .. 'idem:' .. o[1] .. ':' .. o[6])
+    uncount(base, 'u:' .. o[1])
+    if o[7] and o[7] ~= '' then uncount(base, 'ip:' .. o[7]) end
+  end
   rows[#rows + 1] = {id, o[1], o[2], status, o[4], o[5], at, o[6] or ''}
 end
-local ORDER = {'user', 'qty', 'status', 'created_at', 'expires_at', 'key'}
+local ORDER = {'user', 'qty', 'status', 'created_at', 'expires_at', 'key', 'ip'}
 """
 
 INIT = """
@@ -59,18 +68,22 @@ return 1
 RESERVE = (
     _PRELUDE
     + """
--- ARGV: base, sku, idempotency ttl (ms), then per purchase: user, qty, idempotency key ('' for none), at.
+-- ARGV: base, sku, idempotency ttl (ms), live keys allowed per buyer, per address, then per purchase:
+-- user, qty, idempotency key ('' for none), at, client address ('' for none).
 -- Per purchase, one answer: 'reserved|id|expires_at', 'sold_out|left', 'limit_reached|limit|held',
--- 'sale_not_open|not_started' / '|ended', 'idempotency_key_reused|qty', or 'again|<recorded answer>'.
+-- 'sale_not_open|not_started' / '|ended', 'idempotency_key_reused|qty', 'key_limit|buyer' / '|address',
+-- or 'again|<recorded answer>'. Only a key that reserved an order is recorded (until the order is final
+-- or the ttl passes): a refused purchase's retry is decided again.
 local base, sku, ttl = ARGV[1], ARGV[2], ARGV[3]
+local per_buyer, per_ip = tonumber(ARGV[4]), tonumber(ARGV[5])
 local m = redis.call('HMGET', KEYS[1], 'remaining', 'seq', 'starts_at', 'ends_at', 'limit', 'hold_us')
 if not m[1] then return {'no_sku'} end
 local remaining, seq = tonumber(m[1]), tonumber(m[2])
 local starts, ends, limit, hold = tonumber(m[3]), tonumber(m[4]), tonumber(m[5]), tonumber(m[6])
 local taken = 0
 local out = {}
-for i = 4, #ARGV, 4 do
-  local user, qty, key, at = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], tonumber(ARGV[i + 3])
+for i = 6, #ARGV, 5 do
+  local user, qty, key, at, ip = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], tonumber(ARGV[i + 3]), ARGV[i + 4]
   local idem, ans
   if key ~= '' then
     idem = base .. 'idem:' .. user .. ':' .. key
@@ -81,6 +94,10 @@ for i = 4, #ARGV, 4 do
       if tonumber(first) == qty then ans = 'again|' .. string.sub(rec, sep + 1)
       else ans = 'idempotency_key_reused|' .. first end
       idem = nil
+    else
+      local held = redis.call('HMGET', base .. 'keys', 'u:' .. user, 'ip:' .. ip)
+      if tonumber(held[1] or '0') >= per_buyer then ans = 'key_limit|buyer'
+      elseif ip ~= '' and tonumber(held[2] or '0') >= per_ip then ans = 'key_limit|address' end
     end
   end
   if not ans then
@@ -98,13 +115,17 @@ for i = 4, #ARGV, 4 do
         local id, created, expires = sku .. '-' .. d(seq), d(at), d(at + hold)
         redis.call('HINCRBY', KEYS[2], user, qty)
         redis.call('HSET', base .. 'order:' .. id, 'user', user, 'qty', d(qty), 'status', 'reserved',
-          'created_at', created, 'expires_at', expires, 'key', key)
+          'created_at', created, 'expires_at', expires, 'key', key, 'ip', ip)
         redis.call('ZADD', KEYS[3], expires, id)
         rows[#rows + 1] = {id, user, d(qty), 'reserved', created, expires, created, key}
         ans = 'reserved|' .. id .. '|' .. expires
       end
     end
-    if idem then redis.call('SET', idem, d(qty) .. '|' .. ans, 'PX', ttl) end
+    if idem and string.sub(ans, 1, 9) == 'reserved|' then
+      redis.call('SET', idem, d(qty) .. '|' .. ans, 'PX', ttl)
+      redis.call('HINCRBY', base .. 'keys', 'u:' .. user, 1)
+      if ip ~= '' then redis.call('HINCRBY', base .. 'keys', 'ip:' .. ip, 1) end
+    end
   end
   out[#out + 1] = ans
 end

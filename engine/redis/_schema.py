@@ -10,6 +10,13 @@ status (paid, cancelled, expired). A final status never changes and never
 goes back to ``reserved``. So any order of arrival, with any repeats, leaves
 the same rows.
 
+Rows are keyed by ``(sale, order_id)``: many sales (Redis prefixes) share
+one database, and no sale's row is ever touched by another's. A row whose
+id is already stored for a *different* order of the same sale (same id,
+another buyer, quantity or time: the sign of a Redis that lost its data and
+numbered orders again) is never applied: the sink keeps it in
+``order_rejects`` with the reason and logs it.
+
 Migrations are lists of statements in :data:`MIGRATIONS` (version n is the
 n-th), applied in order inside one transaction that first takes an advisory
 lock, so workers starting together do not race. ``flashsale_schema`` holds
@@ -57,15 +64,38 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (stream, entry_id)
         )""",
     ),
+    (  # 2: one database, many sales: an order is keyed by its sale (the Redis prefix, or postgres.sale) and its id
+        "ALTER TABLE orders ADD COLUMN sale text NOT NULL DEFAULT ''",
+        "ALTER TABLE orders ALTER COLUMN sale DROP DEFAULT",
+        "ALTER TABLE orders DROP CONSTRAINT orders_pkey",
+        "ALTER TABLE orders ADD PRIMARY KEY (sale, order_id)",
+        "DROP INDEX orders_sku_status",
+        "CREATE INDEX orders_sku_status ON orders (sale, sku, status)",
+    ),
 )
 
 APPLY = """
-INSERT INTO orders AS o (order_id, sku, user_id, qty, status, created_at, expires_at, changed_at, idempotency_key)
-SELECT r->>0, r->>1, r->>2, (r->>3)::integer, r->>4, (r->>5)::bigint, (r->>6)::bigint, (r->>7)::bigint, r->>8
-FROM json_array_elements(%s::json) AS r
-ON CONFLICT (order_id) DO UPDATE SET status = excluded.status, changed_at = excluded.changed_at
+INSERT INTO orders AS o (sale, order_id, sku, user_id, qty, status, created_at, expires_at, changed_at, idempotency_key)
+SELECT %(sale)s, r->>0, r->>1, r->>2, (r->>3)::integer, r->>4, (r->>5)::bigint, (r->>6)::bigint, (r->>7)::bigint, r->>8
+FROM json_array_elements(%(rows)s::json) AS r
+ON CONFLICT (sale, order_id) DO UPDATE SET status = excluded.status, changed_at = excluded.changed_at
 WHERE o.status = 'reserved' AND excluded.status <> 'reserved'
+  AND (o.sku, o.user_id, o.qty, o.created_at) = (excluded.sku, excluded.user_id, excluded.qty, excluded.created_at)
 """
+"""Insert each row, or move a stored ``reserved`` order of the same sale to its final status.
+
+Only the row of the very same order moves: same sale, id, SKU, buyer,
+quantity and creation time. A row that shares only the id (:data:`CLASHES`)
+changes nothing.
+"""
+
+CLASHES = """
+SELECT r->>0, o.sku, o.user_id, o.qty, o.created_at
+FROM json_array_elements(%(rows)s::json) AS r
+JOIN orders AS o ON o.sale = %(sale)s AND o.order_id = r->>0
+WHERE (o.sku, o.user_id, o.qty, o.created_at) <> (r->>1, r->>2, (r->>3)::integer, (r->>5)::bigint)
+"""
+"""The rows whose id is stored for another order of the sale; run after :data:`APPLY`, in its transaction."""
 
 REJECT = """
 INSERT INTO order_rejects (stream, entry_id, fields, reason) VALUES (%s, %s, %s, %s)
@@ -225,20 +255,31 @@ def _integer(fields: Mapping[str, str], name: str, low: int, high: int) -> int:
     return value
 
 
-def merge(rows: Sequence[OrderRow]) -> list[OrderRow]:
-    """One row per order, the latest by the apply rule: a final status beats ``reserved``, the first final stays.
+def same_order(a: OrderRow, b: OrderRow) -> bool:
+    """Whether two rows describe one order (perhaps at two statuses), not two orders under one id."""
+    return (a.sku, a.user, a.qty, a.created_at) == (b.sku, b.user, b.qty, b.created_at)
 
-    One ``INSERT ... ON CONFLICT DO UPDATE`` may not touch a row twice, so a
-    batch holding two changes of one order is reduced here by the same rule.
+
+def merge(rows: Sequence[OrderRow]) -> tuple[list[OrderRow], list[OrderRow]]:
+    """One row per order, the latest by the apply rule; and the rows that reuse a kept row's id for another order.
+
+    A final status beats ``reserved``, the first final stays. One ``INSERT
+    ... ON CONFLICT DO UPDATE`` may not touch a row twice, so a batch
+    holding two changes of one order is reduced here by the same rule.
     """
     kept: dict[str, OrderRow] = {}
+    clashes: list[OrderRow] = []
     for row in rows:
         old = kept.get(row.order_id)
-        if old is None or (old.status == "reserved" and row.status != "reserved"):
+        if old is None:
             kept[row.order_id] = row
-    return list(kept.values())
+        elif not same_order(old, row):
+            clashes.append(row)
+        elif old.status == "reserved" and row.status != "reserved":
+            kept[row.order_id] = row
+    return list(kept.values()), clashes
 
 
-def apply_params(rows: Sequence[OrderRow]) -> tuple[str]:
-    """The parameter :data:`APPLY` takes: the rows as one JSON array of arrays (PostgreSQL unpacks it)."""
-    return (orjson.dumps(rows, default=tuple).decode(),)
+def apply_params(sale: str, rows: Sequence[OrderRow]) -> dict[str, str]:
+    """The parameters :data:`APPLY` and :data:`CLASHES` take: the sale, and the rows as one JSON array of arrays."""
+    return {"sale": sale, "rows": orjson.dumps(rows, default=tuple).decode()}

@@ -46,7 +46,7 @@ from redis.retry import Retry
 
 from flashsale.config import PostgresConfig, RedisConfig
 
-from ._schema import APPLY, REJECT, OrderRow, apply_params, merge, migrate, parse
+from ._schema import APPLY, CLASHES, REJECT, OrderRow, apply_params, merge, migrate, parse
 
 log = logging.getLogger("flashsale.sink")
 T = TypeVar("T")
@@ -110,6 +110,8 @@ class _Batch:
     ids: dict[str, list[str]] = field(default_factory=dict)
     rows: list[OrderRow] = field(default_factory=list)
     rejects: list[tuple[str, str, str, str]] = field(default_factory=list)
+    origin: dict[str, tuple[str, str]] = field(default_factory=dict)  # order id -> (stream, entry id) it came in
+    clashes: int = 0
     committed: bool = False
 
     def add(self, stream: str, sku: str, entries: Sequence[tuple[str | None, Mapping[str, str] | None]]) -> int:
@@ -122,6 +124,8 @@ class _Batch:
             taken += 1
             rows, bad = parse(sku, fields)
             self.rows += rows
+            for row in rows:
+                self.origin[row.order_id] = (stream, entry_id)
             if bad:  # its good rows land; the entry is kept whole beside them, with why the rest could not
                 self.rejects.append((stream, entry_id, orjson.dumps(dict(fields)).decode(), "; ".join(bad)))
         return taken
@@ -146,6 +150,7 @@ class OrderSink:
             raise ValueError("an order sink needs at least one SKU")
         self._redis_config = redis_config
         self._postgres = postgres
+        self.sale = postgres.sale or redis_config.prefix
         self.consumer = consumer_name
         self._streams = {stream_key(redis_config.prefix, sku): sku for sku in skus}
         self._count = max(1, postgres.batch // len(self._streams))  # entries per stream per read
@@ -288,7 +293,7 @@ class OrderSink:
         self._held = None
         self.gauges.pending = 0
         self.gauges.committed += batch.size
-        self.gauges.rejected += len(batch.rejects)
+        self.gauges.rejected += len(batch.rejects) + batch.clashes
         with self._progress:
             self._progress.notify_all()
         return batch.size >= self._count
@@ -394,14 +399,37 @@ class OrderSink:
 
     def _commit(self, batch: _Batch) -> None:
         assert self._pg is not None
-        rows = merge(batch.rows)
+        rows, clashes = merge(batch.rows)
         with self._pg.transaction():
             if rows:
-                self._pg.execute(APPLY, apply_params(rows))
-            if batch.rejects:
-                self._pg.cursor().executemany(REJECT, batch.rejects)
+                params = apply_params(self.sale, rows)
+                self._pg.execute(APPLY, params)
+                # After APPLY, in its transaction: every row stored under an id, ours included, is visible.
+                stored = {r[0]: r for r in self._pg.execute(CLASHES, params).fetchall()}
+                clashes += [row for row in rows if row.order_id in stored]
+            rejects = batch.rejects + [self._clash(batch, row) for row in clashes]
+            if rejects:
+                self._pg.cursor().executemany(REJECT, rejects)
         if batch.rejects:
             log.error("malformed order entries kept in order_rejects", extra={"count": len(batch.rejects)})
+        if clashes:
+            log.error(
+                "order ids already stored for other orders of this sale: kept in order_rejects, not applied",
+                extra={"sale": self.sale, "count": len(clashes), "first": sorted({r.order_id for r in clashes})[:10]},
+            )
+        batch.clashes = len(clashes)
+
+    def _clash(self, batch: _Batch, row: OrderRow) -> tuple[str, str, str, str]:
+        """An ``order_rejects`` row for an order whose id is stored for another order of the sale."""
+        stream, entry_id = batch.origin.get(row.order_id, ("", ""))
+        return (
+            stream,
+            f"{entry_id}/{row.order_id}",
+            orjson.dumps(dict(zip(("order_id", "sku", "user", "qty", "status", "created_at", "expires_at",
+                                   "changed_at", "idempotency_key"), row, strict=True))).decode(),
+            f"order id {row.order_id!r} of sale {self.sale!r} is stored for another order"
+            " (another buyer, quantity or time): not applied",
+        )  # fmt: skip
 
     def _acknowledge(self, client: redis.Redis, batch: _Batch) -> None:
         pipe = client.pipeline(transaction=False)

@@ -6,13 +6,18 @@ with a manual clock (:mod:`._replay`), and :class:`ScenarioRecorder` writes
 live traffic as a scenario (:mod:`._record`).
 """
 
-from ._events import TrafficEvent
+from ._crowd import PATTERNS, Crowd
+from ._events import FollowUp, RetryPolicy, TrafficEvent
 from ._format import Scenario, load_scenario, parse_scenario
 from ._record import ScenarioRecorder
 from ._replay import ReplayResult, SkuSummary, replay
 
 __all__ = [
+    "PATTERNS",
+    "Crowd",
+    "FollowUp",
     "ReplayResult",
+    "RetryPolicy",
     "Scenario",
     "ScenarioRecorder",
     "SkuSummary",

@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, get_args
 
-from flashsale._clock import from_datetime
+from flashsale._clock import from_datetime, no_offset
 from flashsale._engine import MAX_KEY_LEN, MAX_USER_LEN
 from flashsale._errors import ConfigError, ScenarioError
 from flashsale.actors import Result
@@ -165,6 +165,8 @@ def _instant(where: Place, value: Any) -> int:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise where.fail(f"not an ISO 8601 time: {value!r}") from None
+    if parsed.tzinfo is None:
+        raise where.fail(no_offset(value))
     return from_datetime(parsed)
 
 

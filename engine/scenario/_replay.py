@@ -343,7 +343,8 @@ class _Driver:
         exactly those. Which ones that is does not depend on thread timing,
         and they are recorded in the order they were submitted.
         """
-        _, queued, next_release = await self.engine._release_queued()
+        report = await self.engine.release_queued()
+        queued, next_release = report.queued, report.next_release
         self.next_release = None if next_release is None else next_release - self.t0
         waiting = self.waiting
         pending = {task for _, _, task in waiting if not task.done()}

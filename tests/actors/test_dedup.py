@@ -6,7 +6,7 @@ import asyncio
 from collections import Counter
 from pathlib import Path
 
-from flashsale import ManualClock, SkuConfig
+from flashsale import ManualClock, PurchaseRequest, SkuConfig
 from tests.conftest import FlakyStore, MakeConfig, StartEngine, read_orders
 
 
@@ -99,14 +99,16 @@ async def test_concurrent_duplicates_of_a_key_share_one_answer(
     assert (await engine.sku_status("a")).reserved == 1
 
 
-async def test_replay_of_a_rejection(make_config: MakeConfig, start_engine: StartEngine) -> None:
-    """A final rejection (sold_out) is replayed too, even after the SKU is restocked."""
+async def test_refusal_is_decided_again(make_config: MakeConfig, start_engine: StartEngine) -> None:
+    """A refused keyed purchase (sold_out) is forgotten: its retry buys once units came back, and only once."""
     engine = await start_engine(make_config(SkuConfig("a", 0)))
     first = await engine.purchase("a", "u1", idempotency_key="k1")
     assert first.result == "sold_out"
     await engine.restock("a", 1)
-    assert await engine.purchase("a", "u1", idempotency_key="k1") == first
-    assert (await engine.purchase("a", "u1", idempotency_key="k2")).result == "reserved"
+    again = await engine.purchase("a", "u1", idempotency_key="k1")
+    assert again.result == "reserved"
+    assert await engine.purchase("a", "u1", idempotency_key="k1") == again
+    assert (await engine.sku_status("a")).reserved == 1
 
 
 async def test_same_key_other_body_is_reused(make_config: MakeConfig, start_engine: StartEngine) -> None:
@@ -167,32 +169,89 @@ async def test_overloaded_at_the_gateway_is_not_remembered(make_config: MakeConf
     assert (await engine.purchase("a", "u1", idempotency_key="k")).result == "reserved"
 
 
-async def test_key_table_bound_answers_overloaded(make_config: MakeConfig, start_engine: StartEngine) -> None:
-    """With max_idempotency_keys live keys, a new key is overloaded; known keys still replay."""
+async def test_full_key_table_refuses_its_biggest_holder(make_config: MakeConfig, start_engine: StartEngine) -> None:
+    """A full table gives a newcomer's key the slot of the biggest address's oldest settled key; known keys replay."""
     engine = await start_engine(make_config(SkuConfig("a", 10), max_idempotency_keys=2))
-    one = await engine.purchase("a", "u1", idempotency_key="k1")
-    await engine.purchase("a", "u2", idempotency_key="k1")
-    full = await engine.purchase("a", "u3", idempotency_key="k1")
-    assert full.result == "overloaded"
-    assert "idempotency keys" in full.detail
-    assert await engine.purchase("a", "u1", idempotency_key="k1") == one
-    assert (await engine.purchase("a", "u3")).result == "reserved"  # purchases without a key are unaffected
-    assert (await engine.sku_status("a")).reserved == 3
+    one = await engine.purchase("a", "u1", idempotency_key="k1", client_ip="10.0.0.1")
+    two = await engine.purchase("a", "u2", idempotency_key="k1", client_ip="10.0.0.1")
+    refused = await engine.purchase("a", "u3", idempotency_key="k1", client_ip="10.0.0.1")
+    assert (refused.result, refused.retry_after) == ("rate_limited", 1.0)
+    assert "from this address" in refused.detail
+    assert await engine.purchase("a", "u2", idempotency_key="k1", client_ip="10.0.0.1") == two
+    other = await engine.purchase("a", "u4", idempotency_key="k1", client_ip="10.0.0.2")
+    assert other.result == "reserved"  # took u1's slot: 10.0.0.1 held the most
+    assert engine.key_gauges.live == 2
+    assert engine.key_gauges.evicted == 1
+    again = await engine.purchase("a", "u1", idempotency_key="k1", client_ip="10.0.0.1")
+    assert (again.result, again.order_id != one.order_id) == ("rate_limited", True)  # decided again: still the top
+
+
+async def test_key_bounds_per_buyer_and_address(make_config: MakeConfig, start_engine: StartEngine) -> None:
+    """Beyond its bound only that buyer (or address) is refused; everyone else keys as before."""
+    engine = await start_engine(
+        make_config(SkuConfig("a", 100), max_idempotency_keys_per_buyer=2, max_idempotency_keys_per_ip=3)
+    )
+    mine = [await engine.purchase("a", "u1", idempotency_key=f"k{i}", client_ip="10.0.0.1") for i in range(3)]
+    assert [o.result for o in mine] == ["reserved", "reserved", "rate_limited"]
+    assert "this buyer" in mine[2].detail
+    assert (await engine.purchase("a", "u2", idempotency_key="k", client_ip="10.0.0.1")).result == "reserved"
+    address = await engine.purchase("a", "u3", idempotency_key="k", client_ip="10.0.0.1")
+    assert (address.result, "from this address" in address.detail) == ("rate_limited", True)
+    assert (await engine.purchase("a", "u3", idempotency_key="k", client_ip="10.0.0.2")).result == "reserved"
+    assert (await engine.purchase("a", "u1", client_ip="10.0.0.1")).result == "reserved"  # no key: unaffected
+    assert engine.key_gauges.refused == {"buyer": 1, "address": 1, "full": 0}
+
+
+async def test_final_order_frees_its_key(make_config: MakeConfig, start_engine: StartEngine) -> None:
+    """Paying or cancelling an order forgets its key: the buyer's slot is free again."""
+    engine = await start_engine(make_config(SkuConfig("a", 100), max_idempotency_keys_per_buyer=1))
+    first = await engine.purchase("a", "u1", idempotency_key="k1")
+    assert (await engine.purchase("a", "u1", idempotency_key="k2")).result == "rate_limited"
+    assert first.order_id is not None
+    await engine.pay(first.order_id)
+    await engine.flush()
+    second = await engine.purchase("a", "u1", idempotency_key="k2")
+    assert second.result == "reserved"
+    assert second.order_id is not None
+    await engine.cancel(second.order_id)
+    await engine.flush()
+    assert (await engine.purchase("a", "u1", idempotency_key="k3")).result == "reserved"
+    assert engine.key_gauges.live == 1
 
 
 async def test_keys_expire_by_message_time(
     make_config: MakeConfig, start_engine: StartEngine, clock: ManualClock
 ) -> None:
     """A key is replayed until idempotency_ttl after its first use, then forgotten."""
-    engine = await start_engine(make_config(SkuConfig("a", 10), idempotency_ttl=10.0, max_idempotency_keys=2))
+    engine = await start_engine(make_config(SkuConfig("a", 10), idempotency_ttl=10.0))
     first = await engine.purchase("a", "u1", idempotency_key="k1")
-    await engine.purchase("a", "u2", idempotency_key="k2")
     clock.advance(10 - 1e-6)
     assert await engine.purchase("a", "u1", idempotency_key="k1") == first
-    assert (await engine.purchase("a", "u3", idempotency_key="k3")).result == "overloaded"
     clock.advance(1e-6)
     again = await engine.purchase("a", "u1", idempotency_key="k1")
     assert again.result == "reserved"
     assert again.order_id != first.order_id
-    assert (await engine.purchase("a", "u3", idempotency_key="k3")).result == "reserved"  # room made by expiry
-    assert (await engine.sku_status("a")).reserved == 4
+    assert (await engine.sku_status("a")).reserved == 2
+
+
+async def test_key_flood_locks_no_one_out(make_config: MakeConfig, start_engine: StartEngine) -> None:
+    """Thousands of fresh keys with invented buyers from a few addresses fill the table; others still buy."""
+    engine = await start_engine(
+        make_config(SkuConfig("a", 100_000), max_idempotency_keys=500, max_idempotency_keys_per_ip=100)
+    )
+    flood = [
+        PurchaseRequest("a", f"bot-{i}", idempotency_key=f"k{i}", client_ip=f"203.0.113.{i % 10}")
+        for i in range(3_000)
+    ]
+    answers = Counter(o.result for o in await engine.purchase_many(flood))
+    assert answers == {"reserved": 500, "rate_limited": 2_500}  # the table holds 500; keys in flight stay
+    again = Counter(o.result for o in await engine.purchase_many(flood[500:]))
+    assert again == {"rate_limited": 2_500}  # each bot address already holds as many as any: refused
+    assert engine.key_gauges.live == 500
+    buyers = [
+        PurchaseRequest("a", f"buyer-{i}", idempotency_key="checkout", client_ip=f"198.51.100.{i}") for i in range(200)
+    ]
+    first = await engine.purchase_many(buyers)
+    assert {o.result for o in first} == {"reserved"}
+    assert await engine.purchase_many(buyers) == first  # each retry replays its own order
+    assert engine.key_gauges.live == 500

@@ -112,12 +112,31 @@ def test_idempotency(make_ledger: MakeLedger) -> None:
     assert view.remaining == 1
 
 
-def test_idempotency_replays_refusals(make_ledger: MakeLedger) -> None:
-    """A keyed sold_out stays sold_out for that key, even after a restock."""
+def test_refused_key_is_decided_again(make_ledger: MakeLedger) -> None:
+    """A keyed sold_out is not recorded: after a restock the same key buys, once."""
     ledger = make_ledger(sku(0))
     assert results(ledger, buy("u1", key="k")) == ["sold_out"]
     ledger.restock("a", 5, T0)
-    assert results(ledger, buy("u1", key="k"), buy("u1", key="k2")) == ["sold_out", "reserved"]
+    assert results(ledger, buy("u1", key="k"), buy("u1", key="k")) == ["reserved", "reserved"]
+    assert one(ledger, buy("u1", key="k"))[1].reserved == 1
+
+
+def test_key_bounds_per_buyer_and_address(make_ledger: MakeLedger, redis_config: RedisConfig) -> None:
+    """Live keys are bounded per buyer and per address; a final order frees its key; others are unaffected."""
+    ledger = make_ledger(sku(100), keys_per_buyer=2, keys_per_ip=3)
+    got = one(ledger, *(buy("u1", key=f"k{i}", ip="10.0.0.1") for i in range(3)))[0]
+    assert [o.result for o in got] == ["reserved", "reserved", "rate_limited"]
+    assert (got[2].retry_after, "this buyer" in got[2].detail) == (1.0, True)
+    assert results(ledger, buy("u2", key="k", ip="10.0.0.1"), buy("u3", key="k", ip="10.0.0.1")) == [
+        "reserved",
+        "rate_limited",
+    ]
+    assert results(ledger, buy("u3", key="k", ip="10.0.0.2"), buy("u1", ip="10.0.0.1")) == ["reserved", "reserved"]
+    ledger.change("a-1", "paid", T0 + S)
+    client = ledger._client
+    assert client.exists(f"{redis_config.prefix}:{{a}}:idem:u1:k0") == 0
+    assert client.hget(f"{redis_config.prefix}:{{a}}:keys", "u:u1") == "1"
+    assert results(ledger, buy("u1", key="k9", ip="10.0.0.3")) == ["reserved"]
 
 
 def test_pay_cancel_expire_exactly_once(make_ledger: MakeLedger) -> None:
@@ -222,7 +241,8 @@ def test_random_operations_agree_with_a_model(make_ledger: MakeLedger) -> None:
     stock, remaining, reserved, paid = 20, 20, 0, 0
     held: collections.Counter[str] = collections.Counter()
     orders: dict[str, tuple[str, int, str, int]] = {}  # id -> user, qty, status, expires_at
-    answers: dict[tuple[str, str], tuple[int, Outcome]] = {}
+    answers: dict[tuple[str, str], tuple[int, Outcome]] = {}  # keys of reserved orders, until they are final
+    keyed: dict[str, tuple[str, str]] = {}  # order id -> its (user, key)
     now = T0
     for _ in range(600):
         now += rng.randrange(10 * S)  # 600 steps of up to 10 s: reservations (900 s) do run out
@@ -246,8 +266,9 @@ def test_random_operations_agree_with_a_model(make_ledger: MakeLedger) -> None:
                 assert got.order_id is not None
                 remaining, reserved, held[user] = remaining - qty, reserved + qty, held[user] + qty
                 orders[got.order_id] = (user, qty, "reserved", now + HOLD)
-            if key and first is None:
+            if key and first is None and got.result == "reserved":  # a refusal is decided again
                 answers[(user, key)] = (qty, got)
+                keyed[got.order_id] = (user, key)  # type: ignore[index]
         elif op < 0.85 and orders:
             order_id = rng.choice(sorted(orders))
             user, qty, status, expires = orders[order_id]
@@ -264,6 +285,7 @@ def test_random_operations_agree_with_a_model(make_ledger: MakeLedger) -> None:
             else:
                 remaining, held[user] = remaining + qty, held[user] - qty
             orders[order_id] = (user, qty, final, expires)
+            answers.pop(keyed.pop(order_id, ("", "")), None)  # a final order's key is forgotten
         elif op < 0.95:
             n, (view,) = ledger.expire(["a"], now, 1000)
             due = [i for i, (_, _, st, exp) in orders.items() if st == "reserved" and exp <= now]
@@ -271,6 +293,7 @@ def test_random_operations_agree_with_a_model(make_ledger: MakeLedger) -> None:
             for i in due:
                 user, qty, _, exp = orders[i]
                 orders[i] = (user, qty, "expired", exp)
+                answers.pop(keyed.pop(i, ("", "")), None)
                 remaining, reserved, held[user] = remaining + qty, reserved - qty, held[user] - qty
         else:
             ledger.restock("a", 2, now)

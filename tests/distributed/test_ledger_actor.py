@@ -15,7 +15,6 @@ from flashsale.actors import (
     Outcome,
     Pipeline,
     Purchase,
-    PurchaseBatch,
 )
 from flashsale.redis._ledger import RedisLedger
 
@@ -44,28 +43,30 @@ async def test_queued_batches_share_one_ledger_call(redis_config: RedisConfig) -
     ledger = GatedLedger(redis_config)
     ledger.open([LedgerSku("a", 3, None, None, None, 10), LedgerSku("b", 3, None, None, None, 10)])
     views: dict[str, object] = {}
+    pipeline = Pipeline()
     actor = LedgerInventoryActor.start(
-        Pipeline(),
+        pipeline,
         LoopBridge(loop),
         ledger=ledger,
         skus=["a", "b"],
         views=views,
         breaker=Breaker(3, 1),  # type: ignore[arg-type]
     )
+    pipeline.inventory_of = {"a": actor, "b": actor}
     try:
         replies: list[asyncio.Future[Outcome]] = []
 
-        def batch(*wants: tuple[str, str]) -> PurchaseBatch:
+        def batch(*wants: tuple[str, str]) -> list[Purchase]:
             items = []
             for sku, user in wants:
                 replies.append(loop.create_future())
                 items.append(Purchase("", sku, user, 1, T0, None, None, replies[-1]))
-            return PurchaseBatch(tuple(items))
+            return items
 
-        actor.tell(batch(("a", "u1")))
+        pipeline.to_inventory(batch(("a", "u1")))
         await asyncio.to_thread(ledger.entered.wait, 10)
-        actor.tell(batch(("a", "u2"), ("b", "u3")))
-        actor.tell(batch(("a", "u4"), ("a", "u5"), ("b", "u6")))
+        pipeline.to_inventory(batch(("a", "u2"), ("b", "u3")))
+        pipeline.to_inventory(batch(("a", "u4"), ("a", "u5"), ("b", "u6")))
         ledger.release.set()
         outcomes = await asyncio.gather(*replies)
     finally:

@@ -41,7 +41,7 @@ def test_any_delivery_gives_the_same_rows(
     start = 0
     for end in cuts:
         with conn.transaction():
-            conn.execute(APPLY, apply_params(merge(delivered[start:end])))
+            conn.execute(APPLY, apply_params("s", merge(delivered[start:end])[0]))
         start = end
     rows = {r[0]: r[1:] for r in conn.execute("SELECT order_id, status, changed_at FROM orders").fetchall()}
     expected = {}

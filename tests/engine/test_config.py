@@ -158,18 +158,21 @@ def test_from_mapping_matches_load(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["2026-11-11T08:00:00+08:00", "2026-11-11T00:00:00Z", "2026-11-11T00:00:00", "2026-11-11 00:00:00Z"],
+    ["2026-11-11T08:00:00+08:00", "2026-11-11T00:00:00Z", "2026-11-10T19:00:00-05:00", "2026-11-11 00:00:00Z"],
 )
 def test_instants_in_any_offset(value: str) -> None:
-    """starts_at strings with an offset, a Z, or none (UTC) all name the same instant."""
+    """starts_at strings with an offset or a Z all name the same instant."""
     config = Config.from_mapping({"sku": [{"id": "a", "stock": 1, "starts_at": value}]})
     assert config.skus[0].starts_at == ELEVEN_ELEVEN
 
 
-def test_toml_local_datetime_is_utc(tmp_path: Path) -> None:
-    """A TOML local date-time (no offset) is read as UTC."""
-    config = Config.load(_write(tmp_path, '[[sku]]\nid = "a"\nstock = 1\nstarts_at = 2026-11-11T00:00:00\n'))
-    assert config.skus[0].starts_at == ELEVEN_ELEVEN
+@pytest.mark.parametrize(
+    "line", ["starts_at = 2026-11-11T00:00:00", 'starts_at = "2026-11-11T00:00:00"', 'starts_at = "2026-11-11"']
+)
+def test_a_time_without_offset_is_refused(tmp_path: Path, line: str) -> None:
+    """A local date-time (TOML or string) is an error that says it has no offset and how to write one."""
+    with pytest.raises(ConfigError, match=r"sku\[0\]\.starts_at: 2026-11-11T00:00:00 has no UTC offset.*Z for UTC"):
+        Config.load(_write(tmp_path, f'[[sku]]\nid = "a"\nstock = 1\n{line}\n'))
 
 
 def test_sku_lookup() -> None:

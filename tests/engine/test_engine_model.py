@@ -92,12 +92,11 @@ class Model:
             self.sold[sku] += qty
             self.held[user, sku] += qty
             self.seq[sku] = max(self.seq[sku], int((outcome.order_id or "").rsplit("-", 1)[1]))
-        if key is not None and self.known(user, key, now) is None:
-            self.keys[user, key] = Keyed(sku, qty, now, outcome)
+        if key is not None and self.known(user, key, now) is None and outcome.result == "reserved":
+            self.keys[user, key] = Keyed(sku, qty, now, outcome)  # a refusal is forgotten: decided again
 
     def restarted(self) -> None:
-        """Only reserved answers are stored, so only they are replayed after a restart."""
-        self.keys = {k: v for k, v in self.keys.items() if v.outcome.result == "reserved"}
+        """Reserved answers are stored, so they are replayed after a restart as before it."""
 
 
 def _plain(o: Outcome) -> Outcome:

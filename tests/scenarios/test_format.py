@@ -180,3 +180,10 @@ def test_traffic_is_sorted_stably_with_explicit_events_first() -> None:
         (0, "c-2"),
         (1_000_000, "late"),
     ]
+
+
+def test_a_time_without_offset_is_refused() -> None:
+    """A scenario's start (or a config time in it) without an offset is an error that says so."""
+    doc = {"flashsale_scenario": 1, "start": "2026-11-11T00:00:00", "config": {"sku": [{"id": "a", "stock": 1}]}}
+    with pytest.raises(ScenarioError, match="2026-11-11T00:00:00 has no UTC offset"):
+        parse_scenario(json.dumps(doc), "local.json")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from structlog.testing import capture_logs
 
-from flashsale import SkuConfig
+from flashsale import LimitsConfig, SkuConfig
 from flashsale.transport import ENGINE
 
 from .conftest import MakeClient
@@ -26,6 +26,7 @@ async def test_healthz_and_readyz(make_client: MakeClient) -> None:
             "writer_keeping_up": True,
             "below_inflight_limit": True,
         },
+        "idempotency_keys": {"live": 0, "max": 200_000},
     }
 
 
@@ -78,3 +79,15 @@ async def test_refusals_are_logged_with_the_request_id(make_client: MakeClient) 
     assert refused[0]["request_id"] == "req-bad"
     assert refused[0]["error"] == "invalid_request"
     assert refused[0]["log_level"] == "debug"
+
+
+async def test_key_table_fill_is_reported(make_client: MakeClient) -> None:
+    """/readyz and /metrics show how many idempotency keys are live, of how many, and who was refused."""
+    client = await make_client(SkuConfig("a", stock=10), limits=LimitsConfig(max_idempotency_keys_per_buyer=1))
+    for key in ("k1", "k2"):
+        await client.post("/v1/purchase", json={"sku": "a", "user": "u"}, headers={"Idempotency-Key": key})
+    body = await (await client.get("/readyz")).json()
+    assert body["idempotency_keys"] == {"live": 1, "max": 200_000}
+    text = await (await client.get("/metrics")).text()
+    assert "flashsale_idempotency_keys 1\n" in text
+    assert 'flashsale_idempotency_keys_refused_total{bound="buyer"} 1\n' in text

@@ -1,0 +1,190 @@
+"""The redis backend: one sale shared by many processes through Redis and PostgreSQL.
+
+``backend = "redis"``. Stages, each a pykka thread::
+
+    LimiterActor (global, per-SKU; optional) -> SharedLimiterActor (per user, per IP in Redis; optional)
+        -> LedgerInventoryActor[sku] -> RedisLedger (one Lua call per SKU per batch)
+
+The Lua call decides and records a purchase (window, idempotency record,
+per-user limit, stock; then the order row onto the orders stream), so a
+purchase is confirmed when it returns. The :class:`OrderSink` moves the
+stream into PostgreSQL in its own threads. Without a sink (``sink=None``:
+scenario replays) orders stay in Redis and are read from the ledger.
+
+Every ledger call is guarded by one :class:`Breaker`: while it is open, or
+the sink cannot reach PostgreSQL, purchases are refused ``unavailable`` on
+the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from typing import Any
+
+import psycopg
+import pykka
+
+from flashsale._backend import StartContext, ask, shards, start_limiter
+from flashsale._errors import Unavailable
+from flashsale.actors import (
+    Breaker,
+    LedgerError,
+    LedgerInventoryActor,
+    LedgerSku,
+    Order,
+    Result,
+    SharedLimiterActor,
+    Tick,
+)
+
+from ._archive import OrderArchive
+from ._ledger import RedisLedger
+from ._rebuild import RebuildError, SaleRebuilder
+from ._sink import OrderSink, SinkGauges
+
+_DOWN = "the order ledger or database is down; retry shortly"
+ARCHIVE_LOOKUPS = 4
+"""Order lookups in PostgreSQL in flight at once (orders Redis does not have)."""
+
+
+class RedisBackend:
+    """Decides on a :class:`RedisLedger`; moves orders to PostgreSQL with an :class:`OrderSink`.
+
+    ``sink=False`` runs without PostgreSQL (scenario replays): orders stay
+    in Redis, where lookups, pay and cancel read them anyway.
+    """
+
+    name = "redis"
+
+    def __init__(self, *, sink: bool = True) -> None:
+        self.actors: list[pykka.ActorRef[Any]] = []
+        self._with_sink = sink
+        self._ctx: StartContext | None = None
+        self._ledger: RedisLedger | None = None
+        self._breaker = Breaker(1, 1)  # replaced at start by the configured one
+        self._sink: OrderSink | None = None
+        self._archive: OrderArchive | None = None  # orders Redis does not have, from PostgreSQL
+        self._archive_slots: asyncio.Semaphore | None = None
+
+    @property
+    def sink_gauges(self) -> SinkGauges | None:
+        return None if self._sink is None else self._sink.gauges
+
+    async def start(self, ctx: StartContext) -> None:
+        self._ctx = ctx
+        cfg = ctx.config
+        limits = cfg.limits
+        redis_cfg = cfg.redis
+        ledger = self._ledger = RedisLedger(
+            redis_cfg,
+            skus=[s.id for s in cfg.skus],
+            idempotency_ttl=limits.idempotency_ttl,
+            keys_per_buyer=limits.max_idempotency_keys_per_buyer,
+            keys_per_ip=limits.max_idempotency_keys_per_ip,
+            per_user=limits.per_user,
+            per_ip=limits.per_ip,
+        )
+        skus = [
+            LedgerSku(s.id, s.stock, s.per_user_limit, s.starts_at, s.ends_at, round(s.payment_timeout * 1_000_000))
+            for s in cfg.skus
+        ]
+        try:
+            if self._with_sink:  # a Redis that lost the sale gets it back from PostgreSQL before INIT starts it over
+                await asyncio.to_thread(SaleRebuilder(redis_cfg, cfg.postgres, limits.idempotency_ttl).run, skus)
+            views = await asyncio.to_thread(ledger.open, skus)
+        except (LedgerError, RebuildError) as exc:
+            ledger.close()
+            raise Unavailable(str(exc)) from exc
+        if self._with_sink:
+            self._archive = OrderArchive(cfg.postgres.url, cfg.postgres.sale or redis_cfg.prefix)
+            self._archive_slots = asyncio.Semaphore(ARCHIVE_LOOKUPS)
+        for view in views:
+            ctx.views[view.sku] = view
+        breaker = self._breaker = Breaker(cfg.redis.breaker_failures, round(cfg.redis.breaker_reset * 1_000_000))
+        pipeline, bridge = ctx.pipeline, ctx.bridge
+        pipeline.ledger = True
+        inventories: list[pykka.ActorRef[Any]] = []
+        for shard in shards(cfg):
+            ref = LedgerInventoryActor.start(
+                pipeline, bridge, ledger=ledger, skus=shard, views=ctx.views, breaker=breaker
+            )
+            inventories.append(ref)
+            for sku in shard:
+                pipeline.inventory_of[sku] = ref
+        # The global and per-SKU scopes are kept in each process; per-user and per-IP buckets are shared in Redis.
+        front = start_limiter(ctx, limits.global_bucket, limits.per_sku)
+        if limits.per_user is not None or limits.per_ip is not None:
+            pipeline.shared_limiter = SharedLimiterActor.start(pipeline, bridge, ledger=ledger, breaker=breaker)
+            front.append(pipeline.shared_limiter)
+        self.actors = [*front, *inventories]
+        if self._with_sink:
+            self._sink = OrderSink(
+                redis_cfg, cfg.postgres, f"{socket.gethostname()}:{os.getpid()}", [s.id for s in cfg.skus]
+            )
+            self._sink.start()
+
+    def refusal(self, at: int) -> tuple[Result, str] | None:
+        if self._breaker.rejects(at) or (self._sink is not None and not self._sink.gauges.ok):
+            return "unavailable", _DOWN
+        return None
+
+    def order_owner(self, order_id: str) -> pykka.ActorRef[Any] | None:
+        # An order id is "<sku>-<n>": the SKU's owner answers for it.
+        return self._started.pipeline.inventory_of.get(order_id.rpartition("-")[0])
+
+    async def expire(self, at: int) -> int:
+        ctx = self._started
+        owners = set(ctx.pipeline.inventory_of.values())
+        # An owner whose ledger call failed expires nothing now; the next tick tries again.
+        counts = await asyncio.gather(
+            *(ask(ctx.loop, ref, lambda fut: Tick(at, fut)) for ref in owners),
+            return_exceptions=True,
+        )
+        return sum(c for c in counts if isinstance(c, int))
+
+    async def settle(self) -> None:
+        """Nothing to do: an answered purchase is already recorded in Redis."""
+
+    async def flush(self, grace: float) -> None:
+        """Wait (up to ``grace`` seconds) until the order sink has every order in PostgreSQL."""
+        if self._sink is not None and not await asyncio.to_thread(self._sink.drain, grace):
+            raise Unavailable(f"the orders stream did not reach PostgreSQL within {grace} s")
+
+    def close(self, grace: float) -> None:
+        for ref in self.actors:
+            ref.stop(block=True)
+        self.actors = []
+        if self._sink is not None:
+            self._sink.stop(grace)  # what it read is written and acknowledged; the rest stays pending in Redis
+        if self._ledger is not None:
+            self._ledger.close()
+        if self._archive is not None:
+            self._archive.close()
+
+    async def archived(self, order_id: str) -> Order | None:
+        """The order as PostgreSQL has it, for an order Redis does not know (it lost its data); else ``None``.
+
+        At most :data:`ARCHIVE_LOOKUPS` at once: beyond that ``Unavailable``
+        at once, so made-up ids cannot queue work up on PostgreSQL.
+        """
+        archive, slots = self._archive, self._archive_slots
+        if archive is None or slots is None:
+            return None
+        if slots.locked():
+            raise Unavailable("too many order lookups in PostgreSQL at once; retry shortly")
+        async with slots:
+            try:
+                return await asyncio.to_thread(archive.get, order_id)
+            except psycopg.Error as exc:
+                raise Unavailable(f"postgresql: {exc}") from exc
+
+    def readiness(self) -> dict[str, bool]:
+        return {"redis_ok": self._breaker.closed, "postgres_ok": self._sink is None or self._sink.gauges.ok}
+
+    @property
+    def _started(self) -> StartContext:
+        if self._ctx is None:
+            raise RuntimeError("the backend has not been started")
+        return self._ctx

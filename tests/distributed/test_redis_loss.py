@@ -1,0 +1,104 @@
+"""A Redis without persistence killed mid-sale and restarted empty: the sale comes back from PostgreSQL, not re-sold."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+
+import psycopg
+import pytest
+
+from flashsale import (
+    Config,
+    LimitsConfig,
+    ManualClock,
+    PostgresConfig,
+    RedisConfig,
+    SaleEngine,
+    SkuConfig,
+    TransitionRefused,
+    Unavailable,
+)
+from flashsale.testing import RedisServer, free_port, wait_until
+
+STOCK = 5
+
+
+@pytest.fixture
+def volatile() -> Iterator[RedisServer]:
+    """A redis-server with no AOF and no snapshots: a restart comes back empty."""
+    with RedisServer(appendfsync=None) as server:
+        yield server
+
+
+def sale(redis_url: str, pg_url: str) -> Config:
+    return Config(
+        skus=(SkuConfig("hot", stock=STOCK, per_user_limit=1),),
+        limits=LimitsConfig(),
+        tick_interval=0,
+        backend="redis",
+        redis=RedisConfig(url=redis_url, prefix="loss", breaker_reset=0.2),
+        postgres=PostgresConfig(url=pg_url, batch=50, claim_idle=1.0),
+    )
+
+
+@contextlib.asynccontextmanager
+async def running(config: Config, clock: ManualClock) -> AsyncIterator[SaleEngine]:
+    engine = SaleEngine(config, clock=clock)
+    await engine.start()
+    try:
+        await asyncio.to_thread(wait_until, lambda: engine.readiness()["postgres_ok"], 20.0, "the order sink")
+        yield engine
+    finally:
+        await engine.stop(grace=5.0)
+
+
+def held_in_postgres(pg_url: str) -> int:
+    with psycopg.connect(pg_url) as conn:
+        row = conn.execute("SELECT coalesce(sum(qty), 0) FROM orders WHERE status IN ('reserved', 'paid')").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def test_lost_redis_state_is_rebuilt_and_never_resold(
+    volatile: RedisServer, pg_url: str, clock: ManualClock
+) -> None:
+    """Kill Redis mid-sale, restart it empty: stock, limits and live orders come back; the record stays within stock."""
+    config = sale(volatile.url, pg_url)
+    async with running(config, clock) as engine:
+        first = [await engine.purchase("hot", f"early-{i}") for i in range(3)]
+        assert [o.result for o in first] == ["reserved"] * 3
+        paid = await engine.pay(first[0].order_id)  # type: ignore[arg-type]
+        await engine.flush()
+        mid = asyncio.gather(*(engine.purchase("hot", f"mid-{i}") for i in range(10)))
+        await asyncio.to_thread(volatile.kill)  # mid-sale: some of these may be confirmed and lost with the stream
+        outcomes = await mid
+        assert {o.result for o in outcomes} <= {"reserved", "sold_out", "unavailable"}
+    volatile.start()  # empty
+    async with running(config, clock) as engine:
+        view = engine.view("hot")
+        assert (view.stock, view.paid) == (STOCK, 1)
+        assert view.reserved + view.paid == held_in_postgres(pg_url)
+        again = await engine.purchase("hot", "early-0")
+        assert again.result == "limit_reached"  # per-user totals came back
+        assert (await engine.order(paid.order_id)) == paid  # a final order: from PostgreSQL
+        with pytest.raises(TransitionRefused):
+            await engine.cancel(paid.order_id)
+        assert (await engine.pay(first[1].order_id)).status == "paid"  # type: ignore[arg-type]  # a live order
+        late = await asyncio.gather(*(engine.purchase("hot", f"late-{i}") for i in range(20)))
+        sold = [o for o in late if o.result == "reserved"]
+        assert len(sold) == view.remaining
+        assert all(int(o.order_id.rsplit("-", 1)[1]) > 1_000_000 for o in sold)  # type: ignore[union-attr]
+        await engine.flush()
+    assert held_in_postgres(pg_url) <= STOCK
+
+
+async def test_a_lost_sale_with_postgres_unreadable_refuses_to_start(
+    volatile: RedisServer, pg_url: str, clock: ManualClock
+) -> None:
+    """Redis has no sale and PostgreSQL does not answer: the worker will not start a sale that may have sold."""
+    config = sale(volatile.url, f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")
+    engine = SaleEngine(config, clock=clock)
+    with pytest.raises(Unavailable, match="redis has no sale for sku hot and postgresql cannot be read"):
+        await engine.start()

@@ -1,0 +1,186 @@
+"""The small vocabulary the OpenAPI entries are written in, and the document builder.
+
+An :class:`Op` is one route: its method, its path as the router spells it,
+its parameters, its body and its answers. :func:`build_document` turns the
+list of entries in :mod:`._openapi_routes` into an OpenAPI 3.1 document.
+Every answer carries ``X-Request-Id``; every error answer is the one error
+shape, with its ``error`` field narrowed to the codes that status can carry.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Schema = dict[str, Any]
+"""A JSON Schema (2020-12, which OpenAPI 3.1 uses)."""
+
+Security = Literal["admin", "dashboard"]
+
+JSON = "application/json"
+
+
+def ref(name: str) -> Schema:
+    """A reference to ``components/schemas/<name>``."""
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def nullable(schema: Schema) -> Schema:
+    """``schema`` or ``null``."""
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One documented answer: a description, a body (JSON unless ``media`` says otherwise), headers."""
+
+    description: str
+    schema: Schema | None = None
+    media: str = JSON
+    headers: Mapping[str, Schema] = field(default_factory=dict)
+    set_cookie: bool = False
+
+
+def ok(description: str, schema: Schema | None = None, *, media: str = JSON, set_cookie: bool = False) -> Answer:
+    """A success answer."""
+    return Answer(description, schema, media, set_cookie=set_cookie)
+
+
+def fails(
+    description: str, *codes: str, extra: Schema | None = None, headers: Mapping[str, Schema] | None = None
+) -> Answer:
+    """An error answer whose ``error`` is one of ``codes``; ``extra`` documents more fields."""
+    properties: Schema = {"error": {"type": "string", "enum": list(codes)}, "detail": {"type": "string"}}
+    properties.update(extra or {})
+    schema: Schema = {"type": "object", "required": ["error", "detail"], "properties": properties}
+    return Answer(description, schema, headers=headers or {})
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """A query or header parameter."""
+
+    name: str
+    where: Literal["query", "header", "cookie"]
+    schema: Schema
+    description: str
+    required: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """One route of the app, documented.
+
+    ``path`` is the router's spelling without regexes (``/v1/orders/{order_id}/pay``);
+    path parameters are strings unless ``path_schemas`` narrows them.
+    """
+
+    method: str
+    path: str
+    summary: str
+    answers: Mapping[int, Answer]
+    tag: str
+    body: Schema | None = None
+    body_media: str = JSON
+    params: Sequence[Param] = ()
+    path_schemas: Mapping[str, Schema] = field(default_factory=dict)
+    security: Security | None = None
+    description: str = ""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.method.upper(), self.path
+
+
+_PATH_PARAM = re.compile(r"{([^}]+)}")
+
+REQUEST_ID: Schema = {
+    "description": "Yours if you sent a sane one (1-128 printable characters), otherwise a fresh one.",
+    "schema": {"type": "string", "minLength": 1},
+}
+
+
+def _answer(answer: Answer) -> Schema:
+    out: Schema = {"description": answer.description}
+    headers: Schema = {"X-Request-Id": REQUEST_ID}
+    headers.update({name: {"schema": schema, "required": True} for name, schema in answer.headers.items()})
+    if answer.set_cookie:
+        headers["Set-Cookie"] = {
+            "description": "The session cookie (HttpOnly, SameSite=Strict).",
+            "schema": {"type": "string"},
+        }
+    out["headers"] = headers
+    if answer.schema is not None:
+        out["content"] = {answer.media: {"schema": answer.schema}}
+    return out
+
+
+def _operation(op: Op) -> Schema:
+    out: Schema = {
+        "operationId": f"{op.method.lower()}_{re.sub(r'[^A-Za-z0-9]+', '_', op.path).strip('_') or 'root'}",
+        "summary": op.summary,
+        "tags": [op.tag],
+        "responses": {str(status): _answer(answer) for status, answer in sorted(op.answers.items())},
+    }
+    if op.description:
+        out["description"] = op.description
+    params: list[Schema] = [
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": op.path_schemas.get(name, {"type": "string", "minLength": 1}),
+        }
+        for name in _PATH_PARAM.findall(op.path)
+    ]
+    params += [
+        {"name": p.name, "in": p.where, "required": p.required, "description": p.description, "schema": p.schema}
+        for p in op.params
+    ]
+    if params:
+        out["parameters"] = params
+    if op.body is not None:
+        out["requestBody"] = {"required": True, "content": {op.body_media: {"schema": op.body}}}
+    if op.security == "admin":
+        out["security"] = [{"adminBearer": []}, {"dashboardSession": []}]
+    elif op.security == "dashboard":
+        out["security"] = [{"dashboardSession": []}]
+    return out
+
+
+def build_document(ops: Sequence[Op], schemas: Mapping[str, Schema], *, title: str, version: str) -> Schema:
+    """The OpenAPI 3.1 document for ``ops``; two entries for one method and path is a mistake."""
+    paths: dict[str, dict[str, Schema]] = {}
+    for op in ops:
+        methods = paths.setdefault(op.path, {})
+        if op.method.lower() in methods:
+            raise ValueError(f"{op.method} {op.path} is documented twice")
+        methods[op.method.lower()] = _operation(op)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": title,
+            "version": version,
+            "description": 'Every error body is {"error": "<code>", "detail": "<for a person>"}; '
+            "every answer carries X-Request-Id.",
+        },
+        "paths": dict(sorted(paths.items())),
+        "components": {
+            "schemas": dict(schemas),
+            "securitySchemes": {
+                "adminBearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "The admin token ([admin] token or token_file).",
+                },
+                "dashboardSession": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": "flashsale_session",
+                    "description": "Set by POST /dashboard/session from the admin token.",
+                },
+            },
+        },
+    }
