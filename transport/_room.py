@@ -24,7 +24,7 @@ from aiohttp import web
 from flashsale import SaleEngine
 from flashsale.room import RoomRefused, TicketStatus, UnknownTicket
 
-from ._handlers import ENGINE, REQUEST_ID, guarded, refuse
+from ._handlers import ENGINE, REQUEST_ID, guarded, read_body, refuse
 from ._render import JSON, iso, json_response
 
 routes = web.RouteTableDef()
@@ -124,7 +124,7 @@ async def join(request: web.Request) -> web.Response:
     if isinstance(engine, web.Response):
         return engine
     try:
-        data = orjson.loads(await request.read())
+        data = orjson.loads(await read_body(request))
     except orjson.JSONDecodeError as exc:
         return refuse(request, f"the body is not valid JSON: {exc.msg} at position {exc.pos}")
     if type(data) is not dict:
