@@ -43,6 +43,7 @@ async def test_proof_of_work_accepted_once_per_challenge(make_room: MakeRoom) ->
     clock.advance(61.0)
     status, body = await join(client, "bob", challenge=c["challenge"], nonce=solve(c["challenge"], 10))
     assert (status, body["error"], body["detail"]) == (400, "invalid_proof", "the challenge has expired; get a new one")
+    await engine_of(client).room_tick()  # every join the room took is placed by now
     room = await (await client.get("/v1/room")).json()
     assert room["waiting"] == 1  # only alice
 
