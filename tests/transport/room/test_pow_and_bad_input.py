@@ -21,7 +21,7 @@ async def _challenge(client: TestClient[Any, Any]) -> dict[str, Any]:
 async def test_proof_of_work_accepted_once_per_challenge(make_room: MakeRoom) -> None:
     """A solved challenge joins once; reused, unsolved, forged, expired or missing proofs get 400."""
     clock = ManualClock(OPENS)
-    client = await make_room(clock=clock, pow_bits=10)
+    client = await make_room(clock=clock, pow_bits=10, heartbeat=600.0)
     c = await _challenge(client)
     assert c["bits"] == 10
     nonce = solve(c["challenge"], 10)
