@@ -45,7 +45,7 @@ async def test_proof_of_work_accepted_once_per_challenge(make_room: MakeRoom) ->
     assert (status, body["error"], body["detail"]) == (400, "invalid_proof", "the challenge has expired; get a new one")
     await engine_of(client).room_tick()  # every join the room took is placed by now
     room = await (await client.get("/v1/room")).json()
-    assert room["waiting"] == 1  # only alice
+    assert room["waiting"] + room["admitted"] == 1  # only alice holds a ticket (drawn by now: starts_at has passed)
 
 
 async def test_no_challenge_without_pow(make_room: MakeRoom) -> None:
