@@ -124,7 +124,8 @@ async def join(request: web.Request) -> web.Response:
     if isinstance(engine, web.Response):
         return engine
     try:
-        data = orjson.loads(await read_body(request))
+        # A body that has all arrived needs no timer (the usual join); one still arriving gets the body timeout.
+        data = orjson.loads(await request.read() if request.content.is_eof() else await read_body(request))
     except orjson.JSONDecodeError as exc:
         return refuse(request, f"the body is not valid JSON: {exc.msg} at position {exc.pos}")
     if type(data) is not dict:
