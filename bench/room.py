@@ -94,6 +94,10 @@ ROOM_TOML = """
 [server]
 log_level = "warning"
 
+[connections]
+max_per_ip = 15000  # every event stream of the sse part comes from this one address
+max_total = 15000
+
 [[sku]]
 id = "hot"
 stock = {stock}
