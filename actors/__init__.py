@@ -19,9 +19,10 @@ time arrives in messages.
 from ._breaker import Breaker
 from ._bridge import LoopBridge
 from ._buckets import BucketSpec, LeakyBucket, TokenBucket
+from ._control import SaleAction, Scope, SetLimits, SetSale
 from ._dedup import DedupActor
 from ._errors import FlashsaleError, LedgerError, LedgerRefused, StageFailed, StoreError, Unavailable
-from ._inventory import InventoryActor, SkuStock, reserved_outcome
+from ._inventory import InventoryActor, SkuStock, paused_outcome, reserved_outcome
 from ._keys import KeyGauges
 from ._ledger import LedgerInventoryActor, SharedLimiterActor
 from ._limiter import LimiterActor, LimiterGauges
@@ -40,7 +41,6 @@ from ._messages import (
     Purchase,
     PurchaseBatch,
     PurchasesWaiting,
-    ReleaseHolds,
     Reply,
     Restock,
     Result,
@@ -106,7 +106,6 @@ __all__ = [
     "PurchaseQueue",
     "PurchasesWaiting",
     "Recovered",
-    "ReleaseHolds",
     "Reply",
     "Restock",
     "RestockRecord",
@@ -118,6 +117,10 @@ __all__ = [
     "RoomTick",
     "RoomTickReport",
     "RoomView",
+    "SaleAction",
+    "Scope",
+    "SetLimits",
+    "SetSale",
     "Settled",
     "SharedLimiterActor",
     "SkuState",
@@ -136,6 +139,7 @@ __all__ = [
     "WriteRestock",
     "WriterGauges",
     "fast_new",
+    "paused_outcome",
     "reserved_outcome",
     "tell",
 ]

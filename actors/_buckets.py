@@ -78,6 +78,13 @@ class TokenBucket:
         """True when the bucket would be full at ``at`` (so it can be dropped)."""
         return self.refill(at) >= self._burst
 
+    def respec(self, spec: BucketSpec, at: int) -> None:
+        """Refill up to ``at`` at the old rate, then take ``spec``'s rate and burst (tokens clipped to it)."""
+        self.refill(at)
+        self._per_us = spec.rate / 1_000_000
+        self._burst = float(spec.burst)
+        self.tokens = min(self.tokens, self._burst)
+
     def _reach(self, target: float) -> int:
         """The first instant at which :meth:`refill` finds ``target`` tokens (``target <= burst``)."""
         tokens, per_us, last = self.tokens, self._per_us, self.last
@@ -126,6 +133,11 @@ class LeakyBucket:
         self.queue = spec.queue
         self.tat = at
         self.waiting = 0
+
+    def respec(self, spec: BucketSpec, at: int) -> None:
+        """Take ``spec``'s rate and burst for what passes from now on (its queue bound stays)."""
+        self._interval = max(1, round(1_000_000 / spec.rate))
+        self._tolerance = (spec.burst - 1) * self._interval
 
     @property
     def interval(self) -> int:

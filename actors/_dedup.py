@@ -1,22 +1,21 @@
-"""The dedup actor: per-user limits and idempotency keys.
+"""The dedup actor: idempotency keys, the first check of :mod:`actors.rules`.
 
-Per-user limits count units, not requests. A purchase that passes takes a
-*hold* of its quantity at once, so two concurrent requests from one user can
-never both fit under the limit; the hold is released when the purchase
-settles as anything but ``reserved`` (inventory and writer report those
-back with :class:`Settled`).
+Only purchases that carry an ``Idempotency-Key`` pass through it; the rest
+go straight to their SKU's owner, which checks window, per-user limit and
+stock (:mod:`actors.rules`).
 
 An ``Idempotency-Key`` is scoped to its user. The first request with a key
 is remembered with its body (SKU and quantity) while it is in flight; a
 duplicate that arrives meanwhile waits for the same answer instead of buying
-again. A key that reserved an order is replayed until the order is final
-(the writer reports :class:`KeysFinal`) or ``key_ttl`` after the first
-request, by message time, whichever comes first. Every other answer is
-forgotten once given: a refused purchase's retry is decided again (it can
-only buy if units came back), and transient answers (``overloaded``,
-``unavailable``) are retried anyway. The table (:class:`KeyTable`) is
-bounded per buyer, per client address and in all, so that a client that
-floods keys is refused alone (``rate_limited``) and never locks others out.
+again, and one with another body is refused ``idempotency_key_reused``.
+A key that reserved an order is replayed until the order is final (the
+writer reports :class:`KeysFinal`) or ``key_ttl`` after the first request,
+by message time, whichever comes first. Every other answer is forgotten once
+given: a refused purchase's retry is decided again (it can only buy if units
+came back), and transient answers (``overloaded``, ``unavailable``) are
+retried anyway. The table (:class:`KeyTable`) is bounded per buyer, per
+client address and in all, so that a client that floods keys is refused
+alone (``rate_limited``) and never locks others out.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from typing import Any, assert_never
 
 from ._bridge import LoopBridge
 from ._keys import BUYER, FULL, Keyed, KeyGauges, KeyTable
-from ._messages import DedupMessage, KeysFinal, Outcome, Purchase, PurchaseBatch, ReleaseHolds, Settled
+from ._messages import DedupMessage, KeysFinal, Outcome, Purchase, PurchaseBatch, Settled
 from ._pipeline import Pipeline, Stage
 from ._ports import Recovered
 
@@ -36,14 +35,13 @@ _REFUSED_KEY = {
 
 
 class DedupActor(Stage):
-    """Enforces per-user limits and answers repeated idempotency keys."""
+    """Answers repeated idempotency keys; sends first uses on to the SKU's owner."""
 
     def __init__(
         self,
         pipeline: Pipeline,
         bridge: LoopBridge,
         *,
-        per_user_limit: dict[str, int | None],
         recovered: Recovered,
         key_ttl_us: int = 86_400_000_000,
         max_keys: int = 200_000,
@@ -52,8 +50,6 @@ class DedupActor(Stage):
         key_gauges: KeyGauges | None = None,
     ) -> None:
         super().__init__(pipeline, bridge)
-        self._limits = {sku: lim for sku, lim in per_user_limit.items() if lim is not None}
-        self._held: dict[tuple[str, str], int] = {k: v for k, v in recovered.per_user.items() if k[1] in self._limits}
         self._ttl = key_ttl_us
         self._keys = KeyTable(max_keys, max_keys_per_buyer, max_keys_per_ip, key_gauges)
         for (user, key), order in sorted(recovered.keyed.items(), key=lambda kv: kv[1].created_at):
@@ -77,24 +73,20 @@ class DedupActor(Stage):
                 self._admit(items)
             case Settled(items):
                 self._settle(items)
-            case ReleaseHolds(items):
-                for user, sku, qty in items:
-                    if sku in self._limits:
-                        self._release(user, sku, qty)
             case KeysFinal(items):
-                for k in items:
-                    self._keys.forget(k)
+                for user, key, order_id in items:
+                    entry = self._keys.get((user, key))
+                    if entry is not None and entry.outcome is not None and entry.outcome.order_id == order_id:
+                        self._keys.forget((user, key))
             case _:
                 assert_never(message)
 
     def _admit(self, items: tuple[Purchase, ...]) -> None:
         replies: list[tuple[Any, Outcome]] = []
         onward: list[Purchase] = []
-        refused: list[tuple[str, str]] = []  # answered here: replayed within this batch, then forgotten
         if len(self._keys) and items:
             self._keys.expire(items[0].at)
         for p in items:
-            entry: Keyed | None = None
             if p.idempotency_key is not None:
                 k = (p.user, p.idempotency_key)
                 known = self._keys.get(k)
@@ -113,26 +105,7 @@ class DedupActor(Stage):
                     wait = KeyGauges.RETRY_AFTER
                     replies.append((p.reply, Outcome("rate_limited", p.sku, p.qty, retry_after=wait, detail=detail)))
                     continue
-            limit = self._limits.get(p.sku)
-            if limit is not None:
-                hk = (p.user, p.sku)
-                held = self._held.get(hk, 0)
-                if held + p.qty > limit:
-                    outcome = Outcome(
-                        "limit_reached",
-                        p.sku,
-                        p.qty,
-                        detail=f"at most {limit} per buyer; this buyer already holds {held}",
-                    )
-                    replies.append((p.reply, outcome))
-                    if entry is not None:
-                        entry.outcome = outcome
-                        refused.append((p.user, p.idempotency_key))  # type: ignore[arg-type]  # keyed: entry is set
-                    continue
-                self._held[hk] = held + p.qty
             onward.append(p)
-        for k in refused:  # a refusal is not replayed later: a retry is decided again
-            self._keys.forget(k)
         if onward:
             self._pipeline.to_inventory(onward)
         self._bridge.resolve(replies)
@@ -140,8 +113,6 @@ class DedupActor(Stage):
     def _settle(self, items: tuple[tuple[Purchase, Outcome], ...]) -> None:
         replies: list[tuple[Any, Outcome]] = []
         for p, outcome in items:
-            if outcome.result != "reserved" and p.sku in self._limits:
-                self._release(p.user, p.sku, p.qty)
             if p.idempotency_key is None:
                 continue
             k = (p.user, p.idempotency_key)
@@ -155,13 +126,6 @@ class DedupActor(Stage):
             else:  # refused or transient: a retry is decided again
                 self._keys.forget(k)
         self._bridge.resolve(replies)
-
-    def _release(self, user: str, sku: str, qty: int) -> None:
-        left = self._held.get((user, sku), 0) - qty
-        if left > 0:
-            self._held[(user, sku)] = left
-        else:
-            self._held.pop((user, sku), None)
 
 
 def _reused(p: Purchase, known: Keyed) -> Outcome:

@@ -11,6 +11,12 @@ number of inventory actors and gives each SKU to exactly one of them (by
 stable hash). Each SKU still has exactly one owner and one serial order of
 changes; an owner simply owns several SKUs.
 
+The owner also keeps each buyer's units of the SKU (``held``: reserved or
+paid) for the per-user limit, so window, limit and stock are checked in one
+place, in the order of :mod:`actors.rules`, exactly as the Lua script of the
+redis backend does. A buyer's units come back when an order is cancelled,
+expires, or failed to commit.
+
 After each batch the actor publishes a fresh immutable :class:`SkuView` of
 every SKU it touched into a dict the gateway reads without a message; that is
 how losers of a sold-out SKU are answered on the loop.
@@ -21,6 +27,7 @@ from __future__ import annotations
 from typing import Any, assert_never
 
 from ._bridge import LoopBridge
+from ._control import SaleAction, SetSale
 from ._messages import (
     InventoryMessage,
     Order,
@@ -38,12 +45,26 @@ from ._messages import (
 )
 from ._pipeline import Pipeline, Stage, tell
 from ._ports import SkuTotals
+from .rules import PAUSED, decide
 
 
 class SkuStock:
     """One SKU's counters; lives inside its owner actor only."""
 
-    __slots__ = ("ends_at", "hold_us", "paid", "reserved", "restocked", "seq", "sku", "starts_at", "stock")
+    __slots__ = (
+        "ends_at",
+        "held",
+        "hold_us",
+        "limit",
+        "paid",
+        "paused",
+        "reserved",
+        "restocked",
+        "seq",
+        "sku",
+        "starts_at",
+        "stock",
+    )
 
     def __init__(
         self,
@@ -54,6 +75,8 @@ class SkuStock:
         starts_at: int | None = None,
         ends_at: int | None = None,
         hold_us: int = 900_000_000,
+        limit: int | None = None,
+        held: dict[str, int] | None = None,
     ) -> None:
         t = totals or SkuTotals()
         self.sku = sku
@@ -65,6 +88,20 @@ class SkuStock:
         self.starts_at = starts_at
         self.ends_at = ends_at
         self.hold_us = hold_us
+        self.paused = False
+        self.limit = limit
+        self.held: dict[str, int] = dict(held or {}) if limit is not None else {}
+        """Units of live orders per buyer; kept only when the SKU has a per-user limit."""
+
+    def release(self, user: str, qty: int) -> None:
+        """``qty`` of ``user``'s units came back (cancelled, expired, never committed)."""
+        if self.limit is None:
+            return
+        left = self.held.get(user, 0) - qty
+        if left > 0:
+            self.held[user] = left
+        else:
+            self.held.pop(user, None)
 
     @property
     def remaining(self) -> int:
@@ -79,7 +116,18 @@ class SkuStock:
             self.paid,
             self.starts_at,
             self.ends_at,
+            self.paused,
         )
+
+    def control(self, action: SaleAction, at: int) -> None:
+        """Apply an operator's pause, resume or end at ``at``."""
+        if action == "end":
+            if self.ends_at is None or at < self.ends_at:
+                self.ends_at = at
+            if self.starts_at is not None and self.starts_at > self.ends_at:
+                self.starts_at = self.ends_at
+        else:
+            self.paused = action == "pause"
 
 
 class InventoryActor(Stage):
@@ -103,7 +151,7 @@ class InventoryActor(Stage):
         for s in skus:
             views[s.sku] = s.view()
 
-    def handle(self, message: InventoryMessage) -> None:
+    def handle(self, message: InventoryMessage | SetSale) -> None:
         match message:
             case PurchaseBatch(items):
                 self._reserve(items)
@@ -114,14 +162,23 @@ class InventoryActor(Stage):
                 tell(self._pipeline.writer, WriteRestock(sku, qty, at, view, reply))
             case ReturnUnits(orders):
                 for order in orders:
-                    self._skus[order.sku].reserved -= order.qty
+                    s = self._skus[order.sku]
+                    s.reserved -= order.qty
+                    s.release(order.user, order.qty)
                 self._publish(orders)
+            case SetSale(sku, action, at, reply):
+                s = self._skus[sku]
+                s.control(action, at)
+                view = self._views[sku] = s.view()
+                self._bridge.resolve([(reply, view)])
             case OrdersClosed(orders, status, reply, value):
                 for order in orders:
                     s = self._skus[order.sku]
                     s.reserved -= order.qty
                     if status == "paid":
                         s.paid += order.qty
+                    else:
+                        s.release(order.user, order.qty)
                 self._publish(orders)
                 self._bridge.resolve([(reply, value)])
             case _:
@@ -140,13 +197,16 @@ class InventoryActor(Stage):
         for p in items:
             s = skus[p.sku]
             at = p.at
-            if (s.starts_at is not None and at < s.starts_at) or (s.ends_at is not None and at >= s.ends_at):
-                outcome = Outcome("sale_not_open", p.sku, p.qty, detail=_window(s, at))
-            elif p.qty > (left := s.stock + s.restocked - s.reserved - s.paid):
-                detail = "sold out" if left <= 0 else f"only {left} left"
-                outcome = Outcome("sold_out", p.sku, p.qty, detail=detail)
+            limit = s.limit
+            held = 0 if limit is None else s.held.get(p.user, 0)
+            left = s.stock + s.restocked - s.reserved - s.paid
+            refused = decide(s.starts_at, s.ends_at, left, limit, held, p.qty, at, paused=s.paused)
+            if refused is not None:
+                outcome = Outcome(refused[0], p.sku, p.qty, detail=refused[1])
             else:
                 s.reserved += p.qty
+                if limit is not None:
+                    s.held[p.user] = held + p.qty
                 s.seq += 1
                 touched.add(s)
                 order = fast_new(
@@ -166,7 +226,8 @@ class InventoryActor(Stage):
                 reserved.append((p, order))
                 continue
             replies.append((p.reply, outcome))
-            settled.append((p, outcome))
+            if p.idempotency_key is not None:
+                settled.append((p, outcome))
         for s in touched:
             self._views[s.sku] = s.view()
         if reserved:
@@ -182,12 +243,11 @@ class InventoryActor(Stage):
         self._bridge.resolve(replies)
 
 
+def paused_outcome(sku: str, qty: int) -> Outcome:
+    """The answer to a purchase of a SKU an operator paused."""
+    return Outcome("sale_paused", sku, qty, detail=PAUSED)
+
+
 def reserved_outcome(order: Order) -> Outcome:
     """The answer a buyer gets for a reserved order."""
     return fast_new(Outcome, ("reserved", order.sku, order.qty, order.order_id, order.expires_at, None, ""))
-
-
-def _window(s: SkuStock, at: int) -> str:
-    if s.starts_at is not None and at < s.starts_at:
-        return "the sale has not started yet"
-    return "the sale has ended"

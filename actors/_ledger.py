@@ -32,6 +32,7 @@ from typing import Any, TypeAlias, TypeVar, assert_never
 
 from ._breaker import Breaker
 from ._bridge import LoopBridge
+from ._control import SetSale
 from ._errors import LedgerError, LedgerRefused
 from ._messages import (
     ChangeOrder,
@@ -49,10 +50,11 @@ from ._ports import StockLedger
 
 T = TypeVar("T")
 
-LedgerMessage: TypeAlias = PurchasesWaiting | Restock | ChangeOrder | GetOrder | Tick
+LedgerMessage: TypeAlias = PurchasesWaiting | Restock | ChangeOrder | GetOrder | Tick | SetSale
 
 MAX_EXPIRED_PER_TICK = 1000
-"""Reservations one tick expires per SKU; the rest wait for the next tick (bounded work per call)."""
+"""Reservations one ledger call expires per SKU (a Lua script blocks Redis while it runs); a tick makes
+as many calls as it takes."""
 
 MAX_MERGED = 2000
 """Most purchases one ledger call decides: a Lua script blocks Redis while it runs."""
@@ -114,6 +116,13 @@ class LedgerInventoryActor(Stage):
                     self._bridge.fail(reply, exc)
                     return
                 self._bridge.resolve([(reply, view)])
+            case SetSale(sku, action, at, reply):
+                try:
+                    view = self._publish(guarded_call(self._breaker, at, lambda: self._ledger.control(sku, action, at)))
+                except LedgerError as exc:
+                    self._bridge.fail(reply, exc)
+                    return
+                self._bridge.resolve([(reply, view)])
             case ChangeOrder(order_id, status, at, reply):
                 try:
                     change, changed = guarded_call(self._breaker, at, lambda: self._ledger.change(order_id, status, at))
@@ -131,19 +140,25 @@ class LedgerInventoryActor(Stage):
                     return
                 self._bridge.resolve([(reply, found)])
             case Tick(at, reply):
-                expired = 0
-                try:
-                    expired, views = guarded_call(
-                        self._breaker, at, lambda: self._ledger.expire(self._skus, at, MAX_EXPIRED_PER_TICK)
-                    )
-                except LedgerError:
-                    pass  # nothing expired now; the next tick tries again
-                else:
-                    for view in views:
-                        self._publish(view)
-                self._bridge.resolve([(reply, expired)])
+                self._bridge.resolve([(reply, self._expire(at))])
             case _:
                 assert_never(message)
+
+    def _expire(self, at: int) -> int:
+        """Expire every reservation due by ``at``, in calls of bounded work; a failed call ends the tick."""
+        expired = 0
+        while True:
+            try:
+                n, views = guarded_call(
+                    self._breaker, at, lambda: self._ledger.expire(self._skus, at, MAX_EXPIRED_PER_TICK)
+                )
+            except LedgerError:
+                return expired  # the rest expire on the next tick
+            for view in views:
+                self._publish(view)
+            expired += n
+            if n < MAX_EXPIRED_PER_TICK:  # no SKU reached the per-call bound: nothing due is left
+                return expired
 
     def _publish(self, view: SkuView) -> SkuView:
         self._views[view.sku] = view

@@ -38,6 +38,7 @@ from typing import Any, assert_never
 
 from ._bridge import LoopBridge
 from ._buckets import Bucket, BucketSpec, LeakyBucket, new_bucket
+from ._control import Scope, SetLimits
 from ._messages import DrainQueue, LimiterMessage, LimiterTick, Outcome, Purchase, PurchaseBatch, Reply
 from ._pipeline import Pipeline, Stage
 
@@ -45,9 +46,10 @@ from ._pipeline import Pipeline, Stage
 class _Scope:
     """One scope's buckets: a table keyed by what the scope limits, bounded."""
 
-    __slots__ = ("buckets", "detail", "field", "max_keys", "refills", "spec")
+    __slots__ = ("buckets", "detail", "field", "max_keys", "name", "refills", "spec")
 
-    def __init__(self, spec: BucketSpec, field: int | None, detail: str, max_keys: int) -> None:
+    def __init__(self, name: Scope, spec: BucketSpec, field: int | None, detail: str, max_keys: int) -> None:
+        self.name = name
         self.spec = spec
         self.field = field  # the Purchase field the scope is keyed by; None: one bucket for everything
         self.detail = detail
@@ -64,6 +66,15 @@ class _Scope:
             bucket = self.buckets[key] = new_bucket(self.spec, at)
             heapq.heappush(self.refills, (at, key))
         return bucket
+
+    def respec(self, spec: BucketSpec, at: int) -> None:
+        """New rate and burst from ``at`` on; every bucket keeps what it holds (see :meth:`Bucket.respec`)."""
+        self.spec = spec
+        for bucket in self.buckets.values():
+            bucket.respec(spec, at)
+        # A bucket's rest time may now be earlier than its heap entry says: entries may only be early.
+        self.refills = [(min(t, self.buckets[k].full_at()), k) for t, k in self.refills]
+        heapq.heapify(self.refills)
 
     def _forget_one(self, at: int) -> bool:
         """Drop one bucket that is at rest by ``at``, if there is one."""
@@ -109,20 +120,28 @@ class LimiterActor(Stage):
     ) -> None:
         super().__init__(pipeline, bridge)
         self._gauges = gauges or LimiterGauges()
-        scopes = (
-            (global_bucket, None, "the sale is taking too many requests", 1),
-            (per_sku, Purchase._fields.index("sku"), "this sku is taking too many requests", max_tracked_users),
-            (per_user, Purchase._fields.index("user"), "too many requests from this user", max_tracked_users),
-            (per_ip, Purchase._fields.index("client_ip"), "too many requests from this address", max_tracked_users),
+        n = max_tracked_users
+        scopes: tuple[tuple[Scope, BucketSpec | None, int | None, str, int], ...] = (
+            ("global", global_bucket, None, "the sale is taking too many requests", 1),
+            ("per_sku", per_sku, Purchase._fields.index("sku"), "this sku is taking too many requests", n),
+            ("per_user", per_user, Purchase._fields.index("user"), "too many requests from this user", n),
+            ("per_ip", per_ip, Purchase._fields.index("client_ip"), "too many requests from this address", n),
         )
-        self._scopes = [_Scope(spec, field, detail, n) for spec, field, detail, n in scopes if spec is not None]
+        self._scopes = [_Scope(name, spec, f, detail, k) for name, spec, f, detail, k in scopes if spec is not None]
         self._queue: list[tuple[int, int, Purchase, tuple[LeakyBucket, ...]]] = []  # (release_at, seq, ...)
         self._seq = itertools.count()
         self._wake = wake
         self._announced: int | None = None
 
-    def handle(self, message: LimiterMessage) -> None:
+    def handle(self, message: LimiterMessage | SetLimits) -> None:
         match message:
+            case SetLimits(changes, at, reply):
+                by_name = {scope.name: scope for scope in self._scopes}
+                for name, spec in changes:
+                    if name in by_name:
+                        by_name[name].respec(spec, at)
+                if reply is not None:
+                    self._bridge.resolve([(reply, None)])
             case PurchaseBatch(items):
                 self._admit(items)
             case LimiterTick(at, reply):

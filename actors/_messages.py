@@ -28,6 +28,7 @@ Result: TypeAlias = Literal[
     "sold_out",
     "limit_reached",
     "sale_not_open",
+    "sale_paused",
     "rate_limited",
     "idempotency_key_reused",
     "overloaded",
@@ -36,7 +37,7 @@ Result: TypeAlias = Literal[
 """What a purchase came to. Only ``reserved`` holds units."""
 
 OrderStatus: TypeAlias = Literal["reserved", "paid", "cancelled", "expired"]
-SkuState: TypeAlias = Literal["scheduled", "on_sale", "sold_out", "ended"]
+SkuState: TypeAlias = Literal["scheduled", "on_sale", "paused", "sold_out", "ended"]
 
 
 fast_new = tuple.__new__
@@ -117,7 +118,8 @@ class SkuView:
 
     The gateway reads the latest view without sending a message: that is how
     sold-out requests are answered on the event loop. ``stock`` includes
-    restocks. Window bounds are ``None`` when open-ended.
+    restocks. Window bounds are ``None`` when open-ended. ``paused``: an
+    operator paused the SKU (purchases answer ``sale_paused``).
     """
 
     sku: str
@@ -127,6 +129,7 @@ class SkuView:
     paid: int
     starts_at: int | None
     ends_at: int | None
+    paused: bool = False
 
     def state(self, at: int) -> SkuState:
         """The SKU's state at time ``at``."""
@@ -134,6 +137,8 @@ class SkuView:
             return "scheduled"
         if self.ends_at is not None and at >= self.ends_at:
             return "ended"
+        if self.paused:
+            return "paused"
         return "sold_out" if self.remaining <= 0 else "on_sale"
 
 
@@ -185,36 +190,27 @@ LimiterMessage: TypeAlias = PurchaseBatch | LimiterTick | DrainQueue
 
 @dataclass(frozen=True, slots=True)
 class Settled:
-    """Final outcomes of purchases that passed the dedup actor.
+    """Final outcomes of keyed purchases that passed the dedup actor.
 
-    The dedup actor releases per-user holds of failed purchases and stores
-    the answers of purchases that carried an idempotency key.
+    The dedup actor stores them as the keys' answers (transient ones are
+    forgotten) and answers the duplicates that waited for them.
     """
 
     items: tuple[tuple[Purchase, Outcome], ...]
 
 
 @dataclass(frozen=True, slots=True)
-class ReleaseHolds:
-    """Units of closed orders (cancelled, expired) go back to their buyers' allowance.
-
-    ``items`` are ``(user, sku, qty)``.
-    """
-
-    items: tuple[tuple[str, str, int], ...]
-
-
-@dataclass(frozen=True, slots=True)
 class KeysFinal:
     """Orders that became final (paid, cancelled, expired): their idempotency keys no longer matter.
 
-    ``items`` are ``(user, idempotency_key)``.
+    ``items`` are ``(user, idempotency_key, order_id)``: a key used again
+    since (after its ttl) belongs to another purchase and stays.
     """
 
-    items: tuple[tuple[str, str], ...]
+    items: tuple[tuple[str, str, str], ...]
 
 
-DedupMessage: TypeAlias = PurchaseBatch | Settled | ReleaseHolds | KeysFinal
+DedupMessage: TypeAlias = PurchaseBatch | Settled | KeysFinal
 
 # --- inventory ---------------------------------------------------------------
 

@@ -36,9 +36,14 @@ class Pipeline:
     limiter is skipped when no bucket is configured (``limiter`` is
     ``None``). On a ledger, ``shared_limiter`` (buckets shared by every
     process) comes after the local limiter and sends straight to inventory.
-    Dedup is skipped for a purchase with no idempotency key on a SKU with no
-    per-user limit, and always when ``ledger`` is set (the ledger inventory
-    actor checks keys and limits in its ledger call).
+    Dedup is skipped for a purchase with no idempotency key, except on the
+    ``ordered_skus`` (the memory backend names the SKUs with a per-user
+    limit, where keyed retries are common): there every purchase passes
+    dedup, so a keyed purchase is never overtaken by an unkeyed one of a
+    later loop tick. Elsewhere it may be; the two arrived in different
+    ticks, so neither buyer had an answer yet. Dedup is always skipped when
+    ``ledger`` is set (the ledger inventory actor checks keys and limits in
+    its ledger call).
     """
 
     limiter: pykka.ActorRef[Any] | None
@@ -46,7 +51,8 @@ class Pipeline:
     dedup: pykka.ActorRef[Any]
     writer: pykka.ActorRef[Any]
     inventory_of: dict[str, pykka.ActorRef[Any]]
-    dedup_skus: frozenset[str]
+    ordered_skus: frozenset[str]
+    """SKUs whose purchases all pass dedup, keyed or not, so that they keep their order across loop ticks."""
     ledger: bool
     queues: dict[pykka.ActorRef[Any], PurchaseQueue]
     """Stages that take purchases from a :class:`PurchaseQueue` (they register themselves when made)."""
@@ -55,7 +61,7 @@ class Pipeline:
         self.limiter = None
         self.shared_limiter = None
         self.inventory_of = {}
-        self.dedup_skus = frozenset()
+        self.ordered_skus = frozenset()
         self.ledger = False
         self.queues = {}
 
@@ -78,7 +84,7 @@ class Pipeline:
         """Send purchases on to dedup where it has work, else to their inventory owner.
 
         A SKU's purchases take one route per batch: when any of them needs
-        dedup (a key, or a per-user limit), all of them go through it. Split
+        dedup (it has a key), all of them go through it. Split
         over two routes, a later purchase could reach the SKU's owner before
         an earlier one, and who gets the last unit would depend on thread
         timing instead of arrival order.
@@ -88,7 +94,7 @@ class Pipeline:
         if self.shared_limiter is not None:
             self.deliver(self.shared_limiter, items)
             return
-        skus = self.dedup_skus
+        skus = self.ordered_skus
         if self.ledger or (not skus and all(p.idempotency_key is None for p in items)):
             self.to_inventory(items)
             return
@@ -202,9 +208,8 @@ class Stage(pykka.ThreadingActor):
     An exception in a handler would otherwise stop the pykka actor and leave
     every later buyer waiting forever. Here the purchases in the failed
     message are answered ``unavailable`` and the actor goes on. Stages after
-    dedup also report them to the dedup actor (:class:`Settled`), so their
-    idempotency keys are not left in flight and their per-user holds are
-    released.
+    dedup also report the keyed ones to the dedup actor (:class:`Settled`),
+    so their idempotency keys are not left in flight.
     """
 
     use_daemon_thread = True
@@ -228,8 +233,9 @@ class Stage(pykka.ThreadingActor):
             ]
             # Dedup hears first: a retry, sent once the buyer has this answer, then
             # reaches dedup's mailbox behind the release (mailboxes are FIFO).
-            if failed and self.reports_to_dedup:
-                tell(self._pipeline.dedup, Settled(tuple(failed)))
+            keyed = tuple((p, o) for p, o in failed if p.idempotency_key is not None)
+            if keyed and self.reports_to_dedup:
+                tell(self._pipeline.dedup, Settled(keyed))
             replies: list[tuple[Any, Any]] = [(p.reply, outcome) for p, outcome in failed]
             # A request that waits for an answer (pay, cancel, order lookup, restock, flush, tick) is
             # failed with StageFailed (an Unavailable) instead of waiting forever.

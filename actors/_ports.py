@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ._control import SaleAction
 from ._messages import ChangeResult, Order, OrderStatus, Outcome, Purchase, SkuView
 
 
@@ -136,6 +137,10 @@ class StockLedger(Protocol):
 
     def restock(self, sku: str, qty: int, at: int) -> SkuView:
         """Add ``qty`` units to ``sku``."""
+        ...
+
+    def control(self, sku: str, action: SaleAction, at: int) -> SkuView:
+        """Pause, resume or end ``sku`` at ``at`` (see :class:`actors.SetSale`) for every process."""
         ...
 
     def get(self, order_id: str) -> Order | None:

@@ -38,7 +38,6 @@ from ._messages import (
     OrderStatus,
     Outcome,
     Purchase,
-    ReleaseHolds,
     ReturnUnits,
     Settled,
     Tick,
@@ -200,15 +199,13 @@ class OrderWriterActor(Stage):
         return True
 
     def _announce(self, orders: list[Order], status: OrderStatus, reply: Any, value: Any) -> None:
-        """After the commit: dedup releases holds, then each inventory owner moves units and answers.
+        """After the commit, each inventory owner moves units (and buyers' holds) and answers.
 
         Committed first, then units move: a crash in between leaves the order
         closed in the store, and recovery counts its units from there. The
         caller hears once every owner has applied its part.
         """
-        if status != "paid":
-            tell(self._pipeline.dedup, ReleaseHolds(tuple((o.user, o.sku, o.qty) for o in orders)))
-        keyed = tuple((o.user, o.idempotency_key) for o in orders if o.idempotency_key is not None)
+        keyed = tuple((o.user, o.idempotency_key, o.order_id) for o in orders if o.idempotency_key is not None)
         if keyed:  # a final order's key has nothing left to answer: the dedup table forgets it
             tell(self._pipeline.dedup, KeysFinal(keyed))
         owners: dict[Any, list[Order]] = {}
@@ -284,7 +281,8 @@ class OrderWriterActor(Stage):
                 "unavailable", order.sku, order.qty, detail="the order store is unavailable; nothing was bought"
             )
             replies.append((p.reply, outcome))
-            refused.append((p, outcome))
+            if p.idempotency_key is not None:
+                refused.append((p, outcome))
             returned.setdefault(self._pipeline.inventory_of[order.sku], []).append(order)
         self._orders = kept
         for ref, back in returned.items():

@@ -14,7 +14,10 @@ in a ``finally``. Scenarios:
 - ``sold_out``: stock 0, so every flashsale answer is ``409 sold_out``;
 - ``shaped``: ``commit`` with the limiter and dedup on: token buckets in all
   four scopes (global, per SKU, per user, per IP) at rates the load never
-  reaches, and a per-user limit on the SKU.
+  reaches, and a per-user limit on the SKU;
+- ``sold_out_logged`` (not in the default set): ``sold_out`` with
+  ``server.access_log = true``, to read the cost of the access log against
+  ``sold_out`` in the same run.
 
 After each commit/async run the server is stopped and its SQLite file is
 read: orders stored must cover every 200 the load tool counted.
@@ -79,6 +82,7 @@ class Scenario:
     min_ratio: float | None = None
     max_p99_ms: float | None = None
     shaped: bool = False  # limiter (all four scopes) and dedup on
+    access_log: bool = False  # server.access_log: one log line per request
 
 
 SCENARIOS = (
@@ -86,6 +90,7 @@ SCENARIOS = (
     Scenario("async", "hot SKU, durability async", 10**8, "async", 200),
     Scenario("sold_out", "sold out (stock 0)", 0, "commit", 409, min_ratio=0.9),
     Scenario("shaped", "hot SKU, commit, limiter + dedup", 10**8, "commit", 200, min_ratio=0.8, shaped=True),
+    Scenario("sold_out_logged", "sold out, access log on", 0, "commit", 409, access_log=True),
 )
 
 SHAPED_TOML = """per_user_limit = 5
@@ -150,7 +155,8 @@ def write_config(tmp: Path, sc: Scenario, port: int, name: str) -> tuple[Path, P
         f'[[sku]]\nid = "{SKU}"\nstock = {sc.stock}\n'
         + (SHAPED_TOML if sc.shaped else "")
         + f'\n[store]\npath = "{db}"\ndurability = "{sc.durability}"\n\n'
-        f'[server]\nhost = "127.0.0.1"\nport = {port}\nlog_level = "info"\n',
+        f'[server]\nhost = "127.0.0.1"\nport = {port}\nlog_level = "info"\n'
+        + ("access_log = true\n" if sc.access_log else ""),
         encoding="utf-8",
     )
     return cfg, db

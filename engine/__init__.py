@@ -11,7 +11,7 @@ live traffic as one.
 from flashsale.actors import Order, Outcome, SkuView
 
 from ._clock import Clock, ManualClock, from_datetime, to_datetime, wall_clock
-from ._engine import PurchaseRequest, SaleEngine, SkuStatus, TickReport
+from ._engine import SaleEngine
 from ._errors import (
     ConfigError,
     EngineClosed,
@@ -24,6 +24,7 @@ from ._errors import (
     UnknownSku,
 )
 from ._sync import SyncSaleEngine
+from ._types import PurchaseRequest, SkuStatus, TickReport
 from .config import (
     Config,
     ConnectionsConfig,

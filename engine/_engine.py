@@ -1,21 +1,13 @@
 """SaleEngine: the one entry point to a running sale, a facade over its backend.
 
-The engine is the asyncio-side gateway to the actors. Per purchase it does
-the cheap things on the loop — validate (:mod:`._validate`), stamp the
-arrival time from the injected clock, answer from the published
-:class:`SkuView` when the SKU is sold out or off sale — and otherwise adds
-the purchase to the batch of the current loop tick (:mod:`._batcher`). The
-batch goes to the backend's pipeline as one message, and every answer comes
-back through the :class:`flashsale.actors.LoopBridge`, one loop wake-up per
-batch.
-
-Where purchases are decided is the backend's (:mod:`._backend`), chosen once
-at start: :class:`MemoryBackend` (this process's actors over an order store)
-or ``flashsale.redis.RedisBackend`` (a Redis ledger shared by many
-processes, orders moved to PostgreSQL). Nothing here asks which one runs.
-
-Nothing here blocks the loop: stores and ledgers are opened in a worker
-thread, actors are stopped from one, and no pykka future is ever waited on.
+Per purchase the engine does the cheap things on the loop — validate
+(:mod:`._validate`), stamp the arrival time from the injected clock, answer
+from the published :class:`SkuView` when the sale is closed or sold out —
+and otherwise adds it to the current loop tick's batch (:mod:`._batcher`),
+which goes to the backend's pipeline as one message; answers come back one
+loop wake-up per batch. Where purchases are decided is the backend's
+(:mod:`._backend`), chosen once at start; nothing here asks which one runs.
+Nothing here blocks the loop, and no pykka future is ever waited on.
 """
 
 from __future__ import annotations
@@ -24,9 +16,10 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Self
 
 from flashsale.actors import (
+    BucketSpec,
     DrainQueue,
     LimiterGauges,
     LimiterTick,
@@ -37,20 +30,24 @@ from flashsale.actors import (
     Pipeline,
     Purchase,
     Restock,
+    SaleAction,
+    Scope,
     SkuView,
     WriterGauges,
     fast_new,
 )
+from flashsale.actors.rules import shortcut
 
 from ._backend import Backend, StartContext, ask
 from ._backends import backend_for
 from ._batcher import Gathered, Slot, TickBatcher
 from ._clock import Clock, wall_clock
-from ._errors import EngineClosed, InvalidRequest, Unavailable, UnknownSku
+from ._errors import EngineClosed, InvalidRequest, UnknownSku
+from ._operator import Operator
 from ._orders import OrderDesk
 from ._types import PurchaseRequest, QueueReport, SkuStatus, TickReport
-from ._validate import MAX_KEY_LEN, MAX_RESTOCK, MAX_USER_LEN, check_purchase, check_restock
-from ._waker import Waker
+from ._validate import check_purchase, check_restock
+from ._waker import Waker, tick_every
 from .config import Config
 from .room import Room, RoomCalls, make_room
 
@@ -59,17 +56,6 @@ if TYPE_CHECKING:
 
     from .redis import SinkGauges
     from .scenario import ScenarioRecorder
-
-__all__ = [
-    "MAX_KEY_LEN",
-    "MAX_RESTOCK",
-    "MAX_USER_LEN",
-    "PurchaseRequest",
-    "QueueReport",
-    "SaleEngine",
-    "SkuStatus",
-    "TickReport",
-]
 
 log = logging.getLogger("flashsale.engine")
 
@@ -119,6 +105,7 @@ class SaleEngine(RoomCalls):
         self._max_qty = limits.max_qty
         self._max_inflight = limits.max_inflight
         self.waiting_room: Room | None = make_room(config.waiting_room, self._views, self.clock, room_seed)
+        self._operator = Operator(self)
 
     # -- life cycle -----------------------------------------------------------
 
@@ -142,16 +129,16 @@ class SaleEngine(RoomCalls):
         self._idle = asyncio.Event()
         self._running = True
         if cfg.tick_interval > 0:
-            self._ticker = loop.create_task(self._tick_forever(cfg.tick_interval), name="flashsale-ticker")
-        log.info(
-            "sale started",
-            extra={
-                "skus": len(cfg.skus),
-                "inventory_actors": len(set(self._pipeline.inventory_of.values())),
-                "backend": self._backend.name,
-                "durability": cfg.store.durability,
-            },
-        )
+            ticking = tick_every(cfg.tick_interval, self._operator.tick(self.tick), lambda: self._running)
+            self._ticker = loop.create_task(ticking, name="flashsale-ticker")
+        started: dict[str, object] = {
+            "skus": len(cfg.skus),
+            "inventory_actors": len(set(self._pipeline.inventory_of.values())),
+            "backend": self._backend.name,
+        }
+        if self._backend.name == "memory":  # the store's setting; with redis, orders are confirmed in Redis
+            started["durability"] = cfg.store.durability
+        log.info("sale started", extra=started)
 
     async def stop(self, grace: float = 10.0) -> None:
         """Stop taking purchases, answer those in flight, flush, stop the actors.
@@ -185,7 +172,9 @@ class SaleEngine(RoomCalls):
                 "stopped with work unfinished", extra={"inflight": self._inflight, "backlog": self.gauges.backlog}
             )
         await asyncio.to_thread(self._backend.close, grace)  # stops actors: a worker thread, never the loop
-        log.info("sale stopped", extra={"orders_committed": self.gauges.orders_committed})
+        # The order writer's count; with redis the order sink moves the orders and logs its own lines.
+        committed = {"orders_committed": self.gauges.orders_committed} if self._backend.name == "memory" else {}
+        log.info("sale stopped", extra=committed)
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -291,27 +280,25 @@ class SaleEngine(RoomCalls):
         """The answer that needs no actor, if there is one.
 
         Sold out and off-sale are read from the published view, in the order
-        of :mod:`flashsale.actors._rules`. Keyed requests skip that: a retry
+        of :mod:`flashsale.actors.rules`. Keyed requests skip that: a retry
         must get its first answer back, which only the deciding stage knows.
         """
         view = self._views[sku]
         if idempotency_key is None:
-            if (view.starts_at is not None and at < view.starts_at) or (
-                view.ends_at is not None and at >= view.ends_at
-            ):
-                ended = view.state(at) == "ended"
-                return Outcome(
-                    "sale_not_open", sku, qty, detail="the sale has ended" if ended else "the sale has not started yet"
-                )
-            if view.remaining <= 0:
-                return self._sold_out.get((sku, qty)) or self._sold_out.setdefault(
-                    (sku, qty), Outcome("sold_out", sku, qty, detail="sold out")
-                )
+            # On a ledger Lua decides a pause: a resume on another process counts at once.
+            paused = view.paused and not self._pipeline.ledger
+            refused = shortcut(view.starts_at, view.ends_at, view.remaining, at, paused=paused)
+            if refused is not None:
+                if refused[0] == "sold_out":  # the common answer: one value per (sku, qty), made once
+                    return self._sold_out.get((sku, qty)) or self._sold_out.setdefault(
+                        (sku, qty), Outcome("sold_out", sku, qty, detail=refused[1])
+                    )
+                return Outcome(refused[0], sku, qty, detail=refused[1])
         if self._inflight + adding > self._max_inflight:
             return Outcome("overloaded", sku, qty, detail="too many purchases in flight; retry shortly")
-        refused = self._backend.refusal(at)
-        if refused is not None:
-            return Outcome(refused[0], sku, qty, detail=refused[1])
+        down = self._backend.refusal(at)
+        if down is not None:
+            return Outcome(down[0], sku, qty, detail=down[1])
         return None
 
     def _done(self, n: int) -> None:
@@ -349,8 +336,8 @@ class SaleEngine(RoomCalls):
         self.view(sku)
         check_restock(qty)
         at = self.clock()
-        owner = self._pipeline.inventory_of[sku]
-        view = await self._ask(owner, lambda fut: Restock(sku, qty, at, fut))
+        assert self._loop is not None
+        view = await ask(self._loop, self._pipeline.inventory_of[sku], lambda fut: Restock(sku, qty, at, fut))
         assert isinstance(view, SkuView)
         if self._recorder is not None:
             self._recorder.operation(at, "restock", sku=sku, qty=qty)
@@ -418,20 +405,6 @@ class SaleEngine(RoomCalls):
         self._send_batch()
         limiter.tell(LimiterTick(self.clock(), reply))
 
-    async def _tick_forever(self, interval: float) -> None:
-        """Tick every ``interval`` seconds: time enters the actors as data."""
-        while self._running:
-            await asyncio.sleep(interval)
-            try:
-                report = await self.tick()
-            except EngineClosed:
-                return
-            except Unavailable as exc:  # the store or an actor failed this tick; the next one tries again
-                log.warning("tick failed", extra={"reason": str(exc)})
-                continue
-            if report.expired:
-                log.info("reservations expired", extra={"count": report.expired})
-
     async def flush(self, grace: float = 10.0) -> None:
         """Wait until everything answered so far is committed.
 
@@ -441,11 +414,6 @@ class SaleEngine(RoomCalls):
         if not self._running:
             raise EngineClosed("the sale engine is not running")
         await self._backend.flush(grace)
-
-    async def _ask(self, ref: Any, make: Any) -> object:
-        if not self._running or self._loop is None:
-            raise EngineClosed("the sale engine is not running")
-        return await ask(self._loop, ref, make)
 
     def readiness(self) -> dict[str, bool]:
         """What /readyz reports: each check and whether it passes."""
@@ -472,3 +440,26 @@ class SaleEngine(RoomCalls):
     @property
     def inflight(self) -> int:
         return self._inflight
+
+    # -- operator actions (the admin API; see engine/_operator.py) -------------
+
+    async def control(self, sku: str, action: SaleAction) -> tuple[SkuView, SkuView]:
+        """Pause, resume or end ``sku`` now, for every process of the sale; its views before and after.
+
+        A paused SKU answers purchases ``sale_paused``; an ended one
+        ``sale_not_open``. Recorded, so a replay does the same at the same instant.
+        """
+        return await self._operator.control(sku, action)
+
+    @property
+    def limits(self) -> dict[Scope, BucketSpec]:
+        """The rate-limit scopes in force, with their live shapes."""
+        return dict(self._operator.limits)
+
+    async def set_limits(self, changes: dict[Scope, BucketSpec]) -> dict[Scope, BucketSpec]:
+        """Give configured scopes a new rate and burst now, for every process; their shapes before.
+
+        Only rate and burst change (a scope keeps its algorithm and queue); a
+        scope the config does not have cannot be added live.
+        """
+        return await self._operator.set_limits(changes)

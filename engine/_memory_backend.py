@@ -76,6 +76,8 @@ class MemoryBackend:
                     starts_at=s.starts_at,
                     ends_at=s.ends_at,
                     hold_us=round(s.payment_timeout * 1_000_000),
+                    limit=s.per_user_limit,
+                    held={user: n for (user, sku), n in recovered.per_user.items() if sku == s.id},
                 )
                 for s in (cfg.sku(sku) for sku in shard)
             ]
@@ -86,7 +88,6 @@ class MemoryBackend:
         pipeline.dedup = DedupActor.start(
             pipeline,
             bridge,
-            per_user_limit={s.id: s.per_user_limit for s in cfg.skus},
             recovered=recovered,
             key_ttl_us=round(lim.idempotency_ttl * 1_000_000),
             max_keys=lim.max_idempotency_keys,
@@ -94,7 +95,7 @@ class MemoryBackend:
             max_keys_per_ip=lim.max_idempotency_keys_per_ip,
             key_gauges=self.key_gauges,
         )
-        pipeline.dedup_skus = frozenset(s.id for s in cfg.skus if s.per_user_limit is not None)
+        pipeline.ordered_skus = frozenset(s.id for s in cfg.skus if s.per_user_limit is not None)
         front = start_limiter(ctx, lim.global_bucket, lim.per_sku, lim.per_user, lim.per_ip)
         # Stop order matters: each stage is stopped after everything upstream.
         self.actors = [*front, *inventories, pipeline.writer, pipeline.dedup]

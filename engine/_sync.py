@@ -18,7 +18,8 @@ from flashsale.actors import Order, Outcome, SkuView
 from flashsale.config import Config
 
 from ._clock import Clock
-from ._engine import SaleEngine, SkuStatus, TickReport
+from ._engine import SaleEngine
+from ._types import SkuStatus, TickReport
 
 T = TypeVar("T")
 

@@ -1,4 +1,7 @@
-"""The gateway's timer for purchases waiting in a leaky bucket's queue.
+"""The engine's timers: the periodic tick, and the wake-up for purchases waiting in a leaky bucket.
+
+:func:`tick_every` sends the actors the time every ``tick_interval``
+seconds (expiring reservations, releasing queued purchases).
 
 The limiter actor cannot set timers (actors never read a clock), so it says
 when its earliest queued purchase is due through its ``wake`` reply, and
@@ -11,7 +14,28 @@ on virtual time (``tick_interval = 0``) the caller releases with
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import logging
+from collections.abc import Awaitable, Callable
+
+from ._errors import EngineClosed, Unavailable
+from ._types import TickReport
+
+log = logging.getLogger("flashsale.engine")
+
+
+async def tick_every(interval: float, tick: Callable[[], Awaitable[TickReport]], running: Callable[[], bool]) -> None:
+    """Call ``tick`` every ``interval`` seconds while ``running()``: time enters the actors as data."""
+    while running():
+        await asyncio.sleep(interval)
+        try:
+            report = await tick()
+        except EngineClosed:
+            return
+        except Unavailable as exc:  # the store or an actor failed this tick; the next one tries again
+            log.warning("tick failed", extra={"reason": str(exc)})
+            continue
+        if report.expired:
+            log.info("reservations expired", extra={"count": report.expired})
 
 
 class Waker:

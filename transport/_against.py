@@ -16,8 +16,9 @@ whatever the timing:
 - ``per-user limits``: no buyer holds more units of a SKU than its
   ``per_user_limit``.
 
-Restock and expire events are skipped (the HTTP API has no restock; a
-server delivers its own time) and counted as skipped. An event's ``ip`` goes
+Restock, expire and admin events (pause, resume, end, limits) are skipped
+(they need the admin token; a server delivers its own time) and counted as
+skipped. An event's ``ip`` goes
 out as ``X-Forwarded-For``.
 
 This is a mode of ``flashsale load`` (``flashsale.transport.load``): the same
@@ -33,8 +34,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
+
 from flashsale import Scenario
 
+from ._mismatch import config_mismatch
+from ._serve_scenario import faster
 from .load._audit import audit
 from .load._identity import Identity
 from .load._retry import Backoff
@@ -58,6 +63,7 @@ class AgainstReport:
     max_lag: float = 0.0
     wall_seconds: float = 0.0
     checks: dict[str, str] = field(default_factory=dict)  # invariant -> "" when it held, else why not
+    mismatch: list[str] = field(default_factory=list)  # how the server's sale differs; nothing was sent
 
     @property
     def violations(self) -> list[str]:
@@ -74,9 +80,19 @@ class AgainstReport:
             "max_lag_seconds": round(self.max_lag, 6),
             "wall_seconds": round(self.wall_seconds, 6),
             "checks": {name: {"ok": not why, "detail": why} for name, why in self.checks.items()},
+            "mismatch": self.mismatch,
         }
 
     def summary(self) -> str:
+        if self.mismatch:
+            return "\n".join(
+                [
+                    f"scenario   {self.scenario} against {self.url}",
+                    "MISMATCH   the server is not selling this scenario's sale; no traffic was sent",
+                    *(f"  differs  {m}" for m in self.mismatch),
+                    "           (flashsale serve --scenario FILE serves a scenario's configuration)",
+                ]
+            )
         lines = [
             f"scenario   {self.scenario} against {self.url}",
             f"answers    {' · '.join(f'{k} {v:,}' for k, v in sorted(self.answers.items())) or '-'}",
@@ -89,11 +105,20 @@ class AgainstReport:
         return "\n".join(lines)
 
 
-async def run_against(scenario: Scenario, url: str, *, concurrency: int = 64) -> AgainstReport:
-    """Send ``scenario``'s traffic to the server at ``url`` in real time; check the invariants."""
+async def run_against(scenario: Scenario, url: str, *, concurrency: int = 64, speed: float = 1.0) -> AgainstReport:
+    """Send ``scenario``'s traffic to the server at ``url`` in real time; check the invariants.
+
+    Nothing is sent to a server that sells another sale: the report's
+    ``mismatch`` says how it differs. ``speed`` sends the traffic that many
+    times faster, for a server run with ``flashsale serve --scenario FILE --speed N``.
+    """
     import time  # noqa: PLC0415
 
-    events = scenario.traffic()
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        mismatch = await config_mismatch(scenario, url.rstrip("/"), session)
+    if mismatch:
+        return AgainstReport(url.rstrip("/"), scenario.name, mismatch=mismatch)
+    events = faster(scenario.traffic(), speed)
     span = events[-1].at / US if events else 0.0
     settings = Settings(
         url=url.rstrip("/"),

@@ -16,10 +16,14 @@ from aiohttp import web
 
 from flashsale import Config, SaleEngine
 
+from ._admin import install_admin
 from ._client_ip import ClientIp
 from ._dashboard import add_dashboard
-from ._handlers import BODY_TIMEOUT, CLIENT_IP, ENGINE, MAX_BODY, METRICS, RENDER, guarded, not_routed
-from ._metrics import Metrics
+from ._feed import FEED, install_feed
+from ._front import routes as front_routes
+from ._handlers import BODY_TIMEOUT, CLIENT_IP, ENGINE, MAX_BODY, METRICS, REGISTRY, RENDER, guarded, not_routed
+from ._metrics import Metrics, sharing
+from ._metrics_share import from_env
 from ._openapi import add_openapi
 from ._render import OutcomeRenderer
 from ._room import routes as room_routes
@@ -31,18 +35,25 @@ __all__ = ["ENGINE", "METRICS", "create_app"]
 def create_app(config: Config, *, engine: SaleEngine | None = None) -> web.Application:
     """The flashsale HTTP app for ``config`` (or around a given engine)."""
     app = web.Application(client_max_size=config.server.max_body_bytes)
-    app[ENGINE] = engine or SaleEngine(config)
+    engine = app[ENGINE] = engine or SaleEngine(config)
     app[METRICS] = Metrics()
     app[RENDER] = OutcomeRenderer()
     app[MAX_BODY] = config.server.max_body_bytes
     app[CLIENT_IP] = ClientIp(config.server.trusted_proxies)
     app[BODY_TIMEOUT] = config.connections.body_timeout
     app.add_routes(routes)
+    app.add_routes(front_routes)
+    install_feed(app, engine, config.feed)  # GET /v1/events, /v1/skus/{sku}/events
+    install_admin(app, config.admin.token)  # /v1/admin/... only with [admin] token or token_file
     app.add_routes(room_routes)  # the waiting room (transport/_room.py)
     add_openapi(app, config)  # GET /openapi.json (entries in _openapi_routes.py)
-    add_dashboard(app, getattr(getattr(config, "admin", None), "token", None))  # /dashboard, behind [admin] token
+    add_dashboard(app, config.admin.token)  # /dashboard, behind [admin] token
+    share = from_env()  # under serve --workers N: a scrape of any worker answers for all
+    app[REGISTRY] = app[METRICS].registry(engine, app[FEED], share)
     app.router.add_route("*", "/{tail:.*}", guarded(not_routed))  # last: only what nothing else matched
     app.cleanup_ctx.append(_engine_lifecycle)
+    if share is not None:
+        app.cleanup_ctx.append(sharing(app[REGISTRY]))
     return app
 
 

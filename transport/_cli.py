@@ -16,8 +16,9 @@ take over its unacknowledged stream entries).
 ``flashsale load URL [...]`` rehearses a sale against a running server
 (``flashsale.transport.load``).
 
-``flashsale replay FILE [--check] [--json] [--against URL]`` runs a scenario
-file (docs/scenarios.md) on virtual time and prints its summary and digest,
+``flashsale replay FILE [--check] [--json] [--against URL] [--backend redis
+--redis-url URL]`` runs a scenario file (docs/scenarios.md) on virtual time
+(on the memory backend, or on a Redis) and prints its summary and digest,
 or sends its traffic to a running server and checks the invariants that hold
 whatever the timing.
 
@@ -30,10 +31,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import errno
 import gc
+import importlib.metadata
+import os
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
@@ -42,12 +48,12 @@ import structlog
 from aiohttp import web
 
 from flashsale import (
+    Clock,
     Config,
     ConfigError,
     SaleEngine,
     ScenarioError,
     ScenarioRecorder,
-    ServerConfig,
     Unavailable,
     demo_config,
     load_scenario,
@@ -55,10 +61,13 @@ from flashsale import (
     wall_clock,
 )
 
-from . import load
+from . import _pg_setup, load
 from ._against import run_against
 from ._app import create_app
 from ._logging import configure_logging
+from ._metrics_share import ENV as METRICS_DIR_ENV
+from ._preflight import CannotStart, check_backends, listen_socket, lock_database
+from ._serve_scenario import scaled_clock, scenario_config
 from ._server import serve
 
 log = structlog.get_logger("flashsale.cli")
@@ -66,11 +75,18 @@ log = structlog.get_logger("flashsale.cli")
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flashsale", description="A flash-sale engine: actors, HTTP, no oversell.")
+    parser.add_argument("--version", action="version", version=f"flashsale {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the HTTP server (the demo sale when no --config is given)")
     serve.add_argument("--host", help="address to listen on (default from config, else 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default from config, else 8080)")
-    serve.add_argument("--config", metavar="FILE", help="a TOML sale configuration")
+    source = serve.add_mutually_exclusive_group()
+    source.add_argument("--config", metavar="FILE", help="a TOML sale configuration")
+    source.add_argument(
+        "--scenario",
+        metavar="FILE",
+        help="serve the configuration inside a scenario file (its sale windows moved to start now)",
+    )
     serve.add_argument("--record", metavar="FILE", help="write the purchase traffic to FILE as a JSON Lines scenario")
     serve.add_argument(
         "--record-max",
@@ -85,14 +101,44 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     rep.add_argument("--against", metavar="URL", help="send the traffic to the server at URL in real time instead")
     rep.add_argument(
+        "--backend",
+        choices=("memory", "redis"),
+        default="memory",
+        help="decide on this backend (default memory); redis needs a Redis server, no PostgreSQL",
+    )
+    rep.add_argument(
+        "--redis-url", metavar="URL", help="with --backend redis: the Redis to use (default: the config's)"
+    )
+    rep.add_argument(
         "--concurrency", type=int, default=64, help="with --against: requests in flight at most (default 64)"
+    )
+    rep.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="with --against: send the traffic N times faster (for a server run with serve --scenario --speed N)",
     )
     serve.add_argument(
         "--workers", type=int, default=1, metavar="N", help='processes sharing the port (N > 1 needs backend = "redis")'
     )
     serve.add_argument("--reuse-port", action="store_true", help="bind with SO_REUSEPORT (what each worker does)")
+    serve.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        metavar="N",
+        help="with --scenario: run the sale's clock N times faster (rehearsals; pair with replay --against --speed N)",
+    )
     load.add_parser(sub)  # flashsale load URL: transport/load/
+    _pg_setup.add_parser(sub)
     return parser
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("flashsale")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -104,10 +150,8 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    try:
-        config = Config.load(args.config) if args.config else demo_config()
-    except ConfigError as exc:
-        print(f"flashsale: {exc}", file=sys.stderr)
+    config = _serve_config(args)
+    if config is None:
         return 2
     server = dataclasses.replace(
         config.server,
@@ -116,10 +160,30 @@ def _serve(args: argparse.Namespace) -> int:
     )
     config = dataclasses.replace(config, server=server)
     if args.workers != 1:
-        refused = _refuse_workers(args.workers, config, args.record)
+        refused = _refuse_workers(args.workers, config, args.record) or (
+            "--workers needs --config (each worker reads the same file)" if args.scenario else ""
+        )
         if refused:
             print(f"flashsale: {refused}", file=sys.stderr)
             return 2
+    unwritable = _unwritable(args.record) if args.record else ""
+    if unwritable:
+        print(f"flashsale: {args.record}: cannot write: {unwritable}", file=sys.stderr)
+        return 2
+    configure_logging(server.log_level)
+    try:
+        # Before anything is opened or written: the port, then the database (or the backends).
+        sock = listen_socket(server.host, server.port, reuse_port=args.reuse_port or args.workers > 1)
+        if args.workers > 1:
+            sock.close()  # the workers bind their own; this only proved the port can be shared
+        elif config.backend == "memory":
+            _STORE_LOCK.append(lock_database(config.store.path))  # held until the process exits
+        check_backends(config)
+    except CannotStart as exc:
+        log.error("cannot start", reason=str(exc))
+        return 1
+    if args.workers > 1:
+        return _run_workers(args, server.host, server.port)
     recorder = None
     if args.record:
         try:
@@ -127,22 +191,19 @@ def _serve(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"flashsale: {args.record}: cannot write: {exc.strerror}", file=sys.stderr)
             return 2
-    configure_logging(server.log_level)
-    if args.workers > 1:
-        return _run_workers(args, server.host, server.port)
     where = {"store": config.store.path, "durability": config.store.durability}
     if config.backend == "redis":
         where = {"redis_prefix": config.redis.prefix}  # URLs may carry passwords: not logged
     log.info(
         "starting",
-        config=args.config or "demo",
+        config=args.config or args.scenario or "demo",
         skus=[s.id for s in config.skus],
         backend=config.backend,
         record=args.record,
         **where,
     )
     try:
-        _run_app(config, server, args.reuse_port, recorder)
+        _run_app(config, sock, recorder)
     except Unavailable as exc:  # the store or the ledger could not be opened
         log.error("cannot start", reason=str(exc))
         return 1
@@ -152,6 +213,39 @@ def _serve(args: argparse.Namespace) -> int:
             log.info("recorded", file=args.record, events=recorder.events)
     log.info("stopped")
     return 0
+
+
+def _unwritable(path: str) -> str:
+    """Why a file could not be written at ``path`` ("" when it could), without creating or truncating it."""
+    p = Path(path)
+    if p.is_dir():
+        return os.strerror(errno.EISDIR)
+    if not p.parent.is_dir():
+        return os.strerror(errno.ENOENT)
+    if not os.access(p if p.exists() else p.parent, os.W_OK):
+        return os.strerror(errno.EACCES)
+    return ""
+
+
+_CLOCK: dict[str, Clock] = {}
+"""The sale's clock when ``--speed`` moves it (set once by :func:`_serve_config`); the wall clock otherwise."""
+
+_STORE_LOCK: list[int] = []
+"""The descriptor that holds the order database's lock (:func:`lock_database`) while the server runs."""
+
+
+def _serve_config(args: argparse.Namespace) -> Config | None:
+    """The sale ``serve`` runs: ``--config``, ``--scenario`` or the demo; ``None`` after printing why not."""
+    if args.speed != 1.0 and not (args.scenario and args.speed > 0):
+        print(f"flashsale: --speed needs --scenario and a value > 0, got {args.speed}", file=sys.stderr)
+        return None
+    try:
+        if args.scenario:
+            return scenario_config(args.scenario, _CLOCK.setdefault("clock", scaled_clock(args.speed)), args.speed)
+        return Config.load(args.config) if args.config else demo_config()
+    except (ConfigError, ScenarioError) as exc:
+        print(f"flashsale: {exc}", file=sys.stderr)
+        return None
 
 
 GC_THRESHOLDS = (50_000, 20, 100)
@@ -174,20 +268,21 @@ async def _freeze_startup_heap(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
-def _run_app(config: Config, server: ServerConfig, reuse_port: bool, recorder: ScenarioRecorder | None) -> None:
+def _run_app(config: Config, sock: socket.socket, recorder: ScenarioRecorder | None) -> None:
     loop_factory = _loop_factory()
     gc.set_threshold(*GC_THRESHOLDS)
-    app = create_app(config, engine=SaleEngine(config, recorder=recorder))
+    app = create_app(config, engine=SaleEngine(config, recorder=recorder, clock=_CLOCK.get("clock")))
     app.cleanup_ctx.append(_freeze_startup_heap)  # after the engine's own: it runs once the sale has started
+    host = config.server.host
     # Timeouts, connection caps and JSON parser errors: transport/_server.py.
     listening = serve(
         app,
         config,
-        host=server.host,
-        port=server.port,
-        reuse_port=reuse_port,
-        # Called once the socket is bound: the line to wait for before sending traffic.
-        listening=lambda port: log.info("listening", url=f"http://{server.host}:{port}"),
+        host=host,
+        port=config.server.port,
+        sock=sock,
+        # Called once the socket listens: the line to wait for before sending traffic.
+        listening=lambda port: log.info("listening", url=f"http://{host}:{port}"),
     )
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         runner.run(listening)
@@ -218,8 +313,11 @@ def _run_workers(args: argparse.Namespace, host: str, port: int) -> int:
     """Start ``args.workers`` servers on one port; forward SIGTERM/SIGINT; return when all have exited."""
     argv = [sys.executable, "-m", "flashsale.transport", "serve", "--host", host, "--port", str(port), "--reuse-port"]
     argv += ["--config", args.config]
+    # /metrics of any worker answers for all of them: they share their samples in this directory.
+    shared = tempfile.TemporaryDirectory(prefix="flashsale-metrics-")
+    env = {**os.environ, METRICS_DIR_ENV: shared.name}
     # Own sessions: a Ctrl-C reaches the parent only, which passes it on once.
-    procs = [subprocess.Popen(argv, start_new_session=True) for _ in range(args.workers)]
+    procs = [subprocess.Popen(argv, start_new_session=True, env=env) for _ in range(args.workers)]
     log.info("workers started", pids=[p.pid for p in procs], url=f"http://{host}:{port}")
 
     def forward(signum: int, _: object) -> None:
@@ -230,6 +328,7 @@ def _run_workers(args: argparse.Namespace, host: str, port: int) -> int:
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     codes = [p.wait() for p in procs]
+    shared.cleanup()
     log.info("workers stopped", exit_codes=codes)
     return 0 if all(c == 0 for c in codes) else 1
 
@@ -241,12 +340,21 @@ def _replay(args: argparse.Namespace) -> int:
         print(f"flashsale: {exc}", file=sys.stderr)
         return 2
     if args.against:
-        report = asyncio.run(run_against(scenario, args.against, concurrency=max(1, args.concurrency)))
+        if not args.speed > 0:
+            print(f"flashsale: --speed must be > 0, got {args.speed}", file=sys.stderr)
+            return 2
+        report = asyncio.run(
+            run_against(scenario, args.against, concurrency=max(1, args.concurrency), speed=args.speed)
+        )
         print(orjson.dumps(report.as_dict(), option=orjson.OPT_INDENT_2).decode() if args.json else report.summary())
-        return 1 if report.violations else 0
+        return 2 if report.mismatch else 1 if report.violations else 0
     loop_factory = _loop_factory()
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        result = runner.run(replay(scenario))
+        try:
+            result = runner.run(replay(scenario, backend=args.backend, redis_url=args.redis_url))
+        except (ConfigError, Unavailable) as exc:  # no redis extra, or Redis not reachable
+            print(f"flashsale: {exc}", file=sys.stderr)
+            return 2
     failures = result.failures(scenario) if args.check else []
     if args.json:
         out = result.as_dict()
@@ -271,4 +379,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _replay(args)
     if args.command == "load":
         return load.run(args)
+    if args.command == "postgres-setup":
+        return _pg_setup.run(args)
     raise AssertionError(args.command)  # argparse rejects unknown commands

@@ -75,6 +75,12 @@ def _backlog(engine: SaleEngine) -> dict[str, Any]:
     return {"name": "writer backlog", "value": engine.gauges.backlog, "limit": limit}
 
 
+def _latency(app: web.Application) -> dict[str, Any]:
+    """p50 and p99 of this worker's purchases (upper bounds of the duration histogram's buckets)."""
+    latency = app[METRICS].purchase_latency()
+    return {"p50": latency["p50"], "p99": latency["p99"], "count": int(latency["count"] or 0)}
+
+
 def _has_route(app: web.Application, path: str) -> bool:
     return any(r.get_info().get("path") == path for r in app.router.resources())
 
@@ -91,7 +97,7 @@ async def state_json(app: web.Application) -> dict[str, Any]:
         "inflight": {"value": engine.inflight, "limit": engine.config.limits.max_inflight},
         "backlog": _backlog(engine),
         "readiness": {"ready": all(checks.values()), "checks": checks},
-        "latency": {"p50": None, "p99": None, "count": 0},
+        "latency": _latency(app),
         "feed": _has_route(app, "/v1/events"),
         "room": None,
     }

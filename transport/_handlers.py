@@ -15,11 +15,13 @@ import functools
 import itertools
 import logging
 import os
+import time
 from collections.abc import Callable
 
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from prometheus_client import CollectorRegistry
 
 from flashsale import EngineClosed, InvalidRequest, SaleEngine, Unavailable, UnknownOrder, UnknownSku
 
@@ -30,11 +32,14 @@ from ._trouble import TROUBLE
 
 ENGINE = web.AppKey("engine", SaleEngine)
 METRICS = web.AppKey("metrics", Metrics)
+REGISTRY = web.AppKey("registry", CollectorRegistry)
 RENDER = web.AppKey("render", OutcomeRenderer)
 MAX_BODY = web.AppKey("max_body", int)
 CLIENT_IP = web.AppKey("client_ip", ClientIp)
 BODY_TIMEOUT = web.AppKey("body_timeout", float)
 REQUEST_ID = web.RequestKey("request_id", str)
+RESULT = web.RequestKey("result", str)
+"""What a request came to, for the duration histogram: a purchase's result or an error code."""
 
 log = structlog.get_logger("flashsale.http")
 
@@ -60,6 +65,7 @@ _next_id = _request_ids()
 def refuse(request: web.Request, detail: str, code: str = "invalid_request", status: int = 400) -> web.Response:
     """A 4xx for a request that changed nothing: counted, logged at debug with its id."""
     request.app[METRICS].errors[code] += 1
+    request[RESULT] = code
     log.debug("request refused", request_id=request[REQUEST_ID], error=code, detail=detail)
     return error(status, code, detail)
 
@@ -72,8 +78,12 @@ def guarded(handler: Handler) -> Handler:
     ``EngineClosed`` / ``Unavailable`` 503.
     """
 
+    route = handler.__name__
+    clock = time.perf_counter
+
     @functools.wraps(handler)
     async def run(request: web.Request) -> web.StreamResponse:
+        started = clock()
         rid = request.headers.get("X-Request-Id", "")
         if not 0 < len(rid) <= 128 or not rid.isprintable():
             rid = _next_id()
@@ -107,6 +117,11 @@ def guarded(handler: Handler) -> Handler:
             response = error(500, "internal_error", "something went wrong on our side; nothing was bought")
         if "X-Request-Id" not in response.headers:  # the purchase path sets it when it builds the response
             response.headers["X-Request-Id"] = rid
+        result = request.get(RESULT)
+        request.app[METRICS].route(route).observe(
+            result if result is not None else _ERROR_CODES.get(response.status, str(response.status)),
+            clock() - started,
+        )
         return response
 
     return run
@@ -114,6 +129,8 @@ def guarded(handler: Handler) -> Handler:
 
 async def read_body(request: web.Request) -> bytes:
     """The request body, read within ``connections.body_timeout`` seconds, else a 408 that closes the connection."""
+    if request.content.is_eof():  # the whole body came with the head (the usual purchase): no timer to arm
+        return await request.read()
     try:
         async with asyncio.timeout(request.app[BODY_TIMEOUT]):
             return await request.read()

@@ -164,7 +164,8 @@ def build_document(ops: Sequence[Op], schemas: Mapping[str, Schema], *, title: s
             "title": title,
             "version": version,
             "description": 'Every error body is {"error": "<code>", "detail": "<for a person>"}; '
-            "every answer carries X-Request-Id.",
+            "every answer carries X-Request-Id. Bodies are strictly typed: an integer is written as one "
+            '(1, not 1.0 or "1").',
         },
         "paths": dict(sorted(paths.items())),
         "components": {

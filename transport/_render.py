@@ -1,7 +1,7 @@
 """Engine values to HTTP responses: status codes and JSON bodies.
 
-Every error body is ``{"error": code, "detail": text}`` (DESIGN.md, HTTP
-contract v1). Times are ISO 8601 UTC strings with microseconds.
+Every error body is ``{"error": code, "detail": text}`` (README, "HTTP API
+(v1)"). Times are ISO 8601 UTC strings with microseconds.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ STATUS: dict[str, int] = {
     "sold_out": 409,
     "limit_reached": 409,
     "sale_not_open": 409,
+    "sale_paused": 409,
     "rate_limited": 429,
     "idempotency_key_reused": 422,
     "overloaded": 503,

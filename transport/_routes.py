@@ -14,7 +14,8 @@ from aiohttp import web
 
 from flashsale import TransitionRefused
 
-from ._handlers import CLIENT_IP, ENGINE, METRICS, RENDER, REQUEST_ID, guarded, read_body, refuse
+from ._handlers import CLIENT_IP, ENGINE, METRICS, REGISTRY, RENDER, REQUEST_ID, RESULT, guarded, read_body, refuse
+from ._metrics import render
 from ._render import error, iso, json_response, order_json, sku_json
 from ._room import pass_refusal
 from ._trouble import TROUBLE
@@ -55,7 +56,7 @@ async def purchase(request: web.Request) -> web.Response:
     outcome = await engine.purchase(
         sku, user, qty, idempotency_key=key, client_ip=app[CLIENT_IP](request), request_id=request[REQUEST_ID]
     )
-    result = outcome.result
+    result = request[RESULT] = outcome.result
     if result == "reserved" and (room := engine.waiting_room) is not None:
         room.nudge()  # the last unit? the room closes now, not at its next tick
     app[METRICS].purchases[result] += 1
@@ -115,11 +116,13 @@ async def readyz(request: web.Request) -> web.Response:
     keys = engine.key_gauges
     if keys is not None:  # the key table's fill: a full table refuses only its biggest holders
         body["idempotency_keys"] = {"live": keys.live, "max": keys.capacity}
+    elif engine.sink_gauges is not None:  # redis: bounded per buyer and address only, counted in Redis
+        body["idempotency_keys"] = {"live": engine.sink_gauges.idempotency_keys}
     return json_response(200 if ready else 503, body)
 
 
 @routes.get("/metrics")
 @guarded
 async def metrics(request: web.Request) -> web.Response:
-    text = request.app[METRICS].render(request.app[ENGINE])
-    return web.Response(text=text, content_type="text/plain", charset="utf-8", headers={"Cache-Control": "no-store"})
+    body = render(request.app[REGISTRY])
+    return web.Response(body=body, content_type="text/plain", charset="utf-8", headers={"Cache-Control": "no-store"})

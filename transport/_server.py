@@ -29,15 +29,18 @@ import ipaddress
 import logging
 import resource
 import signal
+import socket
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
 
 import orjson
+import structlog
 from aiohttp import web
 
 from flashsale import Config
 
+from ._access_log import access_log_settings
 from ._client_ip import _peer_key
 from ._render import error
 from ._trouble import TROUBLE
@@ -191,6 +194,7 @@ async def serve(
     host: str,
     port: int,
     reuse_port: bool = False,
+    sock: socket.socket | None = None,
     listening: Callable[[int], None] = lambda _: None,
     stop: asyncio.Event | None = None,
     signals: bool = True,
@@ -198,6 +202,8 @@ async def serve(
     """Serve ``app`` on ``host:port`` until SIGTERM/SIGINT (or ``stop`` is set), then shut down gracefully.
 
     ``signals=False`` leaves signal handling alone (a server in a thread, or in a test).
+    ``sock``: a socket ``flashsale serve`` bound before it opened anything else
+    (transport/_preflight.py); ``host`` and ``port`` are then not used.
     """
     conns = config.connections
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=10.0)
@@ -215,18 +221,33 @@ async def serve(
             "loop": loop,
             "keepalive_timeout": conns.header_timeout,
             "lingering_time": conns.body_timeout,
-            "access_log": None,
+            **access_log_settings(config.server),  # none at all unless server.access_log
         }
-        listener = await loop.create_server(
-            lambda: JsonRequestHandler(server, gate, **options), host, port, reuse_port=reuse_port or None
-        )
+
+        def handler() -> JsonRequestHandler:
+            return JsonRequestHandler(server, gate, **options)
+
+        if sock is not None:
+            listener = await loop.create_server(handler, sock=sock)
+        else:
+            listener = await loop.create_server(handler, host, port, reuse_port=reuse_port or None)
         for sig in caught:
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, _stop_once, stop, sig.name)
         listening(listener.sockets[0].getsockname()[1])
         await stop.wait()
     finally:
-        for sig in caught:
-            loop.remove_signal_handler(sig)
         if listener is not None:
             listener.close()
-        await runner.cleanup()
+        try:
+            await runner.cleanup()
+        finally:
+            # Only now: a second SIGTERM during the cleanup (make serve passes its own on) must not kill the flush.
+            for sig in caught:
+                loop.remove_signal_handler(sig)
+
+
+def _stop_once(stop: asyncio.Event, signame: str) -> None:
+    """The first SIGTERM or SIGINT stops the server; later ones during the stop are logged and change nothing."""
+    if stop.is_set():
+        structlog.get_logger("flashsale.http").info("already stopping", signal=signame)
+    stop.set()

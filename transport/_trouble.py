@@ -32,10 +32,20 @@ class Trouble:
         self._open: dict[str, list[int]] = {}  # kind -> [repeats since the first, level]
         self.totals: dict[str, int] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._watchers: dict[str, list[asyncio.Event]] = {}
+
+    def watch(self, kind: str) -> asyncio.Event:
+        """An event the next occurrence of ``kind`` sets (for tests and tools; call on the loop)."""
+        event = asyncio.Event()
+        self._watchers.setdefault(kind, []).append(event)
+        return event
 
     def note(self, kind: str, level: int = logging.WARNING, *, exc_info: bool = False, **fields: Any) -> None:
         """One occurrence of ``kind``: logged if it is the first of its interval, else counted."""
         self.totals[kind] = self.totals.get(kind, 0) + 1
+        if self._watchers:
+            for event in self._watchers.pop(kind, ()):
+                event.set()
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop (a caller outside the server): log each one

@@ -5,6 +5,7 @@ reads a TOML file and :meth:`Config.from_mapping` a parsed one, raising
 :class:`flashsale.ConfigError` with the key and the reason.
 """
 
+from ._admin import AdminConfig, limit_changes
 from ._config import (
     SKU_ID,
     Config,
@@ -17,12 +18,15 @@ from ._config import (
     demo_config,
 )
 from ._connections import ConnectionsConfig
+from ._feed import FeedConfig
 from ._room import RoomConfig
 
 __all__ = [
     "SKU_ID",
+    "AdminConfig",
     "Config",
     "ConnectionsConfig",
+    "FeedConfig",
     "LimitsConfig",
     "PostgresConfig",
     "RedisConfig",
@@ -31,4 +35,5 @@ __all__ = [
     "SkuConfig",
     "StoreConfig",
     "demo_config",
+    "limit_changes",
 ]

@@ -2,7 +2,9 @@
 
 Every key is documented in the README's "Configuration" section. A wrong or
 unknown key is a :class:`ConfigError` that names the file and the key, so a
-typo never silently turns a limit off.
+typo never silently turns a limit off. Every mistake of a file is reported in
+one run: the reader notes each one and goes on with the key's default, and
+raises one :class:`ConfigError` listing them all at the end.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
@@ -20,8 +22,10 @@ from flashsale._clock import from_datetime, no_offset, to_datetime
 from flashsale._errors import ConfigError
 from flashsale.actors import BucketSpec
 
+from ._admin import AdminConfig, read_admin
 from ._connections import KEYS as CONNECTION_KEYS
 from ._connections import ConnectionsConfig, read_connections
+from ._feed import FeedConfig, read_feed
 from ._room import RoomConfig, read_room
 
 SKU_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # whole string: use fullmatch ($ allows a final newline)
@@ -82,6 +86,8 @@ class ServerConfig:
     log_level: str = "info"
     trusted_proxies: tuple[str, ...] = ()
     """Addresses or networks whose ``X-Forwarded-For`` is believed; validated at load."""
+    access_log: bool = False
+    """One log line per request (method, path, status, latency, request id); off: no cost at all."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +126,8 @@ class Config:
     redis: RedisConfig = field(default_factory=RedisConfig)
     postgres: PostgresConfig = field(default_factory=PostgresConfig)
     connections: ConnectionsConfig = field(default_factory=ConnectionsConfig)
+    feed: FeedConfig = field(default_factory=FeedConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
     waiting_room: RoomConfig | None = None
     """``[waiting_room]``: the fair queue in front of the sale (``engine/config/_room.py``); ``None`` without one."""
 
@@ -192,12 +200,14 @@ class Config:
                 "max_body_bytes": self.server.max_body_bytes,
                 "log_level": self.server.log_level,
                 "trusted_proxies": list(self.server.trusted_proxies),
+                "access_log": self.server.access_log,
             },
             "engine": {"inventory_actors": self.inventory_actors, "tick_interval": self.tick_interval},
             "backend": self.backend,
             "redis": {f.name: getattr(self.redis, f.name) for f in fields(self.redis)},
             "postgres": {f.name: getattr(self.postgres, f.name) for f in fields(self.postgres)},
             "connections": {f.name: getattr(self.connections, f.name) for f in fields(self.connections)},
+            "feed": self.feed.to_mapping(),  # [admin] is left out: its token is a secret
         }
         if self.waiting_room is not None:
             mapping["waiting_room"] = self.waiting_room.to_mapping(instant)
@@ -231,16 +241,36 @@ class _Reader:
 
     def __init__(self, source: str) -> None:
         self.source = source
+        self.errors: list[str] = []
 
     def fail(self, where: str, msg: str) -> ConfigError:
         return ConfigError(f"{self.source}: {where}: {msg}")
 
+    def note(self, where: str, msg: str) -> None:
+        """Record a mistake and go on: :meth:`config` reports them all at the end."""
+        self.errors.append(f"{where}: {msg}")
+
+    def section(self, read: Callable[[], T], default: T) -> T:
+        """``read()``, or ``default`` after noting the mistake that stopped it (the rest of the file is still read)."""
+        try:
+            return read()
+        except ConfigError as exc:
+            self.errors.append(str(exc).removeprefix(f"{self.source}: "))
+            return default
+
+    def raise_errors(self) -> None:
+        """One :class:`ConfigError` naming every mistake noted, if there was any."""
+        if len(self.errors) == 1:
+            raise ConfigError(f"{self.source}: {self.errors[0]}")
+        if self.errors:
+            listed = "".join(f"\n  {e}" for e in self.errors)
+            raise ConfigError(f"{self.source}: {len(self.errors)} errors:{listed}")
+
     def table(self, data: Any, where: str, allowed: set[str]) -> Mapping[str, Any]:
         if not isinstance(data, Mapping):
             raise self.fail(where, "must be a table")
-        unknown = sorted(set(data) - allowed)
-        if unknown:
-            raise self.fail(where, f"unknown key {unknown[0]!r} (known: {', '.join(sorted(allowed))})")
+        for key in sorted(set(data) - allowed):
+            self.note(where, f"unknown key {key!r} (known: {', '.join(sorted(allowed))})")
         return data
 
     def value(self, data: Mapping[str, Any], key: str, kind: type[T] | tuple[type, ...], where: str, default: T) -> T:
@@ -249,12 +279,14 @@ class _Reader:
         v = data[key]
         if (isinstance(v, bool) and kind is not bool) or not isinstance(v, kind):
             names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-            raise self.fail(f"{where}.{key}", f"must be {names}, got {v!r}")
+            self.note(f"{where}.{key}", f"must be {names}, got {v!r}")
+            return default
         return v  # type: ignore[return-value]
 
     def positive(self, data: Mapping[str, Any], key: str, where: str, default: int) -> int:
+        noted = len(self.errors)
         v = self.value(data, key, int, where, default)
-        if v < 1:
+        if v < 1 and len(self.errors) == noted:
             raise self.fail(f"{where}.{key}", f"must be >= 1, got {v}")
         return v
 
@@ -286,7 +318,7 @@ class _Reader:
         t = self.table(data[key], where, {"rate", "burst", "algorithm", "queue"})
         if "rate" not in t:
             raise self.fail(where, "needs 'rate' (requests per second)")
-        rate = float(self.value(t, "rate", (int, float), where, 0.0))
+        rate = float(self.value(t, "rate", (int, float), where, 1.0))  # a wrong type is noted once, not twice
         if not rate > 0:
             raise self.fail(f"{where}.rate", f"must be > 0, got {rate}")
         algorithm = self.value(t, "algorithm", str, where, "token")
@@ -319,8 +351,9 @@ class _Reader:
         )
         if "id" not in t or "stock" not in t:
             raise self.fail(where, "needs 'id' and 'stock'")
+        noted = len(self.errors)
         sku_id = self.value(t, "id", str, where, "")
-        if not SKU_ID.fullmatch(sku_id):
+        if len(self.errors) == noted and not SKU_ID.fullmatch(sku_id):
             raise self.fail(
                 f"{where}.id", f"{sku_id!r} must be 1-64 of A-Z a-z 0-9 . _ - (starting with a letter or digit)"
             )
@@ -342,47 +375,90 @@ class _Reader:
         )
 
     def config(self, data: Mapping[str, Any]) -> Config:
+        """The whole config; every mistake in it is in the one :class:`ConfigError` raised at the end."""
         top = self.table(
             data,
             "top level",
             {
-                "sku",
-                "store",
-                "limits",
-                "server",
-                "engine",
-                "backend",
-                "redis",
-                "postgres",
-                "connections",
-                "waiting_room",
+                *("sku", "store", "limits", "server", "engine", "backend", "redis", "postgres", "connections"),
+                *("feed", "admin", "waiting_room"),
             },
         )
-        raw_skus = top.get("sku")
+        skus = self.skus(top.get("sku"))
+        store = self.section(lambda: self.store(top.get("store", {})), StoreConfig())
+        limits = self.section(lambda: self.limits(top.get("limits", {})), LimitsConfig())
+        server = self.section(lambda: self.server(top.get("server", {})), ServerConfig())
+        inventory_actors, tick = self.section(lambda: self.engine(top.get("engine", {})), (4, 1.0))
+        backend = top.get("backend", "memory")
+        if backend not in ("memory", "redis"):
+            self.note("backend", f"must be 'memory' or 'redis', got {backend!r}")
+            backend = "memory"
+        if backend == "redis":
+            self.shared_scopes(limits)
+        redis = self.section(lambda: self.redis(top.get("redis", {})), RedisConfig())
+        postgres = self.section(lambda: self.postgres(top.get("postgres", {})), PostgresConfig())
+        connections = self.section(
+            lambda: read_connections(
+                self.table(top.get("connections", {}), "connections", set(CONNECTION_KEYS)), self.seconds, self.positive
+            ),
+            ConnectionsConfig(),
+        )
+        feed = self.section(lambda: read_feed(self, top.get("feed", {})), FeedConfig())
+        admin = self.section(lambda: read_admin(self, top.get("admin", {})), AdminConfig())
+        room = (
+            self.section(lambda: read_room(self, top["waiting_room"], [s.starts_at for s in skus]), None)
+            if "waiting_room" in top
+            else None
+        )
+        self.raise_errors()
+        return Config(
+            skus=skus,
+            store=store,
+            limits=limits,
+            server=server,
+            inventory_actors=inventory_actors,
+            tick_interval=tick,
+            backend=backend,  # checked just above: a Literal member
+            redis=redis,
+            postgres=postgres,
+            connections=connections,
+            feed=feed,
+            admin=admin,
+            waiting_room=room,
+        )
+
+    def skus(self, raw_skus: Any) -> tuple[SkuConfig, ...]:
         if not isinstance(raw_skus, list) or not raw_skus:
-            raise self.fail("sku", "needs at least one [[sku]] table")
-        skus = tuple(self.sku(s, i) for i, s in enumerate(raw_skus))
+            self.note("sku", "needs at least one [[sku]] table")
+            return ()
+        read = [self.section(lambda s=s, i=i: self.sku(s, i), None) for i, s in enumerate(raw_skus)]  # type: ignore[misc]
+        skus = tuple(s for s in read if s is not None)
         seen: set[str] = set()
         for s in skus:
             if s.id in seen:
-                raise self.fail("sku", f"id {s.id!r} appears twice")
+                self.note("sku", f"id {s.id!r} appears twice")
             seen.add(s.id)
+        return skus
 
-        st = self.table(top.get("store", {}), "store", {"path", "durability", "synchronous"})
+    def store(self, data: Any) -> StoreConfig:
+        st = self.table(data, "store", {"path", "durability", "synchronous"})
         durability = self.value(st, "durability", str, "store", "commit")
         if durability not in ("commit", "async"):
-            raise self.fail("store.durability", f"must be 'commit' or 'async', got {durability!r}")
+            self.note("store.durability", f"must be 'commit' or 'async', got {durability!r}")
+            durability = "commit"
         synchronous = self.value(st, "synchronous", str, "store", "normal")
         if synchronous not in ("normal", "full"):
-            raise self.fail("store.synchronous", f"must be 'normal' or 'full', got {synchronous!r}")
-        store = StoreConfig(
+            self.note("store.synchronous", f"must be 'normal' or 'full', got {synchronous!r}")
+            synchronous = "normal"
+        return StoreConfig(
             path=self.value(st, "path", str, "store", "flashsale.db"),
             durability=durability,  # type: ignore[arg-type]  # checked just above
             synchronous=synchronous,  # type: ignore[arg-type]
         )
 
+    def limits(self, data: Any) -> LimitsConfig:
         lt = self.table(
-            top.get("limits", {}),
+            data,
             "limits",
             {
                 "global",
@@ -400,73 +476,69 @@ class _Reader:
             },
         )
         d = LimitsConfig()
-        limits = LimitsConfig(
-            global_bucket=self.bucket(lt, "global"),
-            per_sku=self.bucket(lt, "per_sku"),
-            per_user=self.bucket(lt, "per_user"),
-            per_ip=self.bucket(lt, "per_ip"),
-            max_tracked_users=self.positive(lt, "max_tracked_users", "limits", d.max_tracked_users),
-            max_qty=self.positive(lt, "max_qty", "limits", d.max_qty),
-            max_inflight=self.positive(lt, "max_inflight", "limits", d.max_inflight),
-            max_writer_backlog=self.positive(lt, "max_writer_backlog", "limits", d.max_writer_backlog),
-            idempotency_ttl=self.seconds(lt, "idempotency_ttl", "limits", d.idempotency_ttl),
-            max_idempotency_keys=self.positive(lt, "max_idempotency_keys", "limits", d.max_idempotency_keys),
-            max_idempotency_keys_per_buyer=self.positive(
-                lt, "max_idempotency_keys_per_buyer", "limits", d.max_idempotency_keys_per_buyer
+
+        def bucket(key: str) -> BucketSpec | None:
+            return self.section(lambda: self.bucket(lt, key), None)
+
+        def positive(key: str, default: int) -> int:
+            return self.section(lambda: self.positive(lt, key, "limits", default), default)
+
+        return LimitsConfig(
+            global_bucket=bucket("global"),
+            per_sku=bucket("per_sku"),
+            per_user=bucket("per_user"),
+            per_ip=bucket("per_ip"),
+            max_tracked_users=positive("max_tracked_users", d.max_tracked_users),
+            max_qty=positive("max_qty", d.max_qty),
+            max_inflight=positive("max_inflight", d.max_inflight),
+            max_writer_backlog=positive("max_writer_backlog", d.max_writer_backlog),
+            idempotency_ttl=self.section(
+                lambda: self.seconds(lt, "idempotency_ttl", "limits", d.idempotency_ttl), d.idempotency_ttl
             ),
-            max_idempotency_keys_per_ip=self.positive(
-                lt, "max_idempotency_keys_per_ip", "limits", d.max_idempotency_keys_per_ip
-            ),
+            max_idempotency_keys=positive("max_idempotency_keys", d.max_idempotency_keys),
+            max_idempotency_keys_per_buyer=positive("max_idempotency_keys_per_buyer", d.max_idempotency_keys_per_buyer),
+            max_idempotency_keys_per_ip=positive("max_idempotency_keys_per_ip", d.max_idempotency_keys_per_ip),
         )
 
+    def server(self, data: Any) -> ServerConfig:
         sv = self.table(
-            top.get("server", {}), "server", {"host", "port", "max_body_bytes", "log_level", "trusted_proxies"}
+            data, "server", {"host", "port", "max_body_bytes", "log_level", "trusted_proxies", "access_log"}
         )
         port = self.value(sv, "port", int, "server", 8080)
         if not 0 <= port <= 65535:
-            raise self.fail("server.port", f"must be 0-65535, got {port}")
+            self.note("server.port", f"must be 0-65535, got {port}")
+            port = 8080
         level = self.value(sv, "log_level", str, "server", "info").lower()
         if level not in ("debug", "info", "warning", "error"):
-            raise self.fail("server.log_level", f"must be debug, info, warning or error, got {level!r}")
-        server = ServerConfig(
+            self.note("server.log_level", f"must be debug, info, warning or error, got {level!r}")
+            level = "info"
+        return ServerConfig(
             host=self.value(sv, "host", str, "server", "127.0.0.1"),
             port=port,
-            max_body_bytes=self.positive(sv, "max_body_bytes", "server", 4096),
+            max_body_bytes=self.section(lambda: self.positive(sv, "max_body_bytes", "server", 4096), 4096),
             log_level=level,
-            trusted_proxies=self.networks(sv, "trusted_proxies", "server"),
+            trusted_proxies=self.section(lambda: self.networks(sv, "trusted_proxies", "server"), ()),
+            access_log=self.value(sv, "access_log", bool, "server", False),
         )
-        en = self.table(top.get("engine", {}), "engine", {"inventory_actors", "tick_interval"})
+
+    def engine(self, data: Any) -> tuple[int, float]:
+        """``[engine]``: (inventory_actors, tick_interval)."""
+        en = self.table(data, "engine", {"inventory_actors", "tick_interval"})
         tick = float(self.value(en, "tick_interval", (int, float), "engine", 1.0))
         if tick < 0:
-            raise self.fail("engine.tick_interval", f"must be >= 0 seconds (0: no timer), got {tick}")
-        backend = top.get("backend", "memory")
-        if backend not in ("memory", "redis"):
-            raise self.fail("backend", f"must be 'memory' or 'redis', got {backend!r}")
-        if backend == "redis":
-            for key, spec in (("per_user", limits.per_user), ("per_ip", limits.per_ip)):
-                if spec is not None and spec.queue:
-                    raise self.fail(
-                        f"limits.{key}.queue",
-                        "with backend = 'redis' this scope is shared by every process through Redis and cannot"
-                        " queue; queue mode is for the global and per_sku scopes, which each process keeps",
-                    )
-        return Config(
-            skus=skus,
-            store=store,
-            limits=limits,
-            server=server,
-            inventory_actors=self.positive(en, "inventory_actors", "engine", 4),
-            tick_interval=tick,
-            backend=backend,  # checked just above: a Literal member
-            redis=self.redis(top.get("redis", {})),
-            postgres=self.postgres(top.get("postgres", {})),
-            connections=read_connections(
-                self.table(top.get("connections", {}), "connections", set(CONNECTION_KEYS)), self.seconds, self.positive
-            ),
-            waiting_room=read_room(self, top["waiting_room"], [s.starts_at for s in skus])
-            if "waiting_room" in top
-            else None,
-        )
+            self.note("engine.tick_interval", f"must be >= 0 seconds (0: no timer), got {tick}")
+            tick = 1.0
+        return self.section(lambda: self.positive(en, "inventory_actors", "engine", 4), 4), tick
+
+    def shared_scopes(self, limits: LimitsConfig) -> None:
+        """With ``backend = "redis"`` the per-user and per-IP buckets live in Redis and cannot queue."""
+        for key, spec in (("per_user", limits.per_user), ("per_ip", limits.per_ip)):
+            if spec is not None and spec.queue:
+                self.note(
+                    f"limits.{key}.queue",
+                    "with backend = 'redis' this scope is shared by every process through Redis and cannot"
+                    " queue; queue mode is for the global and per_sku scopes, which each process keeps",
+                )
 
     def redis(self, data: Any) -> RedisConfig:
         t = self.table(data, "redis", {"url", "prefix", "timeout", "breaker_failures", "breaker_reset"})

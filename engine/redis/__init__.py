@@ -12,6 +12,7 @@ only ``backend = "redis"`` does, through the ``flashsale[redis]`` extra.
 from ._archive import OrderArchive
 from ._backend import RedisBackend
 from ._ledger import RedisLedger
+from ._probe import probe_postgres, probe_redis
 from ._rebuild import RebuildError, SaleRebuilder
 from ._sink import OrderSink, SinkGauges, stream_key
 
@@ -23,5 +24,7 @@ __all__ = [
     "RedisLedger",
     "SaleRebuilder",
     "SinkGauges",
+    "probe_postgres",
+    "probe_redis",
     "stream_key",
 ]

@@ -19,6 +19,7 @@ the loop.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 from typing import Any
@@ -30,11 +31,13 @@ from flashsale._backend import StartContext, ask, shards, start_limiter
 from flashsale._errors import Unavailable
 from flashsale.actors import (
     Breaker,
+    BucketSpec,
     LedgerError,
     LedgerInventoryActor,
     LedgerSku,
     Order,
     Result,
+    Scope,
     SharedLimiterActor,
     Tick,
 )
@@ -43,6 +46,8 @@ from ._archive import OrderArchive
 from ._ledger import RedisLedger
 from ._rebuild import RebuildError, SaleRebuilder
 from ._sink import OrderSink, SinkGauges
+
+log = logging.getLogger("flashsale.engine")
 
 _DOWN = "the order ledger or database is down; retry shortly"
 ARCHIVE_LOOKUPS = 4
@@ -53,14 +58,17 @@ class RedisBackend:
     """Decides on a :class:`RedisLedger`; moves orders to PostgreSQL with an :class:`OrderSink`.
 
     ``sink=False`` runs without PostgreSQL (scenario replays): orders stay
-    in Redis, where lookups, pay and cancel read them anyway.
+    in Redis, where lookups, pay and cancel read them anyway. ``scratch``
+    deletes every key under ``[redis] prefix`` when the engine stops: for a
+    prefix made for one run, never a sale's.
     """
 
     name = "redis"
 
-    def __init__(self, *, sink: bool = True) -> None:
+    def __init__(self, *, sink: bool = True, scratch: bool = False) -> None:
         self.actors: list[pykka.ActorRef[Any]] = []
         self._with_sink = sink
+        self._scratch = scratch
         self._ctx: StartContext | None = None
         self._ledger: RedisLedger | None = None
         self._breaker = Breaker(1, 1)  # replaced at start by the configured one
@@ -147,6 +155,26 @@ class RedisBackend:
     async def settle(self) -> None:
         """Nothing to do: an answered purchase is already recorded in Redis."""
 
+    # -- live limits (the admin API): stored in Redis for every process --------
+
+    async def share_limits(self, changes: list[tuple[Scope, BucketSpec]]) -> None:
+        ledger = self._ledger
+        assert ledger is not None
+        try:
+            await asyncio.to_thread(ledger.set_limits, changes)
+        except LedgerError as exc:
+            raise Unavailable(str(exc)) from exc
+
+    async def shared_limits(self) -> dict[str, tuple[float, int]]:
+        """The live limits stored in Redis; none while Redis does not answer (the next tick asks again)."""
+        ledger = self._ledger
+        if ledger is None:
+            return {}
+        try:
+            return await asyncio.to_thread(ledger.live_limits)
+        except LedgerError:
+            return {}
+
     async def flush(self, grace: float) -> None:
         """Wait (up to ``grace`` seconds) until the order sink has every order in PostgreSQL."""
         if self._sink is not None and not await asyncio.to_thread(self._sink.drain, grace):
@@ -159,6 +187,11 @@ class RedisBackend:
         if self._sink is not None:
             self._sink.stop(grace)  # what it read is written and acknowledged; the rest stays pending in Redis
         if self._ledger is not None:
+            if self._scratch:
+                try:
+                    self._ledger.delete_all()
+                except LedgerError as exc:  # the run's answers stand; only its keys are left behind
+                    log.warning("scratch keys not deleted", extra={"reason": str(exc)})
             self._ledger.close()
         if self._archive is not None:
             self._archive.close()

@@ -35,8 +35,11 @@ from flashsale.actors import (
     OrderStatus,
     Outcome,
     Purchase,
+    SaleAction,
+    Scope,
     SkuView,
     fast_new,
+    paused_outcome,
 )
 from flashsale.config import RedisConfig
 
@@ -49,6 +52,7 @@ _SCRIPTS = {
     "expire": _lua.EXPIRE,
     "restock": _lua.RESTOCK,
     "throttle": _lua.THROTTLE,
+    "control": _lua.CONTROL,
 }
 _SHA = {name: hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest() for name, text in _SCRIPTS.items()}
 
@@ -60,11 +64,15 @@ def _opt(value: int | None) -> str:
     return "" if value is None else str(value)
 
 
+VIEW_FIELDS = 7
+"""Values of a view at the end of a script's answer (the Lua ``view()``)."""
+
+
 def _view(sku: str, v: Sequence[str]) -> SkuView:
-    stock, remaining, reserved, paid, starts, ends = v
+    stock, remaining, reserved, paid, starts, ends, paused = v
     return SkuView(
         sku, int(stock), int(remaining), int(reserved), int(paid), int(starts) if starts else None,
-        int(ends) if ends else None,
+        int(ends) if ends else None, paused == "1",
     )  # fmt: skip
 
 
@@ -86,6 +94,8 @@ def _outcome(p: Purchase, answer: str) -> Outcome:
     if kind == "sale_not_open":
         detail = "the sale has not started yet" if rest == "not_started" else "the sale has ended"
         return Outcome("sale_not_open", sku, qty, detail=detail)
+    if kind == "sale_paused":
+        return paused_outcome(sku, qty)
     if kind == "key_limit":
         detail = (
             "this buyer has too many purchases with an Idempotency-Key still open; pay or cancel them first"
@@ -197,9 +207,10 @@ class RedisLedger:
             calls.append(("reserve", self._keys(sku), args))
         answers: list[tuple[list[Outcome], SkuView]] = []
         for batch, out in zip(batches, self._run(calls), strict=True):
-            if len(out) != len(batch) + 6:
+            if len(out) != len(batch) + VIEW_FIELDS:
                 raise LedgerError(f"sku {batch[0].sku!r} is not in the ledger (was Redis emptied?)")
-            answers.append(([_outcome(p, a) for p, a in zip(batch, out, strict=False)], _view(batch[0].sku, out[-6:])))
+            outcomes = [_outcome(p, a) for p, a in zip(batch, out, strict=False)]
+            answers.append((outcomes, _view(batch[0].sku, out[-VIEW_FIELDS:])))
         return answers
 
     def _sku_of(self, order_id: str) -> str | None:
@@ -229,6 +240,37 @@ class RedisLedger:
             raise LedgerError(f"sku {sku!r} is not in the ledger (was Redis emptied?)")
         return _view(sku, out)
 
+    def control(self, sku: str, action: SaleAction, at: int) -> SkuView:
+        (out,) = self._run([("control", self._keys(sku)[:1], [action, at])])
+        if out == ["no_sku"]:
+            raise LedgerError(f"sku {sku!r} is not in the ledger (was Redis emptied?)")
+        return _view(sku, out)
+
+    # -- live limits (PUT /v1/admin/limits), shared by every process --------
+
+    def _limits_key(self) -> str:
+        return f"{self.prefix}:{{rl}}:limits"
+
+    def set_limits(self, changes: Sequence[tuple[Scope, BucketSpec]]) -> None:
+        """Store changed scopes' rate and burst where every process reads them (the shared scopes at once)."""
+        mapping = {name: f"{spec.rate:.17g} {spec.burst}" for name, spec in changes}
+        try:
+            self._client.hset(self._limits_key(), mapping=mapping)
+        except RedisError as exc:
+            raise LedgerError(f"redis: {exc}") from exc
+
+    def live_limits(self) -> dict[str, tuple[float, int]]:
+        """Every scope's live ``(rate, burst)`` an operator set, by scope name."""
+        try:
+            raw = cast("dict[str, str]", self._client.hgetall(self._limits_key()))
+        except RedisError as exc:
+            raise LedgerError(f"redis: {exc}") from exc
+        out: dict[str, tuple[float, int]] = {}
+        for name, value in raw.items():
+            rate, _, burst = value.partition(" ")
+            out[name] = (float(rate), int(burst))
+        return out
+
     def get(self, order_id: str) -> Order | None:
         sku = self._sku_of(order_id)
         if sku is None:
@@ -245,12 +287,27 @@ class RedisLedger:
         return Order(order_id, sku, user, int(qty), status, int(created), int(expires), key or None)
 
     def throttle(self, items: Sequence[Purchase]) -> list[float]:
-        at = max(p.at for p in items)
-        args: list[str | int] = [f"{self.prefix}:{{rl}}:", at, *self._buckets]
+        args: list[str | int] = [f"{self.prefix}:{{rl}}:", *self._buckets]
         for p in items:
-            args += [p.user, p.client_ip or ""]
-        (out,) = self._run([("throttle", [f"{self.prefix}:{{rl}}:"], args)])
+            args += [p.user, p.client_ip or "", p.at]
+        (out,) = self._run([("throttle", [self._limits_key()], args)])
         return [int(w) / 1_000_000 for w in out]
+
+    def delete_all(self) -> int:
+        """Delete every key under this ledger's prefix (a scratch sale's); returns how many."""
+        deleted = 0
+        try:
+            batch: list[str] = []
+            for key in self._client.scan_iter(match=f"{self.prefix}:*", count=1000):
+                batch.append(key)
+                if len(batch) == 1000:
+                    deleted += cast("int", self._client.unlink(*batch))
+                    batch = []
+            if batch:
+                deleted += cast("int", self._client.unlink(*batch))
+        except RedisError as exc:
+            raise LedgerError(f"redis: {exc}") from exc
+        return deleted
 
     def close(self) -> None:
         self._client.close()

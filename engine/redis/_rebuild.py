@@ -73,6 +73,7 @@ while i <= #ARGV do
   redis.call('ZADD', KEYS[3], expires, id)
   if key ~= '' then
     redis.call('SET', base .. 'idem:' .. user .. ':' .. key, qty .. '|reserved|' .. id .. '|' .. expires, 'PX', ttl)
+    redis.call('HINCRBY', base .. 'keys', 'n', 1)
     redis.call('HINCRBY', base .. 'keys', 'u:' .. user, 1)
   end
   i = i + 6

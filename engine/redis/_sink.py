@@ -56,6 +56,8 @@ IDLE_WAIT = 0.05  # seconds before the next read when the last one found less th
 FIRST_BACKOFF = 0.05  # first wait after a failure; doubled up to redis.breaker_reset
 PROBE_EVERY = 1.0  # seconds without a write after which an idle sink checks PostgreSQL with SELECT 1
 STALL_AFTER = 10.0  # a PostgreSQL call running this long makes ``ok`` false (a hung server answers nothing)
+KEYS_EVERY = 1.0  # seconds between reads of the live idempotency key counts (P:{S}:keys n)
+WATCH_EVERY = 0.5  # seconds between the watch thread's looks at a call in progress
 # Bounds on every PostgreSQL call, unless the URL sets its own (libpq rounds connect_timeout up to 2 s).
 PG_DEFAULTS = {
     "connect_timeout": "2",
@@ -84,7 +86,17 @@ class SinkGauges:
     ``failures`` failed attempts against either server.
     """
 
-    __slots__ = ("busy_since", "committed", "failures", "pending", "pg_up", "reclaimed", "redis_ok", "rejected")
+    __slots__ = (
+        "busy_since",
+        "committed",
+        "failures",
+        "idempotency_keys",
+        "pending",
+        "pg_up",
+        "reclaimed",
+        "redis_ok",
+        "rejected",
+    )
 
     def __init__(self) -> None:
         self.pg_up = False
@@ -95,6 +107,7 @@ class SinkGauges:
         self.failures = 0
         self.reclaimed = 0
         self.rejected = 0
+        self.idempotency_keys = 0  # live keys of the sale's SKUs in Redis, read every KEYS_EVERY seconds
 
     @property
     def ok(self) -> bool:
@@ -166,9 +179,11 @@ class OrderSink:
         self._own_pending = True  # entries read under this name before (a restart, a lost reply) come first
         self._claim_cursors: dict[str, str] = {}
         self._next_claim = 0.0
+        self._next_keys_read = 0.0
         self._held: _Batch | None = None
         self._pg_seen = 0.0  # when PostgreSQL last answered (monotonic)
         self._pg_outage = False  # logged once per outage, and once when it ends
+        self._outage_lock = threading.Lock()  # the watch thread marks a hanging call as an outage too
         self._redis_outage = False
         self._bug_logged = False
 
@@ -178,6 +193,20 @@ class OrderSink:
             raise RuntimeError("the order sink was already started")
         self._thread = threading.Thread(target=self._run, name=f"order-sink {self.consumer}", daemon=True)
         self._thread.start()
+        threading.Thread(target=self._watch, name=f"order-sink watch {self.consumer}", daemon=True).start()
+
+    def _watch(self) -> None:
+        """Log a PostgreSQL call that hangs as an outage, as a failed one is (a stopped server answers nothing)."""
+        while not self._stopping.wait(WATCH_EVERY):
+            busy = self.gauges.busy_since
+            with self._outage_lock:
+                if busy is None or self._pg_outage or time.monotonic() - busy < STALL_AFTER:
+                    continue
+                self._pg_outage = True  # the call's return (or failure) logs the end, as for a stopped server
+            log.error(
+                "postgresql unavailable",
+                extra={"consumer": self.consumer, "error": f"no answer for {STALL_AFTER:g} s"},
+            )
 
     def stop(self, timeout: float = 5.0) -> None:
         """Write and acknowledge what was read, then close; give up waiting after ``timeout`` seconds.
@@ -306,9 +335,10 @@ class OrderSink:
         finally:
             self.gauges.busy_since = None
         self._pg_seen = time.monotonic()
-        if self._pg_outage:
+        with self._outage_lock:
+            ended, self._pg_outage = self._pg_outage, False
+        if ended:
             log.info("postgresql available again", extra={"consumer": self.consumer})
-            self._pg_outage = False
         self.gauges.pg_up = True
         return result
 
@@ -359,8 +389,16 @@ class OrderSink:
         pipe = client.pipeline(transaction=False)
         for stream in self._streams:
             pipe.xreadgroup(GROUP, self.consumer, {stream: start}, count=self._count)
+        count_keys = now >= self._next_keys_read
+        if count_keys:  # the key table's fill for /metrics, in the same round trip
+            self._next_keys_read = now + KEYS_EVERY
+            for stream in self._streams:
+                pipe.hget(stream.removesuffix("orders") + "keys", "n")
         replies = pipe.execute()
         self._redis_up()
+        if count_keys:
+            counts, replies = replies[len(self._streams) :], replies[: len(self._streams)]
+            self.gauges.idempotency_keys = sum(int(n or 0) for n in counts)
         batch = _Batch()
         for reply in replies:
             for stream, entries in reply or ():
@@ -449,9 +487,10 @@ class OrderSink:
         """Count a failure, log the first of an outage, and drop the connection it broke."""
         self.gauges.failures += 1
         if isinstance(exc, psycopg.Error):
-            if not self._pg_outage:
+            with self._outage_lock:
+                began, self._pg_outage = not self._pg_outage, True
+            if began:
                 log.error("postgresql unavailable", extra={"consumer": self.consumer, "error": str(exc)})
-                self._pg_outage = True
             self.gauges.pg_up = False
             if self._pg is not None:
                 self._pg.close()

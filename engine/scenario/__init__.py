@@ -10,7 +10,8 @@ from ._crowd import PATTERNS, Crowd
 from ._events import FollowUp, RetryPolicy, TrafficEvent
 from ._format import Scenario, load_scenario, parse_scenario
 from ._record import ScenarioRecorder
-from ._replay import ReplayResult, SkuSummary, replay
+from ._replay import replay
+from ._result import ReplayResult, SkuSummary
 
 __all__ = [
     "PATTERNS",

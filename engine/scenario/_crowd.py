@@ -101,7 +101,7 @@ class Crowd:
                 # In a room crowd each click waits for the buyer's admission (``room`` = 1: held until then).
                 events.append(
                     TrafficEvent(
-                        at, "purchase", user, sku, qty, key, ip, None, self.name, self.retry, then, int(self.room)
+                        at, "purchase", user, sku, qty, key, ip, None, self.name, self.retry, then, room=int(self.room)
                     )
                 )
         return events

@@ -13,7 +13,11 @@ from typing import Any, Literal, TypeAlias
 
 from flashsale._errors import ScenarioError
 
-Op: TypeAlias = Literal["purchase", "pay", "cancel", "restock", "expire", "join", "poll"]
+Op: TypeAlias = Literal[
+    "purchase", "pay", "cancel", "restock", "expire", "pause", "resume", "end", "limits", "join", "poll"
+]
+ADMIN_OPS = ("pause", "resume", "end", "limits")
+"""An operator's actions (the admin API), recorded by ``serve --record`` and replayed at their instant."""
 US = 1_000_000
 INF = float("inf")
 FORMAT_VERSION = 1
@@ -51,7 +55,8 @@ class TrafficEvent:
     ``purchase`` uses user, sku, qty, key and ip; ``pay`` and ``cancel`` name
     an ``order`` id, or a ``user`` and ``sku`` (that buyer's oldest open
     reservation of it); ``restock`` uses sku and qty; ``expire`` delivers the
-    time to the order writer. ``join`` and ``poll`` (a sale with a waiting
+    time to the order writer; ``pause``, ``resume`` and ``end`` use sku;
+    ``limits`` uses ``limits``. ``join`` and ``poll`` (a sale with a waiting
     room) use user: a join asks for a ticket, a poll reads the buyer's ticket
     (its heartbeat). ``source`` is the user class in summaries: a
     generator's name, or ``traffic``. ``room`` = 1 marks a purchase of a
@@ -70,6 +75,8 @@ class TrafficEvent:
     source: str = "traffic"
     retry: RetryPolicy | None = None
     then: FollowUp | None = None
+    limits: tuple[str, float, int] | None = None
+    """``limits`` only: the scope, its new rate and burst."""
     room: int = 0
 
 

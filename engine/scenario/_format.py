@@ -26,17 +26,17 @@ from pathlib import Path
 from typing import Any, get_args
 
 from flashsale._clock import from_datetime, no_offset
-from flashsale._engine import MAX_KEY_LEN, MAX_USER_LEN
 from flashsale._errors import ConfigError, ScenarioError
+from flashsale._validate import MAX_KEY_LEN, MAX_USER_LEN
 from flashsale.actors import Result
 from flashsale.config import Config, StoreConfig
 
 from ._crowd import Crowd, read_generators
-from ._events import FORMAT_VERSION, Place, TrafficEvent, show
+from ._events import ADMIN_OPS, FORMAT_VERSION, Place, TrafficEvent, show
 
 DEFAULT_START = "2026-01-01T00:00:00Z"
 RESULTS: tuple[str, ...] = get_args(Result)  # every purchase result, in the order summaries list them
-OPS = ("purchase", "pay", "cancel", "restock", "expire", "join", "poll")
+OPS = ("purchase", "pay", "cancel", "restock", "expire", *ADMIN_OPS, "join", "poll")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +83,8 @@ class Scenario:
         return events
 
 
-EVENT_KEYS = {"at", "op", "user", "sku", "qty", "key", "ip", "order"}
+EVENT_KEYS = {"at", "op", "user", "sku", "qty", "key", "ip", "order", "scope", "rate", "burst"}
+SCOPES = ("global", "per_sku", "per_user", "per_ip")
 
 
 def read_event(raw: Any, where: Place, skus: frozenset[str], max_qty: int) -> TrafficEvent:
@@ -104,6 +105,10 @@ def read_event(raw: Any, where: Place, skus: frozenset[str], max_qty: int) -> Tr
         "cancel": {"at", "op", "user", "sku", "order"},
         "restock": {"at", "op", "sku", "qty"},
         "expire": {"at", "op"},
+        "pause": {"at", "op", "sku"},
+        "resume": {"at", "op", "sku"},
+        "end": {"at", "op", "sku"},
+        "limits": {"at", "op", "scope", "rate", "burst"},
         "join": {"at", "op", "user"},
         "poll": {"at", "op", "user"},
     }[op]
@@ -153,6 +158,16 @@ def read_event(raw: Any, where: Place, skus: frozenset[str], max_qty: int) -> Tr
         return TrafficEvent(at, op, user(), sku())
     if op == "restock":
         return TrafficEvent(at, "restock", sku=sku(), qty=qty)
+    if op in ("pause", "resume", "end"):
+        return TrafficEvent(at, op, sku=sku())
+    if op == "limits":
+        for k in ("scope", "rate", "burst"):
+            if k not in t:
+                raise where.fail(f"a 'limits' event needs 'scope', 'rate' and 'burst'; it has no {k!r}")
+        if t["scope"] not in SCOPES:
+            raise where.at("scope").fail(f"must be one of {', '.join(SCOPES)}, got {show(t['scope'])}")
+        rate = where.at("rate").number(t["rate"], positive=True)
+        return TrafficEvent(at, "limits", limits=(t["scope"], rate, where.at("burst").whole(t["burst"])))
     if op in ("join", "poll"):
         return TrafficEvent(at, op, user())
     return TrafficEvent(at, "expire")
@@ -236,14 +251,11 @@ def read_expect(raw: Any, where: Place, skus: frozenset[str]) -> Expectations:
             raise where.at("ops").fail(f"must be an object of 'op:result': count, got {show(otable)}")
         for name, count in otable.items():
             op, _, result = name.partition(":")
-            if op not in ("pay", "cancel", "restock", "join", "room", "purchase") or not result:
-                raise (
-                    where.at("ops")
-                    .at(name)
-                    .fail(
-                        "must be 'pay:<result>', 'cancel:<result>', 'restock:restocked', or with a waiting room"
-                        " 'join:<result>', 'room:admitted', 'room:expired', 'purchase:<refusal>'"
-                    )
+            if op not in ("pay", "cancel", "restock", *ADMIN_OPS, "join", "room", "purchase") or not result:
+                raise where.at("ops").at(name).fail(
+                    "must be 'pay:<result>', 'cancel:<result>', 'restock:restocked' or an admin action's"
+                    " ('pause:paused', 'resume:resumed', 'end:ended', 'limits:changed'), or with a waiting room"
+                    " 'join:<result>', 'room:admitted', 'room:expired', 'purchase:<refusal>'"
                 )
             ops[name] = where.at("ops").at(name).whole(count, 0)
     digest = t.get("digest")

@@ -40,158 +40,24 @@ import dataclasses
 import hashlib
 import heapq
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+import uuid
+from typing import Literal
 
 import orjson
 
 from flashsale._clock import ManualClock
-from flashsale._engine import PurchaseRequest, SaleEngine
+from flashsale._engine import SaleEngine
 from flashsale._errors import TransitionRefused, Unavailable, UnknownOrder
-from flashsale.actors import Outcome
+from flashsale._types import PurchaseRequest
+from flashsale.actors import BucketSpec, Outcome
 from flashsale.room._replay import RoomReplay
 from flashsale.stores._memory import MemoryOrderStore
 
-from ._events import US, TrafficEvent
+from ._events import ADMIN_OPS, US, TrafficEvent
 from ._format import RESULTS, Scenario
+from ._result import Decision, ReplayResult, SkuSummary
 
 DIGEST_VERSION = 1
-
-Decision = tuple[int, int, str, str | None, str | None, int, str | None, str, str | None, int | None]
-
-
-@dataclass(frozen=True, slots=True)
-class SkuSummary:
-    """One SKU at the end of a replay, with its purchases by result."""
-
-    sku: str
-    stock: int
-    sold: int
-    paid: int
-    remaining: int
-    outcomes: dict[str, int]
-
-
-@dataclass(frozen=True, slots=True)
-class ReplayResult:
-    """What a replay decided: counts, timing and the digest.
-
-    ``outcomes`` counts purchases by result; ``classes`` the same per user
-    class (generator name, or ``traffic``); ``ops`` counts ``"pay:paid"``,
-    ``"cancel:cancelled"`` … ; ``per_user_max`` is the most units one buyer
-    held at once, per SKU; ``users`` the purchase results of the buyers the
-    scenario's expectations name; ``log`` every decision, when asked for.
-    """
-
-    scenario: str
-    digest: str
-    decisions: int
-    purchases: int
-    skus: dict[str, SkuSummary]
-    outcomes: dict[str, int]
-    classes: dict[str, dict[str, int]]
-    ops: dict[str, int]
-    expired: int
-    per_user_max: dict[str, int]
-    users: dict[str, tuple[str, ...]]
-    virtual_seconds: float
-    wall_seconds: float
-    log: tuple[Decision, ...] = field(default=(), repr=False)
-
-    @property
-    def decisions_per_second(self) -> float:
-        return self.decisions / self.wall_seconds if self.wall_seconds > 0 else 0.0
-
-    def failures(self, scenario: Scenario) -> list[str]:
-        """Each expectation of ``scenario`` that does not hold, said plainly; empty when all hold."""
-        e = scenario.expect
-        failed: list[str] = []
-
-        def same(what: str, want: object, got: object) -> None:
-            if want != got:
-                failed.append(f"{what}: expected {want}, got {got}")
-
-        for sku, want in e.sold.items():
-            same(f"sold[{sku}]", want, self.skus[sku].sold)
-        for sku, want in e.paid.items():
-            same(f"paid[{sku}]", want, self.skus[sku].paid)
-        for sku, want in e.remaining.items():
-            same(f"remaining[{sku}]", want, self.skus[sku].remaining)
-        for result, want in e.outcomes.items():
-            same(f"outcomes[{result}]", want, self.outcomes.get(result, 0))
-        for sku, want in e.per_user_max.items():
-            same(f"per_user_max[{sku}]", want, self.per_user_max.get(sku, 0))
-        for user, results in e.users.items():
-            same(f"users[{user}]", list(results), list(self.users.get(user, ())))
-        for name, want in e.ops.items():
-            same(f"ops[{name}]", want, self.ops.get(name, 0))
-        if e.expired is not None:
-            same("expired", e.expired, self.expired)
-        if e.digest is not None:
-            same("digest", e.digest, self.digest)
-        return failed
-
-    def as_dict(self) -> dict[str, Any]:
-        """The summary as plain JSON values (``flashsale replay --json``)."""
-        return {
-            "scenario": self.scenario,
-            "digest": self.digest,
-            "decisions": self.decisions,
-            "purchases": self.purchases,
-            "outcomes": self.outcomes,
-            "skus": {
-                s.sku: {
-                    "stock": s.stock,
-                    "sold": s.sold,
-                    "paid": s.paid,
-                    "remaining": s.remaining,
-                    "outcomes": s.outcomes,
-                }
-                for s in self.skus.values()
-            },
-            "classes": self.classes,
-            "ops": self.ops,
-            "expired": self.expired,
-            "per_user_max": self.per_user_max,
-            "users": {u: list(r) for u, r in self.users.items()},
-            "virtual_seconds": self.virtual_seconds,
-            "wall_seconds": round(self.wall_seconds, 6),
-            "decisions_per_second": round(self.decisions_per_second),
-        }
-
-    def summary(self) -> str:
-        """A readable report: per SKU, per user class, operations, timing and the digest."""
-        lines = [f"scenario   {self.scenario}"]
-        rows: list[tuple[str, ...]] = [("sku", "stock", "sold", "paid", "remaining", "purchases by result")]
-        rows += [
-            (s.sku, f"{s.stock:,}", f"{s.sold:,}", f"{s.paid:,}", f"{s.remaining:,}", _counts(s.outcomes))
-            for s in self.skus.values()
-        ]
-        lines += ["", *_table(rows)]
-        rows = [("class", "purchases", "by result")]
-        rows += [(c, f"{sum(o.values()):,}", _counts(o)) for c, o in self.classes.items()]
-        lines += ["", *_table(rows), ""]
-        if self.ops:
-            lines.append(f"operations {_counts(self.ops)}")
-        lines.append(f"expired    {self.expired:,} reservations")
-        if self.per_user_max:
-            lines.append(f"per user   most units one buyer held: {_counts(self.per_user_max)}")
-        lines.append(
-            f"timing     {self.decisions:,} decisions over {self.virtual_seconds:,.3f} s of sale time"
-            f" in {self.wall_seconds:.3f} s ({self.decisions_per_second:,.0f} decisions/s)"
-        )
-        lines.append(f"digest     {self.digest}")
-        return "\n".join(lines)
-
-
-def _counts(counts: dict[str, int]) -> str:
-    return " · ".join(f"{k} {v:,}" for k, v in counts.items()) or "-"
-
-
-def _table(rows: Sequence[Sequence[str]]) -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    return ["  ".join([*(c.ljust(w) for c, w in zip(r, widths, strict=False)), r[-1]]).rstrip() for r in rows]
 
 
 class _Driver:
@@ -412,6 +278,9 @@ class _Driver:
             self._decide(at, "restock", None, e.sku, e.qty, None, "restocked", None, None)
             self._count_op("restock:restocked")
             return
+        if e.op in ADMIN_OPS:
+            await self.admin(at, e)
+            return
         order_id = e.order or self._oldest_open(e.user, e.sku)
         if order_id is None:
             result = "no_reservation"
@@ -430,6 +299,23 @@ class _Driver:
                     self.expired += 1
                 self._close(order_id, released=result != "paid")
         self._decide(at, e.op, e.user, e.sku, 0, None, result, order_id, None)
+        self._count_op(f"{e.op}:{result}")
+
+    async def admin(self, at: int, e: TrafficEvent) -> None:
+        """An operator's action, as the admin API took it: pause, resume, end, or a scope's new rate and burst."""
+        if e.op == "limits":
+            assert e.limits is not None
+            scope, rate, burst = e.limits
+            old = self.engine.limits.get(scope)  # type: ignore[call-overload]  # checked by the engine below
+            spec = BucketSpec(rate, burst) if old is None else dataclasses.replace(old, rate=rate, burst=burst)
+            await self.engine.set_limits({scope: spec})  # type: ignore[dict-item]
+            self._decide(at, "limits", None, None, burst, None, "changed", f"{scope} {rate!r}", None)
+            self._count_op("limits:changed")
+            return
+        assert e.sku is not None
+        await self.engine.control(e.sku, e.op)  # type: ignore[arg-type]  # pause, resume or end
+        result = {"pause": "paused", "resume": "resumed", "end": "ended"}[e.op]
+        self._decide(at, e.op, None, e.sku, 0, None, result, None, None)
         self._count_op(f"{e.op}:{result}")
 
     def _oldest_open(self, user: str | None, sku: str | None) -> str | None:
@@ -494,27 +380,50 @@ class _Driver:
 _RESULT_ORDER = {r: i for i, r in enumerate(RESULTS)}
 
 
+def _engine_for(
+    scenario: Scenario, clock: ManualClock, backend: Literal["memory", "redis"], redis_url: str | None
+) -> SaleEngine:
+    if backend == "memory":
+        config = dataclasses.replace(scenario.config, backend="memory")
+        return SaleEngine(config, store=MemoryOrderStore(), clock=clock, room_seed=scenario.room_seed)
+    from flashsale.redis import RedisBackend  # noqa: PLC0415 - only this backend needs redis
+
+    redis = dataclasses.replace(
+        scenario.config.redis, url=redis_url or scenario.config.redis.url, prefix=f"replay-{uuid.uuid4().hex}"
+    )
+    config = dataclasses.replace(scenario.config, backend="redis", redis=redis)
+    return SaleEngine(
+        config, clock=clock, backend=RedisBackend(sink=False, scratch=True), room_seed=scenario.room_seed
+    )
+
+
 def _count_order(item: tuple[tuple[str, str, str], int]) -> tuple[str, str, int]:
     (cls, sku, result), _ = item
     return cls, sku, _RESULT_ORDER[result]
 
 
-async def replay(scenario: Scenario, *, keep_log: bool = False) -> ReplayResult:
+async def replay(
+    scenario: Scenario,
+    *,
+    keep_log: bool = False,
+    backend: Literal["memory", "redis"] = "memory",
+    redis_url: str | None = None,
+) -> ReplayResult:
     """Run ``scenario`` through a fresh :class:`SaleEngine` on virtual time.
 
-    The engine gets its own in-memory store and a :class:`ManualClock` at
-    the scenario's start. ``keep_log`` keeps every decision (as in the
-    digest) in :attr:`ReplayResult.log`.
+    The engine gets a :class:`ManualClock` at the scenario's start and, by
+    default, the memory backend with its own in-memory store, whatever
+    backend the scenario's config names. ``backend="redis"`` decides on the
+    Redis at ``redis_url`` instead (default: the config's ``[redis] url``),
+    under a fresh key prefix that is deleted afterwards; it needs no
+    PostgreSQL: orders stay in Redis, where lookups, pay and cancel read
+    them, and no order sink runs. Both backends give the same decisions and
+    the same digest. ``keep_log`` keeps every decision (as in the digest)
+    in :attr:`ReplayResult.log`.
     """
     events = scenario.traffic()
     clock = ManualClock(scenario.start)
-    # Always in memory: a scenario written for backend = "redis" decides the same way on one process.
-    engine = SaleEngine(
-        dataclasses.replace(scenario.config, backend="memory"),
-        store=MemoryOrderStore(),
-        clock=clock,
-        room_seed=scenario.room_seed,
-    )
+    engine = _engine_for(scenario, clock, backend, redis_url)
     await engine.start()
     try:
         driver = _Driver(scenario, engine, clock, keep_log)

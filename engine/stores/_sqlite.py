@@ -87,6 +87,27 @@ def _insert_orders(db: sqlite3.Connection, orders: Sequence[Order]) -> None:
         start += n
 
 
+def _check_writable(path: Path) -> None:
+    """Refuse to open a database whose ``-wal`` or ``-shm`` file exists and cannot be written.
+
+    SQLite maps ``-shm`` into memory. Writing to a mapping whose file cannot
+    be written (``chattr +i``) raises SIGBUS in the writing thread, which
+    kills the process and no Python code can catch; so the store checks
+    before it maps the file, by opening each for writing (``os.access``
+    says yes to root even for an immutable file). A file made unwritable
+    while the server runs cannot be caught this way: see the README.
+    """
+    for suffix in ("-wal", "-shm"):
+        side = path.with_name(path.name + suffix)
+        try:
+            with side.open("r+b"):
+                pass
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise StoreError(f"{side}: cannot write: {exc.strerror}") from exc
+
+
 class SQLiteOrderStore:
     """:class:`actors.OrderStore` on a local SQLite file."""
 
@@ -99,6 +120,7 @@ class SQLiteOrderStore:
         try:
             if self.path.parent != Path():
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+            _check_writable(self.path)
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(f"PRAGMA synchronous={self._synchronous}")

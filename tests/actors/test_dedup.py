@@ -240,8 +240,7 @@ async def test_key_flood_locks_no_one_out(make_config: MakeConfig, start_engine:
         make_config(SkuConfig("a", 100_000), max_idempotency_keys=500, max_idempotency_keys_per_ip=100)
     )
     flood = [
-        PurchaseRequest("a", f"bot-{i}", idempotency_key=f"k{i}", client_ip=f"203.0.113.{i % 10}")
-        for i in range(3_000)
+        PurchaseRequest("a", f"bot-{i}", idempotency_key=f"k{i}", client_ip=f"203.0.113.{i % 10}") for i in range(3_000)
     ]
     answers = Counter(o.result for o in await engine.purchase_many(flood))
     assert answers == {"reserved": 500, "rate_limited": 2_500}  # the table holds 500; keys in flight stay
@@ -255,3 +254,18 @@ async def test_key_flood_locks_no_one_out(make_config: MakeConfig, start_engine:
     assert {o.result for o in first} == {"reserved"}
     assert await engine.purchase_many(buyers) == first  # each retry replays its own order
     assert engine.key_gauges.live == 500
+
+
+async def test_a_final_order_frees_only_its_own_key(
+    make_config: MakeConfig, start_engine: StartEngine, clock: ManualClock
+) -> None:
+    """A key used again after its ttl belongs to the new order: the old order's cancel does not forget it."""
+    engine = await start_engine(make_config(SkuConfig("a", 10), idempotency_ttl=10.0))
+    old = await engine.purchase("a", "u1", idempotency_key="k1")
+    clock.advance(10)
+    new = await engine.purchase("a", "u1", idempotency_key="k1")
+    assert new.order_id != old.order_id
+    assert old.order_id is not None
+    await engine.cancel(old.order_id)
+    await engine.flush()
+    assert await engine.purchase("a", "u1", idempotency_key="k1") == new

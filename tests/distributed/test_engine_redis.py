@@ -78,8 +78,8 @@ async def test_purchase_pay_cancel_and_postgres(make_client: MakeClient, pg_url:
     assert 'flashsale_ready_check{check="postgres_ok"} 1' in text
     await client.app[ENGINE].flush()  # type: ignore[index]
     text = await (await client.get("/metrics")).text()
-    assert "flashsale_sink_pending 0" in text
-    committed = int(re.search(r"^flashsale_sink_committed_total (\d+)$", text, re.M).group(1))  # type: ignore[union-attr]
+    assert "flashsale_sink_pending 0.0" in text
+    committed = int(re.search(r"^flashsale_sink_committed_total (\d+)\.0$", text, re.M).group(1))  # type: ignore[union-attr]
     assert committed >= 5  # three reservations, a payment and a cancellation (a redelivery counts again)
     with psycopg.connect(pg_url) as db:
         rows = db.execute("SELECT order_id, user_id, qty, status FROM orders ORDER BY order_id").fetchall()
@@ -141,3 +141,20 @@ async def test_redis_down_fails_fast_and_recovers(
     assert engine.readiness()["redis_ok"] is True
     sku = await (await client.get("/v1/skus/moutai-53")).json()
     assert (sku["remaining"], sku["reserved"]) == (8, 2)
+
+
+async def test_key_table_fill_in_redis(make_client: MakeClient) -> None:
+    """/readyz and /metrics count the live idempotency keys Redis holds; a paid order's key is no longer live."""
+    client = await make_client(SkuConfig("moutai-53", stock=5))
+    first = await purchase(client, "u1", 1, key="k1")
+    await purchase(client, "u2", 1, key="k2")
+    assert (await purchase(client, "u3", 9, key="k3"))[0] == 409  # refused (sold out): never recorded
+
+    async def live() -> int:
+        return int((await (await client.get("/readyz")).json())["idempotency_keys"]["live"])
+
+    loop = asyncio.get_running_loop()
+    await asyncio.to_thread(wait_until, lambda: asyncio.run_coroutine_threadsafe(live(), loop).result() == 2, 10.0, "2")
+    assert (await client.post(f"/v1/orders/{first[1]['order_id']}/pay")).status == 200
+    await asyncio.to_thread(wait_until, lambda: asyncio.run_coroutine_threadsafe(live(), loop).result() == 1, 10.0, "1")
+    assert "flashsale_idempotency_keys 1.0\n" in await (await client.get("/metrics")).text()

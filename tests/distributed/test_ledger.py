@@ -257,6 +257,8 @@ def test_random_operations_agree_with_a_model(make_ledger: MakeLedger) -> None:
                 assert got.result == want
                 if first[0] == qty:
                     assert got == first[1]
+            elif remaining <= 0:  # the order of flashsale.actors.rules: sold out, limit, stock
+                assert got.result == "sold_out"
             elif held[user] + qty > 3:
                 assert got.result == "limit_reached"
             elif qty > remaining:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Iterator
 
 import psycopg
@@ -62,7 +63,7 @@ def held_in_postgres(pg_url: str) -> int:
 
 
 async def test_lost_redis_state_is_rebuilt_and_never_resold(
-    volatile: RedisServer, pg_url: str, clock: ManualClock
+    volatile: RedisServer, pg_url: str, clock: ManualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Kill Redis mid-sale, restart it empty: stock, limits and live orders come back; the record stays within stock."""
     config = sale(volatile.url, pg_url)
@@ -76,7 +77,11 @@ async def test_lost_redis_state_is_rebuilt_and_never_resold(
         outcomes = await mid
         assert {o.result for o in outcomes} <= {"reserved", "sold_out", "unavailable"}
     volatile.start()  # empty
+    caplog.set_level(logging.WARNING, logger="flashsale.rebuild")
     async with running(config, clock) as engine:
+        (rebuilt,) = [r for r in caplog.records if r.name == "flashsale.rebuild"]
+        assert rebuilt.getMessage() == "redis had lost the sale: rebuilt from postgresql"
+        assert (rebuilt.sku, rebuilt.paid, rebuilt.orders_missing >= 0) == ("hot", 1, True)  # type: ignore[attr-defined]
         view = engine.view("hot")
         assert (view.stock, view.paid) == (STOCK, 1)
         assert view.reserved + view.paid == held_in_postgres(pg_url)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import time
 from collections.abc import Iterator
 
@@ -120,3 +122,46 @@ def test_redis_down_between_commit_and_acknowledge(
     assert sink.drain(30)
     assert sorted(stored(pg_url)) == sorted(f"a-{n}" for n in range(1, 301))
     assert (streams.length("a"), streams.pending("a"), sink.gauges.committed) == (0, 0, 300)
+
+
+def test_postgres_hung_is_logged_like_a_stopped_one(
+    sinks: Sinks, pg_url: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sink's PostgreSQL backend frozen (SIGSTOP): one "unavailable" line, and "available again" after SIGCONT."""
+    caplog.set_level(logging.INFO, logger="flashsale.sink")
+    monkeypatch.setattr("flashsale.redis._sink.STALL_AFTER", 1.0)
+    sink = sinks.start(["a"])
+    wait_for(lambda: sink.gauges.ok, "the sink connects")
+    with psycopg.connect(pg_url) as conn:
+        row = conn.execute(
+            "SELECT pid FROM pg_stat_activity"
+            " WHERE application_name = 'flashsale-sink' AND datname = current_database()"
+        ).fetchone()
+    assert row is not None
+    os.kill(row[0], signal.SIGSTOP)
+    try:
+        wait_for(lambda: not sink.gauges.ok, "the sink reports PostgreSQL hung")
+        wait_for(lambda: any(r.getMessage() == "postgresql unavailable" for r in caplog.records), "the log line")
+    finally:
+        os.kill(row[0], signal.SIGCONT)
+    wait_for(lambda: sink.gauges.ok, "the sink reports PostgreSQL back")
+    said = [r.getMessage() for r in caplog.records if r.name == "flashsale.sink"]
+    assert said == ["postgresql unavailable", "postgresql available again"]
+
+
+def test_redis_hung_is_logged_like_a_stopped_one(
+    sinks: Sinks, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis frozen (SIGSTOP): the sink's calls time out, one "unavailable" line; "available again" after SIGCONT."""
+    caplog.set_level(logging.INFO, logger="flashsale.sink")
+    sink = sinks.start(["a"])
+    wait_for(lambda: sink.gauges.redis_ok, "the sink connects")
+    assert redis_server.proc is not None
+    redis_server.proc.send_signal(signal.SIGSTOP)
+    try:
+        wait_for(lambda: not sink.gauges.redis_ok, "the sink reports Redis hung")
+    finally:
+        redis_server.proc.send_signal(signal.SIGCONT)
+    wait_for(lambda: sink.gauges.redis_ok, "the sink reports Redis back")
+    said = [r.getMessage() for r in caplog.records if r.name == "flashsale.sink"]
+    assert said == ["redis unavailable", "redis available again"]

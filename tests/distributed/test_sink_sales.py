@@ -78,8 +78,6 @@ def test_version_1_rows_move_to_the_default_sale(pg_url: str) -> None:
             for statement in MIGRATIONS[0]:
                 conn.execute(statement)
             conn.execute("INSERT INTO flashsale_schema VALUES (1)")
-        conn.execute(
-            "INSERT INTO orders VALUES ('a-1', 'a', 'u', 1, 'reserved', %s, %s, %s, NULL)", (T0, T0 + 1, T0)
-        )
+        conn.execute("INSERT INTO orders VALUES ('a-1', 'a', 'u', 1, 'reserved', %s, %s, %s, NULL)", (T0, T0 + 1, T0))
         assert migrate(conn) == 1
     assert rows(pg_url) == {("", "a-1"): ("u", "reserved")}

@@ -338,3 +338,29 @@ def test_config_error_is_a_value_error() -> None:
     assert isinstance(info.value, FlashsaleError)
     assert isinstance(info.value, ValueError)
     assert str(info.value).startswith("<config>: ")
+
+
+def test_every_mistake_is_reported_in_one_run(tmp_path: Path) -> None:
+    """A file with several mistakes in several tables gets one ConfigError that lists each of them."""
+    path = _write(
+        tmp_path,
+        '[[sku]]\nid = "gpu"\nstock = 2\nper_user_limt = 1\n\n'
+        '[[sku]]\nid = "cpu"\nstock = "ten"\n\n'
+        "[limits]\nper_user = { rate = 5, brust = 10 }\nmax_qty = 0\n\n"
+        "[server]\nport = 70000\nlog_lvl = 'debug'\n",
+    )
+    with pytest.raises(ConfigError) as info:
+        Config.load(path)
+    lines = str(info.value).splitlines()
+    assert lines[0] == f"{path}: 6 errors:"
+    assert [line.split(":")[0].strip() for line in lines[1:]] == [
+        "sku[0]",
+        "sku[1].stock",
+        "limits.per_user",
+        "limits.max_qty",
+        "server",
+        "server.port",
+    ]
+    assert "unknown key 'per_user_limt'" in lines[1]
+    assert "unknown key 'brust'" in lines[3]
+    assert "unknown key 'log_lvl'" in lines[5]

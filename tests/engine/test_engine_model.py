@@ -74,14 +74,14 @@ class Model:
         return known.outcome
 
     def decide(self, user: str, sku: str, qty: int, key: str | None, now: int) -> Outcome:
+        """The one order of checks (flashsale.actors.rules), with or without a key."""
         s, left = CFG[sku], self.left(sku)
-        closed = (s.starts_at is not None and now < s.starts_at) or (s.ends_at is not None and now >= s.ends_at)
-        if key is None and (closed or left <= 0):  # answered by the gateway from the published view
-            return Outcome("sale_not_open" if closed else "sold_out", sku, qty)
+        if (s.starts_at is not None and now < s.starts_at) or (s.ends_at is not None and now >= s.ends_at):
+            return Outcome("sale_not_open", sku, qty)
+        if left <= 0:
+            return Outcome("sold_out", sku, qty)
         if s.per_user_limit is not None and self.held[user, sku] + qty > s.per_user_limit:
             return Outcome("limit_reached", sku, qty)
-        if closed:
-            return Outcome("sale_not_open", sku, qty)
         if qty > left:
             return Outcome("sold_out", sku, qty)
         return Outcome("reserved", sku, qty, f"{sku}-{self.seq[sku] + 1}", now + round(s.payment_timeout * SECOND))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -162,3 +163,18 @@ def test_reopen_after_close(store: SQLiteOrderStore) -> None:
     store.close()
     assert store.open().keyed == {("u1", "k"): _order("a-1", key="k")}
     assert store.get("a-1") is not None
+
+
+def test_an_unwritable_shm_refuses_to_open(db_path: Path) -> None:
+    """An immutable -shm (chattr +i) is a StoreError at open, before SQLite maps it (a write to it is a SIGBUS)."""
+    first = SQLiteOrderStore(db_path)
+    first.open(["a"])  # the connection stays open: -wal and -shm stay on disk
+    shm = db_path.with_name(db_path.name + "-shm")
+    assert shm.exists()
+    subprocess.run(["chattr", "+i", str(shm)], check=True)
+    try:
+        with pytest.raises(StoreError, match=r"-shm: cannot write: Operation not permitted"):
+            SQLiteOrderStore(db_path).open(["a"])
+    finally:
+        subprocess.run(["chattr", "-i", str(shm)], check=True)
+        first.close()

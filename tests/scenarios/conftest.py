@@ -88,3 +88,7 @@ async def start_server(tmp_path: Path) -> AsyncIterator[StartServer]:
             server.drain.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await server.drain
+
+
+# The distributed tests' real redis-server, for the replays on the redis backend.
+from tests.distributed.conftest import redis_server  # noqa: E402, F401 - a fixture

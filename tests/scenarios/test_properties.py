@@ -1,11 +1,13 @@
-"""Any scenario Hypothesis can write replays to the same decisions twice, within the invariants.
+"""Any scenario Hypothesis can write replays to the same decisions twice and on both backends, within the invariants.
 
 Random small sales (stock, per-user limits, payment timeouts, a rate limit,
 sale windows) with random traffic (purchases with and without keys, at
 shared and distinct instants; pays, cancels, restocks, expires): each replay
-is repeated and must give the same decision log and digest, and the result
-must hold the invariants of docs/architecture.md — no oversell, stock conserved, per-user
-limits, one order per idempotency key.
+is repeated on the memory backend and run once on the redis backend (a real
+``redis-server``), and all three must give the same decision log and digest:
+a difference in the order of checks, in a token bucket or in any answer
+fails here. The result must hold the invariants of docs/architecture.md —
+no oversell, stock conserved, per-user limits, one order per idempotency key.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flashsale import parse_scenario, replay
+from tests.distributed.conftest import RedisServer
 
 USERS = ["u0", "u1", "u2", "u3"]
 instants = st.integers(0, 40).map(lambda n: n / 4)  # quarter seconds over 10 s: many shared instants
@@ -42,9 +45,16 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
     config: dict[str, Any] = {"sku": skus, "engine": {"tick_interval": draw(st.sampled_from([0, 0.5, 2]))}}
     if draw(st.booleans()):
         config["limits"] = {"per_user": {"rate": 2, "burst": draw(st.integers(1, 3))}}
-    purchase = st.fixed_dictionaries(
-        {"at": instants, "user": st.sampled_from(USERS), "sku": st.sampled_from(names), "qty": st.integers(1, 3)},
-        optional={"key": st.sampled_from(["k1", "k2"])},
+    # Keys are drawn per SKU: the one known difference between the backends is a key reused on another
+    # SKU (docs/architecture.md, "Differences kept on purpose").
+    purchase = st.one_of(
+        *(
+            st.fixed_dictionaries(
+                {"at": instants, "user": st.sampled_from(USERS), "sku": st.just(n), "qty": st.integers(1, 3)},
+                optional={"key": st.sampled_from([f"{n}-k1", f"{n}-k2"])},
+            )
+            for n in names
+        )
     )
     change = st.fixed_dictionaries(
         {
@@ -63,14 +73,17 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(scenarios())
-def test_any_scenario_replays_identically_within_the_invariants(doc: dict[str, Any]) -> None:
-    """Two replays, one log; sold within stock, stock conserved, limits held, one live order per key."""
+@given(doc=scenarios())
+def test_any_scenario_replays_identically_within_the_invariants(doc: dict[str, Any], redis_server: RedisServer) -> None:
+    """Two replays on memory, one on Redis, one log; within stock, stock conserved, limits, one live order per key."""
     scenario = parse_scenario(json.dumps(doc), "h.json")
     first = asyncio.run(replay(scenario, keep_log=True))
     second = asyncio.run(replay(scenario, keep_log=True))
+    on_redis = asyncio.run(replay(scenario, keep_log=True, backend="redis", redis_url=redis_server.url))
     assert second.log == first.log
     assert second.digest == first.digest
+    assert on_redis.log == first.log
+    assert on_redis.digest == first.digest
 
     restocked = Counter[str]()
     for e in doc["traffic"]:

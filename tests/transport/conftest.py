@@ -11,6 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from flashsale import Config, LimitsConfig, ManualClock, SaleEngine, ServerConfig, SkuConfig, StoreConfig
+from flashsale.config import AdminConfig, FeedConfig
 from flashsale.transport import ENGINE, create_app
 
 MakeClient = Callable[..., Awaitable[TestClient[Any, Any]]]
@@ -29,6 +30,9 @@ def make_client(aiohttp_client: Any, tmp_path: Path) -> MakeClient:
         trusted_proxies: tuple[str, ...] = (),
         tick_interval: float = 1.0,
         host: str = "127.0.0.1",
+        feed: FeedConfig | None = None,
+        admin_token: str | None = None,
+        record: Any = None,
     ) -> TestClient[Any, Any]:
         config = Config(
             skus=skus or (SkuConfig("moutai-53", stock=100, per_user_limit=1),),
@@ -36,8 +40,10 @@ def make_client(aiohttp_client: Any, tmp_path: Path) -> MakeClient:
             limits=limits or LimitsConfig(),
             server=ServerConfig(max_body_bytes=max_body_bytes, trusted_proxies=trusted_proxies),
             tick_interval=tick_interval,
+            feed=feed or FeedConfig(),
+            admin=AdminConfig(token=admin_token),
         )
-        engine = SaleEngine(config, clock=clock)
+        engine = SaleEngine(config, clock=clock, recorder=record(config) if record is not None else None)
         app = create_app(config, engine=engine)
         return await aiohttp_client(app, server_kwargs={"host": host})  # type: ignore[no-any-return]
 

@@ -9,6 +9,7 @@ runs beside it. The engine starts and stops with the app, as under
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,9 +18,8 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from flashsale import Config
+from flashsale.config import AdminConfig
 from flashsale.transport import create_app
-from flashsale.transport._dashboard import DASHBOARD
-from flashsale.transport._dashboard_session import SessionSigner
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,9 +39,9 @@ def live_server(config: Config, admin_token: str | None = None) -> Iterator[Live
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="live-server", daemon=True)
     thread.start()
+    if admin_token is not None:  # the dashboard and the admin API
+        config = dataclasses.replace(config, admin=AdminConfig(token=admin_token))
     app = create_app(config)
-    if admin_token is not None:
-        app[DASHBOARD].signer = SessionSigner(admin_token)
     runner = web.AppRunner(app, handle_signals=False)
 
     async def start() -> str:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 
-from flashsale import SkuConfig
+from flashsale import LimitsConfig, SkuConfig
 from flashsale.transport import ENGINE
 
 from .conftest import MakeClient, stored_orders
@@ -63,3 +64,28 @@ async def test_concurrent_requests_of_one_user_count_units(make_client: MakeClie
     units = sum(row[3] for row in stored_orders(client).values())
     assert units == 3
     assert statuses.count(200) == len(stored_orders(client))
+
+
+async def test_key_flood_over_http_locks_no_one_out(make_client: MakeClient) -> None:
+    """Fresh keys with invented buyers from ten addresses fill the key table; buyers elsewhere still buy with keys."""
+    limits = LimitsConfig(max_idempotency_keys=500, max_idempotency_keys_per_ip=100)
+    client = await make_client(SkuConfig("tshirt", stock=100_000), limits=limits, trusted_proxies=("127.0.0.1",))
+
+    async def buy(user: str, key: str, ip: str) -> int:
+        resp = await client.post(
+            "/v1/purchase",
+            json={"sku": "tshirt", "user": user},
+            headers={"Idempotency-Key": key, "X-Forwarded-For": ip},
+        )
+        await resp.read()
+        return resp.status
+
+    flood = [buy(f"bot-{i}", f"k{i}", f"203.0.113.{i % 10}") for i in range(1_500)]
+    statuses = Counter(await asyncio.gather(*flood))
+    assert statuses[200] == 500
+    assert statuses[429] == 1_000
+    ready = await client.get("/readyz")
+    assert ready.status == 200
+    assert (await ready.json())["idempotency_keys"] == {"live": 500, "max": 500}
+    buyers = await asyncio.gather(*(buy(f"buyer-{i}", "checkout", f"198.51.100.{i}") for i in range(100)))
+    assert buyers == [200] * 100

@@ -89,5 +89,5 @@ async def test_key_table_fill_is_reported(make_client: MakeClient) -> None:
     body = await (await client.get("/readyz")).json()
     assert body["idempotency_keys"] == {"live": 1, "max": 200_000}
     text = await (await client.get("/metrics")).text()
-    assert "flashsale_idempotency_keys 1\n" in text
-    assert 'flashsale_idempotency_keys_refused_total{bound="buyer"} 1\n' in text
+    assert "flashsale_idempotency_keys 1.0\n" in text
+    assert 'flashsale_idempotency_keys_refused_total{bound="buyer"} 1.0\n' in text

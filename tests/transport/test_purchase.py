@@ -169,8 +169,8 @@ async def test_full_queue_is_503_at_once(make_client: MakeClient) -> None:
     assert resp.status == 503
     assert (await resp.json())["error"] == "overloaded"
     assert not waiting.done()
-    assert "flashsale_limiter_queued 1\n" in await (await client.get("/metrics")).text()
+    assert "flashsale_limiter_queued 1.0\n" in await (await client.get("/metrics")).text()
     clock.advance(1)
     assert (await engine.tick()).released == 1
     assert (await waiting).result == "reserved"
-    assert "flashsale_limiter_queued 0\n" in await (await client.get("/metrics")).text()
+    assert "flashsale_limiter_queued 0.0\n" in await (await client.get("/metrics")).text()

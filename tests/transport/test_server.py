@@ -238,3 +238,18 @@ def test_no_header_value_gives_a_500(threaded: int, name: bytes, value: bytes) -
     if status >= 400:
         assert content_type == "application/json", answer
         assert set(json.loads(answer)) >= {"error", "detail"}
+
+
+async def test_a_client_gone_mid_body_is_not_an_error(live: Serve) -> None:
+    """A client that closes halfway through its body is counted as gone (info), never logged as an unhandled error."""
+    port = await live()
+    before = dict(TROUBLE.totals)
+    gone = TROUBLE.watch("client disconnected")
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(POST + b"Content-Length: 100\r\n\r\n" + b'{"sku": "tsh')
+    await writer.drain()
+    writer.close()
+    await writer.wait_closed()
+    assert await reader.read() == b""
+    await asyncio.wait_for(gone.wait(), 5)
+    assert TROUBLE.totals.get("unhandled error", 0) == before.get("unhandled error", 0)

@@ -86,7 +86,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     flow.add_argument("--backoff-cap", type=float, default=2.0, metavar="S", help="longest retry wait (default 2)")
     bounds = p.add_argument_group("bounds")
     bounds.add_argument("--procs", type=int, default=1, metavar="P", help="worker processes (default 1)")
-    bounds.add_argument("--connections", type=int, default=256, metavar="C", help="pool size per process")
+    bounds.add_argument(
+        "--connections", type=int, default=64, metavar="C", help="keep-alive connections per process (default 64)"
+    )
     bounds.add_argument("--timeout", type=float, default=10.0, metavar="S", help="per request (default 10)")
     bounds.add_argument("--max-requests", type=int, default=1_000_000, metavar="N", help="in all (default 1e6)")
     bounds.add_argument("--max-time", type=float, metavar="S", help="in all (default: the schedule + 30 s)")

@@ -215,8 +215,12 @@ class Pool:
         try:
             handed = await ticket
         except asyncio.CancelledError:
-            if ticket.done() and not ticket.cancelled() and ticket.result() is not None:
-                self._release(ticket.result())  # type: ignore[arg-type]
+            if ticket.done() and not ticket.cancelled():
+                handed_over = ticket.result()
+                if handed_over is not None:
+                    self._release(handed_over)  # a connection given to us as we were cancelled: pass it on
+                else:
+                    self._wake(None)  # so is a free slot
             raise
         if handed is None:  # a slot freed up: open a connection of our own
             return await self._connect(loop)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from html import escape
 from pathlib import Path
+from typing import Any
 
 from ._result import RunResult
 from ._stats import PHASES
@@ -116,8 +117,14 @@ def render(result: RunResult) -> str:
         if p50:
             lat_lines.append((f"{name} p50", COLORS[name], p50, ""))
             lat_lines.append((f"{name} p99", COLORS[name], p99, "5,3"))
+    run_end = max(result.seconds, step)
+
+    def per_second(b: dict[str, Any], k: str) -> float:
+        width = min(step, run_end - b["t"])  # the last bucket covers only the end of the run
+        return b[k] / width if width > 0 else 0.0
+
     thr_lines: list[Line] = [
-        (k, SERIES_COLORS[k], [(b["t"], b[k] / step) for b in series], "") for k in ("sent", "answered", "errors")
+        (k, SERIES_COLORS[k], [(b["t"], per_second(b, k)) for b in series], "") for k in ("sent", "answered", "errors")
     ]
     nines = [(0.0, "0%"), (1.0, "90%"), (2.0, "99%"), (3.0, "99.9%"), (4.0, "99.99%"), (5.0, "99.999%")]
     dist_lines: list[Line] = []

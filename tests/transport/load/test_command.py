@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from hdrh.histogram import HdrHistogram
@@ -25,6 +26,7 @@ async def test_clean_run_exits_0_with_correct_counts(start_server: StartServer, 
     report = tmp_path / "run.html"
     run = await run_load(
         server.url, "--sku", "hot", "--buyers", "120", "--duration", "1", "--seed", "7", "--report", str(report),
+        "--feed", "off",  # every buyer sends its purchase (with the feed, those after the last unit would not)
         json_to=tmp_path / "run.json",
     )  # fmt: skip
     assert run.code == 0, run.out + run.err
@@ -121,3 +123,28 @@ async def test_sends_its_crowd_and_nothing_else(serve_app: ServeApp, tmp_path: P
     assert run.json["phases"]["purchase"]["count"] == 50
     assert server.requests["purchase"] == 50
     assert server.requests["sku"] == 1  # the audit's one look at the SKU
+
+
+async def test_a_scenario_file_is_the_crowd(start_server: StartServer, tmp_path: Path) -> None:
+    """--scenario FILE: its generator's buyers, clicks and pays go out in real time; the verdict holds."""
+    server = await start_server(SALE)
+    scenario = {
+        "flashsale_scenario": 1,
+        "name": "rush",
+        "config": {"sku": [{"id": "hot", "stock": 40, "per_user_limit": 1}]},
+        "generators": [
+            {"name": "crowd", "seed": 4, "users": 60, "sku": "hot", "clicks": 2, "keys": "per_user",
+             "arrival": {"pattern": "burst", "duration": 0.5}, "pay": {"fraction": 0.5, "after": 0.1}},
+        ],
+    }  # fmt: skip
+    path = tmp_path / "rush.json"
+    path.write_text(json.dumps(scenario))
+    # --feed off: every click goes out (with the feed, clicks after the last unit would not)
+    run = await run_load(server.url, "--scenario", str(path), "--feed", "off", json_to=tmp_path / "s.json")
+    assert run.code == 0, run.out + run.err
+    assert run.json is not None
+    assert run.json["phases"]["purchase"]["count"] == 120  # two clicks each, the second answered from its key
+    assert run.json["figures"]["orders"] == 40
+    assert run.json["phases"]["pay"]["count"] >= 1
+    assert (await run_load(server.url, "--scenario", str(path), "--sku", "hot")).code == 2  # one crowd, not two
+    await server.stop()

@@ -105,7 +105,9 @@ async def test_a_stalled_server_shows_in_p99_and_the_schedule_keeps_its_pace(ser
     assert purchase.count == 300
     assert server.stalled >= 50  # the stall happened, and requests kept arriving during it
     assert purchase.percentile_ms(99) >= 700
-    assert purchase.percentile_ms(50) < 100  # outside the stall the server is fast
-    assert stats.lag.get_value_at_percentile(99) / 1000 < 100  # dispatch never waited for answers
+    assert purchase.percentile_ms(50) < 250  # outside the stall the server is fast
+    # Dispatch never waited for answers: a sender that did would lag by the whole second of the stall
+    # (the bounds leave room for a machine shared with other work).
+    assert stats.lag.get_value_at_percentile(99) / 1000 < 250
     sent = [stats.buckets[i].sent for i in range(3)]
-    assert min(sent) >= 70, sent  # about 100 a second, the stalled second included (uniform arrivals)
+    assert min(sent) >= 60, sent  # about 100 a second, the stalled second included (uniform arrivals)
