@@ -22,6 +22,7 @@ from ._buckets import BucketSpec, LeakyBucket, TokenBucket
 from ._control import SaleAction, Scope, SetLimits, SetSale
 from ._dedup import DedupActor
 from ._errors import FlashsaleError, LedgerError, LedgerRefused, StageFailed, StoreError, Unavailable
+from ._ids import OrderIds, order_number, order_sku, untagged
 from ._inventory import InventoryActor, SkuStock, paused_outcome, reserved_outcome
 from ._keys import KeyGauges
 from ._ledger import LedgerInventoryActor, SharedLimiterActor
@@ -95,6 +96,7 @@ __all__ = [
     "LimiterTick",
     "LoopBridge",
     "Order",
+    "OrderIds",
     "OrderStatus",
     "OrderStore",
     "OrderWriterActor",
@@ -139,7 +141,10 @@ __all__ = [
     "WriteRestock",
     "WriterGauges",
     "fast_new",
+    "order_number",
+    "order_sku",
     "paused_outcome",
     "reserved_outcome",
     "tell",
+    "untagged",
 ]

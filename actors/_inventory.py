@@ -28,6 +28,7 @@ from typing import Any, assert_never
 
 from ._bridge import LoopBridge
 from ._control import SaleAction, SetSale
+from ._ids import OrderIds
 from ._messages import (
     InventoryMessage,
     Order,
@@ -143,8 +144,10 @@ class InventoryActor(Stage):
         skus: list[SkuStock],
         views: dict[str, SkuView],
         durable: bool,
+        ids: OrderIds,
     ) -> None:
         super().__init__(pipeline, bridge)
+        self._ids = ids  # the id source is injected: an actor never draws randomness itself
         self._skus = {s.sku: s for s in skus}
         self._views = views
         self._durable = durable
@@ -212,7 +215,7 @@ class InventoryActor(Stage):
                 order = fast_new(
                     Order,
                     (
-                        f"{s.sku}-{s.seq}",
+                        self._ids.make(s.sku, s.seq),
                         s.sku,
                         p.user,
                         p.qty,

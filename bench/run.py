@@ -31,6 +31,10 @@ in the store; its own options, see ``bench/recovery.py --help``). Not part of
 ``replay [options]``: bench/replay.py (virtual-time replay of the Moutai rush
 in decisions/s; see ``bench/replay.py --help``). Not part of ``all``.
 
+``auth [options]``: bench/auth_bench.py (``[auth] mode = "jwt"`` with HS256
+against the same sale in ``trusted`` mode, side by side; ``bench/run.py auth
+--help``). Not part of ``all``.
+
 ``loadgen [options]``: bench/loadgen.py (``flashsale load`` itself: its
 request rate against wrk's on the bare server, ``--procs 2``, and how close
 its schedule keeps to the rate asked; see ``bench/run.py loadgen --help``).
@@ -62,6 +66,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import auth_bench
 import embedded
 import load
 import recovery
@@ -528,6 +533,8 @@ def main(argv: list[str] | None = None) -> int:
         return replay.main(argv[1:])
     if argv[:1] == ["redis"]:
         return redis_bench.main(argv[1:])
+    if argv[:1] == ["auth"]:
+        return auth_bench.main(argv[1:])
     if argv[:1] == ["loadgen"]:
         import loadgen  # noqa: PLC0415 - its own benchmark, with its own options
 

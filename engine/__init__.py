@@ -24,8 +24,9 @@ from ._errors import (
     UnknownSku,
 )
 from ._sync import SyncSaleEngine
-from ._types import PurchaseRequest, SkuStatus, TickReport
+from ._types import PurchaseRequest, QueueReport, SkuStatus, TickReport
 from .config import (
+    AuthConfig,
     Config,
     ConnectionsConfig,
     LimitsConfig,
@@ -49,6 +50,7 @@ from .scenario import (
 from .stores import MemoryOrderStore, SQLiteOrderStore
 
 __all__ = [
+    "AuthConfig",
     "Clock",
     "Config",
     "ConfigError",
@@ -63,6 +65,7 @@ __all__ = [
     "Outcome",
     "PostgresConfig",
     "PurchaseRequest",
+    "QueueReport",
     "RedisConfig",
     "ReplayResult",
     "SQLiteOrderStore",

@@ -34,6 +34,7 @@ from flashsale.actors import (
     LimiterActor,
     LimiterGauges,
     LoopBridge,
+    OrderIds,
     Pipeline,
     Reply,
     Result,
@@ -53,7 +54,8 @@ class StartContext:
     the gateway reads without a message: the backend's inventory stages
     write it. ``wake`` is the gateway's timer for queued releases (``None``
     on virtual time). ``gauges`` and ``limiter_gauges`` are the engine's
-    public metrics objects.
+    public metrics objects. ``order_ids`` mints order ids (the key is the
+    engine's: random, or a replay's seed); stages never draw randomness.
     """
 
     config: Config
@@ -64,6 +66,7 @@ class StartContext:
     wake: Reply | None
     gauges: WriterGauges
     limiter_gauges: LimiterGauges
+    order_ids: OrderIds
 
 
 class Backend(Protocol):

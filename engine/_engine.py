@@ -25,6 +25,7 @@ from flashsale.actors import (
     LimiterTick,
     LoopBridge,
     Order,
+    OrderIds,
     OrderStore,
     Outcome,
     Pipeline,
@@ -69,7 +70,12 @@ class SaleEngine(RoomCalls):
     virtual time, ``recorder`` to write the traffic it sees as a replayable
     scenario, and ``backend`` to run on a backend of your own (see
     :class:`flashsale._backend.Backend`) instead of the one ``config.backend``
-    names.
+    names. ``order_ids`` mints order ids with a known key (replays); by
+    default a fresh random key: ids nobody can guess.
+
+    Orders act only for their buyer: :meth:`order`, :meth:`pay` and
+    :meth:`cancel` take the authenticated ``user`` and answer
+    :class:`UnknownOrder` to anyone else, exactly as for a missing id.
     With ``[waiting_room]`` the room's calls are here too (:class:`room.RoomCalls`);
     ``room_seed`` fixes its draw (replays), else it comes from a CSPRNG.
     """
@@ -82,9 +88,11 @@ class SaleEngine(RoomCalls):
         clock: Clock | None = None,
         recorder: ScenarioRecorder | None = None,
         backend: Backend | None = None,
+        order_ids: OrderIds | None = None,
         room_seed: bytes | None = None,
     ) -> None:
         self.config = config
+        self._order_ids = order_ids or OrderIds.random()
         self.clock: Clock = clock or wall_clock
         self._recorder = recorder
         self._backend: Backend = backend or backend_for(config, store)
@@ -122,7 +130,15 @@ class SaleEngine(RoomCalls):
             # On virtual time (no ticker) queued purchases are released by release_queued(); in real time, by a timer.
             self._waker = Waker(loop, self.clock, lambda: self._tell_limiter_tick(None), lambda: self._running)
         ctx = StartContext(
-            cfg, loop, bridge, self._pipeline, self._views, self._waker, self.gauges, self.limiter_gauges
+            cfg,
+            loop,
+            bridge,
+            self._pipeline,
+            self._views,
+            self._waker,
+            self.gauges,
+            self.limiter_gauges,
+            order_ids=self._order_ids,
         )
         await self._backend.start(ctx)
         self._batcher = TickBatcher(loop, self._pipeline.admit)
@@ -325,9 +341,9 @@ class SaleEngine(RoomCalls):
         v = self.view(sku)
         return SkuStatus(v.sku, v.stock, v.remaining, v.reserved, v.paid, v.state(self.clock()), v.starts_at, v.ends_at)
 
-    async def order(self, order_id: str) -> Order:
-        """The order with this id, committed or about to be."""
-        return await self._orders.get(order_id)
+    async def order(self, order_id: str, *, user: str) -> Order:
+        """``user``'s order with this id, committed or about to be; :class:`UnknownOrder` for anyone else."""
+        return await self._orders.get(order_id, user)
 
     async def restock(self, sku: str, qty: int) -> SkuView:
         """Add ``qty`` units to ``sku``; returns the view once the restock is stored."""
@@ -343,17 +359,18 @@ class SaleEngine(RoomCalls):
             self._recorder.operation(at, "restock", sku=sku, qty=qty)
         return view
 
-    async def pay(self, order_id: str) -> Order:
-        """Mark a reserved order paid; returns the paid order.
+    async def pay(self, order_id: str, *, user: str) -> Order:
+        """Mark ``user``'s reserved order paid; returns the paid order.
 
-        Raises :class:`UnknownOrder`, :class:`TransitionRefused` (not
-        reserved, or its payment time ran out) or :class:`Unavailable`.
+        Raises :class:`UnknownOrder` (no such order, or not ``user``'s),
+        :class:`TransitionRefused` (not reserved, or its payment time ran
+        out) or :class:`Unavailable`.
         """
-        return await self._orders.change(order_id, "paid")
+        return await self._orders.change(order_id, "paid", user)
 
-    async def cancel(self, order_id: str) -> Order:
-        """Cancel a reserved order: its units go back on sale and back to the buyer's allowance."""
-        return await self._orders.change(order_id, "cancelled")
+    async def cancel(self, order_id: str, *, user: str) -> Order:
+        """Cancel ``user``'s reserved order: its units go back on sale and back to the buyer's allowance."""
+        return await self._orders.change(order_id, "cancelled", user)
 
     async def expire_due(self) -> int:
         """Expire every reservation whose payment time has run out by now; returns how many.

@@ -81,7 +81,9 @@ class MemoryBackend:
                 )
                 for s in (cfg.sku(sku) for sku in shard)
             ]
-            ref = InventoryActor.start(pipeline, bridge, skus=stocks, views=ctx.views, durable=durable)
+            ref = InventoryActor.start(
+                pipeline, bridge, skus=stocks, views=ctx.views, durable=durable, ids=ctx.order_ids
+            )
             inventories.append(ref)
             for sku in shard:
                 pipeline.inventory_of[sku] = ref

@@ -4,11 +4,16 @@ An order is answered for by one actor, which the backend names
 (:meth:`Backend.order_owner`): the order writer in memory mode, the owner of
 the order's SKU on a ledger. Refusals come back as a :class:`ChangeResult`
 and are raised here as the engine's exceptions.
+
+Every call acts for one buyer (authenticated by the caller: the transport,
+or the embedding service): an order of anyone else is :class:`UnknownOrder`,
+exactly as for an id that does not exist.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -16,7 +21,7 @@ from flashsale.actors import ChangeOrder, ChangeResult, GetOrder, Order
 
 from ._backend import Backend, ask
 from ._errors import EngineClosed, TransitionRefused, Unavailable, UnknownOrder
-from ._validate import check_order_id
+from ._validate import check_buyer, check_order_id
 
 if TYPE_CHECKING:
     from .scenario import ScenarioRecorder
@@ -42,7 +47,8 @@ class OrderDesk:
         self._loop = loop
         self._recorder = recorder
 
-    async def get(self, order_id: str) -> Order:
+    async def get(self, order_id: str, user: str) -> Order:
+        check_buyer(user)
         check_order_id(order_id)
         loop, owner = self._route(order_id)
         found = await ask(loop, owner, lambda fut: GetOrder(order_id, fut))
@@ -51,16 +57,19 @@ class OrderDesk:
         if found is None:
             raise UnknownOrder(order_id)
         assert isinstance(found, Order)
+        if not hmac.compare_digest(found.user.encode(), user.encode()):  # constant time: timing tells nothing
+            raise UnknownOrder(order_id)
         return found
 
-    async def change(self, order_id: str, status: Literal["paid", "cancelled"]) -> Order:
-        check_order_id(order_id)
+    async def change(self, order_id: str, status: Literal["paid", "cancelled"], user: str) -> Order:
+        # An order's buyer never changes: checking it first and changing after cannot race.
+        await self.get(order_id, user)
         at = self._clock()
         loop, owner = self._route(order_id)
         result = await ask(loop, owner, lambda fut: ChangeOrder(order_id, status, at, fut))
         assert isinstance(result, ChangeResult)
         if self._recorder is not None:
-            self._recorder.operation(at, "pay" if status == "paid" else "cancel", order=order_id)
+            self._recorder.operation(at, "pay" if status == "paid" else "cancel", order=order_id, user=user)
         if result.refused == "unknown_order":
             stored = await self._archived(order_id)  # final orders of a sale Redis lost are in PostgreSQL only
             if stored is not None and stored.status != "reserved":

@@ -81,17 +81,17 @@ class SyncSaleEngine:
         """Blocking :meth:`SaleEngine.sku_status`."""
         return self._call(self.engine.sku_status(sku))
 
-    def order(self, order_id: str) -> Order:
-        """Blocking :meth:`SaleEngine.order`."""
-        return self._call(self.engine.order(order_id))
+    def order(self, order_id: str, *, user: str) -> Order:
+        """Blocking :meth:`SaleEngine.order` (only ``user``'s own order)."""
+        return self._call(self.engine.order(order_id, user=user))
 
-    def pay(self, order_id: str) -> Order:
-        """Blocking :meth:`SaleEngine.pay`."""
-        return self._call(self.engine.pay(order_id))
+    def pay(self, order_id: str, *, user: str) -> Order:
+        """Blocking :meth:`SaleEngine.pay` (only ``user``'s own order)."""
+        return self._call(self.engine.pay(order_id, user=user))
 
-    def cancel(self, order_id: str) -> Order:
-        """Blocking :meth:`SaleEngine.cancel`."""
-        return self._call(self.engine.cancel(order_id))
+    def cancel(self, order_id: str, *, user: str) -> Order:
+        """Blocking :meth:`SaleEngine.cancel` (only ``user``'s own order)."""
+        return self._call(self.engine.cancel(order_id, user=user))
 
     def restock(self, sku: str, qty: int) -> SkuView:
         """Blocking :meth:`SaleEngine.restock`."""

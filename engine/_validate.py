@@ -40,6 +40,12 @@ def check_purchase(user: str, qty: int, idempotency_key: str | None, request_id:
         raise InvalidRequest("request_id", "must be a string")
 
 
+def check_buyer(user: str) -> None:
+    """Raise :class:`InvalidRequest` unless ``user`` can be a buyer (who an order call acts for)."""
+    if type(user) is not str or not 0 < len(user) <= MAX_USER_LEN or not storable(user):
+        raise InvalidRequest("user", f"must be a non-empty string of at most {MAX_USER_LEN} characters")
+
+
 def check_order_id(order_id: str) -> None:
     """Raise :class:`InvalidRequest` unless ``order_id`` is a storable string."""
     if type(order_id) is not str or not storable(order_id):

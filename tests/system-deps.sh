@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The programs the tests start for real: redis-server, PostgreSQL (initdb, postgres, pg_isready,
-# psql) and Debian's chromium for the dashboard's browser test. `make test` runs this first.
+# psql), Debian's chromium for the dashboard's browser test, and curl for the README's commands. `make test` runs this first.
 # Present: nothing happens. Missing and root: installed with apt-get (Debian, Ubuntu).
 # Missing and not root: one line saying what to run, and exit 1.
 set -euo pipefail
@@ -15,6 +15,7 @@ missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 { pg_bin initdb && pg_bin postgres && pg_bin pg_isready && pg_bin psql; } || missing+=(postgresql)
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 
 [ ${#missing[@]} -eq 0 ] && exit 0
 

@@ -17,6 +17,7 @@ from aiohttp import web
 from flashsale import Config, SaleEngine
 
 from ._admin import install_admin
+from ._auth import IDENTITY, Identity
 from ._client_ip import ClientIp
 from ._dashboard import add_dashboard
 from ._feed import FEED, install_feed
@@ -41,6 +42,7 @@ def create_app(config: Config, *, engine: SaleEngine | None = None) -> web.Appli
     app[MAX_BODY] = config.server.max_body_bytes
     app[CLIENT_IP] = ClientIp(config.server.trusted_proxies)
     app[BODY_TIMEOUT] = config.connections.body_timeout
+    app[IDENTITY] = Identity(config.auth, config.server.trusted_proxies)  # who is buying: transport/_auth.py
     app.add_routes(routes)
     app.add_routes(front_routes)
     install_feed(app, engine, config.feed)  # GET /v1/events, /v1/skus/{sku}/events

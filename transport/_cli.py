@@ -64,6 +64,7 @@ from flashsale import (
 from . import _pg_setup, load
 from ._against import run_against
 from ._app import create_app
+from ._auth import Identity
 from ._logging import configure_logging
 from ._metrics_share import ENV as METRICS_DIR_ENV
 from ._preflight import CannotStart, check_backends, listen_socket, lock_database
@@ -241,8 +242,11 @@ def _serve_config(args: argparse.Namespace) -> Config | None:
         return None
     try:
         if args.scenario:
-            return scenario_config(args.scenario, _CLOCK.setdefault("clock", scaled_clock(args.speed)), args.speed)
-        return Config.load(args.config) if args.config else demo_config()
+            config = scenario_config(args.scenario, _CLOCK.setdefault("clock", scaled_clock(args.speed)), args.speed)
+        else:
+            config = Config.load(args.config) if args.config else demo_config()
+        Identity(config.auth, config.server.trusted_proxies)  # reads [auth]'s key files: an unusable one stops here
+        return config
     except (ConfigError, ScenarioError) as exc:
         print(f"flashsale: {exc}", file=sys.stderr)
         return None

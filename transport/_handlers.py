@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry
 
 from flashsale import EngineClosed, InvalidRequest, SaleEngine, Unavailable, UnknownOrder, UnknownSku
 
+from ._auth import AuthRefused
 from ._client_ip import ClientIp
 from ._metrics import Metrics
 from ._render import OutcomeRenderer, error
@@ -90,6 +91,9 @@ def guarded(handler: Handler) -> Handler:
         request[REQUEST_ID] = rid
         try:
             response = await handler(request)
+        except AuthRefused as exc:  # who is buying (transport/_auth.py): 401, 403 or 400, counted by code
+            response = refuse(request, exc.detail, exc.code, exc.status)
+            response.headers.update(exc.headers)
         except InvalidRequest as exc:
             response = refuse(request, f"'{exc.field}' {exc.detail}")
         except UnknownSku as exc:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from flashsale import Config
 
-from ._openapi_kit import JSON, Op, Param, Schema, fails, nullable, ok, ref
+from ._openapi_kit import JSON, Answer, Op, Param, Schema, fails, nullable, ok, ref
 from ._room_openapi import room_operations
 
 SKU_ID: Schema = {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}
@@ -63,7 +63,7 @@ def schemas(config: Config) -> dict[str, Schema]:
         },
         "Purchase": {
             "type": "object",
-            "required": ["sku", "user"],
+            "required": ["sku", "user"] if config.auth.mode == "trusted" else ["sku"],  # [auth]: who is buying
             "additionalProperties": False,
             "properties": {
                 "sku": {"type": "string", "minLength": 1, "examples": [s.id for s in config.skus[:3]]},
@@ -139,9 +139,44 @@ def schemas(config: Config) -> dict[str, Schema]:
     }
 
 
+def _who(config: Config) -> dict[int, Answer]:
+    """The answers of a route that acts for a buyer when ``[auth]`` takes it from a header or a token."""
+    if config.auth.mode == "trusted":
+        return {}
+    return {
+        401: fails(
+            "No buyer could be established: the credential is missing or failed the check the detail names.",
+            "unauthenticated",
+            headers={"WWW-Authenticate": {"type": "string", "pattern": "^Bearer "}},
+        ),
+        403: fails("The request names another buyer than the authenticated one.", "forbidden"),
+    }
+
+
+def _buyer_param(config: Config) -> Param:
+    return Param(
+        "user",
+        "query",
+        {"type": "string", "minLength": 1, "maxLength": 128},
+        "The buyer, named by the gateway ([auth] mode = trusted, where it is required); another buyer's order is 404.",
+        required=config.auth.mode == "trusted",
+    )
+
+
+def _buyer_body(config: Config) -> Schema:
+    """The pay/cancel body: the buyer, required where the gateway names it ([auth] mode = trusted)."""
+    return {
+        "type": "object",
+        "required": ["user"] if config.auth.mode == "trusted" else [],
+        "additionalProperties": False,
+        "properties": {"user": {"type": "string", "minLength": 1, "maxLength": 128}},
+    }
+
+
 def operations(config: Config) -> list[Op]:
     """One entry per route of the app."""
     sku_param = {"sku": sku_id(config)}
+    who = _who(config)
     return [
         Op(
             "POST",
@@ -159,6 +194,7 @@ def operations(config: Config) -> list[Op]:
             ],
             answers={
                 200: ok("Reserved: the order exists and holds the units until expires_at.", ref("Reserved")),
+                **who,
                 400: BAD_BODY,
                 404: fails("There is no such SKU in this sale.", "unknown_sku", extra={"sku": {"type": "string"}}),
                 409: fails(
@@ -203,8 +239,10 @@ def operations(config: Config) -> list[Op]:
             "/v1/orders/{order_id}",
             "An order",
             tag="orders",
+            params=[_buyer_param(config)],
             answers={
                 200: ok("The order.", ref("Order")),
+                **who,
                 400: BAD_BODY,
                 404: fails("There is no such order.", "unknown_order", "not_found"),
                 503: UNAVAILABLE,
@@ -216,8 +254,10 @@ def operations(config: Config) -> list[Op]:
                 f"/v1/orders/{{order_id}}/{action}",
                 f"Mark a reserved order {done}",
                 tag="orders",
+                body=_buyer_body(config),
                 answers={
                     200: ok(f"The order, now {done}.", ref("Order")),
+                    **who,
                     400: BAD_BODY,
                     404: fails("There is no such order.", "unknown_order", "not_found"),
                     409: fails(

@@ -24,6 +24,7 @@ from aiohttp import web
 from flashsale import SaleEngine
 from flashsale.room import RoomRefused, TicketStatus, UnknownTicket
 
+from ._auth import request_buyer
 from ._handlers import ENGINE, REQUEST_ID, guarded, read_body, refuse
 from ._render import JSON, iso, json_response
 
@@ -37,11 +38,12 @@ _SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-store"
 _NO_ROOM = "this sale has no waiting room"
 
 
-def buyer(request: web.Request, named: object) -> str | web.Response:
-    """Who is asking: the buyer the gateway names (trusted mode), or a 400 saying what is missing."""
-    if type(named) is not str or not named:
-        return refuse(request, "name the buyer: 'user' in the body, or ?user= on the ticket routes")
-    return named
+def buyer(request: web.Request, named: object, where: str = "'user'") -> str | web.Response:
+    """Who is asking, per ``[auth]`` (transport/_auth.py): in trusted mode the name the request gives.
+
+    A refused credential raises :class:`AuthRefused`, which :func:`guarded` answers (401/403/400).
+    """
+    return request_buyer(request, named, where)
 
 
 def _room_engine(request: web.Request) -> SaleEngine | web.Response:
@@ -165,12 +167,10 @@ async def ticket(request: web.Request) -> web.Response:
         return refuse(request, _NO_ROOM, "not_found", 404)
     raw = request.rel_url.raw_query_string
     # The usual query is exactly ``user=<name>`` with nothing to unescape; anything else takes the full parser.
-    user = raw[5:] if raw.startswith("user=") and "&" not in raw and "%" not in raw and "+" not in raw else None
-    if not user:
-        named = buyer(request, request.query.get("user"))
-        if isinstance(named, web.Response):
-            return named
-        user = named
+    named = raw[5:] if raw.startswith("user=") and "&" not in raw and "%" not in raw and "+" not in raw else None
+    user = buyer(request, named or request.query.get("user"), "'user' (the ?user= query parameter)")
+    if isinstance(user, web.Response):
+        return user
     name = request.match_info["ticket"]
     try:
         t = room.ticket(name, user)

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from flashsale import TransitionRefused
 
+from ._auth import request_buyer
 from ._handlers import CLIENT_IP, ENGINE, METRICS, REGISTRY, RENDER, REQUEST_ID, RESULT, guarded, read_body, refuse
 from ._metrics import render
 from ._render import error, iso, json_response, order_json, sku_json
@@ -41,11 +42,10 @@ async def purchase(request: web.Request) -> web.Response:
     if not data.keys() <= _FIELDS:
         unknown = sorted(data.keys() - _FIELDS)
         return refuse(request, f"unknown field {unknown[0]!r}; the fields are sku, user and qty")
-    sku, user, qty = data.get("sku"), data.get("user"), data.get("qty", 1)
+    sku, qty = data.get("sku"), data.get("qty", 1)
     if type(sku) is not str or not sku:
         return refuse(request, "'sku' is required and must be a non-empty string")
-    if type(user) is not str or not user:
-        return refuse(request, "'user' is required and must be a non-empty string")
+    user = request_buyer(request, data.get("user"))
     key = request.headers.get("Idempotency-Key")
     if key is not None and (not 0 < len(key) <= _MAX_KEY or not key.isprintable() or not key.isascii()):
         return refuse(request, f"Idempotency-Key must be 1 to {_MAX_KEY} printable ASCII characters")
@@ -78,7 +78,11 @@ async def sku_status(request: web.Request) -> web.Response:
 @routes.get("/v1/orders/{order_id}")
 @guarded
 async def get_order(request: web.Request) -> web.Response:
-    order = await request.app[ENGINE].order(request.match_info["order_id"])
+    named = request.query.getall("user", ())
+    if len(named) > 1:
+        return refuse(request, "name the buyer once: one ?user= parameter")
+    user = request_buyer(request, named[0] if named else None, "'user' (the ?user= query parameter)")
+    order = await request.app[ENGINE].order(request.match_info["order_id"], user=user)
     return json_response(200, order_json(order))
 
 
@@ -86,9 +90,20 @@ async def get_order(request: web.Request) -> web.Response:
 @guarded
 async def change_order(request: web.Request) -> web.Response:
     order_id, action = request.match_info["order_id"], request.match_info["action"]
+    raw = await read_body(request)
+    named = None
+    if raw.strip():
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            return refuse(request, f"the body is not valid JSON: {exc.msg} at position {exc.pos}")
+        if type(data) is not dict or not data.keys() <= {"user"}:
+            return refuse(request, 'the body must be a JSON object like {"user": "u-1"} (its only field is user)')
+        named = data.get("user")
+    user = request_buyer(request, named)
     engine = request.app[ENGINE]
     try:
-        order = await (engine.pay(order_id) if action == "pay" else engine.cancel(order_id))
+        order = await (engine.pay(order_id, user=user) if action == "pay" else engine.cancel(order_id, user=user))
     except TransitionRefused as exc:
         detail = (
             f"order {order_id} expired at {iso(exc.order.expires_at)}; its units are back on sale"

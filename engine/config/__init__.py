@@ -6,6 +6,7 @@ reads a TOML file and :meth:`Config.from_mapping` a parsed one, raising
 """
 
 from ._admin import AdminConfig, limit_changes
+from ._auth import AuthConfig
 from ._config import (
     SKU_ID,
     Config,
@@ -24,6 +25,7 @@ from ._room import RoomConfig
 __all__ = [
     "SKU_ID",
     "AdminConfig",
+    "AuthConfig",
     "Config",
     "ConnectionsConfig",
     "FeedConfig",

@@ -23,6 +23,7 @@ from flashsale._errors import ConfigError
 from flashsale.actors import BucketSpec
 
 from ._admin import AdminConfig, read_admin
+from ._auth import AuthConfig, read_auth
 from ._connections import KEYS as CONNECTION_KEYS
 from ._connections import ConnectionsConfig, read_connections
 from ._feed import FeedConfig, read_feed
@@ -128,6 +129,7 @@ class Config:
     connections: ConnectionsConfig = field(default_factory=ConnectionsConfig)
     feed: FeedConfig = field(default_factory=FeedConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)  # [auth]: engine/config/_auth.py
     waiting_room: RoomConfig | None = None
     """``[waiting_room]``: the fair queue in front of the sale (``engine/config/_room.py``); ``None`` without one."""
 
@@ -207,7 +209,7 @@ class Config:
             "redis": {f.name: getattr(self.redis, f.name) for f in fields(self.redis)},
             "postgres": {f.name: getattr(self.postgres, f.name) for f in fields(self.postgres)},
             "connections": {f.name: getattr(self.connections, f.name) for f in fields(self.connections)},
-            "feed": self.feed.to_mapping(),  # [admin] is left out: its token is a secret
+            "feed": self.feed.to_mapping(),  # [admin] and [auth] are left out: their tokens and keys are secrets
         }
         if self.waiting_room is not None:
             mapping["waiting_room"] = self.waiting_room.to_mapping(instant)
@@ -242,12 +244,15 @@ class _Reader:
     def __init__(self, source: str) -> None:
         self.source = source
         self.errors: list[str] = []
+        self.collect = False  # True while reading a whole config (:meth:`config`); else the first mistake raises
 
     def fail(self, where: str, msg: str) -> ConfigError:
         return ConfigError(f"{self.source}: {where}: {msg}")
 
     def note(self, where: str, msg: str) -> None:
-        """Record a mistake and go on: :meth:`config` reports them all at the end."""
+        """Record a mistake and go on (:meth:`config` reports them all at the end); outside it, raise it."""
+        if not self.collect:
+            raise self.fail(where, msg)
         self.errors.append(f"{where}: {msg}")
 
     def section(self, read: Callable[[], T], default: T) -> T:
@@ -376,12 +381,13 @@ class _Reader:
 
     def config(self, data: Mapping[str, Any]) -> Config:
         """The whole config; every mistake in it is in the one :class:`ConfigError` raised at the end."""
+        self.collect = True
         top = self.table(
             data,
             "top level",
             {
                 *("sku", "store", "limits", "server", "engine", "backend", "redis", "postgres", "connections"),
-                *("feed", "admin", "waiting_room"),
+                *("feed", "admin", "auth", "waiting_room"),
             },
         )
         skus = self.skus(top.get("sku"))
@@ -405,6 +411,7 @@ class _Reader:
         )
         feed = self.section(lambda: read_feed(self, top.get("feed", {})), FeedConfig())
         admin = self.section(lambda: read_admin(self, top.get("admin", {})), AdminConfig())
+        auth = self.section(lambda: read_auth(self, top.get("auth", {}), server.trusted_proxies), AuthConfig())
         room = (
             self.section(lambda: read_room(self, top["waiting_room"], [s.starts_at for s in skus]), None)
             if "waiting_room" in top
@@ -424,6 +431,7 @@ class _Reader:
             connections=connections,
             feed=feed,
             admin=admin,
+            auth=auth,
             waiting_room=room,
         )
 

@@ -40,6 +40,7 @@ from flashsale.actors import (
     Scope,
     SharedLimiterActor,
     Tick,
+    order_sku,
 )
 
 from ._archive import OrderArchive
@@ -93,6 +94,7 @@ class RedisBackend:
             keys_per_ip=limits.max_idempotency_keys_per_ip,
             per_user=limits.per_user,
             per_ip=limits.per_ip,
+            ids=ctx.order_ids,
         )
         skus = [
             LedgerSku(s.id, s.stock, s.per_user_limit, s.starts_at, s.ends_at, round(s.payment_timeout * 1_000_000))
@@ -139,8 +141,8 @@ class RedisBackend:
         return None
 
     def order_owner(self, order_id: str) -> pykka.ActorRef[Any] | None:
-        # An order id is "<sku>-<n>": the SKU's owner answers for it.
-        return self._started.pipeline.inventory_of.get(order_id.rpartition("-")[0])
+        # An order id is "<sku>-<n>-<tag>": the SKU's owner answers for it.
+        return self._started.pipeline.inventory_of.get(order_sku(order_id))
 
     async def expire(self, at: int) -> int:
         ctx = self._started

@@ -32,6 +32,7 @@ from flashsale.actors import (
     LedgerError,
     LedgerSku,
     Order,
+    OrderIds,
     OrderStatus,
     Outcome,
     Purchase,
@@ -39,6 +40,7 @@ from flashsale.actors import (
     Scope,
     SkuView,
     fast_new,
+    order_sku,
     paused_outcome,
 )
 from flashsale.config import RedisConfig
@@ -129,8 +131,11 @@ class RedisLedger:
         keys_per_ip: int = 1_000,
         per_user: BucketSpec | None = None,
         per_ip: BucketSpec | None = None,
+        ids: OrderIds | None = None,
     ) -> None:
         self.prefix = config.prefix
+        # The reserve script mints ids with this key (a fresh random one unless the caller injects one).
+        self._pads = list((ids or OrderIds.random()).lua_pads())
         self._skus = frozenset(skus)
         self._ttl_ms = max(1, round(idempotency_ttl * 1000))
         self._key_bounds = (keys_per_buyer, keys_per_ip)
@@ -201,7 +206,7 @@ class RedisLedger:
         calls: list[Call] = []
         for batch in batches:
             sku = batch[0].sku
-            args: list[str | int] = [self.base(sku), sku, self._ttl_ms, *self._key_bounds]
+            args: list[str | int] = [self.base(sku), sku, self._ttl_ms, *self._key_bounds, *self._pads]
             for p in batch:
                 args += [p.user, p.qty, p.idempotency_key or "", p.at, p.client_ip or ""]
             calls.append(("reserve", self._keys(sku), args))
@@ -214,7 +219,7 @@ class RedisLedger:
         return answers
 
     def _sku_of(self, order_id: str) -> str | None:
-        sku = order_id.rpartition("-")[0]
+        sku = order_sku(order_id)
         return sku if sku in self._skus else None
 
     def change(self, order_id: str, status: OrderStatus, at: int) -> tuple[ChangeResult, SkuView | None]:

@@ -80,8 +80,9 @@ return 1
 RESERVE = (
     _PRELUDE
     + """
--- ARGV: base, sku, idempotency ttl (ms), live keys allowed per buyer, per address, then per purchase:
--- user, qty, idempotency key ('' for none), at, client address ('' for none).
+-- ARGV: base, sku, idempotency ttl (ms), live keys allowed per buyer, per address, the id key's HMAC
+-- pads (hex: key^ipad, key^opad; see actors._ids), then per purchase: user, qty, idempotency key ('' for none),
+-- at, client address ('' for none).
 -- Per purchase, one answer: 'reserved|id|expires_at', 'sold_out|left', 'limit_reached|limit|held',
 -- 'sale_not_open|not_started' / '|ended', 'sale_paused', 'idempotency_key_reused|qty',
 -- 'key_limit|buyer' / '|address', or 'again|<recorded answer>'. Only a key that reserved an order is
@@ -90,6 +91,13 @@ RESERVE = (
 -- limit, 4 stock.
 local base, sku, ttl = ARGV[1], ARGV[2], ARGV[3]
 local per_buyer, per_ip = tonumber(ARGV[4]), tonumber(ARGV[5])
+local function bin(h) return (string.gsub(h, '..', function(c) return string.char(tonumber(c, 16)) end)) end
+local ipad, opad = bin(ARGV[6]), bin(ARGV[7])
+-- An order id: '<sku>-<n>-' and 64 bits of HMAC-SHA1(key, '<sku>-<n>'), the same as OrderIds.make.
+local function order_id(n)
+  local name = sku .. '-' .. d(n)
+  return name .. '-' .. string.sub(redis.sha1hex(opad .. bin(redis.sha1hex(ipad .. name))), 1, 16)
+end
 local m = redis.call('HMGET', KEYS[1], 'remaining', 'seq', 'starts_at', 'ends_at', 'limit', 'hold_us', 'paused')
 if not m[1] then return {'no_sku'} end
 local remaining, seq = tonumber(m[1]), tonumber(m[2])
@@ -97,7 +105,7 @@ local starts, ends, limit, hold = tonumber(m[3]), tonumber(m[4]), tonumber(m[5])
 local paused = m[7] == '1'
 local taken = 0
 local out = {}
-for i = 6, #ARGV, 5 do
+for i = 8, #ARGV, 5 do
   local user, qty, key, at, ip = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], tonumber(ARGV[i + 3]), ARGV[i + 4]
   local idem, ans
   if key ~= '' then
@@ -129,7 +137,7 @@ for i = 6, #ARGV, 5 do
         remaining = remaining - qty
         taken = taken + qty
         seq = seq + 1
-        local id, created, expires = sku .. '-' .. d(seq), d(at), d(at + hold)
+        local id, created, expires = order_id(seq), d(at), d(at + hold)
         redis.call('HINCRBY', KEYS[2], user, qty)
         redis.call('HSET', base .. 'order:' .. id, 'user', user, 'qty', d(qty), 'status', 'reserved',
           'created_at', created, 'expires_at', expires, 'key', key, 'ip', ip)

@@ -53,12 +53,13 @@ class TrafficEvent:
     """One step of traffic at ``at`` microseconds after the scenario's start.
 
     ``purchase`` uses user, sku, qty, key and ip; ``pay`` and ``cancel`` name
-    an ``order`` id, or a ``user`` and ``sku`` (that buyer's oldest open
-    reservation of it); ``restock`` uses sku and qty; ``expire`` delivers the
-    time to the order writer; ``pause``, ``resume`` and ``end`` use sku;
-    ``limits`` uses ``limits``. ``join`` and ``poll`` (a sale with a waiting
-    room) use user: a join asks for a ticket, a poll reads the buyer's ticket
-    (its heartbeat). ``source`` is the user class in summaries: a
+    an ``order`` id (and the ``user`` acting on it: only its buyer can; with
+    no user, the buyer the replay saw reserve it), or a ``user`` and ``sku``
+    (that buyer's oldest open reservation of it); ``restock`` uses sku and qty;
+    ``expire`` delivers the time to the order writer; ``pause``, ``resume`` and
+    ``end`` use sku; ``limits`` uses ``limits``. ``join`` and ``poll`` (a sale with a
+    waiting room) use user: a join asks for a ticket, a poll reads the buyer's
+    ticket (its heartbeat). ``source`` is the user class in summaries: a
     generator's name, or ``traffic``. ``room`` = 1 marks a purchase of a
     crowd that joins the waiting room first: it is held until its buyer is
     admitted, then made as long after the admission as it was after the join.

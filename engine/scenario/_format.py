@@ -152,9 +152,10 @@ def read_event(raw: Any, where: Place, skus: frozenset[str], max_qty: int) -> Tr
         )
     if op in ("pay", "cancel"):
         if "order" in t:
-            if "user" in t or "sku" in t:
-                raise where.fail("name either 'order' or 'user' and 'sku', not both")
-            return TrafficEvent(at, op, order=where.at("order").text(t["order"]))
+            if "sku" in t:
+                raise where.fail("name either 'order' (and the acting 'user') or 'user' and 'sku', not both")
+            acting = user() if "user" in t else None  # who pays or cancels: only the order's buyer can
+            return TrafficEvent(at, op, acting, order=where.at("order").text(t["order"]))
         return TrafficEvent(at, op, user(), sku())
     if op == "restock":
         return TrafficEvent(at, "restock", sku=sku(), qty=qty)

@@ -49,7 +49,7 @@ from flashsale._clock import ManualClock
 from flashsale._engine import SaleEngine
 from flashsale._errors import TransitionRefused, Unavailable, UnknownOrder
 from flashsale._types import PurchaseRequest
-from flashsale.actors import BucketSpec, Outcome
+from flashsale.actors import BucketSpec, OrderIds, Outcome, untagged
 from flashsale.room._replay import RoomReplay
 from flashsale.stores._memory import MemoryOrderStore
 
@@ -73,6 +73,9 @@ class _Driver:
         self.seq = 0
         self.due: list[tuple[int, str]] = []  # (expires_at, order_id) of open reservations: a heap, may be stale
         self.open: dict[str, tuple[str, str, int, int]] = {}  # order_id -> (user, sku, qty, expires_at)
+        self.buyers: dict[str, str] = {}  # order_id -> its buyer, for pay/cancel events that name only the id
+        # "<sku>-<n>" -> this replay's id: a file names an order by number (its tag, if any, is another run's key)
+        self.by_number: dict[str, str] = {}
         self.known: set[str] = set()  # every order id reserved so far
         self.held: dict[tuple[str, str], int] = {}
         self.peak: dict[str, int] = {}
@@ -246,6 +249,8 @@ class _Driver:
         assert user is not None
         expires = o.expires_at - self.t0
         self.open[o.order_id] = (user, sku, o.qty, expires)
+        self.buyers[o.order_id] = user
+        self.by_number[untagged(o.order_id)] = o.order_id
         heapq.heappush(self.due, (expires, o.order_id))
         held = self.held[(user, sku)] = self.held.get((user, sku), 0) + o.qty
         if held > self.peak.get(sku, 0):
@@ -281,12 +286,16 @@ class _Driver:
         if e.op in ADMIN_OPS:
             await self.admin(at, e)
             return
-        order_id = e.order or self._oldest_open(e.user, e.sku)
+        order_id = self.by_number.get(untagged(e.order), e.order) if e.order else self._oldest_open(e.user, e.sku)
+        acting = e.user or (self.buyers.get(order_id) if order_id else None)
         if order_id is None:
             result = "no_reservation"
+        elif acting is None:
+            result = "unknown_order"  # an id this replay never handed out: no buyer can act on it
         else:
             try:
-                await (self.engine.pay(order_id) if e.op == "pay" else self.engine.cancel(order_id))
+                act = self.engine.pay if e.op == "pay" else self.engine.cancel
+                await act(order_id, user=acting)
                 result = "paid" if e.op == "pay" else "cancelled"
             except UnknownOrder:
                 result = "unknown_order"
@@ -385,7 +394,13 @@ def _engine_for(
 ) -> SaleEngine:
     if backend == "memory":
         config = dataclasses.replace(scenario.config, backend="memory")
-        return SaleEngine(config, store=MemoryOrderStore(), clock=clock, room_seed=scenario.room_seed)
+        return SaleEngine(
+            config,
+            store=MemoryOrderStore(),
+            clock=clock,
+            order_ids=scenario_order_ids(scenario),
+            room_seed=scenario.room_seed,
+        )
     from flashsale.redis import RedisBackend  # noqa: PLC0415 - only this backend needs redis
 
     redis = dataclasses.replace(
@@ -393,13 +408,19 @@ def _engine_for(
     )
     config = dataclasses.replace(scenario.config, backend="redis", redis=redis)
     return SaleEngine(
-        config, clock=clock, backend=RedisBackend(sink=False, scratch=True), room_seed=scenario.room_seed
+        config, clock=clock, backend=RedisBackend(sink=False, scratch=True), order_ids=scenario_order_ids(scenario)
     )
 
 
 def _count_order(item: tuple[tuple[str, str, str], int]) -> tuple[str, str, int]:
     (cls, sku, result), _ = item
     return cls, sku, _RESULT_ORDER[result]
+
+
+def scenario_order_ids(scenario: Scenario) -> OrderIds:
+    """The order ids of a replay of ``scenario``, keyed by its seed (its name and its crowds' seeds): deterministic."""
+    seeds = ",".join(str(crowd.seed) for crowd in scenario.generators)
+    return OrderIds.from_seed(f"{scenario.name}/{seeds}")
 
 
 async def replay(

@@ -14,7 +14,7 @@ import dataclasses
 import heapq
 from collections.abc import Sequence
 
-from flashsale.actors import Order, OrderStatus, Recovered, RestockRecord, SkuTotals, StoreError
+from flashsale.actors import Order, OrderStatus, Recovered, RestockRecord, SkuTotals, StoreError, order_number
 
 
 class MemoryOrderStore:
@@ -36,7 +36,7 @@ class MemoryOrderStore:
             if o.status in ("reserved", "paid"):
                 t[o.status] += o.qty
                 per_user[(o.user, o.sku)] = per_user.get((o.user, o.sku), 0) + o.qty
-            t["last_seq"] = max(t["last_seq"], int(o.order_id[len(o.sku) + 1 :]))
+            t["last_seq"] = max(t["last_seq"], order_number(o.order_id, o.sku))
             if o.idempotency_key is not None:
                 keyed[(o.user, o.idempotency_key)] = o
         for r in self._restocks:

@@ -61,7 +61,8 @@ _INSERTS = {
     n: f"INSERT INTO orders ({_COLUMNS}) VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * n)
     for n in (1 << k for k in range(_CHUNK.bit_length()))
 }
-# Order ids are "<sku>-<n>" with n counting up per SKU; recovery continues from the largest.
+# Order ids are "<sku>-<n>-<tag>" with n counting up per SKU; recovery continues from the largest.
+# SQLite's CAST reads the longest integer prefix: "<n>-<tag>" (and an older "<n>") gives n.
 _LAST_SEQ = "MAX(CAST(substr(order_id, length(sku) + 2) AS INTEGER))"
 
 

@@ -208,12 +208,12 @@ async def test_final_order_frees_its_key(make_config: MakeConfig, start_engine: 
     first = await engine.purchase("a", "u1", idempotency_key="k1")
     assert (await engine.purchase("a", "u1", idempotency_key="k2")).result == "rate_limited"
     assert first.order_id is not None
-    await engine.pay(first.order_id)
+    await engine.pay(first.order_id, user="u1")
     await engine.flush()
     second = await engine.purchase("a", "u1", idempotency_key="k2")
     assert second.result == "reserved"
     assert second.order_id is not None
-    await engine.cancel(second.order_id)
+    await engine.cancel(second.order_id, user="u1")
     await engine.flush()
     assert (await engine.purchase("a", "u1", idempotency_key="k3")).result == "reserved"
     assert engine.key_gauges.live == 1
@@ -266,6 +266,6 @@ async def test_a_final_order_frees_only_its_own_key(
     new = await engine.purchase("a", "u1", idempotency_key="k1")
     assert new.order_id != old.order_id
     assert old.order_id is not None
-    await engine.cancel(old.order_id)
+    await engine.cancel(old.order_id, user="u1")
     await engine.flush()
     assert await engine.purchase("a", "u1", idempotency_key="k1") == new

@@ -63,7 +63,7 @@ async def test_a_request_whose_handler_fails_is_answered(
         await asyncio.wait_for(engine.restock("a", 1), 10)
     # pay: the writer commits the change, then the SKU's owner fails to move the units
     with pytest.raises(Unavailable, match="InventoryActor failed on OrdersClosed"):
-        await asyncio.wait_for(engine.pay(order.order_id), 10)
+        await asyncio.wait_for(engine.pay(order.order_id, user="u1"), 10)
     monkeypatch.setattr(OrderWriterActor, "handle", broken)
     with pytest.raises(Unavailable, match="OrderWriterActor failed on GetOrder"):
-        await asyncio.wait_for(engine.order(order.order_id), 10)
+        await asyncio.wait_for(engine.order(order.order_id, user="u1"), 10)

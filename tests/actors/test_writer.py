@@ -13,6 +13,7 @@ import pytest
 
 from flashsale import SaleEngine, SkuConfig, Unavailable, UnknownOrder
 from tests.conftest import FlakyStore, MakeConfig, StartEngine, read_orders, read_restocks
+from tests.ids import plain
 
 PROBE = SkuConfig("probe", 0)
 """A SKU with nothing to sell: a keyed purchase of it travels the whole pipeline."""
@@ -34,7 +35,7 @@ async def test_commit_durability_answers_after_commit(
     engine = await start_engine(make_config(SkuConfig("a", 10)))
     outcome = await engine.purchase("a", "u1", 2)
     assert outcome.result == "reserved"
-    assert read_orders(db_path) == [await engine.order(outcome.order_id or "")]
+    assert read_orders(db_path) == [await engine.order(outcome.order_id or "", user="u1")]
     outcomes = await asyncio.gather(*(engine.purchase("a", f"v{i}") for i in range(20)))
     answered = {o.order_id for o in outcomes if o.result == "reserved"}
     assert len(answered) == 8
@@ -48,7 +49,7 @@ async def test_async_durability_answers_then_writes(
     engine = await start_engine(make_config(SkuConfig("a", 10), durability="async"))
     outcomes = await asyncio.gather(*(engine.purchase("a", f"u{i}", idempotency_key="k") for i in range(4)))
     assert {o.result for o in outcomes} == {"reserved"}
-    assert (await engine.order(outcomes[0].order_id or "")).user == "u0"  # found pending or committed
+    assert (await engine.order(outcomes[0].order_id or "", user="u0")).user == "u0"  # found pending or committed
     await engine.flush()
     assert sorted(o.order_id for o in read_orders(db_path)) == sorted(o.order_id for o in outcomes)
     assert await engine.purchase("a", "u1", idempotency_key="k") == outcomes[1]
@@ -80,7 +81,7 @@ async def test_store_failure_refuses_buyers_and_returns_everything(
     await _through_pipeline(engine)
     status = await engine.sku_status("a")
     assert (status.remaining, status.reserved) == (2, 1)
-    assert [o.order_id for o in read_orders(db_path)] == ["a-1"]
+    assert [plain(o.order_id) for o in read_orders(db_path)] == ["a-1"]
 
     flaky_store.failing = False
     again = await asyncio.gather(*(engine.purchase("a", f"u{i}") for i in range(1, 4)))
@@ -88,8 +89,8 @@ async def test_store_failure_refuses_buyers_and_returns_everything(
     assert engine.gauges.store_ok is True
     assert engine.readiness()["store_ok"] is True
     stored = read_orders(db_path)
-    assert [(o.order_id, o.user) for o in stored] == [("a-1", "u0"), ("a-4", "u1"), ("a-5", "u2")]
-    reported = {"a-1"} | {o.order_id for o in again if o.result == "reserved"}
+    assert [(plain(o.order_id), o.user) for o in stored] == [("a-1", "u0"), ("a-4", "u1"), ("a-5", "u2")]
+    reported = {stored[0].order_id} | {o.order_id for o in again if o.result == "reserved"}
     assert {o.order_id for o in stored} == reported  # nothing reported reserved that was not written
     assert engine.gauges.failures == 1
 
@@ -125,11 +126,11 @@ async def test_async_durability_failure_keeps_orders_and_retries(
     flaky_store.failing = True
     first = await engine.purchase("a", "u1")
     assert first.result == "reserved"
-    assert (await engine.order(first.order_id or "")).user == "u1"  # the writer has tried and kept it
+    assert (await engine.order(first.order_id or "", user="u1")).user == "u1"  # the writer has tried and kept it
     assert engine.gauges.store_ok is False
     assert engine.gauges.backlog == 1
     second = await engine.purchase("a", "u2")
-    assert (await engine.order(second.order_id or "")).user == "u2"
+    assert (await engine.order(second.order_id or "", user="u2")).user == "u2"
     assert engine.gauges.backlog == 2
     refused = await engine.purchase("a", "u3")
     assert (refused.result, refused.detail) == ("overloaded", "too many purchases in flight; retry shortly")
@@ -170,13 +171,13 @@ async def test_order_lookup(make_config: MakeConfig, start_engine: StartEngine, 
     """order() finds stored orders, raises UnknownOrder for others and Unavailable when the store cannot read."""
     engine = await start_engine(make_config(SkuConfig("a", 5)), store=flaky_store)
     outcome = await engine.purchase("a", "u1")
-    assert (await engine.order(outcome.order_id or "")).order_id == outcome.order_id
+    assert (await engine.order(outcome.order_id or "", user="u1")).order_id == outcome.order_id
     with pytest.raises(UnknownOrder) as unknown:
-        await engine.order("a-999")
+        await engine.order("a-999", user="u1")
     assert unknown.value.order_id == "a-999"
     flaky_store.failing_get = True
     with pytest.raises(Unavailable, match="cannot read"):
-        await engine.order(outcome.order_id or "")
+        await engine.order(outcome.order_id or "", user="u1")
 
 
 async def test_stop_commits_async_orders(make_config: MakeConfig, db_path: Path) -> None:
@@ -195,11 +196,11 @@ async def test_lookup_queued_behind_a_reservation_does_not_delay_its_commit(
     """A reservation is committed even when the next message in the writer's mailbox is an order lookup."""
     engine = await start_engine(make_config(SkuConfig("a", 5), PROBE, inventory_actors=1), store=flaky_store)
     gate = flaky_store.get_gate = threading.Event()
-    first_lookup = asyncio.ensure_future(engine.order("a-100"))
+    first_lookup = asyncio.ensure_future(engine.order("a-100", user="u1"))
     await asyncio.to_thread(flaky_store.get_entered.wait, 30)  # the writer is busy in store.get
     purchase = asyncio.ensure_future(engine.purchase("a", "u1"))
     await _through_pipeline(engine)  # the reservation is now waiting in the writer's mailbox
-    second_lookup = asyncio.ensure_future(engine.order("a-101"))
+    second_lookup = asyncio.ensure_future(engine.order("a-101", user="u1"))
     gate.set()
     with pytest.raises(UnknownOrder):
         await first_lookup
@@ -217,7 +218,7 @@ async def test_lookup_fails_cleanly_when_the_store_breaks_its_contract(
     engine = await start_engine(make_config(SkuConfig("a", 5)), store=flaky_store)
     flaky_store.broken_get = RuntimeError("adapter bug")
     with pytest.raises(Unavailable, match="adapter bug"):
-        await asyncio.wait_for(engine.order("a-1"), 10)  # a safety net: fails instead of hanging
+        await asyncio.wait_for(engine.order("a-1", user="u1"), 10)  # a safety net: fails instead of hanging
     flaky_store.broken_get = None
     with pytest.raises(UnknownOrder):
-        await engine.order("a-1")
+        await engine.order("a-1", user="u1")

@@ -15,6 +15,7 @@ from flashsale import Config, LimitsConfig, ManualClock, PostgresConfig, RedisCo
 from flashsale.actors import BucketSpec
 from flashsale.transport import ENGINE, create_app
 from tests.distributed.conftest import RedisServer, wait_until
+from tests.ids import plain
 
 MakeClient = Callable[..., Awaitable[TestClient[Any, Any]]]
 
@@ -55,20 +56,22 @@ async def test_purchase_pay_cancel_and_postgres(make_client: MakeClient, pg_url:
     assert answers[2][1]["detail"] == "only 1 left"
     assert (await purchase(client, "u0", 1))[1]["error"] == "limit_reached"
     status, first = await purchase(client, "u9", 1, key="k")
-    assert (status, first["order_id"]) == (200, "moutai-53-3")
+    assert (status, plain(first["order_id"])) == (200, "moutai-53-3")
+    one, two, three = answers[0][1]["order_id"], answers[1][1]["order_id"], first["order_id"]
     assert await purchase(client, "u9", 1, key="k") == (200, first)
     status, reused = await purchase(client, "u9", 2, key="k")
     assert (status, reused["error"]) == (422, "idempotency_key_reused")
-    paid = await client.post("/v1/orders/moutai-53-1/pay")
+    paid = await client.post(f"/v1/orders/{one}/pay", json={"user": "u0"})
     assert (paid.status, (await paid.json())["status"]) == (200, "paid")
-    again = await client.post("/v1/orders/moutai-53-1/cancel")
+    again = await client.post(f"/v1/orders/{one}/cancel", json={"user": "u0"})
     assert (again.status, (await again.json())["error"]) == (409, "invalid_transition")
-    cancelled = await client.post("/v1/orders/moutai-53-2/cancel")
+    cancelled = await client.post(f"/v1/orders/{two}/cancel", json={"user": "u1"})
     assert (await cancelled.json())["status"] == "cancelled"
-    got = await client.get("/v1/orders/moutai-53-3")
+    assert (await client.get(f"/v1/orders/{three}", params={"user": "u0"})).status == 404  # not u0's
+    got = await client.get(f"/v1/orders/{three}", params={"user": "u9"})
     assert (await got.json())["user"] == "u9"
-    assert (await client.get("/v1/orders/moutai-53-99")).status == 404
-    assert (await client.get("/v1/orders/other-1")).status == 404
+    assert (await client.get("/v1/orders/moutai-53-99", params={"user": "u9"})).status == 404
+    assert (await client.get("/v1/orders/other-1", params={"user": "u9"})).status == 404
     sku = await (await client.get("/v1/skus/moutai-53")).json()
     assert (sku["stock"], sku["remaining"], sku["reserved"], sku["paid"]) == (5, 2, 1, 2)
     metrics = await client.get("/metrics")
@@ -83,7 +86,7 @@ async def test_purchase_pay_cancel_and_postgres(make_client: MakeClient, pg_url:
     assert committed >= 5  # three reservations, a payment and a cancellation (a redelivery counts again)
     with psycopg.connect(pg_url) as db:
         rows = db.execute("SELECT order_id, user_id, qty, status FROM orders ORDER BY order_id").fetchall()
-    assert rows == [
+    assert [(plain(r[0]), *r[1:]) for r in rows] == [
         ("moutai-53-1", "u0", 2, "paid"),
         ("moutai-53-2", "u1", 2, "cancelled"),
         ("moutai-53-3", "u9", 1, "reserved"),
@@ -93,13 +96,15 @@ async def test_purchase_pay_cancel_and_postgres(make_client: MakeClient, pg_url:
 async def test_expiry_on_tick(make_client: MakeClient, clock: ManualClock) -> None:
     """A reservation unpaid after payment_timeout expires on the next tick; its units are back on sale."""
     client = await make_client(SkuConfig("moutai-53", stock=1, payment_timeout=60))
-    assert (await purchase(client, "u1"))[0] == 200
+    status, first = await purchase(client, "u1")
+    assert status == 200
     assert (await purchase(client, "u2"))[1]["error"] == "sold_out"
     engine = client.app[ENGINE]  # type: ignore[index]
     assert await engine.expire_due() == 0
     clock.advance(60)
     assert await engine.expire_due() == 1
-    assert (await (await client.get("/v1/orders/moutai-53-1")).json())["status"] == "expired"
+    got = await client.get(f"/v1/orders/{first['order_id']}", params={"user": "u1"})
+    assert (await got.json())["status"] == "expired"
     assert (await purchase(client, "u2"))[0] == 200
 
 
@@ -155,6 +160,6 @@ async def test_key_table_fill_in_redis(make_client: MakeClient) -> None:
 
     loop = asyncio.get_running_loop()
     await asyncio.to_thread(wait_until, lambda: asyncio.run_coroutine_threadsafe(live(), loop).result() == 2, 10.0, "2")
-    assert (await client.post(f"/v1/orders/{first[1]['order_id']}/pay")).status == 200
+    assert (await client.post(f"/v1/orders/{first[1]['order_id']}/pay", json={"user": "u1"})).status == 200
     await asyncio.to_thread(wait_until, lambda: asyncio.run_coroutine_threadsafe(live(), loop).result() == 1, 10.0, "1")
     assert "flashsale_idempotency_keys 1.0\n" in await (await client.get("/metrics")).text()

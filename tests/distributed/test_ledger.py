@@ -13,6 +13,7 @@ from flashsale import RedisConfig
 from flashsale.actors import BucketSpec, LedgerError, LedgerSku, Outcome, Purchase, SkuView
 from flashsale.redis._ledger import RedisLedger
 from tests.distributed.conftest import RedisServer, client
+from tests.ids import TEST_IDS, minted
 
 T0 = 1_767_225_600_000_000
 S = 1_000_000
@@ -36,6 +37,7 @@ def make_ledger(redis_config: RedisConfig) -> Iterator[MakeLedger]:
     made: list[RedisLedger] = []
 
     def make(*skus: LedgerSku, **kw: object) -> RedisLedger:
+        kw.setdefault("ids", TEST_IDS)  # a known key: the ids the Lua script mints are the ones OrderIds mints
         ledger = RedisLedger(redis_config, skus=[s.sku for s in skus] or ["a"], idempotency_ttl=60.0, **kw)  # type: ignore[arg-type]
         ledger.open(skus or (sku(),))
         made.append(ledger)
@@ -64,7 +66,7 @@ def test_exact_stock_in_one_batch(make_ledger: MakeLedger) -> None:
     ledger = make_ledger(sku(10))
     outcomes, view = one(ledger, *(buy(f"u{i}") for i in range(12)))
     assert [o.result for o in outcomes] == ["reserved"] * 10 + ["sold_out"] * 2
-    assert [o.order_id for o in outcomes[:10]] == [f"a-{i}" for i in range(1, 11)]
+    assert [o.order_id for o in outcomes[:10]] == [minted("a", i) for i in range(1, 11)]
     assert outcomes[0].expires_at == T0 + HOLD
     assert (view.stock, view.remaining, view.reserved, view.paid) == (10, 0, 10, 0)
 
@@ -108,7 +110,7 @@ def test_idempotency(make_ledger: MakeLedger) -> None:
     assert again[0] == first[0]
     assert again[1].result == "idempotency_key_reused"
     assert "qty=2" in again[1].detail
-    assert again[2].order_id == "a-2"
+    assert again[2].order_id == minted("a", 2)
     assert view.remaining == 1
 
 
@@ -132,7 +134,7 @@ def test_key_bounds_per_buyer_and_address(make_ledger: MakeLedger, redis_config:
         "rate_limited",
     ]
     assert results(ledger, buy("u3", key="k", ip="10.0.0.2"), buy("u1", ip="10.0.0.1")) == ["reserved", "reserved"]
-    ledger.change("a-1", "paid", T0 + S)
+    ledger.change(minted("a", 1), "paid", T0 + S)
     client = ledger._client
     assert client.exists(f"{redis_config.prefix}:{{a}}:idem:u1:k0") == 0
     assert client.hget(f"{redis_config.prefix}:{{a}}:keys", "u:u1") == "1"
@@ -143,18 +145,18 @@ def test_pay_cancel_expire_exactly_once(make_ledger: MakeLedger) -> None:
     """Pay moves reserved to paid; cancel and expiry return units to stock and allowance, each exactly once."""
     ledger = make_ledger(sku(4, limit=4))
     one(ledger, *(buy("u1", at=T0 + i) for i in range(4)))
-    paid, view = ledger.change("a-1", "paid", T0 + S)
+    paid, view = ledger.change(minted("a", 1), "paid", T0 + S)
     assert (paid.refused, paid.order.status) == ("", "paid")  # type: ignore[union-attr]
     assert (view.remaining, view.reserved, view.paid) == (0, 3, 1)  # type: ignore[union-attr]
-    cancelled, view = ledger.change("a-2", "cancelled", T0 + S)
+    cancelled, view = ledger.change(minted("a", 2), "cancelled", T0 + S)
     assert cancelled.refused == ""
     assert (view.remaining, view.reserved, view.paid) == (1, 2, 1)  # type: ignore[union-attr]
-    twice, _ = ledger.change("a-2", "cancelled", T0 + S)
+    twice, _ = ledger.change(minted("a", 2), "cancelled", T0 + S)
     assert (twice.refused, twice.order.status) == ("not_reserved", "cancelled")  # type: ignore[union-attr]
-    assert ledger.change("a-1", "cancelled", T0 + S)[0].refused == "not_reserved"
+    assert ledger.change(minted("a", 1), "cancelled", T0 + S)[0].refused == "not_reserved"
     # a-3 and a-4 expire at T0+2+HOLD and T0+3+HOLD
     assert ledger.expire(["a"], T0 + 2 + HOLD, 100)[0] == 1
-    late, view = ledger.change("a-4", "paid", T0 + 3 + HOLD)
+    late, view = ledger.change(minted("a", 4), "paid", T0 + 3 + HOLD)
     assert (late.refused, late.order.status) == ("expired", "expired")  # type: ignore[union-attr]
     expired, views = ledger.expire(["a"], T0 + 10 * HOLD, 100)
     assert expired == 0
@@ -162,19 +164,20 @@ def test_pay_cancel_expire_exactly_once(make_ledger: MakeLedger) -> None:
     assert conserved(views[0])
     # the allowance came back: u1 holds 1 (paid) of 4
     assert results(ledger, buy("u1", 3, at=T0 + 10 * HOLD)) == ["reserved"]
-    assert ledger.get("a-3").status == "expired"  # type: ignore[union-attr]
-    assert ledger.get("a-99") is None
+    assert ledger.get(minted("a", 3)).status == "expired"  # type: ignore[union-attr]
+    assert ledger.get(minted("a", 99)) is None
     assert ledger.get("nosuch-1") is None
-    assert ledger.change("a-99", "paid", T0)[0].refused == "unknown_order"
+    assert ledger.get("a-1-" + "0" * 16) is None  # order a-1 exists; with a wrong tag it is not found
+    assert ledger.change(minted("a", 99), "paid", T0)[0].refused == "unknown_order"
 
 
 def test_orders_stream_has_every_change(make_ledger: MakeLedger, redis_server: RedisServer) -> None:
     """Each call that changes orders appends one entry to P:{S}:orders: the whole rows of its orders."""
     ledger = make_ledger(sku(2))
     one(ledger, buy("u1", key="k1"), buy("u2"), buy("u3"))
-    ledger.change("a-1", "paid", T0 + 1)
-    ledger.change("a-2", "cancelled", T0 + 2)
-    ledger.change("a-2", "paid", T0 + 3)  # refused: changes nothing, appends nothing
+    ledger.change(minted("a", 1), "paid", T0 + 1)
+    ledger.change(minted("a", 2), "cancelled", T0 + 2)
+    ledger.change(minted("a", 2), "paid", T0 + 3)  # refused: changes nothing, appends nothing
     entries = client(redis_server).xrange(ledger.base("a") + "orders")
     assert [set(fields) for _, fields in entries] == [{"sku", "rows"}] * 3
     assert {fields["sku"] for _, fields in entries} == {"a"}
@@ -182,11 +185,11 @@ def test_orders_stream_has_every_change(make_ledger: MakeLedger, redis_server: R
     created, expires = str(T0), str(T0 + HOLD)
     assert rows == [
         [
-            ["a-1", "u1", "1", "reserved", created, expires, created, "k1"],
-            ["a-2", "u2", "1", "reserved", created, expires, created, ""],
+            [minted("a", 1), "u1", "1", "reserved", created, expires, created, "k1"],
+            [minted("a", 2), "u2", "1", "reserved", created, expires, created, ""],
         ],
-        [["a-1", "u1", "1", "paid", created, expires, str(T0 + 1), "k1"]],
-        [["a-2", "u2", "1", "cancelled", created, expires, str(T0 + 2), ""]],
+        [[minted("a", 1), "u1", "1", "paid", created, expires, str(T0 + 1), "k1"]],
+        [[minted("a", 2), "u2", "1", "cancelled", created, expires, str(T0 + 2), ""]],
     ]
 
 
@@ -209,7 +212,7 @@ def test_restock_and_batches_over_several_skus(make_ledger: MakeLedger) -> None:
     assert (view.stock, view.remaining) == (3, 3)
     (a, va), (b, vb) = ledger.reserve([[buy("u1"), buy("u2")], [buy("u1", sku="b"), buy("u2", 2, sku="b")]])
     assert [o.result for o in a] == ["reserved", "sold_out"]
-    assert [o.order_id for o in b] == ["b-1", "b-2"]
+    assert [o.order_id for o in b] == [minted("b", 1), minted("b", 2)]
     assert (va.remaining, vb.remaining) == (0, 0)
 
 
@@ -230,7 +233,7 @@ def test_redis_down_is_a_ledger_error_within_the_timeout() -> None:
     with pytest.raises(LedgerError):
         ledger.reserve([[buy("u1")]])
     with pytest.raises(LedgerError):
-        ledger.get("a-1")
+        ledger.get(minted("a", 1))
     ledger.close()
 
 
@@ -312,7 +315,7 @@ def test_scripts_are_loaded_again_after_script_flush(make_ledger: MakeLedger, re
     ledger = make_ledger(LedgerSku("a", 5, None, None, None, HOLD), LedgerSku("b", 5, None, None, None, HOLD))
     client(redis_server).script_flush()
     (outcomes, view), (more, _) = ledger.reserve([[buy("u1")], [buy("u1", sku="b")]])  # a pipeline
-    assert (outcomes[0].order_id, more[0].order_id, view.remaining) == ("a-1", "b-1", 4)
+    assert (outcomes[0].order_id, more[0].order_id, view.remaining) == (minted("a", 1), minted("b", 1), 4)
     client(redis_server).script_flush()
     assert results(ledger, buy("u2")) == ["reserved"]  # a single call
     assert ledger.expire(["a"], T0, 10)[1][0].reserved == 2

@@ -17,6 +17,7 @@ from flashsale.actors import (
     Purchase,
 )
 from flashsale.redis._ledger import RedisLedger
+from tests.ids import TEST_IDS, minted
 
 T0 = 1_767_225_600_000_000
 
@@ -25,7 +26,7 @@ class GatedLedger(RedisLedger):
     """A real RedisLedger whose first reserve waits for ``release``; records each call's purchase counts."""
 
     def __init__(self, config: RedisConfig) -> None:
-        super().__init__(config, skus=["a", "b"], idempotency_ttl=60.0)
+        super().__init__(config, skus=["a", "b"], idempotency_ttl=60.0, ids=TEST_IDS)
         self.calls: list[list[int]] = []
         self.entered = threading.Event()
         self.release = threading.Event()
@@ -73,4 +74,5 @@ async def test_queued_batches_share_one_ledger_call(redis_config: RedisConfig) -
         actor.stop()
         ledger.close()
     assert ledger.calls == [[1], [3, 2]]  # SKU a: u2, u4, u5; SKU b: u3, u6
-    assert [o.order_id for o in outcomes] == ["a-1", "a-2", "b-1", "a-3", None, "b-2"]  # u5: stock 3 is gone
+    expected = [minted("a", 1), minted("a", 2), minted("b", 1), minted("a", 3), None, minted("b", 2)]
+    assert [o.order_id for o in outcomes] == expected  # u5: stock 3 is gone

@@ -20,7 +20,9 @@ from flashsale import (
     SkuConfig,
     TransitionRefused,
     Unavailable,
+    UnknownOrder,
 )
+from flashsale.actors import order_number
 from flashsale.testing import RedisServer, free_port, wait_until
 
 STOCK = 5
@@ -70,7 +72,7 @@ async def test_lost_redis_state_is_rebuilt_and_never_resold(
     async with running(config, clock) as engine:
         first = [await engine.purchase("hot", f"early-{i}") for i in range(3)]
         assert [o.result for o in first] == ["reserved"] * 3
-        paid = await engine.pay(first[0].order_id)  # type: ignore[arg-type]
+        paid = await engine.pay(first[0].order_id, user="early-0")  # type: ignore[arg-type]
         await engine.flush()
         mid = asyncio.gather(*(engine.purchase("hot", f"mid-{i}") for i in range(10)))
         await asyncio.to_thread(volatile.kill)  # mid-sale: some of these may be confirmed and lost with the stream
@@ -87,14 +89,16 @@ async def test_lost_redis_state_is_rebuilt_and_never_resold(
         assert view.reserved + view.paid == held_in_postgres(pg_url)
         again = await engine.purchase("hot", "early-0")
         assert again.result == "limit_reached"  # per-user totals came back
-        assert (await engine.order(paid.order_id)) == paid  # a final order: from PostgreSQL
+        assert (await engine.order(paid.order_id, user="early-0")) == paid  # a final order: from PostgreSQL
+        with pytest.raises(UnknownOrder):
+            await engine.order(paid.order_id, user="early-1")  # still only its buyer's
         with pytest.raises(TransitionRefused):
-            await engine.cancel(paid.order_id)
-        assert (await engine.pay(first[1].order_id)).status == "paid"  # type: ignore[arg-type]  # a live order
+            await engine.cancel(paid.order_id, user="early-0")
+        assert (await engine.pay(first[1].order_id, user="early-1")).status == "paid"  # type: ignore[arg-type]  # a live order
         late = await asyncio.gather(*(engine.purchase("hot", f"late-{i}") for i in range(20)))
         sold = [o for o in late if o.result == "reserved"]
         assert len(sold) == view.remaining
-        assert all(int(o.order_id.rsplit("-", 1)[1]) > 1_000_000 for o in sold)  # type: ignore[union-attr]
+        assert all(order_number(o.order_id, "hot") > 1_000_000 for o in sold)  # type: ignore[union-attr]
         await engine.flush()
     assert held_in_postgres(pg_url) <= STOCK
 

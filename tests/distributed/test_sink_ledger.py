@@ -8,6 +8,7 @@ from flashsale import RedisConfig
 from flashsale.actors import LedgerSku, Purchase
 from flashsale.redis._ledger import RedisLedger
 from tests.distributed.sinkkit import T0, Sinks, Streams, sinks_fixture, stored, streams_fixture  # noqa: F401
+from tests.ids import TEST_IDS, minted
 
 HOLD = 900_000_000
 
@@ -20,7 +21,7 @@ def test_ledger_orders_land_as_the_ledger_holds_them(
     redis_config: RedisConfig, streams: Streams, sinks: Sinks, pg_url: str
 ) -> None:
     """Reserve, pay, cancel and expire through the ledger; PostgreSQL ends with the same orders and statuses."""
-    ledger = RedisLedger(redis_config, skus=["a", "b"], idempotency_ttl=60.0)
+    ledger = RedisLedger(redis_config, skus=["a", "b"], idempotency_ttl=60.0, ids=TEST_IDS)
     try:
         ledger.open([LedgerSku("a", 50, 2, None, None, HOLD), LedgerSku("b", 50, None, None, None, HOLD)])
         sink = sinks.start(["a", "b"])
@@ -33,9 +34,9 @@ def test_ledger_orders_land_as_the_ledger_holds_them(
         assert Counter(o.result for o in a_out) == {"reserved": 30}
         assert Counter(o.result for o in b_out) == {"reserved": 25, "sold_out": 5}
         for n in range(1, 6):
-            ledger.change(f"a-{n}", "paid", T0 + 10)
+            ledger.change(minted("a", n), "paid", T0 + 10)
         for n in range(6, 9):
-            ledger.change(f"a-{n}", "cancelled", T0 + 20)
+            ledger.change(minted("a", n), "cancelled", T0 + 20)
         assert ledger.expire(["b"], T0 + 5 + HOLD, 1000)[0] == 25
         assert sink.drain(30)
         rows = stored(pg_url)
@@ -45,7 +46,7 @@ def test_ledger_orders_land_as_the_ledger_holds_them(
             ("a", "reserved"): 22,
             ("b", "expired"): 25,
         }
-        for order_id in ("a-1", "a-6", "a-9", "a-30", "b-25"):
+        for order_id in (minted("a", 1), minted("a", 6), minted("a", 9), minted("a", 30), minted("b", 25)):
             order = ledger.get(order_id)
             assert order is not None
             sku, user, qty, status, created_at, expires_at, _, key = rows[order_id]
@@ -53,8 +54,8 @@ def test_ledger_orders_land_as_the_ledger_holds_them(
                 order.sku, order.user, order.qty, order.status, order.created_at, order.expires_at,
                 order.idempotency_key,
             )  # fmt: skip
-        assert rows["a-1"][6] == T0 + 10  # changed_at: when it was paid
-        assert rows["a-9"][7] == "k9"
+        assert rows[minted("a", 1)][6] == T0 + 10  # changed_at: when it was paid
+        assert rows[minted("a", 9)][7] == "k9"
         assert sink.gauges.committed == 1 + 1 + 5 + 3 + 1  # one entry per ledger call that changed orders
     finally:
         ledger.close()

@@ -141,7 +141,7 @@ async def test_engine_closed_before_start_and_after_stop(make_config: MakeConfig
         with pytest.raises(EngineClosed):
             await engine.purchase_many([PurchaseRequest("a", "u1")])
         with pytest.raises(EngineClosed):
-            await engine.order("a-1")
+            await engine.order("a-1", user="u1")
         with pytest.raises(EngineClosed):
             await engine.restock("a", 1)
         with pytest.raises(EngineClosed):
@@ -208,7 +208,7 @@ async def test_purchase_many_keeps_order(make_config: MakeConfig, start_engine: 
         ("reserved", "a"),
         ("sold_out", "a"),
     ]
-    assert (await engine.order(outcomes[1].order_id or "")).request_id == "r1"
+    assert (await engine.order(outcomes[1].order_id or "", user="u1")).request_id == "r1"
     assert await engine.purchase_many([]) == []
     assert await engine.purchase_many([PurchaseRequest("gone", "u9")] * 3) == [outcomes[0]] * 3
     assert engine.inflight == 0
@@ -274,10 +274,10 @@ async def test_order_lookup_unknown(make_config: MakeConfig, start_engine: Start
     """order() of an id never issued is UnknownOrder, a LookupError."""
     engine = await start_engine(make_config(SkuConfig("a", 5)))
     with pytest.raises(UnknownOrder) as info:
-        await engine.order("a-1")
+        await engine.order("a-1", user="u1")
     assert isinstance(info.value, LookupError)
     with pytest.raises(UnknownOrder):
-        await engine.order("")
+        await engine.order("", user="u1")
 
 
 @pytest.mark.parametrize("order_id", [None, 5, ["a-1"], "a-\ud800"])
@@ -285,7 +285,7 @@ async def test_order_lookup_invalid(make_config: MakeConfig, start_engine: Start
     """order() of something that cannot be an order id is InvalidRequest, answered at once."""
     engine = await start_engine(make_config(SkuConfig("a", 5)))
     with pytest.raises(InvalidRequest) as info:
-        await asyncio.wait_for(engine.order(order_id), 10)  # a safety net: fails instead of hanging
+        await asyncio.wait_for(engine.order(order_id, user="u1"), 10)  # a safety net: fails instead of hanging
     assert info.value.field == "order_id"
 
 
@@ -296,7 +296,7 @@ async def test_arrival_time_comes_from_the_injected_clock(
     engine = await start_engine(make_config(SkuConfig("a", 5, payment_timeout=30)))
     clock.set(T0 + 123)
     outcome = await engine.purchase("a", "u1")
-    order = await engine.order(outcome.order_id or "")
+    order = await engine.order(outcome.order_id or "", user="u1")
     assert (order.created_at, order.expires_at) == (T0 + 123, T0 + 123 + 30_000_000)
 
 

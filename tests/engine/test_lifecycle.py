@@ -41,27 +41,27 @@ async def test_pay_moves_units_from_reserved_to_paid(config: Config, start_engin
     """Paying a reservation commits status paid and moves its units from reserved to paid."""
     engine = await start_engine(config)
     order_id = await _reserve(engine, "u1", qty=2)
-    paid = await engine.pay(order_id)
+    paid = await engine.pay(order_id, user="u1")
     assert paid.status == "paid"
     assert _status(db_path, order_id) == "paid"
     status = await engine.sku_status("a")
     assert (status.remaining, status.reserved, status.paid) == (3, 0, 2)
-    assert (await engine.order(order_id)).status == "paid"
+    assert (await engine.order(order_id, user="u1")).status == "paid"
 
 
 async def test_paid_and_cancelled_orders_refuse_further_changes(config: Config, start_engine: StartEngine) -> None:
     """Only a reserved order can be paid or cancelled; a refusal names the status and changes nothing."""
     engine = await start_engine(config)
     paid = await _reserve(engine, "u1")
-    await engine.pay(paid)
+    await engine.pay(paid, user="u1")
     for change in (engine.pay, engine.cancel):
         with pytest.raises(TransitionRefused) as refused:
-            await change(paid)
+            await change(paid, user="u1")
         assert (refused.value.reason, refused.value.order.status) == ("not_reserved", "paid")
     cancelled = await _reserve(engine, "u2")
-    await engine.cancel(cancelled)
+    await engine.cancel(cancelled, user="u2")
     with pytest.raises(TransitionRefused):
-        await engine.pay(cancelled)
+        await engine.pay(cancelled, user="u2")
     status = await engine.sku_status("a")
     assert (status.remaining, status.reserved, status.paid) == (4, 0, 1)
 
@@ -71,7 +71,7 @@ async def test_cancel_returns_units_and_allowance(config: Config, start_engine: 
     engine = await start_engine(config)
     order_id = await _reserve(engine, "u1", qty=2)
     assert (await engine.purchase("a", "u1")).result == "limit_reached"
-    cancelled = await engine.cancel(order_id)
+    cancelled = await engine.cancel(order_id, user="u1")
     assert cancelled.status == "cancelled"
     assert _status(db_path, order_id) == "cancelled"
     assert (await engine.sku_status("a")).remaining == 5
@@ -106,7 +106,7 @@ async def test_paying_after_the_deadline_expires_the_order(
     order_id = await _reserve(engine, "u1", qty=2)
     clock.advance(HOLD)
     with pytest.raises(TransitionRefused) as refused:
-        await engine.pay(order_id)
+        await engine.pay(order_id, user="u1")
     assert (refused.value.reason, refused.value.order.status) == ("expired", "expired")
     assert (await engine.sku_status("a")).remaining == 5
     assert (await engine.purchase("a", "u1", 2)).result == "reserved"  # allowance back too
@@ -121,7 +121,7 @@ async def test_racing_pay_cancel_and_expiry_change_an_order_once(
     order_ids = [await _reserve(engine, f"u{i}") for i in range(5)]
     clock.advance(HOLD - 0.000_001)  # one microsecond before the deadline
     results = await asyncio.gather(
-        *(change(o) for o in order_ids for change in (engine.pay, engine.cancel)),
+        *(change(o, user=f"u{i}") for i, o in enumerate(order_ids) for change in (engine.pay, engine.cancel)),
         engine.expire_due(),
         return_exceptions=True,
     )
@@ -137,9 +137,9 @@ async def test_lifecycle_survives_a_restart(config: Config, start_engine: StartE
     """After a restart, paid units stay paid, cancelled and expired units stay on sale, allowances hold."""
     engine = await start_engine(config)
     paid = await _reserve(engine, "u1", qty=2)
-    await engine.pay(paid)
+    await engine.pay(paid, user="u1")
     cancelled = await _reserve(engine, "u2", qty=2)
-    await engine.cancel(cancelled)
+    await engine.cancel(cancelled, user="u2")
     await _reserve(engine, "u3")
     clock.advance(HOLD)
     assert await engine.expire_due() == 1
@@ -149,7 +149,7 @@ async def test_lifecycle_survives_a_restart(config: Config, start_engine: StartE
     assert (status.remaining, status.reserved, status.paid) == (3, 0, 2)
     assert (await again.purchase("a", "u1")).result == "limit_reached"  # paid units still count
     assert (await again.purchase("a", "u2", 2)).result == "reserved"  # cancelled ones do not
-    assert (await again.order(paid)).status == "paid"
+    assert (await again.order(paid, user="u1")).status == "paid"
 
 
 async def test_unknown_order_and_store_failure(
@@ -158,12 +158,12 @@ async def test_unknown_order_and_store_failure(
     """An unknown id is UnknownOrder; a change the store cannot commit is Unavailable and changes nothing."""
     engine = await start_engine(config, store=flaky_store)
     with pytest.raises(UnknownOrder):
-        await engine.pay("a-999")
+        await engine.pay("a-999", user="u1")
     order_id = await _reserve(engine, "u1")
     flaky_store.failing = True
     with pytest.raises(Unavailable):
-        await engine.cancel(order_id)
+        await engine.cancel(order_id, user="u1")
     flaky_store.failing = False
     assert _status(db_path, order_id) == "reserved"
     assert (await engine.sku_status("a")).reserved == 1
-    assert (await engine.cancel(order_id)).status == "cancelled"
+    assert (await engine.cancel(order_id, user="u1")).status == "cancelled"

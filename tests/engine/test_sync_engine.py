@@ -22,10 +22,10 @@ def test_blocking_calls(make_config: MakeConfig, clock: ManualClock, db_path: Pa
         assert outcome.result == "reserved"
         assert engine.purchase("a", "u1", 2, idempotency_key="k") == outcome
         assert engine.purchase("a", "u2").result == "sold_out"
-        order = engine.order(outcome.order_id or "")
+        order = engine.order(outcome.order_id or "", user="u1")
         assert (order.user, order.qty, order.created_at) == ("u1", 2, clock.now)
         with pytest.raises(UnknownOrder):
-            engine.order("a-99")
+            engine.order("a-99", user="u1")
         assert engine.restock("a", 1).remaining == 1
         assert engine.sku_status("a").state == "on_sale"
         engine.flush()

@@ -54,8 +54,8 @@ BAD = [
     (doc(traffic=[buy(qty=101)]), "t.json: traffic[0].qty: must be at most limits.max_qty (100), got 101"),
     (doc(traffic=[buy(user="x" * 129)]), "t.json: traffic[0].user: must be at most 128 characters, got 129"),
     (
-        doc(traffic=[{"at": 0, "op": "pay", "order": "a-1", "user": "u"}]),
-        "t.json: traffic[0]: name either 'order' or 'user' and 'sku', not both",
+        doc(traffic=[{"at": 0, "op": "pay", "order": "a-1", "sku": "a"}]),
+        "t.json: traffic[0]: name either 'order' (and the acting 'user') or 'user' and 'sku', not both",
     ),
     (doc(traffic=[{"user": "u", "sku": "a"}]), "t.json: traffic[0]: needs 'at'"),
     (doc(traffic={"at": 0}), "t.json: traffic: must be a list of events, got dict"),

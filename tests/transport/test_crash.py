@@ -318,7 +318,9 @@ async def _check_store(
         assert not ledger.ids_reused, f"one order id answered two purchases: {ledger.ids_reused[:5]}"
         assert not ledger.keys_moved, f"a replayed Idempotency-Key got another order: {ledger.keys_moved[:5]}"
         assert not lost, f"confirmed orders lost by kill -9 (seed {SEED}): {list(lost.items())[:5]}"  # invariant 2
-        answers = await asyncio.gather(*(_get(session, f"{server.url}/v1/orders/{oid}") for oid in ledger.confirmed))
+        answers = await asyncio.gather(
+            *(_get(session, f"{server.url}/v1/orders/{oid}?user={buy.user}") for oid, buy in ledger.confirmed.items())
+        )
         for (oid, buy), (status, body) in zip(ledger.confirmed.items(), answers, strict=True):
             assert status == 200, (oid, body)
             assert (body["order_id"], body["sku"], body["user"], body["qty"], body["status"]) == (

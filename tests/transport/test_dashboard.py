@@ -222,3 +222,10 @@ async def test_the_sales_chart_counts_units_sold_not_restocks(make_client: MakeC
     await engine.restock("a", 5)
     sampler.sample(engine)
     assert list(sampler.per_interval) == [5, 0]
+
+
+async def test_the_sign_in_form_never_puts_the_token_in_a_url(make_client: MakeClient) -> None:
+    """Even without its script, the form posts: a browser never sends the token as a query string."""
+    client = await dashboard_client(make_client)
+    page = await (await client.get("/dashboard")).text()
+    assert '<form id="signin" method="post" action="/dashboard/session"' in page

@@ -1,7 +1,7 @@
 """The flows that need the server's stock feed and waiting room, against a server that speaks their contracts.
 
-The contract server (``servers.ContractSale``) implements issues 12 and 13 as written; the same flows run
-against ``flashsale serve`` once the feed and the room are part of it (tests/transport/load/test_flows_live.py).
+The contract server (``servers.ContractSale``) implements issues 12 and 13 as written. The feed flow also
+runs against ``flashsale serve`` (test_flows_live.py); the waiting room will when the server has one.
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ async def test_retries_with_the_same_key_never_make_a_second_order(
         app.router.add_get("/{tail:.*}", forward)
         url = await serve_app(app)
         run = await run_load(url, "--sku", "hot", "--buyers", "40", "--duration", "0.5", "--backoff", "0.01",
-                             json_to=tmp_path / "r.json")  # fmt: skip
+                             "--feed", "off", json_to=tmp_path / "r.json")  # fmt: skip
         async with upstream.get(f"{server.url}/v1/skus/hot") as r:
             sku = await r.json()
     assert run.code == 0, run.out + run.err
