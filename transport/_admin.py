@@ -14,8 +14,14 @@ else is ``401 unauthenticated``.
 ``POST /v1/admin/skus/{sku}/restock``    body ``{"qty": n}``: n more units
 ``PUT /v1/admin/limits``                 body ``{"<scope>": {"rate", "burst"}}``: live (409 when
                                          the config has no such scope)
+``POST /v1/admin/room/pause``            the waiting room admits nobody (joins and polls go on)
+``POST /v1/admin/room/resume``           it admits again, paced from now
+``PUT /v1/admin/room``                   body ``{"admit_rate": r}``: admit r buyers per second
 ``GET /v1/admin/overview``               everything the dashboard shows, as JSON
 =======================================  ==========================================
+
+The room routes answer the room as ``GET /v1/room`` does, and ``409
+not_configured`` when the config has no ``[waiting_room]``.
 
 The SKU actions answer the SKU as ``GET /v1/skus/{sku}`` does; ``limits``
 answers every scope in force. Each action is one structured log line
@@ -40,9 +46,11 @@ from flashsale import ConfigError, SaleEngine
 from flashsale.config import limit_changes
 
 from ._dashboard import DASHBOARD
+from ._dashboard_state import room_panel
 from ._feed import FEED, status_of
 from ._handlers import CLIENT_IP, ENGINE, METRICS, REQUEST_ID, guarded, refuse
 from ._render import iso, json_response, sku_json
+from ._room import room_json
 
 log = structlog.get_logger("flashsale.admin")
 SCOPES = ("global", "per_sku", "per_user", "per_ip")
@@ -177,6 +185,51 @@ async def set_limits(request: web.Request) -> web.Response:
     return json_response(200, {"limits": limits_json(engine.limits)})
 
 
+def _no_room(request: web.Request) -> web.Response | None:
+    if request.app[ENGINE].has_room:
+        return None
+    return refuse(request, "this sale has no waiting room ([waiting_room] in the config)", "not_configured", 409)
+
+
+@routes.post("/v1/admin/room/{action:pause|resume}")
+@admin
+async def room_action(request: web.Request) -> web.Response:
+    refused = _no_room(request)
+    if refused is not None:
+        return refused
+    engine = request.app[ENGINE]
+    action = request.match_info["action"]
+    before = room_json(engine.room_status())
+    await (engine.pause_room() if action == "pause" else engine.resume_room())
+    after = room_json(engine.room_status())
+    _acted(request, f"room_{action}", "room", before, after)
+    return json_response(200, after)
+
+
+@routes.put("/v1/admin/room")
+@admin
+async def set_room(request: web.Request) -> web.Response:
+    refused = _no_room(request)
+    if refused is not None:
+        return refused
+    engine = request.app[ENGINE]
+    try:
+        body = await _json_body(request)
+    except _BadBody as exc:
+        return refuse(request, str(exc))
+    if type(body) is not dict or body.keys() != {"admit_rate"}:
+        return refuse(request, 'the body must be a JSON object like {"admit_rate": 50}')
+    rate = body["admit_rate"]
+    if type(rate) not in (int, float) or not 0 < rate <= 1_000_000:
+        shown = orjson.dumps(rate).decode()
+        return refuse(request, f"admit_rate must be a number > 0 and at most 1000000, got {shown}")
+    before = room_json(engine.room_status())
+    await engine.set_admit_rate(float(rate))
+    after = room_json(engine.room_status())
+    _acted(request, "room_rate", "room", before, after)
+    return json_response(200, after)
+
+
 @routes.get("/v1/admin/overview")
 @admin
 async def overview(request: web.Request) -> web.Response:
@@ -201,7 +254,7 @@ def overview_json(app: web.Application) -> dict[str, Any]:
         "feed": {"listeners": app[FEED].listeners, "dropped": app[FEED].dropped},
         "admin_actions": dict(sorted(metrics.admin_actions.items())),
         "backend": engine.config.backend,
-        "room": None,
+        "room": room_panel(app),
     }
     sink = engine.sink_gauges
     if sink is None:

@@ -30,16 +30,22 @@ INTERVAL = 1.0
 
 
 class SalesSampler:
-    """Units sold per :data:`INTERVAL`, over the last :data:`WINDOW` intervals (a bounded ring)."""
+    """Units sold per :data:`INTERVAL`, over the last :data:`WINDOW` intervals (a bounded ring).
 
-    __slots__ = ("_last", "per_interval")
+    With a waiting room it also keeps how many buyers the room admitted in
+    the last interval (``admitted_per_second``).
+    """
+
+    __slots__ = ("_admitted", "_last", "admitted_per_second", "per_interval")
 
     def __init__(self) -> None:
         self.per_interval: deque[int] = deque(maxlen=WINDOW)
         self._last: int | None = None
+        self._admitted: int | None = None
+        self.admitted_per_second = 0.0
 
     def sample(self, engine: SaleEngine) -> None:
-        """Record the units sold since the previous sample."""
+        """Record the units sold (and buyers admitted) since the previous sample."""
         sold = 0
         for sku in engine.config.skus:
             view = engine.view(sku.id)
@@ -47,6 +53,12 @@ class SalesSampler:
         if self._last is not None:
             self.per_interval.append(max(0, sold - self._last))
         self._last = sold
+        room = engine.waiting_room
+        if room is not None and room.running:
+            admitted = room.board.room.admitted
+            if self._admitted is not None:
+                self.admitted_per_second = max(0, admitted - self._admitted) / INTERVAL
+            self._admitted = admitted
 
     async def run(self, engine: SaleEngine, wait: Callable[[float], Any] = asyncio.sleep) -> None:
         """Sample every :data:`INTERVAL` seconds until cancelled."""
@@ -81,6 +93,34 @@ def _latency(app: web.Application) -> dict[str, Any]:
     return {"p50": latency["p50"], "p99": latency["p99"], "count": int(latency["count"] or 0)}
 
 
+def room_panel(app: web.Application) -> dict[str, Any] | None:
+    """The waiting room as the dashboard shows it (``None`` without a running room).
+
+    ``clear_seconds`` is how long the queue takes to clear at ``admit_rate``
+    (``None`` while paused or not yet admitting, ``0`` when nobody waits).
+    """
+    engine = app[ENGINE]
+    room = engine.waiting_room
+    if room is None or not room.running:
+        return None
+    s = engine.room_status()
+    if s.waiting == 0:
+        clear: float | None = 0.0
+    elif s.state == "admitting" and s.admit_rate > 0:
+        clear = s.waiting / s.admit_rate
+    else:
+        clear = None
+    return {
+        "state": s.state,
+        "paused": s.state == "paused",
+        "admit_rate": s.admit_rate,
+        "waiting": s.waiting,
+        "admitted": s.admitted,
+        "admitted_per_second": app[SAMPLER].admitted_per_second,
+        "clear_seconds": clear,
+    }
+
+
 def _has_route(app: web.Application, path: str) -> bool:
     return any(r.get_info().get("path") == path for r in app.router.resources())
 
@@ -99,5 +139,5 @@ async def state_json(app: web.Application) -> dict[str, Any]:
         "readiness": {"ready": all(checks.values()), "checks": checks},
         "latency": _latency(app),
         "feed": _has_route(app, "/v1/events"),
-        "room": None,
+        "room": room_panel(app),
     }

@@ -22,7 +22,7 @@ import orjson
 from aiohttp import web
 
 from flashsale import SaleEngine
-from flashsale.room import RoomRefused, TicketStatus, UnknownTicket
+from flashsale.room import RoomRefused, RoomStatus, TicketStatus, UnknownTicket
 
 from ._auth import request_buyer
 from ._handlers import ENGINE, REQUEST_ID, guarded, read_body, refuse
@@ -88,22 +88,23 @@ async def room_status(request: web.Request) -> web.Response:
     engine = _room_engine(request)
     if isinstance(engine, web.Response):
         return engine
-    s = engine.room_status()
-    return json_response(
-        200,
-        {
-            "state": s.state,
-            "opens_at": iso(s.opens_at),
-            "starts_at": iso(s.starts_at),
-            "commitment": s.commitment,
-            "seed": s.seed,
-            "admit_rate": s.admit_rate,
-            "waiting": s.waiting,
-            "admitted": s.admitted,
-            "remaining_units": s.remaining_units,
-            "closed_reason": s.closed_reason,
-        },
-    )
+    return json_response(200, room_json(engine.room_status()))
+
+
+def room_json(s: RoomStatus) -> dict[str, Any]:
+    """The room as ``GET /v1/room`` answers it (and the admin API's room routes)."""
+    return {
+        "state": s.state,
+        "opens_at": iso(s.opens_at),
+        "starts_at": iso(s.starts_at),
+        "commitment": s.commitment,
+        "seed": s.seed,
+        "admit_rate": s.admit_rate,
+        "waiting": s.waiting,
+        "admitted": s.admitted,
+        "remaining_units": s.remaining_units,
+        "closed_reason": s.closed_reason,
+    }
 
 
 @routes.get("/v1/room/challenge")

@@ -47,6 +47,58 @@ JOINED: Schema = {
     },
 }
 
+ROOM: Schema = {
+    "type": "object",
+    "required": [
+        "state",
+        "opens_at",
+        "starts_at",
+        "commitment",
+        "seed",
+        "admit_rate",
+        "waiting",
+        "admitted",
+        "remaining_units",
+        "closed_reason",
+    ],
+    "properties": {
+        "state": {"enum": ["not_open", "pre_queue", "admitting", "paused", "closed"]},
+        "opens_at": nullable(MOMENT),
+        "starts_at": MOMENT,
+        "commitment": {"type": "string"},
+        "seed": nullable({"type": "string"}),
+        "admit_rate": {"type": "number"},
+        "waiting": COUNT,
+        "admitted": COUNT,
+        "remaining_units": COUNT,
+        "closed_reason": REASON,
+    },
+}
+
+
+def room_admin_operations() -> list[Op]:
+    """The admin API's room routes (transport/_admin.py)."""
+    sign_in = fails("No valid admin token or dashboard session.", "unauthenticated")
+    absent = fails("No such route: the admin token is not configured.", "not_found")
+    no_room = fails("The config has no [waiting_room].", "not_configured")
+    unavailable = fails("The room is not running.", "unavailable")
+    after = ok("The room after the change (as GET /v1/room).", ROOM)
+    return [
+        Op("POST", "/v1/admin/room/pause", "Pause the waiting room: it admits nobody (joins and polls go on)",
+           tag="admin", security="admin",
+           answers={200: after, 401: sign_in, 404: absent, 409: no_room, 503: unavailable}),
+        Op("POST", "/v1/admin/room/resume", "Resume the waiting room: it admits again, paced from now",
+           tag="admin", security="admin",
+           answers={200: after, 401: sign_in, 404: absent, 409: no_room, 503: unavailable}),
+        Op("PUT", "/v1/admin/room", "Change the waiting room's admission rate live", tag="admin", security="admin",
+           body={"type": "object", "required": ["admit_rate"], "additionalProperties": False, "properties": {
+               "admit_rate": {"type": "number", "exclusiveMinimum": 0, "maximum": 1_000_000}}},
+           answers={200: after, 400: fails("A bad body; nothing changed.", "invalid_request"), 401: sign_in,
+                    404: absent, 409: no_room,
+                    413: fails("The body is larger than server.max_body_bytes.", "payload_too_large"),
+                    503: unavailable}),
+    ]  # fmt: skip
+
 
 def room_operations() -> list[Op]:
     """One entry per waiting-room route."""
@@ -54,13 +106,7 @@ def room_operations() -> list[Op]:
     unknown = fails("No such ticket for this buyer (the same answer either way).", "unknown_ticket", "not_found")
     return [
         Op("GET", "/v1/room", "The waiting room now: its state, the commitment, the seed after the draw", tag="room",
-           answers={200: ok("The room.", {"type": "object", "required": [
-               "state", "opens_at", "starts_at", "commitment", "seed", "admit_rate", "waiting", "admitted",
-               "remaining_units", "closed_reason"], "properties": {
-               "state": {"enum": ["not_open", "pre_queue", "admitting", "paused", "closed"]},
-               "opens_at": nullable(MOMENT), "starts_at": MOMENT, "commitment": {"type": "string"},
-               "seed": nullable({"type": "string"}), "admit_rate": {"type": "number"}, "waiting": COUNT,
-               "admitted": COUNT, "remaining_units": COUNT, "closed_reason": REASON}}), 404: no_room}),
+           answers={200: ok("The room.", ROOM), 404: no_room}),
         Op("GET", "/v1/room/challenge", "A proof-of-work challenge (rooms with pow_bits > 0)", tag="room",
            answers={200: ok("A signed challenge, good for one join until expires_at.", {
                "type": "object", "required": ["challenge", "bits", "expires_at"], "properties": {
@@ -92,4 +138,5 @@ def room_operations() -> list[Op]:
                "seed", "commitment", "tickets"], "properties": {"seed": {"type": "string"},
                "commitment": {"type": "string"}, "tickets": {"type": "array", "items": {"type": "string"}}}}),
                404: no_room, 409: fails("The draw happens at starts_at.", "draw_not_done")}),
+        *room_admin_operations(),
     ]  # fmt: skip

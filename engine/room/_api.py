@@ -7,10 +7,16 @@ starts and stops it with the sale.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
 from flashsale._errors import EngineClosed
 from flashsale.actors import RoomTickReport, RoomView
 
 from ._gateway import Challenge, Draw, Room, RoomStatus, TicketStatus
+
+if TYPE_CHECKING:
+    from flashsale.scenario import ScenarioRecorder
 
 
 class RoomCalls:
@@ -18,6 +24,8 @@ class RoomCalls:
 
     waiting_room: Room | None
     """The sale's room as it is (``None`` without one): for callers that check ``running`` themselves."""
+    clock: Callable[[], int]
+    _recorder: ScenarioRecorder | None
 
     @property
     def room(self) -> Room:
@@ -69,13 +77,20 @@ class RoomCalls:
         return await self.room.tick()
 
     async def pause_room(self) -> RoomView:
-        """Stop admitting (joins and polls go on)."""
-        return await self.room.control("pause")
+        """Stop admitting (joins and polls go on). Recorded (``serve --record``) as ``room_pause``."""
+        return await self._steer("room_pause", self.room.control("pause"))
 
     async def resume_room(self) -> RoomView:
-        """Admit again, from now (no burst saved up while paused beyond the bucket's size)."""
-        return await self.room.control("resume")
+        """Admit again, from now (no burst saved up while paused beyond the bucket's size); ``room_resume``."""
+        return await self._steer("room_resume", self.room.control("resume"))
 
     async def set_admit_rate(self, rate: float) -> RoomView:
-        """Admit ``rate`` buyers per second from now."""
-        return await self.room.control("rate", rate)
+        """Admit ``rate`` buyers per second from now (``InvalidRequest`` unless 0 < rate <= 1e6); ``room_rate``."""
+        return await self._steer("room_rate", self.room.control("rate", rate), rate=rate)
+
+    async def _steer(self, op: str, action: Any, **fields: Any) -> RoomView:
+        at = self.clock()
+        view: RoomView = await action
+        if self._recorder is not None:  # after the room took it: a refused change is not replayed
+            self._recorder.operation(at, op, **fields)
+        return view

@@ -126,6 +126,19 @@ class RoomReplay:
 
     # -- events ---------------------------------------------------------------
 
+    async def control(self, at: int, e: TrafficEvent) -> None:
+        """An operator's ``room_pause``, ``room_resume`` or ``room_rate``; the digest gets the room after it."""
+        d = self.driver
+        if e.op == "room_pause":
+            view, result = await d.engine.pause_room(), "paused"
+        elif e.op == "room_resume":
+            view, result = await d.engine.resume_room(), "resumed"
+        else:
+            assert e.rate is not None
+            view, result = await d.engine.set_admit_rate(e.rate), "changed"
+        d._decide(at, e.op, None, None, 0, None, result, f"{view.admit_rate!r} paused={view.paused}", None)
+        d._count_op(f"{e.op}:{result}")
+
     async def operation(self, at: int, e: TrafficEvent) -> None:
         """A ``join`` or a ``poll``."""
         assert e.user is not None

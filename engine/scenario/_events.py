@@ -14,9 +14,22 @@ from typing import Any, Literal, TypeAlias
 from flashsale._errors import ScenarioError
 
 Op: TypeAlias = Literal[
-    "purchase", "pay", "cancel", "restock", "expire", "pause", "resume", "end", "limits", "join", "poll"
+    "purchase",
+    "pay",
+    "cancel",
+    "restock",
+    "expire",
+    "pause",
+    "resume",
+    "end",
+    "limits",
+    "room_pause",
+    "room_resume",
+    "room_rate",
+    "join",
+    "poll",
 ]
-ADMIN_OPS = ("pause", "resume", "end", "limits")
+ADMIN_OPS = ("pause", "resume", "end", "limits", "room_pause", "room_resume", "room_rate")
 """An operator's actions (the admin API), recorded by ``serve --record`` and replayed at their instant."""
 US = 1_000_000
 INF = float("inf")
@@ -57,7 +70,8 @@ class TrafficEvent:
     no user, the buyer the replay saw reserve it), or a ``user`` and ``sku``
     (that buyer's oldest open reservation of it); ``restock`` uses sku and qty;
     ``expire`` delivers the time to the order writer; ``pause``, ``resume`` and
-    ``end`` use sku; ``limits`` uses ``limits``. ``join`` and ``poll`` (a sale with a
+    ``end`` use sku; ``limits`` uses ``limits``; ``room_pause`` and ``room_resume``
+    use nothing, ``room_rate`` uses ``rate`` (the room's new admission rate). ``join`` and ``poll`` (a sale with a
     waiting room) use user: a join asks for a ticket, a poll reads the buyer's
     ticket (its heartbeat). ``source`` is the user class in summaries: a
     generator's name, or ``traffic``. ``room`` = 1 marks a purchase of a
@@ -79,6 +93,8 @@ class TrafficEvent:
     limits: tuple[str, float, int] | None = None
     """``limits`` only: the scope, its new rate and burst."""
     room: int = 0
+    rate: float | None = None
+    """``room_rate`` only: the waiting room's new ``admit_rate``."""
 
 
 class Place:

@@ -109,6 +109,9 @@ def read_event(raw: Any, where: Place, skus: frozenset[str], max_qty: int) -> Tr
         "resume": {"at", "op", "sku"},
         "end": {"at", "op", "sku"},
         "limits": {"at", "op", "scope", "rate", "burst"},
+        "room_pause": {"at", "op"},
+        "room_resume": {"at", "op"},
+        "room_rate": {"at", "op", "rate"},
         "join": {"at", "op", "user"},
         "poll": {"at", "op", "user"},
     }[op]
@@ -169,6 +172,12 @@ def read_event(raw: Any, where: Place, skus: frozenset[str], max_qty: int) -> Tr
             raise where.at("scope").fail(f"must be one of {', '.join(SCOPES)}, got {show(t['scope'])}")
         rate = where.at("rate").number(t["rate"], positive=True)
         return TrafficEvent(at, "limits", limits=(t["scope"], rate, where.at("burst").whole(t["burst"])))
+    if op in ("room_pause", "room_resume"):
+        return TrafficEvent(at, op)
+    if op == "room_rate":
+        if "rate" not in t:
+            raise where.fail("a 'room_rate' event needs 'rate' (the room's new admit_rate)")
+        return TrafficEvent(at, "room_rate", rate=where.at("rate").number(t["rate"], positive=True))
     if op in ("join", "poll"):
         return TrafficEvent(at, op, user())
     return TrafficEvent(at, "expire")
@@ -253,10 +262,15 @@ def read_expect(raw: Any, where: Place, skus: frozenset[str]) -> Expectations:
         for name, count in otable.items():
             op, _, result = name.partition(":")
             if op not in ("pay", "cancel", "restock", *ADMIN_OPS, "join", "room", "purchase") or not result:
-                raise where.at("ops").at(name).fail(
-                    "must be 'pay:<result>', 'cancel:<result>', 'restock:restocked' or an admin action's"
-                    " ('pause:paused', 'resume:resumed', 'end:ended', 'limits:changed'), or with a waiting room"
-                    " 'join:<result>', 'room:admitted', 'room:expired', 'purchase:<refusal>'"
+                raise (
+                    where.at("ops")
+                    .at(name)
+                    .fail(
+                        "must be 'pay:<result>', 'cancel:<result>', 'restock:restocked' or an admin action's"
+                        " ('pause:paused', 'resume:resumed', 'end:ended', 'limits:changed'), or with a waiting room"
+                        " 'room_pause:paused', 'room_resume:resumed', 'room_rate:changed', 'join:<result>',"
+                        " 'room:admitted', 'room:expired', 'purchase:<refusal>'"
+                    )
                 )
             ops[name] = where.at("ops").at(name).whole(count, 0)
     digest = t.get("digest")
@@ -308,7 +322,7 @@ def parse_scenario(text: str, source: str, *, jsonl: bool = False) -> Scenario:
         if any(e.op in ("join", "poll") for e in events):
             raise where.fail("'join' and 'poll' events need a waiting_room in the config")
         if any(c.room for c in generators):
-            raise where.fail("a generator with \"room\": true needs a waiting_room in the config")
+            raise where.fail('a generator with "room": true needs a waiting_room in the config')
     return Scenario(
         name=top.get("name", Path(source).stem),
         description=top.get("description", ""),

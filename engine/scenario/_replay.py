@@ -312,6 +312,11 @@ class _Driver:
 
     async def admin(self, at: int, e: TrafficEvent) -> None:
         """An operator's action, as the admin API took it: pause, resume, end, or a scope's new rate and burst."""
+        if e.op in ("room_pause", "room_resume", "room_rate"):
+            if self.room is None:
+                raise RuntimeError(f"a {e.op!r} event needs a waiting_room in the config")
+            await self.room.control(at, e)
+            return
         if e.op == "limits":
             assert e.limits is not None
             scope, rate, burst = e.limits

@@ -236,11 +236,10 @@ function renderReadiness(readiness) {
 function renderRoom(room) {
   $("room").hidden = !room;
   if (!room) return;
-  const rate = Number(room.admit_rate ?? room.admitted_per_second ?? 0);
-  $("room-waiting").textContent = fmt.format(room.waiting ?? 0);
-  $("room-rate").textContent = fmt.format(room.admitted_per_second ?? rate);
-  $("room-clear").textContent = room.paused ? "paused" : duration(rate > 0 ? (room.waiting ?? 0) / rate : Infinity);
-  $("room-state").textContent = room.paused ? "paused" : "admitting";
+  $("room-waiting").textContent = fmt.format(room.waiting);
+  $("room-rate").textContent = fmt.format(room.admitted_per_second);
+  $("room-clear").textContent = room.clear_seconds === null ? (room.paused ? "paused" : "–") : duration(room.clear_seconds);
+  $("room-state").textContent = room.state.replace("_", " ");
   meter($("room-bar"), room.admitted ?? 0, (room.admitted ?? 0) + (room.waiting ?? 0));
   const input = $("room-admit");
   if (document.activeElement !== input && room.admit_rate !== undefined) input.value = String(room.admit_rate);
