@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
-from flashsale import Config, SkuConfig, StoreConfig
+from flashsale import Config, SkuConfig, StoreConfig, wall_clock
+from flashsale.config import RoomConfig
 
 from .live import LiveServer, live_server
 
@@ -167,3 +168,45 @@ def test_a_wrong_token_stays_on_the_sign_in_form(server: LiveServer, browser: Br
     expect(page.locator("#signin-error")).to_have_text("that is not the admin token")
     assert page.context.cookies() == []
     page.screenshot(path=artifacts() / "signin-phone.png")
+
+
+@pytest.fixture
+def room_server(tmp_path: Path) -> Iterator[LiveServer]:
+    """A sale whose waiting room has been admitting for a minute, with an admin token."""
+    started = wall_clock() - 60_000_000
+    config = Config(
+        skus=(SkuConfig("moutai-53", stock=100, per_user_limit=2),),
+        store=StoreConfig(path=str(tmp_path / "orders.db")),
+        waiting_room=RoomConfig(starts_at=started, opens_at=started - 60_000_000, admit_rate=100.0),
+    )
+    with live_server(config, TOKEN) as live:
+        yield live
+
+
+def room_now(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{url}/v1/room", timeout=10) as response:
+        return json.loads(response.read())  # type: ignore[no-any-return]
+
+
+def test_the_room_panel_sets_the_rate_and_pauses(room_server: LiveServer, browser: Browser) -> None:
+    """The room panel shows the room; its rate form sets admit_rate, Pause and Resume steer it; no console errors."""
+    page = browser.new_page(viewport=DESKTOP)
+    errors = watch_console(page)
+    sign_in(page, room_server.url)
+    expect(page.locator("#room")).to_be_visible(timeout=5000)
+    expect(page.locator("#room-state")).to_have_text("admitting", timeout=5000)
+    expect(page.locator("#room-admit")).to_have_value("100", timeout=5000)
+
+    page.fill("#room-admit", "25")
+    page.click("#room-form button[type=submit]")
+    expect(page.locator("#toast")).to_have_text("room rate set", timeout=2000)
+    assert room_now(room_server.url)["admit_rate"] == 25.0
+
+    page.click("#room-pause")
+    expect(page.locator("#room-state")).to_have_text("paused", timeout=2000)
+    expect(page.locator("#room-clear")).to_have_text("0 s")  # nobody waits: nothing to clear
+    assert room_now(room_server.url)["state"] == "paused"
+    page.click("#room-resume")
+    expect(page.locator("#room-state")).to_have_text("admitting", timeout=2000)
+    assert room_now(room_server.url)["state"] == "admitting"
+    assert errors == []
