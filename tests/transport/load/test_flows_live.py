@@ -1,4 +1,4 @@
-"""The flows that need the server's own features, against a real ``flashsale serve``: the stock feed."""
+"""The flows that need the server's own features, against a real ``flashsale serve``: identity, the stock feed."""
 
 from __future__ import annotations
 
@@ -7,6 +7,47 @@ from pathlib import Path
 from tests.scenarios.conftest import StartServer
 
 from .conftest import run_load
+
+SECRET = "load-test-secret-0123456789abcdef0123456789"
+SALE = '[[sku]]\nid = "hot"\nstock = 30\nper_user_limit = 1\n'
+
+
+async def test_jwt_buyers_buy_and_are_audited_as_themselves(start_server: StartServer, tmp_path: Path) -> None:
+    """`--auth jwt`: tokens minted from the shared secret buy, and every order reads back for its buyer."""
+    server = await start_server(SALE + f'\n[auth]\nmode = "jwt"\njwt_secret = "{SECRET}"\n')
+    run = await run_load(server.url, "--sku", "hot", "--buyers", "60", "--duration", "0.5", "--auth", "jwt",
+                         "--jwt-secret", SECRET, "--feed", "off", json_to=tmp_path / "j.json")  # fmt: skip
+    assert run.code == 0, run.out + run.err
+    assert run.json is not None
+    assert run.json["phases"]["purchase"]["status"] == {"200 reserved": 30, "409 sold_out": 30}
+    assert run.json["verdict"]["orders_checked"] == 30
+    await server.stop()
+
+
+async def test_a_wrong_jwt_secret_is_refused_and_fails_nothing_silently(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    """Tokens signed with another secret get 401s: no order, every answer counted, the run still exits 0."""
+    server = await start_server(SALE + f'\n[auth]\nmode = "jwt"\njwt_secret = "{SECRET}"\n')
+    wrong = "another-secret-another-secret-another"
+    run = await run_load(server.url, "--sku", "hot", "--buyers", "10", "--duration", "0.2", "--auth", "jwt",
+                         "--jwt-secret", wrong, json_to=tmp_path / "w.json")  # fmt: skip
+    assert run.json is not None
+    assert run.json["phases"]["purchase"]["status"] == {"401 unauthenticated": 10}
+    assert run.json["figures"]["orders"] == 0
+    await server.stop()
+
+
+async def test_header_buyers_from_a_trusted_proxy(start_server: StartServer, tmp_path: Path) -> None:
+    """`--auth header`: the buyer in X-User-Id from 127.0.0.1 (a trusted proxy) buys and is audited."""
+    config = SALE + '\n[auth]\nmode = "header"\n\n[server]\ntrusted_proxies = ["127.0.0.1"]\n'
+    server = await start_server(config)
+    run = await run_load(server.url, "--sku", "hot", "--buyers", "40", "--duration", "0.5", "--auth", "header",
+                         json_to=tmp_path / "h.json")  # fmt: skip
+    assert run.code == 0, run.out + run.err
+    assert run.json is not None
+    assert run.json["figures"]["orders"] == 30
+    await server.stop()
 
 
 async def test_the_stock_feed_stops_buyers_after_the_sell_out(start_server: StartServer, tmp_path: Path) -> None:
