@@ -8,6 +8,7 @@ and on a shared :class:`StockLedger` (several processes, one sale) two::
 
     SharedLimiterActor -> LedgerInventoryActor (one owner per SKU per process)
 
+the waiting room's :class:`RoomActor` (pre-queue, draw, paced admission, in front of them all),
 plus the rate-limit buckets, the asyncio bridge that answers a batch with one loop wake-up, the
 message types, the ports (Protocols) the actors need from the world, and the
 root of flashsale's exception tree (:mod:`actors._errors`, drawn there).
@@ -55,6 +56,18 @@ from ._messages import (
 )
 from ._pipeline import Pipeline, PurchaseQueue, Stage, tell
 from ._ports import LedgerSku, OrderStore, Recovered, RestockRecord, SkuTotals, StockLedger
+from ._room import RoomActor
+from ._room_messages import (
+    Join,
+    JoinBatch,
+    JoinResult,
+    RoomBoard,
+    RoomControl,
+    RoomTick,
+    RoomTickReport,
+    RoomView,
+    TicketView,
+)
 from ._writer import OrderWriterActor, WriterGauges
 
 __all__ = [
@@ -68,6 +81,9 @@ __all__ = [
     "Flush",
     "GetOrder",
     "InventoryActor",
+    "Join",
+    "JoinBatch",
+    "JoinResult",
     "KeyGauges",
     "KeysFinal",
     "LeakyBucket",
@@ -97,6 +113,12 @@ __all__ = [
     "RestockRecord",
     "Result",
     "ReturnUnits",
+    "RoomActor",
+    "RoomBoard",
+    "RoomControl",
+    "RoomTick",
+    "RoomTickReport",
+    "RoomView",
     "SaleAction",
     "Scope",
     "SetLimits",
@@ -112,6 +134,7 @@ __all__ = [
     "StockLedger",
     "StoreError",
     "Tick",
+    "TicketView",
     "TokenBucket",
     "Unavailable",
     "WriteOrders",

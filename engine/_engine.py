@@ -50,6 +50,7 @@ from ._types import PurchaseRequest, QueueReport, SkuStatus, TickReport
 from ._validate import check_purchase, check_restock
 from ._waker import Waker, tick_every
 from .config import Config
+from .room import Room, RoomCalls, make_room
 
 if TYPE_CHECKING:
     from flashsale.actors import KeyGauges
@@ -60,7 +61,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("flashsale.engine")
 
 
-class SaleEngine:
+class SaleEngine(RoomCalls):
     """A running sale: purchases in, decisions out.
 
     Use as ``async with SaleEngine(config) as engine: ...`` or call
@@ -75,6 +76,8 @@ class SaleEngine:
     Orders act only for their buyer: :meth:`order`, :meth:`pay` and
     :meth:`cancel` take the authenticated ``user`` and answer
     :class:`UnknownOrder` to anyone else, exactly as for a missing id.
+    With ``[waiting_room]`` the room's calls are here too (:class:`room.RoomCalls`);
+    ``room_seed`` fixes its draw (replays), else it comes from a CSPRNG.
     """
 
     def __init__(
@@ -86,6 +89,7 @@ class SaleEngine:
         recorder: ScenarioRecorder | None = None,
         backend: Backend | None = None,
         order_ids: OrderIds | None = None,
+        room_seed: bytes | None = None,
     ) -> None:
         self.config = config
         self._order_ids = order_ids or OrderIds.random()
@@ -108,6 +112,7 @@ class SaleEngine:
         limits = config.limits
         self._max_qty = limits.max_qty
         self._max_inflight = limits.max_inflight
+        self.waiting_room: Room | None = make_room(config.waiting_room, self._views, self.clock, room_seed)
         self._operator = Operator(self)
 
     # -- life cycle -----------------------------------------------------------
@@ -117,6 +122,9 @@ class SaleEngine:
         if self._running:
             return
         loop = self._loop = asyncio.get_running_loop()
+        bridge = LoopBridge(loop)
+        if self.waiting_room is not None:  # first: a missing pass key stops the start before anything runs
+            await self.waiting_room.start(loop, bridge, real_time=self.config.tick_interval > 0)
         cfg = self.config
         if cfg.tick_interval > 0:
             # On virtual time (no ticker) queued purchases are released by release_queued(); in real time, by a timer.
@@ -124,7 +132,7 @@ class SaleEngine:
         ctx = StartContext(
             cfg,
             loop,
-            LoopBridge(loop),
+            bridge,
             self._pipeline,
             self._views,
             self._waker,
@@ -161,6 +169,8 @@ class SaleEngine:
             self._ticker = None
         if self._waker is not None:
             self._waker.cancel()
+        if self.waiting_room is not None:
+            await self.waiting_room.stop()
         assert self._idle is not None
         assert self._loop is not None
         try:

@@ -27,6 +27,7 @@ from ._metrics import Metrics, sharing
 from ._metrics_share import from_env
 from ._openapi import add_openapi
 from ._render import OutcomeRenderer
+from ._room import routes as room_routes
 from ._routes import routes
 
 __all__ = ["ENGINE", "METRICS", "create_app"]
@@ -46,6 +47,7 @@ def create_app(config: Config, *, engine: SaleEngine | None = None) -> web.Appli
     app.add_routes(front_routes)
     install_feed(app, engine, config.feed)  # GET /v1/events, /v1/skus/{sku}/events
     install_admin(app, config.admin.token)  # /v1/admin/... only with [admin] token or token_file
+    app.add_routes(room_routes)  # the waiting room (transport/_room.py)
     add_openapi(app, config)  # GET /openapi.json (entries in _openapi_routes.py)
     add_dashboard(app, config.admin.token)  # /dashboard, behind [admin] token
     share = from_env()  # under serve --workers N: a scrape of any worker answers for all

@@ -12,6 +12,7 @@ from __future__ import annotations
 from flashsale import Config
 
 from ._openapi_kit import JSON, Answer, Op, Param, Schema, fails, nullable, ok, ref
+from ._room_openapi import room_operations
 
 SKU_ID: Schema = {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}
 MOMENT: Schema = {"type": "string", "format": "date-time"}
@@ -204,6 +205,11 @@ def operations(config: Config) -> list[Op]:
                     "sale_paused",
                     extra={"sku": {"type": "string"}, "starts_at": nullable(MOMENT), "ends_at": nullable(MOMENT)},
                 ),
+                403: fails(
+                    "With a waiting room: no Admission-Pass, or one that is forged, expired or another buyer's.",
+                    "admission_required",
+                    "invalid_pass",
+                ),
                 413: TOO_LARGE,
                 422: fails("This Idempotency-Key was used with another body.", "idempotency_key_reused"),
                 429: fails(
@@ -216,6 +222,7 @@ def operations(config: Config) -> list[Op]:
             },
         ),
         *front_door_operations(),
+        *room_operations(),  # transport/_room_openapi.py
         Op(
             "GET",
             "/v1/skus/{sku}",

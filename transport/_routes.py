@@ -18,6 +18,7 @@ from ._auth import request_buyer
 from ._handlers import CLIENT_IP, ENGINE, METRICS, REGISTRY, RENDER, REQUEST_ID, RESULT, guarded, read_body, refuse
 from ._metrics import render
 from ._render import error, iso, json_response, order_json, sku_json
+from ._room import pass_refusal
 from ._trouble import TROUBLE
 
 routes = web.RouteTableDef()
@@ -50,10 +51,14 @@ async def purchase(request: web.Request) -> web.Response:
         return refuse(request, f"Idempotency-Key must be 1 to {_MAX_KEY} printable ASCII characters")
     app = request.app
     engine = app[ENGINE]
+    if engine.has_room and (refused := pass_refusal(request, engine, user)) is not None:
+        return refused
     outcome = await engine.purchase(
         sku, user, qty, idempotency_key=key, client_ip=app[CLIENT_IP](request), request_id=request[REQUEST_ID]
     )
     result = request[RESULT] = outcome.result
+    if result == "reserved" and (room := engine.waiting_room) is not None:
+        room.nudge()  # the last unit? the room closes now, not at its next tick
     app[METRICS].purchases[result] += 1
     if result == "sale_not_open":
         view = engine.view(sku)

@@ -20,6 +20,7 @@ from ._config import (
 )
 from ._connections import ConnectionsConfig
 from ._feed import FeedConfig
+from ._room import RoomConfig
 
 __all__ = [
     "SKU_ID",
@@ -31,6 +32,7 @@ __all__ = [
     "LimitsConfig",
     "PostgresConfig",
     "RedisConfig",
+    "RoomConfig",
     "ServerConfig",
     "SkuConfig",
     "StoreConfig",

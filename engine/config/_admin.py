@@ -89,4 +89,5 @@ def limit_changes(body: Any, current: Mapping[Scope, BucketSpec]) -> dict[Scope,
         spec = reader.bucket({name: merged}, name)
         assert spec is not None
         changes[scope] = spec
+    reader.raise_errors()  # the reader notes unknown keys and wrong types, and says them all at once
     return changes

@@ -27,6 +27,7 @@ from ._auth import AuthConfig, read_auth
 from ._connections import KEYS as CONNECTION_KEYS
 from ._connections import ConnectionsConfig, read_connections
 from ._feed import FeedConfig, read_feed
+from ._room import RoomConfig, read_room
 
 SKU_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # whole string: use fullmatch ($ allows a final newline)
 T = TypeVar("T")
@@ -129,6 +130,8 @@ class Config:
     feed: FeedConfig = field(default_factory=FeedConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)  # [auth]: engine/config/_auth.py
+    waiting_room: RoomConfig | None = None
+    """``[waiting_room]``: the fair queue in front of the sale (``engine/config/_room.py``); ``None`` without one."""
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], source: str = "<config>") -> Config:
@@ -185,7 +188,7 @@ class Config:
                 limits[key] = {"algorithm": spec.algorithm, "rate": spec.rate, "burst": spec.burst}
                 if spec.algorithm == "leaky":
                     limits[key]["queue"] = spec.queue
-        return {
+        mapping: dict[str, Any] = {
             "sku": skus,
             "store": {
                 "path": self.store.path,
@@ -208,6 +211,9 @@ class Config:
             "connections": {f.name: getattr(self.connections, f.name) for f in fields(self.connections)},
             "feed": self.feed.to_mapping(),  # [admin] and [auth] are left out: their tokens and keys are secrets
         }
+        if self.waiting_room is not None:
+            mapping["waiting_room"] = self.waiting_room.to_mapping(instant)
+        return mapping
 
     def sku(self, sku_id: str) -> SkuConfig:
         for s in self.skus:
@@ -381,7 +387,7 @@ class _Reader:
             "top level",
             {
                 *("sku", "store", "limits", "server", "engine", "backend", "redis", "postgres", "connections"),
-                *("feed", "admin", "auth"),
+                *("feed", "admin", "auth", "waiting_room"),
             },
         )
         skus = self.skus(top.get("sku"))
@@ -406,6 +412,11 @@ class _Reader:
         feed = self.section(lambda: read_feed(self, top.get("feed", {})), FeedConfig())
         admin = self.section(lambda: read_admin(self, top.get("admin", {})), AdminConfig())
         auth = self.section(lambda: read_auth(self, top.get("auth", {}), server.trusted_proxies), AuthConfig())
+        room = (
+            self.section(lambda: read_room(self, top["waiting_room"], [s.starts_at for s in skus]), None)
+            if "waiting_room" in top
+            else None
+        )
         self.raise_errors()
         return Config(
             skus=skus,
@@ -421,6 +432,7 @@ class _Reader:
             feed=feed,
             admin=admin,
             auth=auth,
+            waiting_room=room,
         )
 
     def skus(self, raw_skus: Any) -> tuple[SkuConfig, ...]:

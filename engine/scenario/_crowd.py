@@ -54,6 +54,8 @@ class Crowd:
     retry: RetryPolicy | None
     pay: tuple[float, int] | None
     cancel: tuple[float, int] | None
+    room: bool = False
+    """Join the waiting room first: each buyer joins at arrival, polls, and clicks once admitted."""
 
     def expand(self) -> list[TrafficEvent]:
         """Every click of every buyer, in buyer order (the caller sorts by time, stably)."""
@@ -94,7 +96,14 @@ class Crowd:
                 if click:
                     at += max(1, round(self.click_gap * US * rng.random()))
                 key = None if self.keys == "none" else f"{user}:{0 if self.keys == 'per_user' else click}"
-                events.append(TrafficEvent(at, "purchase", user, sku, qty, key, ip, None, self.name, self.retry, then))
+                if self.room and not click:
+                    events.append(TrafficEvent(at, "join", user, source=self.name))
+                # In a room crowd each click waits for the buyer's admission (``room`` = 1: held until then).
+                events.append(
+                    TrafficEvent(
+                        at, "purchase", user, sku, qty, key, ip, None, self.name, self.retry, then, room=int(self.room)
+                    )
+                )
         return events
 
 
@@ -126,6 +135,7 @@ _FIELDS = {
     "retry",
     "pay",
     "cancel",
+    "room",
 }
 
 
@@ -193,7 +203,14 @@ def _crowd(raw: Any, where: Place, skus: frozenset[str], max_qty: int) -> Crowd:
         retry=_retry(where.at("retry"), t["retry"]) if "retry" in t else None,
         pay=pay,
         cancel=cancel,
+        room=_room(where.at("room"), t.get("room", False)),
     )
+
+
+def _room(where: Place, value: Any) -> bool:
+    if type(value) is not bool:
+        raise where.fail(f"must be true (join the waiting room first) or false, got {show(value)}")
+    return value
 
 
 def _sku(where: Place, value: Any, skus: frozenset[str]) -> str:

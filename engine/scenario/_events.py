@@ -13,7 +13,9 @@ from typing import Any, Literal, TypeAlias
 
 from flashsale._errors import ScenarioError
 
-Op: TypeAlias = Literal["purchase", "pay", "cancel", "restock", "expire", "pause", "resume", "end", "limits"]
+Op: TypeAlias = Literal[
+    "purchase", "pay", "cancel", "restock", "expire", "pause", "resume", "end", "limits", "join", "poll"
+]
 ADMIN_OPS = ("pause", "resume", "end", "limits")
 """An operator's actions (the admin API), recorded by ``serve --record`` and replayed at their instant."""
 US = 1_000_000
@@ -55,8 +57,12 @@ class TrafficEvent:
     no user, the buyer the replay saw reserve it), or a ``user`` and ``sku``
     (that buyer's oldest open reservation of it); ``restock`` uses sku and qty;
     ``expire`` delivers the time to the order writer; ``pause``, ``resume`` and
-    ``end`` use sku; ``limits`` uses ``limits``. ``source`` is the user class in summaries: a
-    generator's name, or ``traffic``.
+    ``end`` use sku; ``limits`` uses ``limits``. ``join`` and ``poll`` (a sale with a
+    waiting room) use user: a join asks for a ticket, a poll reads the buyer's
+    ticket (its heartbeat). ``source`` is the user class in summaries: a
+    generator's name, or ``traffic``. ``room`` = 1 marks a purchase of a
+    crowd that joins the waiting room first: it is held until its buyer is
+    admitted, then made as long after the admission as it was after the join.
     """
 
     at: int
@@ -72,6 +78,7 @@ class TrafficEvent:
     then: FollowUp | None = None
     limits: tuple[str, float, int] | None = None
     """``limits`` only: the scope, its new rate and burst."""
+    room: int = 0
 
 
 class Place:

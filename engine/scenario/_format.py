@@ -17,6 +17,7 @@ wrong, so a typo in a file never turns into a silently different sale.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -35,7 +36,7 @@ from ._events import ADMIN_OPS, FORMAT_VERSION, Place, TrafficEvent, show
 
 DEFAULT_START = "2026-01-01T00:00:00Z"
 RESULTS: tuple[str, ...] = get_args(Result)  # every purchase result, in the order summaries list them
-OPS = ("purchase", "pay", "cancel", "restock", "expire", *ADMIN_OPS)
+OPS = ("purchase", "pay", "cancel", "restock", "expire", *ADMIN_OPS, "join", "poll")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,8 @@ class Scenario:
     events: tuple[TrafficEvent, ...]
     generators: tuple[Crowd, ...]
     expect: Expectations
+    room_seed: bytes | None = None
+    """The waiting room's seed (``room_seed``, 64 hex digits): the draw, ticket ids and passes replay exactly."""
 
     def traffic(self) -> list[TrafficEvent]:
         """Every scheduled event: explicit ones, then each crowd's, stably sorted by ``at``.
@@ -106,6 +109,8 @@ def read_event(raw: Any, where: Place, skus: frozenset[str], max_qty: int) -> Tr
         "resume": {"at", "op", "sku"},
         "end": {"at", "op", "sku"},
         "limits": {"at", "op", "scope", "rate", "burst"},
+        "join": {"at", "op", "user"},
+        "poll": {"at", "op", "user"},
     }[op]
     extra = sorted(set(t) - allowed)
     if extra:
@@ -164,6 +169,8 @@ def read_event(raw: Any, where: Place, skus: frozenset[str], max_qty: int) -> Tr
             raise where.at("scope").fail(f"must be one of {', '.join(SCOPES)}, got {show(t['scope'])}")
         rate = where.at("rate").number(t["rate"], positive=True)
         return TrafficEvent(at, "limits", limits=(t["scope"], rate, where.at("burst").whole(t["burst"])))
+    if op in ("join", "poll"):
+        return TrafficEvent(at, op, user())
     return TrafficEvent(at, "expire")
 
 
@@ -179,7 +186,17 @@ def _instant(where: Place, value: Any) -> int:
     return from_datetime(parsed)
 
 
-HEADER_KEYS = {"flashsale_scenario", "name", "description", "start", "config", "traffic", "generators", "expect"}
+HEADER_KEYS = {
+    "flashsale_scenario",
+    "name",
+    "description",
+    "start",
+    "config",
+    "traffic",
+    "generators",
+    "expect",
+    "room_seed",
+}
 
 
 def read_header(data: Any, file: str, *, jsonl: bool) -> tuple[dict[str, Any], Config, int, float]:
@@ -235,10 +252,11 @@ def read_expect(raw: Any, where: Place, skus: frozenset[str]) -> Expectations:
             raise where.at("ops").fail(f"must be an object of 'op:result': count, got {show(otable)}")
         for name, count in otable.items():
             op, _, result = name.partition(":")
-            if op not in ("pay", "cancel", "restock", *ADMIN_OPS) or not result:
+            if op not in ("pay", "cancel", "restock", *ADMIN_OPS, "join", "room", "purchase") or not result:
                 raise where.at("ops").at(name).fail(
                     "must be 'pay:<result>', 'cancel:<result>', 'restock:restocked' or an admin action's"
-                    " ('pause:paused', 'resume:resumed', 'end:ended', 'limits:changed')"
+                    " ('pause:paused', 'resume:resumed', 'end:ended', 'limits:changed'), or with a waiting room"
+                    " 'join:<result>', 'room:admitted', 'room:expired', 'purchase:<refusal>'"
                 )
             ops[name] = where.at("ops").at(name).whole(count, 0)
     digest = t.get("digest")
@@ -285,6 +303,12 @@ def parse_scenario(text: str, source: str, *, jsonl: bool = False) -> Scenario:
             raise Place(source, "traffic").fail(f"must be a list of events, got {show(raw)}")
         events = [read_event(e, Place(source, f"traffic[{i}]"), skus, max_qty) for i, e in enumerate(raw)]
     where = Place(source, line=1 if jsonl else None)
+    generators = read_generators(top.get("generators", []), where.at("generators"), skus, max_qty)
+    if config.waiting_room is None:
+        if any(e.op in ("join", "poll") for e in events):
+            raise where.fail("'join' and 'poll' events need a waiting_room in the config")
+        if any(c.room for c in generators):
+            raise where.fail("a generator with \"room\": true needs a waiting_room in the config")
     return Scenario(
         name=top.get("name", Path(source).stem),
         description=top.get("description", ""),
@@ -293,9 +317,24 @@ def parse_scenario(text: str, source: str, *, jsonl: bool = False) -> Scenario:
         config=config,
         tick_interval=cadence,
         events=tuple(events),
-        generators=read_generators(top.get("generators", []), where.at("generators"), skus, max_qty),
+        generators=generators,
         expect=read_expect(top.get("expect", {}), where.at("expect"), skus),
+        room_seed=read_room_seed(top, where, config),
     )
+
+
+def read_room_seed(top: Mapping[str, Any], where: Place, config: Config) -> bytes | None:
+    """``room_seed``: 64 hex digits; only with ``waiting_room`` in the config. Without it, derived from the name."""
+    raw = top.get("room_seed")
+    if config.waiting_room is None:
+        if raw is not None:
+            raise where.at("room_seed").fail("is only for a config with a waiting_room")
+        return None
+    if raw is None:
+        return hashlib.sha256(b"flashsale-scenario-room/1" + str(top.get("name", "")).encode()).digest()
+    if not isinstance(raw, str) or len(raw) != 64 or not all(c in "0123456789abcdef" for c in raw):
+        raise where.at("room_seed").fail(f"must be 64 lowercase hex digits (32 bytes), got {show(raw)}")
+    return bytes.fromhex(raw)
 
 
 def _json(text: str, source: str, line: int | None) -> Any:

@@ -50,6 +50,7 @@ from flashsale._engine import SaleEngine
 from flashsale._errors import TransitionRefused, Unavailable, UnknownOrder
 from flashsale._types import PurchaseRequest
 from flashsale.actors import BucketSpec, OrderIds, Outcome, untagged
+from flashsale.room._replay import RoomReplay
 from flashsale.stores._memory import MemoryOrderStore
 
 from ._events import ADMIN_OPS, US, TrafficEvent
@@ -95,6 +96,7 @@ class _Driver:
         )
         self.waiting: list[tuple[TrafficEvent, int, asyncio.Task[Outcome]]] = []  # submitted, unanswered
         self.next_release: int | None = None  # µs from start: the limiter's earliest queued release
+        self.room = RoomReplay(self) if scenario.config.waiting_room is not None else None  # flashsale.room._replay
 
     # -- time -----------------------------------------------------------------
 
@@ -139,12 +141,15 @@ class _Driver:
     async def run(self, events: list[TrafficEvent]) -> None:
         feedback = self.feedback
         n, i = len(events), 0
-        while i < n or feedback or self.waiting:
+        while i < n or feedback or self.waiting or (self.room is not None and self.room.next_tick(self.last_at)):
             times = [events[i].at] if i < n else []
             if feedback:
                 times.append(feedback[0][0])
             if self.next_release is not None:
                 times.append(self.next_release)
+            room_at = None if self.room is None else self.room.next_tick(self.last_at)
+            if room_at is not None:
+                times.append(room_at)
             if not times:
                 raise RuntimeError(f"{len(self.waiting)} purchases wait in a queue that releases nothing")
             at = min(times)
@@ -159,6 +164,8 @@ class _Driver:
             await self.instant(at, instant)
             if self.next_release is not None and self.next_release <= at:
                 await self.release(at)
+            if self.room is not None and self.room.due(at):
+                await self.room.tick(at)
             self.last_at = at
 
     async def instant(self, at: int, items: list[tuple[TrafficEvent, int]]) -> None:
@@ -176,6 +183,10 @@ class _Driver:
                 start += 1
 
     async def purchases(self, at: int, items: list[tuple[TrafficEvent, int]]) -> None:
+        if self.room is not None:
+            items = self.room.gate(at, items)  # held until admitted, or refused at the door
+            if not items:
+                return
         if self.queueing:
             await self.queued_purchases(at, items)
             return
@@ -258,6 +269,11 @@ class _Driver:
             self.held[(user, sku)] -= qty
 
     async def operation(self, at: int, e: TrafficEvent) -> None:
+        if e.op in ("join", "poll"):
+            if self.room is None:
+                raise RuntimeError(f"a {e.op!r} event needs a waiting_room in the config")
+            await self.room.operation(at, e)
+            return
         if e.op == "expire":
             await self.expire(at)
             return
@@ -378,7 +394,13 @@ def _engine_for(
 ) -> SaleEngine:
     if backend == "memory":
         config = dataclasses.replace(scenario.config, backend="memory")
-        return SaleEngine(config, store=MemoryOrderStore(), clock=clock, order_ids=scenario_order_ids(scenario))
+        return SaleEngine(
+            config,
+            store=MemoryOrderStore(),
+            clock=clock,
+            order_ids=scenario_order_ids(scenario),
+            room_seed=scenario.room_seed,
+        )
     from flashsale.redis import RedisBackend  # noqa: PLC0415 - only this backend needs redis
 
     redis = dataclasses.replace(

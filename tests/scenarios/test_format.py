@@ -31,7 +31,7 @@ BAD = [
     (
         doc(traffic=[buy(op="refund")]),
         "t.json: traffic[0].op: must be one of purchase, pay, cancel, restock, expire, pause, resume, end, limits,"
-        ' got "refund"',
+        ' join, poll, got "refund"',
     ),
     (doc(traffic=[{"at": 0, "op": "pause"}]), "t.json: traffic[0]: a 'pause' event needs 'sku'"),
     (
@@ -87,7 +87,7 @@ BAD = [
     (
         doc(color="red"),
         "t.json: unknown key 'color' (known: config, description, expect, flashsale_scenario, generators, name,"
-        " start, traffic)",
+        " room_seed, start, traffic)",
     ),
     (doc(flashsale_scenario=2), "t.json: flashsale_scenario: this flashsale reads version 1, got 2"),
     (json.dumps({"flashsale_scenario": 1}), "t.json: needs 'config'"),

@@ -1,0 +1,261 @@
+"""The waiting room's routes (README, "The waiting room").
+
+``GET /v1/room``, ``GET /v1/room/challenge``, ``POST /v1/room/join``,
+``GET /v1/room/tickets/{ticket}`` (a poll: the ticket's heartbeat),
+``GET /v1/room/tickets/{ticket}/events`` (Server-Sent Events) and
+``GET /v1/room/draw``. Polls are the bulk of a room's traffic: they are
+answered on the loop from the room's published board, never by an actor
+message. The purchase route asks :func:`pass_refusal` before buying.
+
+The buyer is named as on the order routes: in trusted mode the body's
+``user`` (join) or ``?user=`` (ticket routes); :func:`buyer` is the one
+place that says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from flashsale import SaleEngine
+from flashsale.room import RoomRefused, TicketStatus, UnknownTicket
+
+from ._auth import request_buyer
+from ._handlers import ENGINE, REQUEST_ID, guarded, read_body, refuse
+from ._render import JSON, iso, json_response
+
+routes = web.RouteTableDef()
+_bodies: dict[str, tuple[TicketStatus, bytes]] = {}  # ticket -> the last status polled and its body
+MAX_BODIES = 200_000
+
+_JOIN_FIELDS = frozenset({"user", "challenge", "nonce"})
+_TERMINAL = frozenset({"admitted", "expired", "closed"})
+_SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+_NO_ROOM = "this sale has no waiting room"
+
+
+def buyer(request: web.Request, named: object, where: str = "'user'") -> str | web.Response:
+    """Who is asking, per ``[auth]`` (transport/_auth.py): in trusted mode the name the request gives.
+
+    A refused credential raises :class:`AuthRefused`, which :func:`guarded` answers (401/403/400).
+    """
+    return request_buyer(request, named, where)
+
+
+def _room_engine(request: web.Request) -> SaleEngine | web.Response:
+    engine = request.app[ENGINE]
+    if not engine.has_room:
+        return refuse(request, _NO_ROOM, "not_found", 404)
+    return engine
+
+
+def _refused(request: web.Request, exc: RoomRefused) -> web.Response:
+    return refuse(request, exc.detail, exc.code, exc.status)
+
+
+def _unknown(request: web.Request, ticket: str) -> web.Response:
+    return refuse(request, f"there is no ticket {ticket!r} for this buyer", "unknown_ticket", 404)
+
+
+def ticket_json(t: TicketStatus) -> dict[str, Any]:
+    """A ticket as its holder sees it (the poll answer and each event)."""
+    return {
+        "ticket": t.ticket,
+        "state": t.state,
+        "position": t.position,
+        "ahead": t.ahead,
+        "eta_seconds": t.eta_seconds,
+        "remaining_units": t.remaining_units,
+        "closed_reason": t.closed_reason,
+        "pass": t.admission_pass,
+        "pass_expires_at": iso(t.pass_expires_at),
+    }
+
+
+def pass_refusal(request: web.Request, engine: SaleEngine, user: str) -> web.Response | None:
+    """With a waiting room, a purchase needs a valid ``Admission-Pass`` for its buyer: the 403 if not."""
+    code, detail = engine.check_pass(request.headers.get("Admission-Pass"), user)
+    return refuse(request, detail, code, 403) if code else None
+
+
+@routes.get("/v1/room")
+@guarded
+async def room_status(request: web.Request) -> web.Response:
+    engine = _room_engine(request)
+    if isinstance(engine, web.Response):
+        return engine
+    s = engine.room_status()
+    return json_response(
+        200,
+        {
+            "state": s.state,
+            "opens_at": iso(s.opens_at),
+            "starts_at": iso(s.starts_at),
+            "commitment": s.commitment,
+            "seed": s.seed,
+            "admit_rate": s.admit_rate,
+            "waiting": s.waiting,
+            "admitted": s.admitted,
+            "remaining_units": s.remaining_units,
+            "closed_reason": s.closed_reason,
+        },
+    )
+
+
+@routes.get("/v1/room/challenge")
+@guarded
+async def challenge(request: web.Request) -> web.Response:
+    engine = _room_engine(request)
+    if isinstance(engine, web.Response):
+        return engine
+    try:
+        c = engine.room_challenge()
+    except RoomRefused as exc:
+        return _refused(request, exc)
+    return json_response(200, {"challenge": c.challenge, "bits": c.bits, "expires_at": iso(c.expires_at)})
+
+
+@routes.post("/v1/room/join")
+@guarded
+async def join(request: web.Request) -> web.Response:
+    engine = _room_engine(request)
+    if isinstance(engine, web.Response):
+        return engine
+    try:
+        # A body that has all arrived needs no timer (the usual join); one still arriving gets the body timeout.
+        data = orjson.loads(await request.read() if request.content.is_eof() else await read_body(request))
+    except orjson.JSONDecodeError as exc:
+        return refuse(request, f"the body is not valid JSON: {exc.msg} at position {exc.pos}")
+    if type(data) is not dict:
+        return refuse(request, 'the body must be a JSON object like {"user": "u-1"}')
+    if not data.keys() <= _JOIN_FIELDS:
+        unknown = sorted(data.keys() - _JOIN_FIELDS)
+        return refuse(request, f"unknown field {unknown[0]!r}; the fields are user, challenge and nonce")
+    user = buyer(request, data.get("user"))
+    if isinstance(user, web.Response):
+        return user
+    challenge, nonce = data.get("challenge"), data.get("nonce")
+    for name, value in (("challenge", challenge), ("nonce", nonce)):
+        if value is not None and type(value) is not str:
+            return refuse(request, f"'{name}' must be a string")
+    try:
+        ticket, created = await engine.join(user, challenge=challenge, nonce=nonce, confirm=False)
+    except RoomRefused as exc:
+        return _refused(request, exc)
+    return json_response(
+        201 if created else 200,
+        {
+            "ticket": ticket.ticket,
+            "state": ticket.state,
+            "position": ticket.position,
+            "eta_seconds": ticket.eta_seconds,
+            "poll_after": ticket.poll_after,
+        },
+    )
+
+
+@routes.get("/v1/room/tickets/{ticket}")
+@guarded
+async def ticket(request: web.Request) -> web.Response:
+    """A poll: the bulk of a room's traffic, answered from the room's board with no message and no await."""
+    room = request.app[ENGINE].waiting_room
+    if room is None or not room.running:
+        return refuse(request, _NO_ROOM, "not_found", 404)
+    raw = request.rel_url.raw_query_string
+    # The usual query is exactly ``user=<name>`` with nothing to unescape; anything else takes the full parser.
+    named = raw[5:] if raw.startswith("user=") and "&" not in raw and "%" not in raw and "+" not in raw else None
+    user = buyer(request, named or request.query.get("user"), "'user' (the ?user= query parameter)")
+    if isinstance(user, web.Response):
+        return user
+    name = request.match_info["ticket"]
+    try:
+        t = room.ticket(name, user)
+    except UnknownTicket:
+        return _unknown(request, name)
+    # The room gives back the same status object while nothing the buyer sees has changed: render it once.
+    cached = _bodies.get(name)
+    if cached is not None and cached[0] is t:
+        body = cached[1]
+    else:
+        body = orjson.dumps(ticket_json(t))
+        if len(_bodies) >= MAX_BODIES:
+            _bodies.clear()
+        _bodies[name] = (t, body)
+    return web.Response(body=body, content_type=JSON, headers={"X-Request-Id": request[REQUEST_ID]})
+
+
+@routes.get("/v1/room/tickets/{ticket}/events")
+@guarded
+async def ticket_events(request: web.Request) -> web.StreamResponse:
+    """The ticket as Server-Sent Events: now, then on every change, until admitted, expired or closed.
+
+    Position changes come at most once a second (the room recomputes them
+    once a second); admission and closing at once. While the stream is open
+    it is the ticket's heartbeat: a comment line every ``poll_after``
+    seconds keeps the connection and the ticket alive.
+    """
+    engine = _room_engine(request)
+    if isinstance(engine, web.Response):
+        return engine
+    user = buyer(request, request.query.get("user"))
+    if isinstance(user, web.Response):
+        return user
+    name = request.match_info["ticket"]
+    latest: list[TicketStatus | None] = []
+    changed = asyncio.Event()
+
+    def listener(status: TicketStatus | None) -> None:
+        latest.append(status)
+        changed.set()
+
+    try:
+        first = engine.ticket(name, user)
+        unwatch = engine.room.watch(name, user, listener)
+    except UnknownTicket:
+        return _unknown(request, name)
+    except RoomRefused as exc:
+        return _refused(request, exc)
+    response = web.StreamResponse(headers={**_SSE_HEADERS, "X-Request-Id": request[REQUEST_ID]})
+    try:
+        await response.prepare(request)
+        status: TicketStatus | None = first
+        while status is not None:
+            event = b"data: " + orjson.dumps(ticket_json(status)) + b"\n\n"
+            if status.state in _TERMINAL:  # the last event and the end of the stream in one write
+                await response.write_eof(event)
+                return response
+            await response.write(event)
+            while not latest:
+                try:
+                    async with asyncio.timeout(first.poll_after):
+                        await changed.wait()
+                except TimeoutError:
+                    engine.ticket(name, user)  # the open stream is the ticket's heartbeat
+                    await response.write(b": alive\n\n")
+            changed.clear()
+            status = latest[-1]
+            latest.clear()
+        with contextlib.suppress(ConnectionResetError):
+            await response.write_eof()
+    except ConnectionResetError:  # the client went away
+        pass
+    finally:
+        unwatch()
+    return response
+
+
+@routes.get("/v1/room/draw")
+@guarded
+async def draw(request: web.Request) -> web.Response:
+    engine = _room_engine(request)
+    if isinstance(engine, web.Response):
+        return engine
+    try:
+        d = engine.room_draw()
+    except RoomRefused as exc:
+        return _refused(request, exc)
+    return json_response(200, {"seed": d.seed, "commitment": d.commitment, "tickets": list(d.tickets)})
