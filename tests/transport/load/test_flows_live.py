@@ -1,7 +1,8 @@
-"""The flows that need the server's own features, against a real ``flashsale serve``: identity, the stock feed."""
+"""Flows that need the server's own features, against a real ``flashsale serve``: identity, feed, waiting room."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tests.scenarios.conftest import StartServer
@@ -62,4 +63,28 @@ async def test_the_stock_feed_stops_buyers_after_the_sell_out(start_server: Star
     assert skipped >= 100
     assert run.json["phases"]["purchase"]["count"] + skipped == 200
     assert run.json["phases"]["purchase"]["status"]["200 reserved"] == 5
+    await server.stop()
+
+
+def _room(pow_bits: int) -> str:
+    now = datetime.now(UTC)
+    opens, starts = (now - timedelta(minutes=2)), (now - timedelta(minutes=1))
+    return (
+        f"\n[waiting_room]\nopens_at = {opens:%Y-%m-%dT%H:%M:%SZ}\nstarts_at = {starts:%Y-%m-%dT%H:%M:%SZ}\n"
+        f"admit_rate = 1000\nadmit_burst = 1000\nheartbeat = 1\npow_bits = {pow_bits}\n"
+    )
+
+
+async def test_the_waiting_room_end_to_end(start_server: StartServer, tmp_path: Path) -> None:
+    """Proof of work, join, polls at the told interval, the pass on the purchase: every buyer gets in and buys."""
+    server = await start_server('[[sku]]\nid = "hot"\nstock = 100\n' + _room(4))
+    for follow in ("poll", "sse"):
+        run = await run_load(server.url, "--sku", "hot", "--buyers", "25", "--duration", "0.5", "--room", "on",
+                             "--room-follow", follow, json_to=tmp_path / f"{follow}.json")  # fmt: skip
+        assert run.code == 0, run.out + run.err
+        assert run.json is not None
+        assert run.json["phases"]["purchase"]["status"] == {"200 reserved": 25}, follow
+        assert run.json["phases"]["join"]["count"] == 50  # a challenge and a join per buyer
+        assert run.json["phases"]["poll"]["count"] >= 25
+        assert run.json["schedule"]["skipped"] == {}
     await server.stop()
