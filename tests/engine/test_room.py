@@ -133,3 +133,11 @@ def test_workers_are_refused_with_a_room(tmp_path: Path, capsys: pytest.CaptureF
     )
     assert main(["serve", "--config", str(path), "--workers", "2", "--port", "8089"]) == 2
     assert "the room (its queue, draw and pacing) is kept in one process" in capsys.readouterr().err
+
+
+def test_the_room_scenario_replays_to_its_pinned_digest(capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/examples/waiting-room-drop.json: its draw, admissions and sales replay to the pinned digest, twice."""
+    path = Path(__file__).resolve().parents[2] / "docs" / "examples" / "waiting-room-drop.json"
+    for _ in range(2):
+        assert main(["replay", str(path), "--check"]) == 0
+        assert capsys.readouterr().out.splitlines()[-1] == "check      ok (waiting-room-drop.json)"

@@ -108,7 +108,7 @@ async def test_recording_is_bounded(tmp_path: Path, caplog: pytest.LogCaptureFix
 
 SERVER_CONFIG = """
 [limits]
-per_user = { rate = 20, burst = 4 }
+per_user = { rate = 0.5, burst = 4 }  # a buyer's fifth purchase within 2 s is refused, however slow the machine
 
 [engine]
 tick_interval = 0.5

@@ -1,7 +1,7 @@
 """The flows that need the server's stock feed and waiting room, against a server that speaks their contracts.
 
-The contract server (``servers.ContractSale``) implements issues 12 and 13 as written. The feed flow also
-runs against ``flashsale serve`` (test_flows_live.py); the waiting room will when the server has one.
+The contract server (``servers.ContractSale``) implements issues 12 and 13 as written; the same flows also
+run against ``flashsale serve`` itself (test_flows_live.py).
 """
 
 from __future__ import annotations
