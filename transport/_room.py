@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from flashsale import SaleEngine
 from flashsale.room import RoomRefused, RoomStatus, TicketStatus, UnknownTicket
@@ -46,11 +49,17 @@ def buyer(request: web.Request, named: object, where: str = "'user'") -> str | w
     return request_buyer(request, named, where)
 
 
-def _room_engine(request: web.Request) -> SaleEngine | web.Response:
-    engine = request.app[ENGINE]
-    if not engine.has_room:
-        return refuse(request, _NO_ROOM, "not_found", 404)
-    return engine
+def _in_room(handler: Callable[[web.Request, SaleEngine], Awaitable[web.StreamResponse]]) -> Handler:
+    """A room route: a sale without a ``[waiting_room]`` answers it 404; the handler gets the engine."""
+
+    @functools.wraps(handler)
+    async def run(request: web.Request) -> web.StreamResponse:
+        engine = request.app[ENGINE]
+        if not engine.has_room:
+            return refuse(request, _NO_ROOM, "not_found", 404)
+        return await handler(request, engine)
+
+    return run
 
 
 def _refused(request: web.Request, exc: RoomRefused) -> web.Response:
@@ -84,10 +93,8 @@ def pass_refusal(request: web.Request, engine: SaleEngine, user: str) -> web.Res
 
 @routes.get("/v1/room")
 @guarded
-async def room_status(request: web.Request) -> web.Response:
-    engine = _room_engine(request)
-    if isinstance(engine, web.Response):
-        return engine
+@_in_room
+async def room_status(request: web.Request, engine: SaleEngine) -> web.Response:
     return json_response(200, room_json(engine.room_status()))
 
 
@@ -109,10 +116,8 @@ def room_json(s: RoomStatus) -> dict[str, Any]:
 
 @routes.get("/v1/room/challenge")
 @guarded
-async def challenge(request: web.Request) -> web.Response:
-    engine = _room_engine(request)
-    if isinstance(engine, web.Response):
-        return engine
+@_in_room
+async def challenge(request: web.Request, engine: SaleEngine) -> web.Response:
     try:
         c = engine.room_challenge()
     except RoomRefused as exc:
@@ -122,10 +127,8 @@ async def challenge(request: web.Request) -> web.Response:
 
 @routes.post("/v1/room/join")
 @guarded
-async def join(request: web.Request) -> web.Response:
-    engine = _room_engine(request)
-    if isinstance(engine, web.Response):
-        return engine
+@_in_room
+async def join(request: web.Request, engine: SaleEngine) -> web.Response:
     try:
         # A body that has all arrived needs no timer (the usual join); one still arriving gets the body timeout.
         data = orjson.loads(await request.read() if request.content.is_eof() else await read_body(request))
@@ -191,7 +194,8 @@ async def ticket(request: web.Request) -> web.Response:
 
 @routes.get("/v1/room/tickets/{ticket}/events")
 @guarded
-async def ticket_events(request: web.Request) -> web.StreamResponse:
+@_in_room
+async def ticket_events(request: web.Request, engine: SaleEngine) -> web.StreamResponse:
     """The ticket as Server-Sent Events: now, then on every change, until admitted, expired or closed.
 
     Position changes come at most once a second (the room recomputes them
@@ -199,9 +203,6 @@ async def ticket_events(request: web.Request) -> web.StreamResponse:
     it is the ticket's heartbeat: a comment line every ``poll_after``
     seconds keeps the connection and the ticket alive.
     """
-    engine = _room_engine(request)
-    if isinstance(engine, web.Response):
-        return engine
     user = buyer(request, request.query.get("user"))
     if isinstance(user, web.Response):
         return user
@@ -251,10 +252,8 @@ async def ticket_events(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/v1/room/draw")
 @guarded
-async def draw(request: web.Request) -> web.Response:
-    engine = _room_engine(request)
-    if isinstance(engine, web.Response):
-        return engine
+@_in_room
+async def draw(request: web.Request, engine: SaleEngine) -> web.Response:
     try:
         d = engine.room_draw()
     except RoomRefused as exc:
