@@ -75,8 +75,8 @@ class RedisRoomLedger:
     def open(self, seed: bytes, params: RoomParams) -> tuple[bytes, RoomSnapshot]:
         p = params
         opens = "" if p.opens_at is None else p.opens_at
-        args: list[str | int] = [seed.hex(), p.starts_at, opens, p.rate_milli, p.burst, p.pass_ttl_us, p.dead_us, p.max_tickets]
-        stored = self._run("init", [*args, self._max_log])
+        args: list[str | int] = [seed.hex(), p.starts_at, opens, p.rate_milli, p.burst, p.pass_ttl_us, p.dead_us]
+        stored = self._run("init", [*args, p.max_tickets, self._max_log])
         self._seed = bytes.fromhex(stored)
         return self._seed, self.snapshot()
 

@@ -102,11 +102,13 @@ async def test_two_workers_share_one_queue_one_draw_and_one_pace(redis_config: R
         admitted_ids = list(admitted)
         await a.room_tick()
         await b.room_tick()
-        assert a.waiting_room is not None and b.waiting_room is not None
+        assert a.waiting_room is not None
+        assert b.waiting_room is not None
         assert a.waiting_room.board.tickets == b.waiting_room.board.tickets  # one room, two mirrors
         first = next(u for u, t in tickets.items() if t == admitted_ids[0])
         token = a.ticket(admitted_ids[0], first).admission_pass
-        assert token is not None and token == b.ticket(admitted_ids[0], first).admission_pass
+        assert token is not None
+        assert token == b.ticket(admitted_ids[0], first).admission_pass
         assert b.check_pass(token, first) == ("", "")
         assert b.check_pass(token, "someone-else")[0] == "invalid_pass"
     finally:
@@ -171,7 +173,8 @@ async def test_a_worker_behind_the_log_loads_the_whole_room(redis_config: RedisC
         await a.room_tick()
         late = await b.room_tick()  # the log holds only a's last entries: b resyncs
         assert late.admitted == ()  # what b missed is not news in its report
-        assert a.waiting_room is not None and b.waiting_room is not None
+        assert a.waiting_room is not None
+        assert b.waiting_room is not None
         assert b.waiting_room.board.tickets == a.waiting_room.board.tickets
         assert b.waiting_room.board.by_user == a.waiting_room.board.by_user
         assert b.room_draw() == a.room_draw()
@@ -195,7 +198,8 @@ def test_max_tickets_holds_across_workers(redis_config: RedisConfig) -> None:
         second = ledgers[1].join(0, [("u2", "t2", T0), ("u3", "t3", T0), ("u0", "t9", T0)])
         assert [r for r, _ in first.results] == ["created", "created"]
         assert second.results == (("created", "t2"), ("room_full", ""), ("existing", "t0"))
-        assert second.entries is not None and len(second.entries) == 3  # every join since 0, both workers'
+        assert second.entries is not None
+        assert len(second.entries) == 3
         assert second.counters.tickets == 3
     finally:
         for ledger in ledgers:
