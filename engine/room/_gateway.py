@@ -37,13 +37,17 @@ from flashsale.actors import (
     Join,
     JoinBatch,
     JoinResult,
+    LedgerError,
     LoopBridge,
     RoomActor,
     RoomBoard,
     RoomControl,
+    RoomLedger,
+    RoomParams,
     RoomTick,
     RoomTickReport,
     RoomView,
+    SharedRoomActor,
     SkuView,
     TicketView,
 )
@@ -175,7 +179,10 @@ class Room:
     """One sale's waiting room, seen from the loop. Built and driven by :class:`flashsale.SaleEngine`.
 
     ``seed`` (32 bytes) and ``ids`` (ticket ids) are drawn from a CSPRNG
-    unless given: a replay gives both, from its scenario.
+    unless given: a replay gives both, from its scenario. ``ledger`` makes
+    the room shared (``backend = "redis"``): called at start, it gives the
+    :class:`actors.RoomLedger` every process decides through, and the room's
+    seed is the one stored there (this room's is only a candidate).
     """
 
     def __init__(
@@ -187,8 +194,12 @@ class Room:
         seed: bytes | None = None,
         ids: Callable[[], str] | None = None,
         secret: bytes | None = None,
+        ledger: Callable[[], RoomLedger | None] | None = None,
     ) -> None:
         self.config = config
+        self._ledger_for = ledger
+        self.shared = False
+        """True when the room lives outside this process (every join is then placed before it is answered)."""
         self._views = views
         self._clock = clock
         self._seed = seed if seed is not None else secrets.token_bytes(32)
@@ -225,22 +236,58 @@ class Room:
         if self._secret is None:
             self._secret = await asyncio.to_thread(load_secret, cfg)
         self._loop = loop
-        self._ref = RoomActor.start(
+        ledger = None if self._ledger_for is None else self._ledger_for()
+        if ledger is not None:
+            self._ref = await self._start_shared(ledger, bridge)
+        else:
+            self._ref = RoomActor.start(
+                bridge,
+                self.board,
+                _Notify(self),
+                seed=self._seed,
+                secret=self._secret,
+                opens_at=cfg.opens_at,
+                starts_at=cfg.starts_at,
+                rate=cfg.admit_rate,
+                burst=cfg.admit_burst,
+                pass_ttl_us=round(cfg.pass_ttl * US),
+                dead_us=round(3 * cfg.heartbeat * US),
+            )
+        self.running = True
+        if real_time:
+            self._ticker = loop.create_task(self._tick_forever(), name="flashsale-room-ticker")
+
+    async def _start_shared(self, ledger: RoomLedger, bridge: LoopBridge) -> pykka.ActorRef[Any]:
+        """Open the shared room (made with this room's seed and settings unless it exists) and mirror it."""
+        cfg = self.config
+        params = RoomParams(
+            cfg.opens_at,
+            cfg.starts_at,
+            round(cfg.admit_rate * 1000),
+            cfg.admit_burst,
+            round(cfg.pass_ttl * US),
+            round(3 * cfg.heartbeat * US),
+            MAX_TICKETS,
+        )
+        try:
+            self._seed, snapshot = await asyncio.to_thread(ledger.open, self._seed, params)
+        except LedgerError as exc:
+            await asyncio.to_thread(ledger.close)
+            raise Unavailable(f"the waiting room: {exc}") from exc
+        self.board = RoomActor.board_for(self._seed, cfg.opens_at, cfg.starts_at, cfg.admit_rate)
+        self.shared = True
+        assert self._secret is not None
+        return SharedRoomActor.start(
             bridge,
             self.board,
             _Notify(self),
+            ledger=ledger,
+            snapshot=snapshot,
             seed=self._seed,
             secret=self._secret,
             opens_at=cfg.opens_at,
             starts_at=cfg.starts_at,
-            rate=cfg.admit_rate,
-            burst=cfg.admit_burst,
-            pass_ttl_us=round(cfg.pass_ttl * US),
-            dead_us=round(3 * cfg.heartbeat * US),
         )
-        self.running = True
-        if real_time:
-            self._ticker = loop.create_task(self._tick_forever(), name="flashsale-room-ticker")
 
     async def stop(self) -> None:
         """Stop ticking and stop the actor; event streams see the room end."""
@@ -398,7 +445,7 @@ class Room:
         if challenge is not None:
             self._use(challenge, expires, at)
         ticket = self._ids()
-        if not confirm:
+        if not confirm and not self.shared:  # shared: another process may place this buyer first
             drawn = room.drawn is not None or at >= room.starts_at
             ahead = room.waiting + room.admitted - room.swept_admitted + len(self._provisional) if drawn else None
             view = TicketView(
@@ -635,17 +682,22 @@ def seeded_ids(seed: bytes) -> Callable[[], str]:
 
 
 def make_room(
-    config: RoomConfig | None, views: dict[str, SkuView], clock: Callable[[], int], seed: bytes | None
+    config: RoomConfig | None,
+    views: dict[str, SkuView],
+    clock: Callable[[], int],
+    seed: bytes | None,
+    ledger: Callable[[], RoomLedger | None] | None = None,
 ) -> Room | None:
     """The engine's room: ``None`` without ``[waiting_room]``.
 
     With a ``seed`` (a replay) everything random about the room derives from
     it: ticket ids and the pass key; otherwise all three come from a CSPRNG
-    (the key from ``secret_file`` when there is one).
+    (the key from ``secret_file`` when there is one). ``ledger`` gives the
+    shared room's ledger at start (the backend's; ``None``: this process's).
     """
     if config is None:
         return None
     if seed is None:
-        return Room(config, views, clock)
+        return Room(config, views, clock, ledger=ledger)
     secret = hashlib.sha256(b"flashsale-replay-pass-key/1" + seed).digest()
-    return Room(config, views, clock, seed=seed, ids=seeded_ids(seed), secret=secret)
+    return Room(config, views, clock, seed=seed, ids=seeded_ids(seed), secret=secret, ledger=ledger)
