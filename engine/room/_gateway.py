@@ -22,6 +22,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from typing import Any, Literal, NamedTuple
 import pykka
 
 from flashsale._errors import InvalidRequest, Unavailable
+from flashsale._validate import storable
 from flashsale.actors import (
     Join,
     JoinBatch,
@@ -75,6 +77,13 @@ MAX_POLL_CACHE = 200_000
 JOIN_FLUSH_SECONDS = 0.005
 """How long an answered join waits to travel to the room actor with the others (HTTP joins)."""
 MAX_USER_LEN = 128
+BUYER_CHARS = "[^\\u0000-\\u001f\\u007f-\\u009f]"
+"""What a buyer's name in the room is made of: any character but a control character (C0, DEL, C1).
+
+The same regular expression in Python and in JSON Schema: the OpenAPI
+document's pattern for ``user`` on the room's routes is built from it.
+"""
+_BUYER = re.compile(f"{BUYER_CHARS}{{1,{MAX_USER_LEN}}}")
 
 RoomState = Literal["not_open", "pre_queue", "admitting", "paused", "closed"]
 
@@ -144,6 +153,13 @@ class _Notify:
 
     def set_result(self, changed: tuple[str, ...], /) -> None:
         self._room._changed(changed)
+
+
+def valid_buyer(user: str) -> bool:
+    """True when ``user`` can hold a ticket: 1 to :data:`MAX_USER_LEN` characters of :data:`BUYER_CHARS`, storable."""
+    if 0 < len(user) <= MAX_USER_LEN and user.isprintable():  # the usual name: no regular expression needed
+        return True
+    return _BUYER.fullmatch(user) is not None and storable(user)
 
 
 def load_secret(config: RoomConfig) -> bytes:
@@ -403,8 +419,8 @@ class Room:
         replay needs that); without, the ticket is answered at once and
         placed behind it (the HTTP route: no thread hop on a join).
         """
-        if type(user) is not str or not 0 < len(user) <= MAX_USER_LEN or not user.isprintable():
-            raise InvalidRequest("user", f"must be a non-empty printable string of at most {MAX_USER_LEN} characters")
+        if type(user) is not str or not valid_buyer(user):
+            raise InvalidRequest("user", f"must be 1 to {MAX_USER_LEN} characters, none of them a control character")
         if self._ref is None or self._loop is None:
             raise Unavailable("the waiting room is not running")
         at = self._clock()
