@@ -6,16 +6,25 @@ order and the same integers: the draw at the first message at or after
 buyer, the rate in milli-buyers per second times microseconds: every
 number stays below 2**53, since ``admit_burst`` is at most 1e6), the dead
 rule (``last_seen < at - dead_us``), the sweep every ``SWEEP_US`` of message
-time, the closing. ``tests/scenarios/test_backends.py`` replays the room
+time (expiring the dead in the order the actor finds them: the pre-queue in
+arrival order, then the queue in turn), the closing. ``tests/scenarios/test_backends.py`` replays the room
 scenarios on both and compares digests: change a rule there and here together.
 
 Keys (prefix ``P``, hash tag ``{:room}``, which no SKU id can be), under
 ``B = P:{:room}:``: ``meta`` (hash: the room's numbers), ``st`` / ``us`` /
-``seen`` / ``px`` (hashes by ticket: state, user, last heard from, pass
-expiry), ``byuser`` (user -> ticket), ``pre`` (list: the pre-queue in arrival
-order), ``draw`` (zset, score 0, members ``sha256(seed + ticket) hex:ticket``:
-by lex, the drawn order), ``queue`` (list: waiting tickets in turn), ``log``
+``px`` (hashes by ticket: state, user, pass expiry), ``live`` (zset: every
+``pre_queue`` and ``waiting`` ticket, scored by when it was last heard from),
+``ord`` (hash: each live ticket's ordinal, in pre-queue or queue order),
+``byuser`` (user -> ticket), ``pre`` (list: the pre-queue in arrival order),
+``draw`` (zset, score 0, members ``sha256(seed + ticket) hex:ticket``: by
+lex, the drawn order), ``queue`` (list: waiting tickets in turn), ``used``
+(zset: proof-of-work challenges spent, scored by their expiry), ``log``
 (list: what each call changed, the last ``max_log`` entries).
+
+The sweep reads only what it must: the dead, from ``live`` by score
+(``ZRANGEBYSCORE``), put in the actor's order by their ordinals; ``waiting``
+is kept as tickets come and go. Its cost grows with the dead it finds, not
+with the queue; positions are numbered by each worker on its own mirror.
 
 Time comes with each message; ``meta.at`` keeps the latest, and a message
 from a worker whose clock is behind is taken at that time (never backwards).
@@ -31,11 +40,12 @@ from __future__ import annotations
 _PRELUDE = """
 local UNIT, SWEEP_US = 1000000000, 1000000
 local B = ARGV[1]
-local META, ST, US, SEEN, PX = KEYS[1], B .. 'st', B .. 'us', B .. 'seen', B .. 'px'
-local BYUSER, PRE, DRAW, QUEUE, LOG = B .. 'byuser', B .. 'pre', B .. 'draw', B .. 'queue', B .. 'log'
+local META, ST, US, LIVE, ORD, PX = KEYS[1], B .. 'st', B .. 'us', B .. 'live', B .. 'ord', B .. 'px'
+local BYUSER, PRE, DRAW, QUEUE = B .. 'byuser', B .. 'pre', B .. 'draw', B .. 'queue'
+local USED, LOG = B .. 'used', B .. 'log'
 local function d(n) return string.format('%d', n) end
 local NUM = {'starts', 'rate', 'burst', 'ttl', 'dead_us', 'credit', 'refilled', 'drawn', 'paused', 'admitted',
-  'waiting', 'tickets', 'swept_admitted', 'sweep_due', 'at', 'seq', 'max_tickets', 'max_log'}
+  'waiting', 'tickets', 'swept_admitted', 'sweep_due', 'at', 'seq', 'max_tickets', 'max_log', 'ords'}
 local m = {}
 do
   local raw = redis.call('HGETALL', META)
@@ -66,6 +76,11 @@ end
 local function rpush_all(key, ids)
   for i = 1, #ids, 1000 do redis.call('RPUSH', key, unpack(ids, i, math.min(i + 999, #ids))) end
 end
+local function zrem_all(key, ids)
+  for i = 1, #ids, 1000 do redis.call('ZREM', key, unpack(ids, i, math.min(i + 999, #ids))) end
+end
+-- The next ordinal: pre-queue joins in arrival order; at the draw the drawn, then later joins, in turn.
+local function ord() m.ords = m.ords + 1 return d(m.ords) end
 local function clock(at) if at > m.at then m.at = at end return m.at end
 
 local function admit(at)
@@ -80,7 +95,9 @@ local function admit(at)
     if not t then break end
     if redis.call('HGET', ST, t) == 'waiting' then
       m.waiting = m.waiting - 1
-      if tonumber(redis.call('HGET', SEEN, t)) < dead_before then
+      local seen = tonumber(redis.call('ZSCORE', LIVE, t))
+      redis.call('ZREM', LIVE, t)
+      if seen < dead_before then
         redis.call('HSET', ST, t, 'expired')
         emit('E|' .. t)
       else
@@ -104,6 +121,11 @@ local function draw()
   for i, t in ipairs(ids) do if states[i] == 'pre_queue' then moved[#moved + 1] = t end end
   hset_all(ST, moved, 'waiting')
   rpush_all(QUEUE, moved)
+  for i = 1, #moved, 500 do
+    local args = {}
+    for j = i, math.min(i + 499, #moved) do args[#args + 1] = moved[j]; args[#args + 1] = ord() end
+    redis.call('HSET', ORD, unpack(args))
+  end
   redis.call('DEL', PRE)
   m.drawn, m.refilled, m.sweep_due = 1, m.starts, 1
   emit('D')
@@ -114,39 +136,26 @@ local function advance(at)
   admit(at)
 end
 
--- Expire the dead among ids (their states and last-seen times given); return how many live ones are left.
-local function cull(ids, live_state, dead_before)
-  local states, seen = hmget(ST, ids), hmget(SEEN, ids)
-  local live, dead = 0, {}
-  for i, t in ipairs(ids) do
-    if states[i] == live_state then
-      if tonumber(seen[i]) < dead_before then dead[#dead + 1] = t; emit('E|' .. t) else live = live + 1 end
-    end
-  end
-  hset_all(ST, dead, 'expired')
-  return live
-end
-
+-- Expire the dead (silent since before at - dead_us), in ordinal order; every other live ticket keeps its place.
 local function sweep(at)
   m.swept, m.sweep_due, m.swept_admitted = at, 0, m.admitted
-  local dead_before = at - m.dead_us
-  local live = cull(redis.call('LRANGE', PRE, 0, -1), 'pre_queue', dead_before)
-  m.waiting = live + cull(redis.call('LRANGE', QUEUE, 0, -1), 'waiting', dead_before)
+  local dead = redis.call('ZRANGEBYSCORE', LIVE, '-inf', '(' .. d(at - m.dead_us))
+  if #dead > 0 then
+    local ords, rank = hmget(ORD, dead), {}
+    for i, t in ipairs(dead) do rank[t] = tonumber(ords[i]) end
+    table.sort(dead, function(a, b) return rank[a] < rank[b] end)
+    for _, t in ipairs(dead) do emit('E|' .. t) end
+    hset_all(ST, dead, 'expired')
+    zrem_all(LIVE, dead)
+    m.waiting = m.waiting - #dead
+  end
   emit('S')
 end
 
 local function close(reason)
   m.closed = reason
-  for _, key in ipairs({PRE, QUEUE}) do
-    local ids = redis.call('LRANGE', key, 0, -1)
-    local states = hmget(ST, ids)
-    local shut = {}
-    for i, t in ipairs(ids) do
-      if states[i] == 'pre_queue' or states[i] == 'waiting' then shut[#shut + 1] = t end
-    end
-    hset_all(ST, shut, 'closed')
-  end
-  redis.call('DEL', PRE, QUEUE)
+  hset_all(ST, redis.call('ZRANGE', LIVE, 0, -1), 'closed')
+  redis.call('DEL', PRE, QUEUE, LIVE, ORD)
   m.waiting = 0
   emit('C|' .. reason)
 end
@@ -180,7 +189,7 @@ redis.call('HSET', KEYS[1], 'seed', ARGV[1], 'starts', ARGV[2], 'opens', ARGV[3]
   'burst', ARGV[5], 'ttl', ARGV[6], 'dead_us', ARGV[7], 'max_tickets', ARGV[8], 'max_log', ARGV[9],
   'credit', string.format('%d', tonumber(ARGV[5]) * 1000000000), 'refilled', ARGV[2], 'drawn', 0, 'paused', 0,
   'closed', '', 'admitted', 0, 'waiting', 0, 'tickets', 0, 'swept', '', 'swept_admitted', 0, 'sweep_due', 0,
-  'at', 0, 'seq', 0)
+  'at', 0, 'seq', 0, 'ords', 0)
 return ARGV[1]
 """
 
@@ -194,7 +203,7 @@ local function join(user, ticket, at, key)
   if m.opens and at < m.opens then return 'room_not_open|' end
   local existing = redis.call('HGET', BYUSER, user)
   if existing and redis.call('HGET', ST, existing) ~= 'expired' then
-    if at > tonumber(redis.call('HGET', SEEN, existing)) then redis.call('HSET', SEEN, existing, d(at)) end
+    redis.call('ZADD', LIVE, 'XX', 'GT', d(at), existing)  -- a heartbeat, while it is live
     return 'existing|' .. existing
   end
   local state, position, answer = 'closed', '', 'room_closed|'
@@ -211,11 +220,12 @@ local function join(user, ticket, at, key)
       redis.call('RPUSH', QUEUE, ticket)
     end
     m.waiting = m.waiting + 1
+    redis.call('ZADD', LIVE, d(at), ticket)
+    redis.call('HSET', ORD, ticket, ord())
   end
   m.tickets = m.tickets + 1
   redis.call('HSET', ST, ticket, state)
   redis.call('HSET', US, ticket, user)
-  redis.call('HSET', SEEN, ticket, d(at))
   redis.call('HSET', BYUSER, user, ticket)
   emit('J|' .. ticket .. '|' .. state .. '|' .. position .. '|' .. user)
   return answer .. ticket
@@ -235,10 +245,11 @@ TICK = (
     _PRELUDE
     + """
 -- ARGV: base, after, at, closing ('', 'sold_out' or 'ended'), then per heartbeat: ticket, polled at.
-for i = 5, #ARGV, 2 do
-  local t, polled = ARGV[i], tonumber(ARGV[i + 1])
-  local seen = redis.call('HGET', SEEN, t)
-  if seen and polled > tonumber(seen) then redis.call('HSET', SEEN, t, d(polled)) end
+-- Only live tickets' heartbeats count (XX), and only forward (GT).
+for i = 5, #ARGV, 1000 do
+  local args = {}
+  for j = i, math.min(i + 998, #ARGV), 2 do args[#args + 1] = ARGV[j + 1]; args[#args + 1] = ARGV[j] end
+  redis.call('ZADD', LIVE, 'XX', 'GT', unpack(args))
 end
 local at = clock(tonumber(ARGV[3]))
 advance(at)

@@ -204,3 +204,21 @@ def test_max_tickets_holds_across_workers(redis_config: RedisConfig) -> None:
     finally:
         for ledger in ledgers:
             ledger.close()
+
+
+def test_the_dead_of_the_pre_queue_expire_in_arrival_order(redis_config: RedisConfig) -> None:
+    """A sweep finds the dead by heartbeat and expires them as the actor walks the pre-queue: by arrival."""
+    ledger = RedisRoomLedger(redis_config)
+    ledger.open(bytes(32), RoomParams(None, STARTS, 1000, 1, 60_000_000, 6_000_000, 100))
+    try:
+        joined = ["t-c", "t-a", "t-e", "t-b", "t-d"]
+        answer = ledger.join(0, [(f"u-{t}", t, T0 + n) for n, t in enumerate(joined)])
+        answer = ledger.tick(answer.seq, T0 + 1_000_000, [("t-e", T0 + 1_000_000), ("t-zz", T0)], None)
+        answer = ledger.tick(answer.seq, T0 + 6_500_000, [], None)
+        assert answer.entries == ("E|t-c", "E|t-a", "E|t-b", "E|t-d", "S")
+        assert answer.counters.waiting == 1  # t-e polled: alive until 7 s after T0
+        answer = ledger.tick(answer.seq, T0 + 7_500_000, [], None)
+        assert answer.entries == ("E|t-e", "S")
+        assert answer.counters.waiting == 0
+    finally:
+        ledger.close()

@@ -58,6 +58,31 @@ async def test_the_order_of_checks(redis_server: RedisServer) -> None:
         assert [d[7] for d in result.log] == want, backend
 
 
+async def test_the_dead_of_one_sweep_expire_in_turn(redis_server: RedisServer) -> None:
+    """Tickets one sweep finds dead expire in the actor's order on both backends: the drawn in drawn order, then
+    later joins in arrival order (Redis finds them by their heartbeats' scores, then orders them)."""
+    early = [{"at": 1 + i / 10, "op": "join", "user": f"u{i}"} for i in range(20)]
+    polls = [{"at": t, "op": "poll", "user": f"u{i}"} for t in (*range(3, 30, 2), 30.05) for i in range(1, 20, 2)]
+    late = [{"at": 30.1 + i / 10, "op": "join", "user": f"v{i}"} for i in range(5)]
+    keep = [{"at": t, "op": "poll", "user": "u1"} for t in range(31, 50, 2)]
+    s = _scenario(
+        {
+            "sku": [{"id": "a", "stock": 100, "starts_at": "2026-01-01T00:00:30Z"}],
+            "waiting_room": {"opens_at": "2026-01-01T00:00:00Z", "admit_rate": 0.05, "admit_burst": 1, "heartbeat": 2},
+        },
+        sorted(early + polls + late + keep, key=lambda e: e["at"]),
+    )
+    memory = await replay(s, keep_log=True)
+    on_redis = await replay(s, keep_log=True, backend="redis", redis_url=redis_server.url)
+    assert on_redis.log == memory.log
+    assert on_redis.digest == memory.digest
+    drawn = next(str(d[8]).split(",") for d in memory.log if d[2] == "draw")
+    joined = [d[8] for d in memory.log if d[2] == "join" and str(d[3]).startswith("v")]
+    *_, last = (str(d[8]).split(",") for d in memory.log if d[2] == "room_expire")
+    assert len(last) == 8 + 5  # the drawn odd ones but the first (admitted) and u1 (polling), then v0-v4
+    assert last == [t for t in drawn if t in last] + joined
+
+
 async def test_redis_replay_leaves_no_keys(redis_server: RedisServer) -> None:
     """A replay on Redis decides under a fresh prefix and deletes it afterwards; other keys are untouched."""
     client = redis.Redis.from_url(redis_server.url)
