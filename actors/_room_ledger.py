@@ -93,8 +93,10 @@ class RoomLedger(Protocol):
         """The whole room now."""
         ...
 
-    def join(self, after: int, joins: Sequence[tuple[str, str, int]]) -> RoomAnswer:
-        """``(user, ticket, at)`` joins, in arrival order; results ``created``, ``existing``, or the refusal."""
+    def join(self, after: int, joins: Sequence[tuple[str, str, int, str, int]]) -> RoomAnswer:
+        """``(user, ticket, at, challenge, challenge_expires)`` joins, in arrival order (``challenge`` "" without
+        proof of work); results ``created``, ``existing``, or the refusal (``challenge_used``: spent already, by
+        any process; a join that makes a ticket spends its challenge)."""
         ...
 
     def tick(self, after: int, at: int, beats: Sequence[tuple[str, int]], closing: ClosedReason | None) -> RoomAnswer:

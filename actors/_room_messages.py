@@ -16,7 +16,7 @@ from ._messages import Reply
 
 TicketState: TypeAlias = Literal["pre_queue", "waiting", "admitted", "expired", "closed"]
 ClosedReason: TypeAlias = Literal["sold_out", "ended"]
-JoinRefusal: TypeAlias = Literal["", "room_not_open", "room_closed", "room_full"]
+JoinRefusal: TypeAlias = Literal["", "room_not_open", "room_closed", "room_full", "challenge_used"]
 
 
 class TicketView(NamedTuple):
@@ -76,15 +76,24 @@ class RoomBoard:
 class Join:
     """A buyer asks for a place. ``ticket`` is the id to use if a new ticket is made
     (random, drawn by the gateway: randomness enters as data). ``reply`` may be
-    ``None``: the gateway has answered already and only needs the place kept."""
+    ``None``: the gateway has answered already and only needs the place kept.
 
-    __slots__ = ("at", "reply", "ticket", "user")
+    ``challenge`` is the proof-of-work challenge the join spends ("" without
+    one), good until ``challenge_expires``: the gateway has checked the proof;
+    a shared room also checks, for every process at once, that it is unspent.
+    """
 
-    def __init__(self, user: str, ticket: str, at: int, reply: Reply | None) -> None:
+    __slots__ = ("at", "challenge", "challenge_expires", "reply", "ticket", "user")
+
+    def __init__(
+        self, user: str, ticket: str, at: int, reply: Reply | None, *, challenge: str = "", challenge_expires: int = 0
+    ) -> None:
         self.user = user
         self.ticket = ticket
         self.at = at
         self.reply = reply
+        self.challenge = challenge
+        self.challenge_expires = challenge_expires
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,7 @@ _REFUSED: dict[str, JoinRefusal] = {
     "room_not_open": "room_not_open",
     "room_closed": "room_closed",
     "room_full": "room_full",
+    "challenge_used": "challenge_used",
 }
 
 
@@ -99,7 +100,8 @@ class SharedRoomActor(pykka.ThreadingActor):
         try:
             match message:
                 case JoinBatch(items):
-                    answer = ledger.join(after, [(j.user, j.ticket, j.at) for j in items])
+                    joins = [(j.user, j.ticket, j.at, j.challenge, j.challenge_expires) for j in items]
+                    answer = ledger.join(after, joins)
                     self._apply(answer)
                     board = self._board.tickets
                     for join, (result, ticket) in zip(items, answer.results, strict=True):

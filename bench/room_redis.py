@@ -59,7 +59,7 @@ def one_round(url: str, prefix: str, tickets: int) -> dict[str, tuple[float, flo
     out: dict[str, tuple[float, float]] = {}
     seq = 0
     for n in range(0, tickets, 1000):
-        batch = [(f"u{i}", f"ticket-{i:012d}", T0 + i) for i in range(n, min(n + 1000, tickets))]
+        batch = [(f"u{i}", f"ticket-{i:012d}", T0 + i, "", 0) for i in range(n, min(n + 1000, tickets))]
         wall, spent, answer = _timed(client, partial(ledger.join, seq, batch))
         seq = answer.seq
         if n == 0:

@@ -93,11 +93,11 @@ class RedisRoomLedger:
             tuple(member[65:] for member in drawn) if counters.drawn else None,
         )
 
-    def join(self, after: int, joins: Sequence[tuple[str, str, int]]) -> RoomAnswer:
+    def join(self, after: int, joins: Sequence[tuple[str, str, int, str, int]]) -> RoomAnswer:
         seed = self._seed
         args: list[str | int] = [self._base, after]
-        for user, ticket, at in joins:
-            args += [user, ticket, at, hashlib.sha256(seed + ticket.encode("ascii")).hexdigest()]
+        for user, ticket, at, challenge, expires in joins:
+            args += [user, ticket, at, hashlib.sha256(seed + ticket.encode("ascii")).hexdigest(), challenge, expires]
         return _answer(self._run("join", args))
 
     def tick(self, after: int, at: int, beats: Sequence[tuple[str, int]], closing: ClosedReason | None) -> RoomAnswer:

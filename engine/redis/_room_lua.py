@@ -196,16 +196,19 @@ return ARGV[1]
 JOIN = (
     _PRELUDE
     + """
--- ARGV: base, after (the caller's last log seq), then per join: user, ticket, at, sha256(seed + ticket) hex.
--- Per join: 'created|t', 'existing|t', 'room_closed|t' (a closed ticket, so the id given reads closed),
--- 'room_not_open|' or 'room_full|'.
-local function join(user, ticket, at, key)
+-- ARGV: base, after (the caller's last log seq), then per join: user, ticket, at, sha256(seed + ticket) hex,
+-- the proof-of-work challenge ('' none) and its expiry. Per join: 'created|t', 'existing|t', 'room_closed|t'
+-- (a closed ticket, so the id given reads closed), 'room_not_open|', 'challenge_used|' or 'room_full|'.
+-- A join that makes a ticket spends its challenge, for every worker: so ``used`` holds at most max_tickets,
+-- and loses each challenge once it has expired (the gateway refuses an expired one before it comes here).
+local function join(user, ticket, at, key, challenge, expires)
   if m.opens and at < m.opens then return 'room_not_open|' end
   local existing = redis.call('HGET', BYUSER, user)
   if existing and redis.call('HGET', ST, existing) ~= 'expired' then
     redis.call('ZADD', LIVE, 'XX', 'GT', d(at), existing)  -- a heartbeat, while it is live
     return 'existing|' .. existing
   end
+  if challenge ~= '' and redis.call('ZSCORE', USED, challenge) then return 'challenge_used|' end
   local state, position, answer = 'closed', '', 'room_closed|'
   if m.closed == '' then
     if m.tickets >= m.max_tickets then return 'room_full|' end
@@ -223,6 +226,7 @@ local function join(user, ticket, at, key)
     redis.call('ZADD', LIVE, d(at), ticket)
     redis.call('HSET', ORD, ticket, ord())
   end
+  if challenge ~= '' then redis.call('ZADD', USED, expires, challenge) end
   m.tickets = m.tickets + 1
   redis.call('HSET', ST, ticket, state)
   redis.call('HSET', US, ticket, user)
@@ -230,11 +234,15 @@ local function join(user, ticket, at, key)
   emit('J|' .. ticket .. '|' .. state .. '|' .. position .. '|' .. user)
   return answer .. ticket
 end
-local results, at = {}, 0
-for i = 3, #ARGV, 4 do
+local results, at, pruned = {}, 0, false
+for i = 3, #ARGV, 6 do
   at = clock(tonumber(ARGV[i + 2]))
   if i == 3 then advance(at) end
-  results[#results + 1] = join(ARGV[i], ARGV[i + 1], at, ARGV[i + 3])
+  if ARGV[i + 4] ~= '' and not pruned then
+    redis.call('ZREMRANGEBYSCORE', USED, '-inf', d(at))
+    pruned = true
+  end
+  results[#results + 1] = join(ARGV[i], ARGV[i + 1], at, ARGV[i + 3], ARGV[i + 4], ARGV[i + 5])
 end
 if #results > 0 then admit(at) end
 return finish(results, tonumber(ARGV[2]), at)

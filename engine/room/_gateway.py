@@ -453,13 +453,13 @@ class Room:
             )
             self._provisional[ticket] = view
             self._provisional_user[user] = ticket
-            self._pending.append(Join(user, ticket, at, None))
+            self._pending.append(Join(user, ticket, at, None, challenge=challenge or "", challenge_expires=expires))
             if self._flush is None:
                 # Answered already: the place can wait a few ms, so one actor wake-up carries many joins.
                 self._flush = self._loop.call_later(JOIN_FLUSH_SECONDS, self._send_joins)
             return self._ticket_status(view, at), True
         fut: asyncio.Future[JoinResult] = self._loop.create_future()
-        self._pending.append(Join(user, ticket, at, fut))
+        self._pending.append(Join(user, ticket, at, fut, challenge=challenge or "", challenge_expires=expires))
         if not self._flush_soon:
             if self._flush is not None:
                 self._flush.cancel()

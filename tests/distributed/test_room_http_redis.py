@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 
 from flashsale import Config, ManualClock, RedisConfig, SaleEngine, SkuConfig
+from flashsale.actors._room_passes import solve
 from flashsale.config import RoomConfig
 from flashsale.redis import RedisBackend
 from flashsale.transport import create_app
-from tests.transport.room.conftest import OPENS, STARTS, T0, MakeRoom
+from tests.transport.room.conftest import OPENS, STARTS, T0, MakeRoom, join
 from tests.transport.room.test_admission import (  # noqa: F401 - collected here, on Redis
     test_admission_never_faster_than_the_rate,
     test_dead_tickets_are_skipped_and_expired,
@@ -65,3 +66,40 @@ def make_room(aiohttp_client: Any, tmp_path: Path, redis_config: RedisConfig) ->
         return await aiohttp_client(create_app(config, engine=engine))
 
     return make
+
+
+async def test_a_challenge_joins_once_across_workers(
+    aiohttp_client: Any, tmp_path: Path, redis_config: RedisConfig
+) -> None:
+    """Two workers, one challenge: it joins on one; on the other (a second worker's own check never saw it) the
+    Lua call that places the join refuses it with the 400 a memory room gives, and nothing changes."""
+    key = tmp_path / "room.key"
+    key.write_bytes(b"a shared room key of 32 bytes...")
+    config = Config(
+        skus=(SkuConfig("moutai-53", stock=100),),
+        tick_interval=0.0,
+        backend="redis",
+        redis=redis_config,
+        waiting_room=RoomConfig(opens_at=OPENS, starts_at=STARTS, pow_bits=8, heartbeat=600.0, secret_file=str(key)),
+    )
+    clock = ManualClock(OPENS)
+    a, b = [
+        await aiohttp_client(
+            create_app(config, engine=SaleEngine(config, clock=clock, backend=RedisBackend(sink=False)))
+        )
+        for _ in range(2)
+    ]
+    c = await (await a.get("/v1/room/challenge")).json()
+    nonce = solve(c["challenge"], 8)
+    status, _ = await join(a, "alice", challenge=c["challenge"], nonce=nonce)
+    assert status == 201
+    status, body = await join(b, "bob", challenge=c["challenge"], nonce=nonce)
+    assert (status, body["error"]) == (400, "challenge_used")
+    status, body = await join(a, "bob", challenge=c["challenge"], nonce=nonce)  # and again on the first
+    assert (status, body["error"]) == (400, "challenge_used")
+    for client in (a, b):
+        room = await (await client.get("/v1/room")).json()
+        assert room["waiting"] == 1  # only alice holds a ticket
+    c = await (await b.get("/v1/room/challenge")).json()
+    status, _ = await join(b, "bob", challenge=c["challenge"], nonce=solve(c["challenge"], 8))
+    assert status == 201  # a fresh challenge joins on either worker

@@ -194,8 +194,8 @@ def test_max_tickets_holds_across_workers(redis_config: RedisConfig) -> None:
     seeds = [ledger.open(bytes([n]) * 32, params)[0] for n, ledger in enumerate(ledgers)]
     assert seeds == [bytes(32), bytes(32)]  # the first open's seed
     try:
-        first = ledgers[0].join(0, [("u0", "t0", T0), ("u1", "t1", T0)])
-        second = ledgers[1].join(0, [("u2", "t2", T0), ("u3", "t3", T0), ("u0", "t9", T0)])
+        first = ledgers[0].join(0, [("u0", "t0", T0, "", 0), ("u1", "t1", T0, "", 0)])
+        second = ledgers[1].join(0, [("u2", "t2", T0, "", 0), ("u3", "t3", T0, "", 0), ("u0", "t9", T0, "", 0)])
         assert [r for r, _ in first.results] == ["created", "created"]
         assert second.results == (("created", "t2"), ("room_full", ""), ("existing", "t0"))
         assert second.entries is not None
@@ -212,7 +212,7 @@ def test_the_dead_of_the_pre_queue_expire_in_arrival_order(redis_config: RedisCo
     ledger.open(bytes(32), RoomParams(None, STARTS, 1000, 1, 60_000_000, 6_000_000, 100))
     try:
         joined = ["t-c", "t-a", "t-e", "t-b", "t-d"]
-        answer = ledger.join(0, [(f"u-{t}", t, T0 + n) for n, t in enumerate(joined)])
+        answer = ledger.join(0, [(f"u-{t}", t, T0 + n, "", 0) for n, t in enumerate(joined)])
         answer = ledger.tick(answer.seq, T0 + 1_000_000, [("t-e", T0 + 1_000_000), ("t-zz", T0)], None)
         answer = ledger.tick(answer.seq, T0 + 6_500_000, [], None)
         assert answer.entries == ("E|t-c", "E|t-a", "E|t-b", "E|t-d", "S")
