@@ -24,67 +24,22 @@ wake-up), so their event streams can be pushed.
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any, assert_never
-
-import pykka
 
 from ._bridge import LoopBridge
 from ._messages import Reply
-from ._room_messages import (
-    ClosedReason,
-    Join,
-    JoinBatch,
-    JoinResult,
-    RoomBoard,
-    RoomControl,
-    RoomMessage,
-    RoomTick,
-    RoomTickReport,
-    RoomView,
-    TicketState,
-    TicketView,
-)
-from ._room_passes import commitment, draw_order, sign_pass
+from ._room_keeper import RoomKeeper, Ticket
+from ._room_ledger import RoomCounters
+from ._room_messages import ClosedReason, Join, JoinBatch, JoinResult, RoomBoard, RoomControl, RoomMessage, RoomTick
+from ._room_passes import sign_pass
 
 US = 1_000_000
 UNIT = 1_000_000_000  # one admission, in the bucket's integer credit (rate in milli-buyers/s × µs)
 SWEEP_US = US
 
 
-class Ticket:
-    """A ticket as a room actor keeps it (mutable; its holder sees :func:`ticket_view`)."""
-
-    __slots__ = ("id", "last_seen", "pass_", "pass_exp", "position", "state", "user")
-
-    def __init__(self, ticket: str, user: str, state: TicketState, at: int) -> None:
-        self.id = ticket
-        self.user = user
-        self.state: TicketState = state
-        self.last_seen = at
-        self.position: int | None = None
-        self.pass_: str | None = None
-        self.pass_exp: int | None = None
-
-
-def ticket_view(t: Ticket, closed: ClosedReason | None) -> TicketView:
-    """What ``t``'s holder sees; ``closed`` is the room's reason, shown on a closed ticket."""
-    return TicketView(
-        t.id,
-        t.user,
-        t.state,
-        t.position,
-        None if t.position is None else t.position - 1,
-        t.pass_,
-        t.pass_exp,
-        closed if t.state == "closed" else None,
-    )
-
-
-class RoomActor(pykka.ThreadingActor):
+class RoomActor(RoomKeeper):
     """Owns one waiting room; see the module docstring."""
-
-    use_daemon_thread = True
 
     def __init__(
         self,
@@ -101,44 +56,21 @@ class RoomActor(pykka.ThreadingActor):
         pass_ttl_us: int,
         dead_us: int,
     ) -> None:
-        super().__init__()
-        self._bridge = bridge
-        self._board = board
-        self._notify = notify
-        self._seed = seed
-        self._secret = secret
-        self._commitment = commitment(seed)
-        self._opens_at = opens_at
-        self._starts_at = starts_at
+        super().__init__(bridge, board, notify, seed=seed, secret=secret, opens_at=opens_at, starts_at=starts_at)
         self._rate_milli = round(rate * 1000)
         self._burst = burst
         self._pass_ttl = pass_ttl_us
         self._dead_us = dead_us
         self._credit = burst * UNIT
         self._refilled = starts_at
-        self._tickets: dict[str, Ticket] = {}
         self._by_user: dict[str, Ticket] = {}
-        self._pre: list[Ticket] = []
-        self._queue: deque[Ticket] = deque()
-        self._drawn: tuple[str, ...] | None = None
         self._paused = False
-        self._closed: ClosedReason | None = None
         self._admitted = 0
         self._waiting = 0
         self._swept = -(1 << 62)
         self._swept_admitted = 0
         self._sweep_due = False
-        self._changed: dict[str, None] = {}
-        # What was decided since the last tick's report: the draw, admissions and expiries, in order.
-        self._just_drawn = False
-        self._admitted_ids: list[str] = []
-        self._expired_ids: list[str] = []
-        self._publish_room()
-
-    @staticmethod
-    def board_for(seed: bytes, opens_at: int | None, starts_at: int, rate: float) -> RoomBoard:
-        """An empty board for a room about to start (the gateway holds it before the actor exists)."""
-        return RoomBoard(RoomView(opens_at, starts_at, commitment(seed), None, rate, 0, 0, False, None, None, 0))
+        self._publish_counts()
 
     # -- dispatch -------------------------------------------------------------
 
@@ -168,8 +100,7 @@ class RoomActor(pykka.ThreadingActor):
                 elif self._sweep_due or at >= self._swept + SWEEP_US:
                     self._sweep(at)
                 # Everything decided since the last tick (joins can draw and admit too), in order.
-                report = RoomTickReport(self._just_drawn, tuple(self._admitted_ids), tuple(self._expired_ids), closed)
-                self._just_drawn, self._admitted_ids, self._expired_ids = False, [], []
+                report = self._report(closed)
                 if reply is not None:
                     replies.append((reply, report))
             case RoomControl(action, at, rate, reply):
@@ -182,17 +113,14 @@ class RoomActor(pykka.ThreadingActor):
                 elif action == "rate":
                     self._rate_milli = round(rate * 1000)
                 self._admit(at)
-                self._publish_room()
+                self._publish_counts()
                 replies.append((reply, self._board.room))
             case _:
                 assert_never(message)
         if self._sweep_due and self._closed is None:
             self._sweep(message.at if not isinstance(message, JoinBatch) else message.items[-1].at)
-        self._publish_room()
-        if self._changed:
-            replies.append((self._notify, tuple(self._changed)))
-            self._changed = {}
-        self._bridge.resolve(replies)
+        self._publish_counts()
+        self._resolve(replies)
 
     # -- time -----------------------------------------------------------------
 
@@ -203,18 +131,9 @@ class RoomActor(pykka.ThreadingActor):
         self._admit(at)
 
     def _draw(self) -> None:
-        order = draw_order(self._seed, [t.id for t in self._pre])
-        self._drawn = tuple(order)
-        tickets = self._tickets
-        for ticket_id in order:
-            t = tickets[ticket_id]
-            if t.state == "pre_queue":
-                t.state = "waiting"
-                self._queue.append(t)
-        self._pre = []
+        super()._draw()
         self._refilled = self._starts_at
         self._sweep_due = True
-        self._just_drawn = True
 
     def _admit(self, at: int) -> None:
         if self._drawn is None or self._paused or self._closed is not None:
@@ -270,13 +189,7 @@ class RoomActor(pykka.ThreadingActor):
         self._waiting = live + position
 
     def _close(self, reason: ClosedReason) -> None:
-        self._closed = reason
-        for t in (*self._pre, *self._queue):
-            if t.state in ("pre_queue", "waiting"):
-                t.position = None
-                self._set(t, "closed")
-        self._pre = []
-        self._queue.clear()
+        super()._close(reason)
         self._waiting = 0
 
     # -- joins ----------------------------------------------------------------
@@ -321,33 +234,16 @@ class RoomActor(pykka.ThreadingActor):
 
     # -- publishing -----------------------------------------------------------
 
-    def _set(self, t: Ticket, state: TicketState) -> None:
-        t.state = state
-        if state != "waiting":
-            t.position = None
-        self._publish(t)
-
-    def _publish(self, t: Ticket) -> TicketView:
-        view = ticket_view(t, self._closed)
-        self._board.tickets[t.id] = view
-        self._changed[t.id] = None
-        return view
-
-    def _publish_room(self) -> None:
-        old = self._board.room
-        room = RoomView(
-            self._opens_at,
-            self._starts_at,
-            self._commitment,
-            None if self._drawn is None else self._seed.hex(),
-            self._rate_milli / 1000,
-            self._waiting,
-            self._admitted,
-            self._paused,
-            self._closed,
-            self._drawn,
-            len(self._tickets),
-            self._swept_admitted,
+    def _publish_counts(self) -> None:
+        self._publish_room(
+            RoomCounters(
+                self._waiting,
+                self._admitted,
+                self._paused,
+                self._rate_milli,
+                self._closed,
+                len(self._tickets),
+                self._swept_admitted,
+                self._drawn is not None,
+            )
         )
-        if room != old:
-            self._board.room = room

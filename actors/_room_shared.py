@@ -17,13 +17,11 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, assert_never
 
-import pykka
-
 from ._bridge import LoopBridge
 from ._errors import LedgerError
 from ._messages import Reply
-from ._room import Ticket, ticket_view
-from ._room_ledger import RoomAnswer, RoomCounters, RoomLedger, RoomSnapshot
+from ._room_keeper import RoomKeeper, Ticket, ticket_view
+from ._room_ledger import RoomAnswer, RoomLedger, RoomSnapshot
 from ._room_messages import (
     ClosedReason,
     JoinBatch,
@@ -33,11 +31,9 @@ from ._room_messages import (
     RoomControl,
     RoomMessage,
     RoomTick,
-    RoomTickReport,
-    RoomView,
     TicketState,
 )
-from ._room_passes import commitment, draw_order, sign_pass
+from ._room_passes import sign_pass
 
 _REFUSED: dict[str, JoinRefusal] = {
     "room_not_open": "room_not_open",
@@ -47,10 +43,8 @@ _REFUSED: dict[str, JoinRefusal] = {
 }
 
 
-class SharedRoomActor(pykka.ThreadingActor):
+class SharedRoomActor(RoomKeeper):
     """Mirrors one shared waiting room; see the module docstring."""
-
-    use_daemon_thread = True
 
     def __init__(
         self,
@@ -65,27 +59,9 @@ class SharedRoomActor(pykka.ThreadingActor):
         opens_at: int | None,
         starts_at: int,
     ) -> None:
-        super().__init__()
-        self._bridge = bridge
-        self._board = board
-        self._notify = notify
+        super().__init__(bridge, board, notify, seed=seed, secret=secret, opens_at=opens_at, starts_at=starts_at)
         self._ledger = ledger
-        self._seed = seed
-        self._secret = secret
-        self._commitment = commitment(seed)
-        self._opens_at = opens_at
-        self._starts_at = starts_at
-        self._tickets: dict[str, Ticket] = {}
-        self._pre: list[Ticket] = []
-        self._queue: deque[Ticket] = deque()
-        self._drawn: tuple[str, ...] | None = None
-        self._closed: ClosedReason | None = None
-        self._counters = snapshot.counters
         self._seq = 0
-        self._changed: dict[str, None] = {}
-        self._just_drawn = False
-        self._admitted_ids: list[str] = []
-        self._expired_ids: list[str] = []
         self._closed_now: ClosedReason | None = None
         self._load(snapshot)
 
@@ -111,10 +87,7 @@ class SharedRoomActor(pykka.ThreadingActor):
                             replies.append((join.reply, JoinResult(view, created=result == "created", refused=refused)))
                 case RoomTick(at, beats, closing, reply):
                     self._apply(ledger.tick(after, at, beats, closing))
-                    report = RoomTickReport(
-                        self._just_drawn, tuple(self._admitted_ids), tuple(self._expired_ids), self._closed_now
-                    )
-                    self._just_drawn, self._admitted_ids, self._expired_ids = False, [], []
+                    report = self._report(self._closed_now)
                     self._closed_now = None
                     if reply is not None:
                         replies.append((reply, report))
@@ -126,10 +99,7 @@ class SharedRoomActor(pykka.ThreadingActor):
         except LedgerError as exc:  # nothing was decided: every waiting caller hears it
             self._bridge.resolve([], [(r, exc) for r in _replies_of(message)])
             return
-        if self._changed:
-            replies.append((self._notify, tuple(self._changed)))
-            self._changed = {}
-        self._bridge.resolve(replies)
+        self._resolve(replies)
 
     # -- the log --------------------------------------------------------------
 
@@ -173,17 +143,6 @@ class SharedRoomActor(pykka.ThreadingActor):
         # A new ticket is news to nobody: no stream can watch it yet.
         self._board.tickets[ticket] = ticket_view(t, self._closed)
 
-    def _draw(self) -> None:
-        order = draw_order(self._seed, [t.id for t in self._pre])
-        self._drawn = tuple(order)
-        for ticket in order:
-            t = self._tickets[ticket]
-            if t.state == "pre_queue":
-                t.state = "waiting"
-                self._queue.append(t)
-        self._pre = []
-        self._just_drawn = True
-
     def _positions(self, moved: int) -> None:
         """Number the waiting tickets in queue order (a sweep: ``moved`` 0), dropping those that left it."""
         position = moved
@@ -199,12 +158,8 @@ class SharedRoomActor(pykka.ThreadingActor):
         self._queue = queue
 
     def _close(self, reason: ClosedReason) -> None:
-        self._closed = self._closed_now = reason
-        for t in (*self._pre, *self._queue):
-            if t.state in ("pre_queue", "waiting"):
-                self._set(t, "closed")
-        self._pre = []
-        self._queue.clear()
+        super()._close(reason)
+        self._closed_now = reason
 
     def _load(self, snapshot: RoomSnapshot) -> None:
         """Mirror the whole room: at start, or after falling behind the log."""
@@ -228,36 +183,6 @@ class SharedRoomActor(pykka.ThreadingActor):
         self._positions(c.admitted - c.swept_admitted)
         self._seq = snapshot.seq
         self._publish_room(c)
-
-    # -- publishing -----------------------------------------------------------
-
-    def _set(self, t: Ticket, state: TicketState) -> None:
-        t.state = state
-        if state != "waiting":
-            t.position = None
-        self._publish(t)
-
-    def _publish(self, t: Ticket) -> None:
-        self._board.tickets[t.id] = ticket_view(t, self._closed)
-        self._changed[t.id] = None
-
-    def _publish_room(self, c: RoomCounters) -> None:
-        room = RoomView(
-            self._opens_at,
-            self._starts_at,
-            self._commitment,
-            None if self._drawn is None else self._seed.hex(),
-            c.rate_milli / 1000,
-            c.waiting,
-            c.admitted,
-            c.paused,
-            c.closed,
-            self._drawn,
-            c.tickets,
-            c.swept_admitted,
-        )
-        if room != self._board.room:
-            self._board.room = room
 
 
 def _replies_of(message: RoomMessage) -> list[Reply]:
