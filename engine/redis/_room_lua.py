@@ -14,7 +14,8 @@ Keys (prefix ``P``, hash tag ``{:room}``, which no SKU id can be), under
 ``B = P:{:room}:``: ``meta`` (hash: the room's numbers), ``st`` / ``us`` /
 ``px`` (hashes by ticket: state, user, pass expiry), ``live`` (zset: every
 ``pre_queue`` and ``waiting`` ticket, scored by when it was last heard from),
-``ord`` (hash: each live ticket's ordinal, in pre-queue or queue order),
+``ord`` (hash: each live ticket's place in the actor's order: ``n:key`` for a pre-queue ticket, the
+``n``-th to arrive with its draw key, ``n`` for a later join),
 ``byuser`` (user -> ticket), ``pre`` (list: the pre-queue in arrival order),
 ``draw`` (zset, score 0, members ``sha256(seed + ticket) hex:ticket``: by
 lex, the drawn order), ``queue`` (list: waiting tickets in turn), ``used``
@@ -45,7 +46,7 @@ local BYUSER, PRE, DRAW, QUEUE = B .. 'byuser', B .. 'pre', B .. 'draw', B .. 'q
 local USED, LOG = B .. 'used', B .. 'log'
 local function d(n) return string.format('%d', n) end
 local NUM = {'starts', 'rate', 'burst', 'ttl', 'dead_us', 'credit', 'refilled', 'drawn', 'paused', 'admitted',
-  'waiting', 'tickets', 'swept_admitted', 'sweep_due', 'at', 'seq', 'max_tickets', 'max_log', 'ords'}
+  'waiting', 'tickets', 'swept_admitted', 'sweep_due', 'at', 'seq', 'max_tickets', 'max_log'}
 local m = {}
 do
   local raw = redis.call('HGETALL', META)
@@ -79,8 +80,6 @@ end
 local function zrem_all(key, ids)
   for i = 1, #ids, 1000 do redis.call('ZREM', key, unpack(ids, i, math.min(i + 999, #ids))) end
 end
--- The next ordinal: pre-queue joins in arrival order; at the draw the drawn, then later joins, in turn.
-local function ord() m.ords = m.ords + 1 return d(m.ords) end
 local function clock(at) if at > m.at then m.at = at end return m.at end
 
 local function admit(at)
@@ -121,11 +120,6 @@ local function draw()
   for i, t in ipairs(ids) do if states[i] == 'pre_queue' then moved[#moved + 1] = t end end
   hset_all(ST, moved, 'waiting')
   rpush_all(QUEUE, moved)
-  for i = 1, #moved, 500 do
-    local args = {}
-    for j = i, math.min(i + 499, #moved) do args[#args + 1] = moved[j]; args[#args + 1] = ord() end
-    redis.call('HSET', ORD, unpack(args))
-  end
   redis.call('DEL', PRE)
   m.drawn, m.refilled, m.sweep_due = 1, m.starts, 1
   emit('D')
@@ -141,9 +135,20 @@ local function sweep(at)
   m.swept, m.sweep_due, m.swept_admitted = at, 0, m.admitted
   local dead = redis.call('ZRANGEBYSCORE', LIVE, '-inf', '(' .. d(at - m.dead_us))
   if #dead > 0 then
-    local ords, rank = hmget(ORD, dead), {}
-    for i, t in ipairs(dead) do rank[t] = tonumber(ords[i]) end
-    table.sort(dead, function(a, b) return rank[a] < rank[b] end)
+    -- Before the draw: by arrival. After: the drawn by draw key (the drawn order), then later joins by arrival.
+    local ords, n, key = hmget(ORD, dead), {}, {}
+    for i, t in ipairs(dead) do
+      local arrival, k = string.match(ords[i], '^(%d+):?(%x*)$')
+      n[t], key[t] = tonumber(arrival), k
+    end
+    table.sort(dead, function(a, b)
+      local ka, kb = key[a], key[b]
+      if m.drawn == 1 and ka ~= kb then
+        if ka == '' or kb == '' then return kb == '' end
+        return ka < kb
+      end
+      return n[a] < n[b]
+    end)
     for _, t in ipairs(dead) do emit('E|' .. t) end
     hset_all(ST, dead, 'expired')
     zrem_all(LIVE, dead)
@@ -189,7 +194,7 @@ redis.call('HSET', KEYS[1], 'seed', ARGV[1], 'starts', ARGV[2], 'opens', ARGV[3]
   'burst', ARGV[5], 'ttl', ARGV[6], 'dead_us', ARGV[7], 'max_tickets', ARGV[8], 'max_log', ARGV[9],
   'credit', string.format('%d', tonumber(ARGV[5]) * 1000000000), 'refilled', ARGV[2], 'drawn', 0, 'paused', 0,
   'closed', '', 'admitted', 0, 'waiting', 0, 'tickets', 0, 'swept', '', 'swept_admitted', 0, 'sweep_due', 0,
-  'at', 0, 'seq', 0, 'ords', 0)
+  'at', 0, 'seq', 0)
 return ARGV[1]
 """
 
@@ -224,7 +229,7 @@ local function join(user, ticket, at, key, challenge, expires)
     end
     m.waiting = m.waiting + 1
     redis.call('ZADD', LIVE, d(at), ticket)
-    redis.call('HSET', ORD, ticket, ord())
+    redis.call('HSET', ORD, ticket, m.drawn == 0 and d(m.tickets) .. ':' .. key or d(m.tickets))
   end
   if challenge ~= '' then redis.call('ZADD', USED, expires, challenge) end
   m.tickets = m.tickets + 1
