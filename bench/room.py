@@ -12,7 +12,11 @@ Side by side in one run, alternately (bare, flashsale, bare, ...), with wrk:
   has read ``closed`` (measured by the client, which shares the machine).
   Target: all within 1 s.
 
-Run: ``python bench/room.py [--parts polls,joins,sse] [--duration 5] [--rounds 3]``;
+With ``--backend redis`` flashsale keeps the room in a spawned
+``redis-server`` (no AOF; a spawned PostgreSQL for the order sink ``serve``
+requires): every join is then answered after the ``JOIN`` Lua call placed it.
+
+Run: ``python bench/room.py [--parts polls,joins,sse] [--duration 5] [--rounds 3] [--backend redis]``;
 ``python bench/room.py bare --port P`` runs the bare server alone.
 """
 
@@ -27,7 +31,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import aiohttp
@@ -36,6 +40,8 @@ import uvloop
 from aiohttp import web
 from load import GRACE_S, WRK_SCRIPT, LoadResult, _parse_wrk
 from servers import flashsale_bin, free_port, running
+
+from flashsale.testing import PostgresServer, RedisServer
 
 _WRK_TAIL = WRK_SCRIPT[WRK_SCRIPT.index("function response") :]
 POLL_SCRIPT = (
@@ -141,6 +147,9 @@ def serve_bare(port: int) -> None:
 
 # -- servers ---------------------------------------------------------------------
 
+SHARED: list[str] = []
+"""With ``--backend redis``: the spawned Redis's and PostgreSQL's URLs."""
+
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of process ``pid`` so far (Linux /proc)."""
@@ -154,11 +163,14 @@ def flashsale(
 ) -> Iterator[tuple[int, int]]:
     port = free_port()
     config = tmp / "room.toml"
-    config.write_text(ROOM_TOML.format(stock=stock, starts=starts, rate=rate), encoding="utf-8")
-    config.write_text(
-        ROOM_TOML.format(stock=stock, starts=starts, rate=rate) + f'\n[store]\npath = "{tmp / f"orders-{port}.db"}"\n',
-        encoding="utf-8",
-    )
+    room = ROOM_TOML.format(stock=stock, starts=starts, rate=rate)
+    if SHARED:  # the room in Redis, under a prefix of its own
+        redis_url, pg_url = SHARED
+        head = 'backend = "redis"\n'
+        store = f'\n[redis]\nurl = "{redis_url}"\nprefix = "room-{port}"\n\n[postgres]\nurl = "{pg_url}"\n'
+    else:
+        head, store = "", f'\n[store]\npath = "{tmp / f"orders-{port}.db"}"\n'
+    config.write_text(head + room + store, encoding="utf-8")
     cmd = [flashsale_bin(), "serve", "--config", str(config), "--port", str(port)]
     with running(cmd, port, tmp / f"flashsale-{port}.log", 30.0) as proc:
         yield port, proc.pid
@@ -292,13 +304,19 @@ def main() -> None:
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--tickets", type=int, default=1000)
     p.add_argument("--listeners", type=int, default=10_000)
+    p.add_argument("--backend", choices=("memory", "redis"), default="memory")
     args = p.parse_args()
     if args.mode == "bare":
         serve_bare(args.port)
         return
     parts = args.parts.split(",")
-    with tempfile.TemporaryDirectory(prefix="flashsale-room-bench-") as t:
+    with tempfile.TemporaryDirectory(prefix="flashsale-room-bench-") as t, ExitStack() as stack:
         tmp = Path(t)
+        if args.backend == "redis":
+            redis_url = stack.enter_context(RedisServer(appendfsync=None)).url
+            pg_url = stack.enter_context(PostgresServer()).create_database("flashsale")
+            SHARED[:] = [redis_url, pg_url]
+            print(f"flashsale's room in Redis ({redis_url})", flush=True)
         for part, target in (("polls", 0.9), ("joins", 0.8)):
             if part not in parts:
                 continue
