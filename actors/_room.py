@@ -146,14 +146,17 @@ class RoomActor(pykka.ThreadingActor):
         replies: list[tuple[Any, Any]] = []
         match message:
             case JoinBatch(items):
-                if items:
-                    self._advance(items[0].at)
+                # Each join as if it came alone: how joins are batched never changes a decision (a recording
+                # replays them one by one).
                 for join in items:
+                    at = join.at
+                    self._advance(at)
                     result = self._join(join)
+                    self._admit(at)
+                    if self._sweep_due and self._closed is None:
+                        self._sweep(at)
                     if join.reply is not None:
                         replies.append((join.reply, result))
-                if items:
-                    self._admit(items[-1].at)
             case RoomTick(at, beats, closing, reply):
                 tickets = self._tickets
                 for ticket, seen in beats:
@@ -186,8 +189,8 @@ class RoomActor(pykka.ThreadingActor):
                 replies.append((reply, self._board.room))
             case _:
                 assert_never(message)
-        if self._sweep_due and self._closed is None:
-            self._sweep(message.at if not isinstance(message, JoinBatch) else message.items[-1].at)
+        if self._sweep_due and self._closed is None and not isinstance(message, JoinBatch):
+            self._sweep(message.at)
         self._publish_room()
         if self._changed:
             replies.append((self._notify, tuple(self._changed)))

@@ -27,7 +27,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import pykka
 
@@ -62,6 +62,9 @@ from flashsale.actors._room_passes import (
 from flashsale.config import RoomConfig
 
 from ._errors import RoomRefused, UnknownTicket
+
+if TYPE_CHECKING:
+    from flashsale.scenario import ScenarioRecorder
 
 log = logging.getLogger("flashsale.room")
 
@@ -225,6 +228,9 @@ class Room:
         self._listeners = 0
         self._ticker: asyncio.Task[None] | None = None
         self._closing_told = False
+        self.recorder: ScenarioRecorder | None = None
+        """Where ``serve --record`` writes the room's traffic: joins, polls and every tick the actor hears."""
+        self._seed_recorded = False
         self.running = False
         """True from :meth:`start` until :meth:`stop` (an attribute: the poll path reads it on every request)."""
 
@@ -296,6 +302,8 @@ class Room:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
             self._ticker = None
+        if self.recorder is not None:
+            self.send_tick(None)  # a recording ends on a tick: one carries the seed if the draw was due
         self._send_joins()
         self.running = False
         ref, self._ref = self._ref, None
@@ -308,7 +316,23 @@ class Room:
     async def _tick_forever(self) -> None:
         while True:
             await asyncio.sleep(TICK_SECONDS)
-            self.send_tick(None)
+            if not self._quiet():
+                self.send_tick(None)
+
+    def _quiet(self) -> bool:
+        """True when a tick now would decide nothing: no ticket and no draw or closing due, or the room closed.
+
+        A shared room always ticks: its ticks also bring other processes' news.
+        """
+        if self.shared or self._pending or self._beats:
+            return False
+        room = self.board.room
+        if room.closed_reason is not None:
+            return True
+        if room.tickets or self._provisional:
+            return False
+        at = self._clock()
+        return (room.drawn is not None or at < room.starts_at) and self.closing(at) is None
 
     # -- time -----------------------------------------------------------------
 
@@ -326,6 +350,13 @@ class Room:
         at = self._clock()
         beats, self._beats = self._beats, {}
         self._ref.tell(RoomTick(at, tuple(beats.items()), self.closing(at), reply))
+        if self.recorder is not None:
+            # The seed is written when the draw is due, never before: the first tick at or after starts_at.
+            if not self._seed_recorded and at >= self.board.room.starts_at:
+                self._seed_recorded = True
+                self.recorder.operation(at, "room_tick", seed=self._seed.hex())
+            else:
+                self.recorder.operation(at, "room_tick")
 
     def nudge(self) -> None:
         """Stock just moved: if every SKU is now sold out or ended, tell the room at once (it closes)."""
@@ -408,7 +439,13 @@ class Room:
         return Challenge(make_challenge(self._secret, expires, secrets.token_hex(16)), self._bits, expires)
 
     async def join(
-        self, user: str, challenge: str | None = None, nonce: str | None = None, *, confirm: bool = True
+        self,
+        user: str,
+        challenge: str | None = None,
+        nonce: str | None = None,
+        *,
+        confirm: bool = True,
+        ticket_id: str | None = None,
     ) -> tuple[TicketStatus, bool]:
         """A place in the room for ``user``: ``(ticket, created)``; an existing live ticket comes back as is.
 
@@ -418,6 +455,8 @@ class Room:
         With ``confirm`` the answer is the actor's (the ticket as placed: a
         replay needs that); without, the ticket is answered at once and
         placed behind it (the HTTP route: no thread hop on a join).
+        ``ticket_id`` names a new ticket instead of the room's id source
+        (a replay of a recording gives the id the live room gave).
         """
         if type(user) is not str or not valid_buyer(user):
             raise InvalidRequest("user", f"must be 1 to {MAX_USER_LEN} characters, none of them a control character")
@@ -435,6 +474,8 @@ class Room:
             view = board.tickets.get(existing) or self._provisional[existing]
             if view.state != "expired":
                 self._beats[view.ticket] = at
+                if self.recorder is not None:
+                    self.recorder.operation(at, "join", user=user, ticket=view.ticket)
                 return self._ticket_status(view, at), False
         expires = self._check_proof(challenge, nonce, at)
         room = board.room
@@ -444,7 +485,14 @@ class Room:
             raise RoomRefused("overloaded", "too many joins in flight; retry shortly")
         if challenge is not None:
             self._use(challenge, expires, at)
-        ticket = self._ids()
+        if ticket_id is None:
+            ticket = self._ids()
+        elif ticket_id in board.tickets or ticket_id in self._provisional:
+            raise InvalidRequest("ticket_id", f"{ticket_id!r} already names a ticket")
+        else:
+            ticket = ticket_id
+        if self.recorder is not None:
+            self.recorder.operation(at, "join", user=user, ticket=ticket)
         if not confirm and not self.shared:  # shared: another process may place this buyer first
             drawn = room.drawn is not None or at >= room.starts_at
             ahead = room.waiting + room.admitted - room.swept_admitted + len(self._provisional) if drawn else None
@@ -530,6 +578,8 @@ class Room:
             raise UnknownTicket(ticket)
         at = self._clock()
         self._beats[ticket] = at
+        if self.recorder is not None:
+            self.recorder.operation(at, "poll", user=user, ticket=ticket)
         remaining, closing = self.facts(at)
         room = self.board.room
         hit = self._polled.get(ticket)
@@ -590,15 +640,17 @@ class Room:
         why = check_pass(self._secret, self.board.room.commitment, token, user, self._clock())
         return ("invalid_pass", why) if why else ("", "")
 
-    async def control(self, action: Literal["pause", "resume", "rate"], rate: float = 0.0) -> RoomView:
-        """Pause, resume, or change the admission rate; returns the room's view after it."""
+    async def control(
+        self, action: Literal["pause", "resume", "rate"], rate: float = 0.0, *, at: int | None = None
+    ) -> RoomView:
+        """Pause, resume, or change the admission rate at ``at`` (default: now); returns the room's view after it."""
         if self._ref is None or self._loop is None:
             raise Unavailable("the waiting room is not running")
         if action == "rate" and (type(rate) not in (int, float) or not 0 < rate <= 1_000_000):
             raise InvalidRequest("admit_rate", "must be a number > 0 and at most 1000000")
         fut: asyncio.Future[RoomView] = self._loop.create_future()
         self._send_joins()
-        self._ref.tell(RoomControl(action, self._clock(), float(rate), fut))
+        self._ref.tell(RoomControl(action, self._clock() if at is None else at, float(rate), fut))
         return await fut
 
     # -- listeners ------------------------------------------------------------
