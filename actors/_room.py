@@ -148,8 +148,14 @@ class RoomActor(pykka.ThreadingActor):
             case JoinBatch(items):
                 # Each join as if it came alone: how joins are batched never changes a decision (a recording
                 # replays them one by one).
+                starts = self._starts_at
                 for join in items:
                     at = join.at
+                    if self._drawn is None and at < starts:  # the pre-queue: nothing to draw or admit yet
+                        result = self._join(join)
+                        if join.reply is not None:
+                            replies.append((join.reply, result))
+                        continue
                     self._advance(at)
                     result = self._join(join)
                     self._admit(at)
@@ -317,9 +323,9 @@ class RoomActor(pykka.ThreadingActor):
         self._tickets[t.id] = t
         self._by_user[t.user] = t
         self._board.by_user[t.user] = t.id
-        view = self._publish(t)
-        # A new ticket is news to nobody: no stream can watch it yet, and the gateway finds it on the board.
-        del self._changed[t.id]
+        # A new ticket is news to nobody (no stream can watch it yet, and the gateway finds it on the board):
+        # published, not marked changed.
+        view = self._board.tickets[t.id] = ticket_view(t, None)
         return JoinResult(view, created=True)
 
     # -- publishing -----------------------------------------------------------
