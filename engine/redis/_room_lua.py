@@ -239,17 +239,18 @@ local function join(user, ticket, at, key, challenge, expires)
   emit('J|' .. ticket .. '|' .. state .. '|' .. position .. '|' .. user)
   return answer .. ticket
 end
+-- Each join as if it came alone: how joins are batched never changes a decision.
 local results, at, pruned = {}, 0, false
 for i = 3, #ARGV, 6 do
   at = clock(tonumber(ARGV[i + 2]))
-  if i == 3 then advance(at) end
+  advance(at)
   if ARGV[i + 4] ~= '' and not pruned then
     redis.call('ZREMRANGEBYSCORE', USED, '-inf', d(at))
     pruned = true
   end
   results[#results + 1] = join(ARGV[i], ARGV[i + 1], at, ARGV[i + 3], ARGV[i + 4], ARGV[i + 5])
+  admit(at)
 end
-if #results > 0 then admit(at) end
 return finish(results, tonumber(ARGV[2]), at)
 """
 )
