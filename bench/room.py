@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import subprocess
 import sys
@@ -35,7 +34,7 @@ import orjson
 import uvloop
 from aiohttp import web
 from load import GRACE_S, WRK_SCRIPT, LoadResult, _parse_wrk
-from servers import flashsale_bin, free_port, running
+from servers import cpu_seconds, flashsale_bin, free_port, running
 
 _WRK_TAIL = WRK_SCRIPT[WRK_SCRIPT.index("function response") :]
 POLL_SCRIPT = (
@@ -140,12 +139,6 @@ def serve_bare(port: int) -> None:
 
 
 # -- servers ---------------------------------------------------------------------
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
