@@ -58,6 +58,7 @@ class Fanout:
         self._sock: socket.socket | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._outbox: collections.deque[tuple[bytes, int | None]] = collections.deque()
+        self._retired: list[asyncio.Task[int]] = []  # waits for writer processes that ended on their own
         self.last_round = 0.0
         """Seconds the writer's last round of writes took."""
 
@@ -78,6 +79,11 @@ class Fanout:
         asyncio.get_running_loop().add_reader(ours.fileno(), self._read)
         self._sock = ours
         return ours
+
+    @property
+    def pid(self) -> int | None:
+        """The writer process, while it runs."""
+        return None if self._proc is None else self._proc.pid
 
     def add(self, ident: int, transport: asyncio.Transport, sku: str | None) -> bool:
         """Hand over feed ``ident``'s socket (a feed of ``sku``, or of every SKU); ``False``: the writer is full."""
@@ -158,8 +164,11 @@ class Fanout:
             except OSError:
                 message = b""
             if not message:
-                log.error("feed writer process ended", exit_code=self._proc.poll() if self._proc else None)
+                child, self._proc = self._proc, None
+                log.error("feed writer process ended", exit_code=None if child is None else child.poll())
                 self._drop_sock()
+                if child is not None:  # reaped apart from the loop: it may take a moment to finish exiting
+                    self._retired.append(asyncio.get_running_loop().create_task(asyncio.to_thread(child.wait)))
                 self._on_lost()
                 return
             if message[:1] == b"G":
@@ -183,6 +192,9 @@ class Fanout:
     async def stop(self) -> None:
         """Close the control socket and wait for the writer to exit: after this only the server writes to a feed."""
         self._drop_sock()
+        retired, self._retired = self._retired, []
+        for task in retired:
+            await task
         child, self._proc = self._proc, None
         if child is None:
             return

@@ -201,16 +201,15 @@ class FeedHub:
         return len(frames)
 
     async def close(self) -> None:
-        """End every feed (the server is stopping): the writer stops first, then each stream ends."""
+        """End every feed (the server is stopping): the writer stops, then each stream ends with its last chunk."""
         self._closed = True
         if self._task is not None:
             self._task.cancel()
         await self._out.stop()
         feeds, self._feeds = self._feeds, {}
         for listener in feeds.values():
-            listener.transport.close()
             if not listener.done.done():
-                listener.done.set_result(None)
+                listener.done.set_result(None)  # the handler returns: aiohttp ends the chunked stream
 
 
 FEED = web.AppKey("feed", FeedHub)
