@@ -8,7 +8,8 @@ and on a shared :class:`StockLedger` (several processes, one sale) two::
 
     SharedLimiterActor -> LedgerInventoryActor (one owner per SKU per process)
 
-the waiting room's :class:`RoomActor` (pre-queue, draw, paced admission, in front of them all),
+the waiting room's :class:`RoomActor` (pre-queue, draw, paced admission, in front of them all;
+:class:`SharedRoomActor` when a :class:`RoomLedger` keeps the room for several processes),
 plus the rate-limit buckets, the asyncio bridge that answers a batch with one loop wake-up, the
 message types, the ports (Protocols) the actors need from the world, and the
 root of flashsale's exception tree (:mod:`actors._errors`, drawn there).
@@ -57,6 +58,7 @@ from ._messages import (
 from ._pipeline import Pipeline, PurchaseQueue, Stage, tell
 from ._ports import LedgerSku, OrderStore, Recovered, RestockRecord, SkuTotals, StockLedger
 from ._room import RoomActor
+from ._room_ledger import RoomAnswer, RoomCounters, RoomLedger, RoomParams, RoomSnapshot
 from ._room_messages import (
     Join,
     JoinBatch,
@@ -68,6 +70,7 @@ from ._room_messages import (
     RoomView,
     TicketView,
 )
+from ._room_shared import SharedRoomActor
 from ._writer import OrderWriterActor, WriterGauges
 
 __all__ = [
@@ -114,8 +117,13 @@ __all__ = [
     "Result",
     "ReturnUnits",
     "RoomActor",
+    "RoomAnswer",
     "RoomBoard",
     "RoomControl",
+    "RoomCounters",
+    "RoomLedger",
+    "RoomParams",
+    "RoomSnapshot",
     "RoomTick",
     "RoomTickReport",
     "RoomView",
@@ -125,6 +133,7 @@ __all__ = [
     "SetSale",
     "Settled",
     "SharedLimiterActor",
+    "SharedRoomActor",
     "SkuState",
     "SkuStock",
     "SkuTotals",

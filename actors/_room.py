@@ -52,7 +52,9 @@ UNIT = 1_000_000_000  # one admission, in the bucket's integer credit (rate in m
 SWEEP_US = US
 
 
-class _Ticket:
+class Ticket:
+    """A ticket as a room actor keeps it (mutable; its holder sees :func:`ticket_view`)."""
+
     __slots__ = ("id", "last_seen", "pass_", "pass_exp", "position", "state", "user")
 
     def __init__(self, ticket: str, user: str, state: TicketState, at: int) -> None:
@@ -63,6 +65,20 @@ class _Ticket:
         self.position: int | None = None
         self.pass_: str | None = None
         self.pass_exp: int | None = None
+
+
+def ticket_view(t: Ticket, closed: ClosedReason | None) -> TicketView:
+    """What ``t``'s holder sees; ``closed`` is the room's reason, shown on a closed ticket."""
+    return TicketView(
+        t.id,
+        t.user,
+        t.state,
+        t.position,
+        None if t.position is None else t.position - 1,
+        t.pass_,
+        t.pass_exp,
+        closed if t.state == "closed" else None,
+    )
 
 
 class RoomActor(pykka.ThreadingActor):
@@ -100,10 +116,10 @@ class RoomActor(pykka.ThreadingActor):
         self._dead_us = dead_us
         self._credit = burst * UNIT
         self._refilled = starts_at
-        self._tickets: dict[str, _Ticket] = {}
-        self._by_user: dict[str, _Ticket] = {}
-        self._pre: list[_Ticket] = []
-        self._queue: deque[_Ticket] = deque()
+        self._tickets: dict[str, Ticket] = {}
+        self._by_user: dict[str, Ticket] = {}
+        self._pre: list[Ticket] = []
+        self._queue: deque[Ticket] = deque()
         self._drawn: tuple[str, ...] | None = None
         self._paused = False
         self._closed: ClosedReason | None = None
@@ -281,16 +297,16 @@ class RoomActor(pykka.ThreadingActor):
             existing.last_seen = max(existing.last_seen, at)
             return JoinResult(self._board.tickets[existing.id])
         if self._closed is not None:
-            t = _Ticket(join.ticket, join.user, "closed", at)
+            t = Ticket(join.ticket, join.user, "closed", at)
             self._tickets[t.id] = t
             self._by_user[t.user] = t
             self._board.by_user[t.user] = t.id
             return JoinResult(self._publish(t), refused="room_closed")
         if self._drawn is None:
-            t = _Ticket(join.ticket, join.user, "pre_queue", at)
+            t = Ticket(join.ticket, join.user, "pre_queue", at)
             self._pre.append(t)
         else:
-            t = _Ticket(join.ticket, join.user, "waiting", at)
+            t = Ticket(join.ticket, join.user, "waiting", at)
             # Positions are as of the last sweep; readers subtract the admissions since (RoomView.swept_admitted).
             t.position = self._waiting + 1 + self._admitted - self._swept_admitted
             self._queue.append(t)
@@ -305,23 +321,14 @@ class RoomActor(pykka.ThreadingActor):
 
     # -- publishing -----------------------------------------------------------
 
-    def _set(self, t: _Ticket, state: TicketState) -> None:
+    def _set(self, t: Ticket, state: TicketState) -> None:
         t.state = state
         if state != "waiting":
             t.position = None
         self._publish(t)
 
-    def _publish(self, t: _Ticket) -> TicketView:
-        view = TicketView(
-            t.id,
-            t.user,
-            t.state,
-            t.position,
-            None if t.position is None else t.position - 1,
-            t.pass_,
-            t.pass_exp,
-            self._closed if t.state == "closed" else None,
-        )
+    def _publish(self, t: Ticket) -> TicketView:
+        view = ticket_view(t, self._closed)
         self._board.tickets[t.id] = view
         self._changed[t.id] = None
         return view

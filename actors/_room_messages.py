@@ -16,7 +16,7 @@ from ._messages import Reply
 
 TicketState: TypeAlias = Literal["pre_queue", "waiting", "admitted", "expired", "closed"]
 ClosedReason: TypeAlias = Literal["sold_out", "ended"]
-JoinRefusal: TypeAlias = Literal["", "room_not_open", "room_closed"]
+JoinRefusal: TypeAlias = Literal["", "room_not_open", "room_closed", "room_full"]
 
 
 class TicketView(NamedTuple):

@@ -10,7 +10,7 @@ or an explicit ``backend=``), never asked again::
     SaleEngine (loop) --admit(batch)--> Backend's pipeline
       |                                   memory: LimiterActor -> DedupActor -> InventoryActor -> OrderWriterActor
       |                                   redis:  LimiterActor -> SharedLimiterActor -> LedgerInventoryActor (Lua)
-      '-- refusal, order_owner, expire, settle, flush, readiness, close
+      '-- refusal, order_owner, expire, settle, flush, readiness, close, room_ledger
 
 A new backend is a class with the members of :class:`Backend`; it starts
 its stages in :meth:`Backend.start` (filling the pipeline's refs and the
@@ -38,6 +38,7 @@ from flashsale.actors import (
     Pipeline,
     Reply,
     Result,
+    RoomLedger,
     SkuView,
     WriterGauges,
 )
@@ -118,6 +119,13 @@ class Backend(Protocol):
 
     def readiness(self) -> dict[str, bool]:
         """Each readiness check and whether it passes (/readyz)."""
+        ...
+
+    def room_ledger(self, config: Config) -> RoomLedger | None:
+        """Where the waiting room lives when processes share it; ``None``: in this process's room actor.
+
+        Called once when the room starts (before :meth:`start`); the room closes it.
+        """
         ...
 
 

@@ -112,7 +112,9 @@ class SaleEngine(RoomCalls):
         limits = config.limits
         self._max_qty = limits.max_qty
         self._max_inflight = limits.max_inflight
-        self.waiting_room: Room | None = make_room(config.waiting_room, self._views, self.clock, room_seed)
+        self.waiting_room: Room | None = make_room(
+            config.waiting_room, self._views, self.clock, room_seed, lambda: self._backend.room_ledger(config)
+        )
         self._operator = Operator(self)
 
     # -- life cycle -----------------------------------------------------------

@@ -25,6 +25,7 @@ from flashsale.actors import (
     OrderStore,
     OrderWriterActor,
     Result,
+    RoomLedger,
     SkuStock,
     StoreError,
     Tick,
@@ -132,6 +133,10 @@ class MemoryBackend:
             "store_ok": self._gauges.store_ok,
             "writer_keeping_up": self._gauges.backlog < self._max_backlog,
         }
+
+    def room_ledger(self, config: Config) -> RoomLedger | None:
+        """None: the room is this process's :class:`actors.RoomActor`."""
+        return None
 
     @property
     def _started(self) -> StartContext:

@@ -130,4 +130,3 @@ class Operator:
                 changes[name] = BucketSpec(shape[0], shape[1], spec.algorithm, spec.queue)
         if changes:
             await self._apply(changes, self._engine.clock())
-

@@ -305,10 +305,10 @@ def _refuse_workers(n: int, config: Config, record: str | None) -> str:
         return f"--workers {n} needs a fixed port (with port 0 each worker would get its own)"
     if record:
         return "--record needs one process (--workers 1): each worker sees only its share of the traffic"
-    if config.waiting_room is not None and n > 1:
+    if config.waiting_room is not None and config.waiting_room.secret_file is None and n > 1:
         return (
-            f"--workers {n} with a [waiting_room]: the room (its queue, draw and pacing) is kept in one process"
-            " for now, so several workers would each run a room of their own; run one worker"
+            f"--workers {n} with a [waiting_room] needs waiting_room.secret_file: every worker signs and checks"
+            " admission passes with that key (without it each would draw a random key of its own)"
         )
     return ""
 

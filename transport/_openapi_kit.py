@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from flashsale import Config
+
 Schema = dict[str, Any]
 """A JSON Schema (2020-12, which OpenAPI 3.1 uses)."""
 
@@ -92,6 +94,29 @@ class Op:
     @property
     def key(self) -> tuple[str, str]:
         return self.method.upper(), self.path
+
+
+BUYER: Schema = {"type": "string", "minLength": 1, "maxLength": 128}
+"""A buyer's name, as the request gives it (``user``)."""
+
+
+def buyer_param(config: Config, description: str, schema: Schema = BUYER) -> Param:
+    """``?user=``: the buyer, required where the gateway names it (``[auth] mode = "trusted"``)."""
+    return Param("user", "query", schema, description, required=config.auth.mode == "trusted")
+
+
+def buyer_answers(config: Config) -> dict[int, Answer]:
+    """The answers of a route that acts for a buyer when ``[auth]`` takes it from a header or a token."""
+    if config.auth.mode == "trusted":
+        return {}
+    return {
+        401: fails(
+            "No buyer could be established: the credential is missing or failed the check the detail names.",
+            "unauthenticated",
+            headers={"WWW-Authenticate": {"type": "string", "pattern": "^Bearer "}},
+        ),
+        403: fails("The request names another buyer than the authenticated one.", "forbidden"),
+    }
 
 
 _PATH_PARAM = re.compile(r"{([^}]+)}")

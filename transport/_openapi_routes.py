@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from flashsale import Config
 
-from ._openapi_kit import JSON, Answer, Op, Param, Schema, fails, nullable, ok, ref
+from ._openapi_kit import BUYER, JSON, Op, Param, Schema, buyer_answers, buyer_param, fails, nullable, ok, ref
 from ._room_openapi import room_operations
 
 SKU_ID: Schema = {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}
@@ -67,7 +67,7 @@ def schemas(config: Config) -> dict[str, Schema]:
             "additionalProperties": False,
             "properties": {
                 "sku": {"type": "string", "minLength": 1, "examples": [s.id for s in config.skus[:3]]},
-                "user": {"type": "string", "minLength": 1, "maxLength": 128},
+                "user": BUYER,
                 "qty": {"type": "integer", "minimum": 1, "maximum": config.limits.max_qty, "default": 1},
             },
         },
@@ -139,44 +139,20 @@ def schemas(config: Config) -> dict[str, Schema]:
     }
 
 
-def _who(config: Config) -> dict[int, Answer]:
-    """The answers of a route that acts for a buyer when ``[auth]`` takes it from a header or a token."""
-    if config.auth.mode == "trusted":
-        return {}
-    return {
-        401: fails(
-            "No buyer could be established: the credential is missing or failed the check the detail names.",
-            "unauthenticated",
-            headers={"WWW-Authenticate": {"type": "string", "pattern": "^Bearer "}},
-        ),
-        403: fails("The request names another buyer than the authenticated one.", "forbidden"),
-    }
-
-
-def _buyer_param(config: Config) -> Param:
-    return Param(
-        "user",
-        "query",
-        {"type": "string", "minLength": 1, "maxLength": 128},
-        "The buyer, named by the gateway ([auth] mode = trusted, where it is required); another buyer's order is 404.",
-        required=config.auth.mode == "trusted",
-    )
-
-
 def _buyer_body(config: Config) -> Schema:
     """The pay/cancel body: the buyer, required where the gateway names it ([auth] mode = trusted)."""
     return {
         "type": "object",
         "required": ["user"] if config.auth.mode == "trusted" else [],
         "additionalProperties": False,
-        "properties": {"user": {"type": "string", "minLength": 1, "maxLength": 128}},
+        "properties": {"user": BUYER},
     }
 
 
 def operations(config: Config) -> list[Op]:
     """One entry per route of the app."""
     sku_param = {"sku": sku_id(config)}
-    who = _who(config)
+    who = buyer_answers(config)
     return [
         Op(
             "POST",
@@ -222,7 +198,7 @@ def operations(config: Config) -> list[Op]:
             },
         ),
         *front_door_operations(),
-        *room_operations(),  # transport/_room_openapi.py
+        *room_operations(config),  # transport/_room_openapi.py
         Op(
             "GET",
             "/v1/skus/{sku}",
@@ -239,7 +215,13 @@ def operations(config: Config) -> list[Op]:
             "/v1/orders/{order_id}",
             "An order",
             tag="orders",
-            params=[_buyer_param(config)],
+            params=[
+                buyer_param(
+                    config,
+                    "The buyer, named by the gateway ([auth] mode = trusted, where it is required);"
+                    " another buyer's order is 404.",
+                )
+            ],
             answers={
                 200: ok("The order.", ref("Order")),
                 **who,

@@ -144,7 +144,7 @@ async def join(request: web.Request, engine: SaleEngine) -> web.Response:
         return user
     challenge, nonce = data.get("challenge"), data.get("nonce")
     for name, value in (("challenge", challenge), ("nonce", nonce)):
-        if value is not None and type(value) is not str:
+        if name in data and type(value) is not str:
             return refuse(request, f"'{name}' must be a string")
     try:
         ticket, created = await engine.join(user, challenge=challenge, nonce=nonce, confirm=False)

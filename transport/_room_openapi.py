@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from ._openapi_kit import Op, Param, Schema, fails, nullable, ok
+from flashsale import Config
+from flashsale.room import BUYER_CHARS
+
+from ._openapi_kit import BUYER, Op, Schema, buyer_answers, buyer_param, fails, nullable, ok
 
 MOMENT: Schema = {"type": "string", "format": "date-time"}
 COUNT: Schema = {"type": "integer", "minimum": 0}
 REASON: Schema = nullable({"enum": ["sold_out", "ended"]})
 NO_ROOM = "the sale has no waiting room"
-USER = Param("user", "query", {"type": "string", "minLength": 1}, "The ticket's holder (trusted mode).")
+ROOM_BUYER: Schema = {**BUYER, "pattern": f"^{BUYER_CHARS}+$"}
+"""A buyer in the room: as elsewhere, and no control characters (flashsale.room.BUYER_CHARS)."""
 
 TICKET: Schema = {
     "type": "object",
@@ -33,6 +37,14 @@ TICKET: Schema = {
         "closed_reason": REASON,
         "pass": nullable({"type": "string"}),
         "pass_expires_at": nullable(MOMENT),
+    },
+}
+TICKET_EVENT: Schema = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {
+        "event": {"const": "message"},
+        "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": TICKET},
     },
 }
 JOINED: Schema = {
@@ -100,10 +112,30 @@ def room_admin_operations() -> list[Op]:
     ]  # fmt: skip
 
 
-def room_operations() -> list[Op]:
+def join_body(config: Config) -> Schema:
+    """``POST /v1/room/join``: the buyer (trusted mode), and a solved challenge only when the room asks proof of work.
+
+    With ``pow_bits = 0`` the body is the buyer alone: a ``challenge`` or
+    ``nonce`` there is a mistake the server refuses (400), as the document says.
+    """
+    room = config.waiting_room
+    required = ["user"] if config.auth.mode == "trusted" else []
+    properties: Schema = {"user": ROOM_BUYER}
+    if room is not None and room.pow_bits:
+        required += ["challenge", "nonce"]
+        properties |= {"challenge": {"type": "string", "minLength": 1}, "nonce": {"type": "string", "minLength": 1}}
+    return {"type": "object", "required": required, "additionalProperties": False, "properties": properties}
+
+
+def room_operations(config: Config) -> list[Op]:
     """One entry per waiting-room route."""
     no_room = fails("This sale has no waiting room.", "not_found")
     unknown = fails("No such ticket for this buyer (the same answer either way).", "unknown_ticket", "not_found")
+    who = buyer_answers(config)
+    holder = [
+        buyer_param(config, "The ticket's holder, named by the gateway ([auth] mode = trusted: required).", ROOM_BUYER)
+    ]
+    proof = ("invalid_proof", "challenge_used") if config.waiting_room and config.waiting_room.pow_bits else ()
     return [
         Op("GET", "/v1/room", "The waiting room now: its state, the commitment, the seed after the draw", tag="room",
            answers={200: ok("The room.", ROOM), 404: no_room}),
@@ -113,24 +145,24 @@ def room_operations() -> list[Op]:
                    "challenge": {"type": "string"}, "bits": COUNT, "expires_at": MOMENT}}),
                404: fails("No challenge: the room asks no proof of work, or there is no room.", "no_challenge",
                           "not_found")}),
-        Op("POST", "/v1/room/join", "Join the waiting room", tag="room",
-           body={"type": "object", "required": ["user"], "additionalProperties": False, "properties": {
-               "user": {"type": "string", "minLength": 1, "maxLength": 128}, "challenge": {"type": "string"},
-               "nonce": {"type": "string"}}},
-           answers={201: ok("A new ticket.", JOINED), 200: ok("The buyer's existing ticket.", JOINED),
+        Op("POST", "/v1/room/join", "Join the waiting room", tag="room", body=join_body(config),
+           answers={201: ok("A new ticket.", JOINED), 200: ok("The buyer's existing ticket.", JOINED), **who,
                     400: fails("A bad body, or a bad or stale proof of work; nothing changed.", "invalid_request",
-                               "invalid_proof", "challenge_used"),
+                               *proof),
                     404: no_room, 408: fails("The body did not arrive in time.", "request_timeout"),
                     409: fails("The room is not open yet, or closed.", "room_not_open", "room_closed"),
                     413: fails("The body is larger than server.max_body_bytes.", "payload_too_large"),
                     503: fails("The room is full or busy; retry shortly.", "room_full", "overloaded",
                                "unavailable")}),
         Op("GET", "/v1/room/tickets/{ticket}", "A ticket, for its holder; the poll is its heartbeat", tag="room",
-           params=[USER], answers={200: ok("The ticket now.", TICKET),
+           params=holder, answers={200: ok("The ticket now.", TICKET), **who,
                                    400: fails("The buyer is not named.", "invalid_request"), 404: unknown}),
         Op("GET", "/v1/room/tickets/{ticket}/events", "A ticket's changes as Server-Sent Events", tag="room",
-           params=[USER], answers={200: ok("data: lines, each the ticket as GET /v1/room/tickets/{ticket} gives it.",
-                                           {"type": "string"}, media="text/event-stream"),
+           params=holder, answers={200: ok(
+               "Server-Sent Events: one unnamed event with the ticket (as GET /v1/room/tickets/{ticket} gives it) now"
+               " and on every change, until it is admitted, expired or closed; `: alive` comment lines keep it open."
+               " The schema is one event's (OpenAPI 3.1 reads a stream's schema per event).",
+               TICKET_EVENT, media="text/event-stream"), **who,
                                    400: fails("The buyer is not named.", "invalid_request"), 404: unknown,
                                    503: fails("Too many event streams on this server.", "overloaded")}),
         Op("GET", "/v1/room/draw", "The draw: the seed, its commitment, the pre-queue in drawn order", tag="room",

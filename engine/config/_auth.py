@@ -80,10 +80,7 @@ def read_auth(r: _Reader, data: Any, trusted_proxies: tuple[str, ...]) -> AuthCo
             raise r.fail("auth.jwt_algorithms", f"{alg!r} is not one of {' '.join(ALGORITHMS)} ('none' never is)")
     algorithms = tuple(dict.fromkeys(raw_algs))
     secret = r.value(t, "jwt_secret", str, "auth", None)
-    paths = {
-        key: r.value(t, key, str, "auth", None)
-        for key in ("jwt_secret_file", "jwt_public_key_file", "jwks_file")
-    }
+    paths = {key: r.value(t, key, str, "auth", None) for key in ("jwt_secret_file", "jwt_public_key_file", "jwks_file")}
     leeway = float(r.value(t, "jwt_leeway", (int, float), "auth", d.jwt_leeway))
     if not 0 <= leeway <= 300:
         raise r.fail("auth.jwt_leeway", f"must be 0 to 300 seconds, got {leeway}")

@@ -17,6 +17,9 @@ ROOM_KEYS = frozenset(
     {"opens_at", "starts_at", "admit_rate", "admit_burst", "pass_ttl", "heartbeat", "pow_bits", "secret_file"}
 )
 MAX_POW_BITS = 32
+MAX_BURST = 1_000_000
+MAX_SECONDS = 1_000_000.0
+"""Bounds that keep every number of the room's integer bucket and times exact as a double (the Lua on Redis)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +74,13 @@ def read_room(reader: _Reader, data: Any, sku_starts: list[int | None]) -> RoomC
     if not 0 < rate <= 1_000_000:
         raise reader.fail(f"{where}.admit_rate", f"must be > 0 and at most 1000000 buyers per second, got {rate}")
     burst = reader.positive(t, "admit_burst", where, max(1, round(rate)))
+    if burst > MAX_BURST:
+        raise reader.fail(f"{where}.admit_burst", f"must be at most {MAX_BURST}, got {burst}")
+    pass_ttl = reader.seconds(t, "pass_ttl", where, 600.0)
+    heartbeat = reader.seconds(t, "heartbeat", where, 20.0)
+    for key, value in (("pass_ttl", pass_ttl), ("heartbeat", heartbeat)):
+        if value > MAX_SECONDS:
+            raise reader.fail(f"{where}.{key}", f"must be at most {MAX_SECONDS:.0f} seconds, got {value}")
     pow_bits = reader.value(t, "pow_bits", int, where, 0)
     if not 0 <= pow_bits <= MAX_POW_BITS:
         raise reader.fail(f"{where}.pow_bits", f"must be 0 to {MAX_POW_BITS}, got {pow_bits}")
@@ -80,8 +90,8 @@ def read_room(reader: _Reader, data: Any, sku_starts: list[int | None]) -> RoomC
         opens_at=opens,
         admit_rate=rate,
         admit_burst=burst,
-        pass_ttl=reader.seconds(t, "pass_ttl", where, 600.0),
-        heartbeat=reader.seconds(t, "heartbeat", where, 20.0),
+        pass_ttl=pass_ttl,
+        heartbeat=heartbeat,
         pow_bits=pow_bits,
         secret_file=secret,
     )

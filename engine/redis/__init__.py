@@ -5,7 +5,8 @@
 
 :class:`RedisLedger` decides and records purchases in Lua scripts on Redis
 (:mod:`._lua`); :class:`OrderSink` moves the orders stream into PostgreSQL
-(:mod:`._schema`). Importing this package imports ``redis`` and ``psycopg``:
+(:mod:`._schema`); :class:`RedisRoomLedger` keeps the waiting room of
+every worker (:mod:`._room_lua`). Importing this package imports ``redis`` and ``psycopg``:
 only ``backend = "redis"`` does, through the ``flashsale[redis]`` extra.
 """
 
@@ -14,6 +15,7 @@ from ._backend import RedisBackend
 from ._ledger import RedisLedger
 from ._probe import probe_postgres, probe_redis
 from ._rebuild import RebuildError, SaleRebuilder
+from ._room import RedisRoomLedger
 from ._sink import OrderSink, SinkGauges, stream_key
 
 __all__ = [
@@ -22,6 +24,7 @@ __all__ = [
     "RebuildError",
     "RedisBackend",
     "RedisLedger",
+    "RedisRoomLedger",
     "SaleRebuilder",
     "SinkGauges",
     "probe_postgres",

@@ -37,15 +37,18 @@ from flashsale.actors import (
     LedgerSku,
     Order,
     Result,
+    RoomLedger,
     Scope,
     SharedLimiterActor,
     Tick,
     order_sku,
 )
+from flashsale.config import Config
 
 from ._archive import OrderArchive
 from ._ledger import RedisLedger
 from ._rebuild import RebuildError, SaleRebuilder
+from ._room import RedisRoomLedger
 from ._sink import OrderSink, SinkGauges
 
 log = logging.getLogger("flashsale.engine")
@@ -217,6 +220,10 @@ class RedisBackend:
 
     def readiness(self) -> dict[str, bool]:
         return {"redis_ok": self._breaker.closed, "postgres_ok": self._sink is None or self._sink.gauges.ok}
+
+    def room_ledger(self, config: Config) -> RoomLedger | None:
+        """The waiting room in Redis, under ``[redis] prefix``: one queue and one draw for every worker."""
+        return RedisRoomLedger(config.redis)
 
     @property
     def _started(self) -> StartContext:

@@ -9,9 +9,10 @@ proof of work checked); :class:`RoomCalls` puts its calls on
 
 from ._api import RoomCalls
 from ._errors import RoomRefused, UnknownTicket
-from ._gateway import Challenge, Draw, Room, RoomStatus, TicketStatus, make_room, seeded_ids
+from ._gateway import BUYER_CHARS, Challenge, Draw, Room, RoomStatus, TicketStatus, make_room, seeded_ids
 
 __all__ = [
+    "BUYER_CHARS",
     "Challenge",
     "Draw",
     "Room",

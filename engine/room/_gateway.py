@@ -22,6 +22,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,17 +32,22 @@ from typing import Any, Literal, NamedTuple
 import pykka
 
 from flashsale._errors import InvalidRequest, Unavailable
+from flashsale._validate import storable
 from flashsale.actors import (
     Join,
     JoinBatch,
     JoinResult,
+    LedgerError,
     LoopBridge,
     RoomActor,
     RoomBoard,
     RoomControl,
+    RoomLedger,
+    RoomParams,
     RoomTick,
     RoomTickReport,
     RoomView,
+    SharedRoomActor,
     SkuView,
     TicketView,
 )
@@ -71,6 +77,13 @@ MAX_POLL_CACHE = 200_000
 JOIN_FLUSH_SECONDS = 0.005
 """How long an answered join waits to travel to the room actor with the others (HTTP joins)."""
 MAX_USER_LEN = 128
+BUYER_CHARS = "[^\\u0000-\\u001f\\u007f-\\u009f]"
+"""What a buyer's name in the room is made of: any character but a control character (C0, DEL, C1).
+
+The same regular expression in Python and in JSON Schema: the OpenAPI
+document's pattern for ``user`` on the room's routes is built from it.
+"""
+_BUYER = re.compile(f"{BUYER_CHARS}{{1,{MAX_USER_LEN}}}")
 
 RoomState = Literal["not_open", "pre_queue", "admitting", "paused", "closed"]
 
@@ -142,6 +155,13 @@ class _Notify:
         self._room._changed(changed)
 
 
+def valid_buyer(user: str) -> bool:
+    """True when ``user`` can hold a ticket: 1 to :data:`MAX_USER_LEN` characters of :data:`BUYER_CHARS`, storable."""
+    if 0 < len(user) <= MAX_USER_LEN and user.isprintable():  # the usual name: no regular expression needed
+        return True
+    return _BUYER.fullmatch(user) is not None and storable(user)
+
+
 def load_secret(config: RoomConfig) -> bytes:
     """The pass-signing key: the ``secret_file``'s bytes, or 32 random bytes for this start."""
     if config.secret_file is None:
@@ -159,7 +179,10 @@ class Room:
     """One sale's waiting room, seen from the loop. Built and driven by :class:`flashsale.SaleEngine`.
 
     ``seed`` (32 bytes) and ``ids`` (ticket ids) are drawn from a CSPRNG
-    unless given: a replay gives both, from its scenario.
+    unless given: a replay gives both, from its scenario. ``ledger`` makes
+    the room shared (``backend = "redis"``): called at start, it gives the
+    :class:`actors.RoomLedger` every process decides through, and the room's
+    seed is the one stored there (this room's is only a candidate).
     """
 
     def __init__(
@@ -171,8 +194,12 @@ class Room:
         seed: bytes | None = None,
         ids: Callable[[], str] | None = None,
         secret: bytes | None = None,
+        ledger: Callable[[], RoomLedger | None] | None = None,
     ) -> None:
         self.config = config
+        self._ledger_for = ledger
+        self.shared = False
+        """True when the room lives outside this process (every join is then placed before it is answered)."""
         self._views = views
         self._clock = clock
         self._seed = seed if seed is not None else secrets.token_bytes(32)
@@ -209,22 +236,58 @@ class Room:
         if self._secret is None:
             self._secret = await asyncio.to_thread(load_secret, cfg)
         self._loop = loop
-        self._ref = RoomActor.start(
+        ledger = None if self._ledger_for is None else self._ledger_for()
+        if ledger is not None:
+            self._ref = await self._start_shared(ledger, bridge)
+        else:
+            self._ref = RoomActor.start(
+                bridge,
+                self.board,
+                _Notify(self),
+                seed=self._seed,
+                secret=self._secret,
+                opens_at=cfg.opens_at,
+                starts_at=cfg.starts_at,
+                rate=cfg.admit_rate,
+                burst=cfg.admit_burst,
+                pass_ttl_us=round(cfg.pass_ttl * US),
+                dead_us=round(3 * cfg.heartbeat * US),
+            )
+        self.running = True
+        if real_time:
+            self._ticker = loop.create_task(self._tick_forever(), name="flashsale-room-ticker")
+
+    async def _start_shared(self, ledger: RoomLedger, bridge: LoopBridge) -> pykka.ActorRef[Any]:
+        """Open the shared room (made with this room's seed and settings unless it exists) and mirror it."""
+        cfg = self.config
+        params = RoomParams(
+            cfg.opens_at,
+            cfg.starts_at,
+            round(cfg.admit_rate * 1000),
+            cfg.admit_burst,
+            round(cfg.pass_ttl * US),
+            round(3 * cfg.heartbeat * US),
+            MAX_TICKETS,
+        )
+        try:
+            self._seed, snapshot = await asyncio.to_thread(ledger.open, self._seed, params)
+        except LedgerError as exc:
+            await asyncio.to_thread(ledger.close)
+            raise Unavailable(f"the waiting room: {exc}") from exc
+        self.board = RoomActor.board_for(self._seed, cfg.opens_at, cfg.starts_at, cfg.admit_rate)
+        self.shared = True
+        assert self._secret is not None
+        return SharedRoomActor.start(
             bridge,
             self.board,
             _Notify(self),
+            ledger=ledger,
+            snapshot=snapshot,
             seed=self._seed,
             secret=self._secret,
             opens_at=cfg.opens_at,
             starts_at=cfg.starts_at,
-            rate=cfg.admit_rate,
-            burst=cfg.admit_burst,
-            pass_ttl_us=round(cfg.pass_ttl * US),
-            dead_us=round(3 * cfg.heartbeat * US),
         )
-        self.running = True
-        if real_time:
-            self._ticker = loop.create_task(self._tick_forever(), name="flashsale-room-ticker")
 
     async def stop(self) -> None:
         """Stop ticking and stop the actor; event streams see the room end."""
@@ -356,8 +419,8 @@ class Room:
         replay needs that); without, the ticket is answered at once and
         placed behind it (the HTTP route: no thread hop on a join).
         """
-        if type(user) is not str or not 0 < len(user) <= MAX_USER_LEN or not user.isprintable():
-            raise InvalidRequest("user", f"must be a non-empty printable string of at most {MAX_USER_LEN} characters")
+        if type(user) is not str or not valid_buyer(user):
+            raise InvalidRequest("user", f"must be 1 to {MAX_USER_LEN} characters, none of them a control character")
         if self._ref is None or self._loop is None:
             raise Unavailable("the waiting room is not running")
         at = self._clock()
@@ -382,7 +445,7 @@ class Room:
         if challenge is not None:
             self._use(challenge, expires, at)
         ticket = self._ids()
-        if not confirm:
+        if not confirm and not self.shared:  # shared: another process may place this buyer first
             drawn = room.drawn is not None or at >= room.starts_at
             ahead = room.waiting + room.admitted - room.swept_admitted + len(self._provisional) if drawn else None
             view = TicketView(
@@ -619,17 +682,22 @@ def seeded_ids(seed: bytes) -> Callable[[], str]:
 
 
 def make_room(
-    config: RoomConfig | None, views: dict[str, SkuView], clock: Callable[[], int], seed: bytes | None
+    config: RoomConfig | None,
+    views: dict[str, SkuView],
+    clock: Callable[[], int],
+    seed: bytes | None,
+    ledger: Callable[[], RoomLedger | None] | None = None,
 ) -> Room | None:
     """The engine's room: ``None`` without ``[waiting_room]``.
 
     With a ``seed`` (a replay) everything random about the room derives from
     it: ticket ids and the pass key; otherwise all three come from a CSPRNG
-    (the key from ``secret_file`` when there is one).
+    (the key from ``secret_file`` when there is one). ``ledger`` gives the
+    shared room's ledger at start (the backend's; ``None``: this process's).
     """
     if config is None:
         return None
     if seed is None:
-        return Room(config, views, clock)
+        return Room(config, views, clock, ledger=ledger)
     secret = hashlib.sha256(b"flashsale-replay-pass-key/1" + seed).digest()
-    return Room(config, views, clock, seed=seed, ids=seeded_ids(seed), secret=secret)
+    return Room(config, views, clock, seed=seed, ids=seeded_ids(seed), secret=secret, ledger=ledger)

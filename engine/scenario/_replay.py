@@ -413,7 +413,11 @@ def _engine_for(
     )
     config = dataclasses.replace(scenario.config, backend="redis", redis=redis)
     return SaleEngine(
-        config, clock=clock, backend=RedisBackend(sink=False, scratch=True), order_ids=scenario_order_ids(scenario)
+        config,
+        clock=clock,
+        backend=RedisBackend(sink=False, scratch=True),
+        order_ids=scenario_order_ids(scenario),
+        room_seed=scenario.room_seed,
     )
 
 

@@ -123,16 +123,15 @@ async def test_a_short_secret_file_is_refused(tmp_path: Path) -> None:
         await engine.stop()
 
 
-def test_workers_are_refused_with_a_room(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """--workers 2 with a waiting room exits 2 and says why: the room is kept in one process."""
+def test_workers_with_a_room_need_its_secret_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--workers 2 with a waiting room but no secret_file exits 2 and says why: each would sign with its own key."""
     path = tmp_path / "sale.toml"
     path.write_text(
-        'backend = "redis"\n[[sku]]\nid = "a"\nstock = 1\n[waiting_room]\nstarts_at = 2026-11-12T00:00:00Z\n'
-        'secret_file = "room.key"\n',
+        'backend = "redis"\n[[sku]]\nid = "a"\nstock = 1\n[waiting_room]\nstarts_at = 2026-11-12T00:00:00Z\n',
         encoding="utf-8",
     )
     assert main(["serve", "--config", str(path), "--workers", "2", "--port", "8089"]) == 2
-    assert "the room (its queue, draw and pacing) is kept in one process" in capsys.readouterr().err
+    assert "needs waiting_room.secret_file" in capsys.readouterr().err
 
 
 def test_the_room_scenario_replays_to_its_pinned_digest(capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import hashlib
 import threading
 import warnings
 from collections import Counter
@@ -11,8 +12,24 @@ from pathlib import Path
 
 import pytest
 
-from flashsale import Config, ManualClock, SkuConfig, StoreConfig, SyncSaleEngine, TickReport, Unavailable, UnknownOrder
+from flashsale import (
+    Config,
+    InvalidRequest,
+    ManualClock,
+    SkuConfig,
+    StoreConfig,
+    SyncSaleEngine,
+    TickReport,
+    Unavailable,
+    UnknownOrder,
+)
+from flashsale.actors._room_passes import solve
+from flashsale.config import RoomConfig
+from flashsale.room import RoomRefused, UnknownTicket
 from tests.conftest import MakeConfig, read_orders
+
+T0 = 1_767_225_600_000_000
+STARTS = T0 + 10_000_000
 
 
 def test_blocking_calls(make_config: MakeConfig, clock: ManualClock, db_path: Path) -> None:
@@ -80,3 +97,87 @@ def test_failed_start_leaves_no_thread(tmp_path: Path) -> None:
     with pytest.raises(Unavailable), SyncSaleEngine(config):
         pass
     assert threading.active_count() == before
+
+
+def _room_sale(db_path: Path, **room: object) -> Config:
+    return Config(
+        skus=(SkuConfig("a", 3, per_user_limit=1),),
+        store=StoreConfig(path=str(db_path)),
+        tick_interval=0.0,
+        waiting_room=RoomConfig(opens_at=T0, starts_at=STARTS, admit_rate=2.0, admit_burst=2, **room),  # type: ignore[arg-type]
+    )
+
+
+def test_the_waiting_room_blocking(db_path: Path) -> None:
+    """join, ticket, room_status, room_draw, room_tick, check_pass and the steering calls block until answered."""
+    clock = ManualClock(T0)
+    with SyncSaleEngine(_room_sale(db_path), clock=clock, room_seed=bytes(range(32))) as engine:
+        tickets = {}
+        for user in ("alice", "bob", "carol"):
+            ticket, created = engine.join(user)
+            assert (created, ticket.state) == (True, "pre_queue")
+            tickets[user] = ticket.ticket
+        again, created = engine.join("alice")
+        assert (again.ticket, created) == (tickets["alice"], False)
+        with pytest.raises(UnknownTicket):
+            engine.ticket(tickets["alice"], "bob")
+        with pytest.raises(RoomRefused) as refused:
+            engine.room_draw()
+        assert refused.value.code == "draw_not_done"
+        with pytest.raises(RoomRefused):
+            engine.room_challenge()  # pow_bits = 0: no challenge
+        status = engine.room_status()
+        assert (status.state, status.waiting, status.seed) == ("pre_queue", 3, None)
+
+        clock.set(STARTS)
+        report = engine.room_tick()
+        assert len(report.admitted) == 2  # the burst
+        draw = engine.room_draw()
+        seed = bytes.fromhex(draw.seed)
+        assert hashlib.sha256(seed).hexdigest() == draw.commitment == status.commitment
+        assert list(draw.tickets) == sorted(tickets.values(), key=lambda t: hashlib.sha256(seed + t.encode()).digest())
+        first = {u: engine.ticket(t, u) for u, t in tickets.items()}
+        admitted = [u for u, t in first.items() if t.state == "admitted"]
+        assert len(admitted) == 2
+        user = admitted[0]
+        assert engine.check_pass(first[user].admission_pass, user) == ("", "")
+        assert engine.check_pass(first[user].admission_pass, "mallory")[0] == "invalid_pass"
+        assert engine.check_pass(None, user)[0] == "admission_required"
+
+        assert engine.pause_room().paused
+        clock.advance(5.0)
+        assert engine.room_tick().admitted == ()
+        assert engine.room_status().state == "paused"
+        assert not engine.resume_room().paused
+        assert engine.set_admit_rate(50.0).admit_rate == 50.0
+        clock.advance(1.0)
+        assert len(engine.room_tick().admitted) == 1
+        with pytest.raises(InvalidRequest):
+            engine.set_admit_rate(0)
+
+
+def test_room_joins_from_many_threads(db_path: Path) -> None:
+    """Joins from 8 threads at once: one ticket per buyer, whichever thread asks twice."""
+    with (
+        SyncSaleEngine(_room_sale(db_path), clock=ManualClock(T0)) as engine,
+        ThreadPoolExecutor(max_workers=8) as pool,
+    ):
+        joined = list(pool.map(lambda i: engine.join(f"u{i % 50}"), range(200)))
+        assert engine.room_status().waiting == 50
+    by_user: dict[str, set[str]] = {}
+    for n, (ticket, _) in enumerate(joined):
+        by_user.setdefault(f"u{n % 50}", set()).add(ticket.ticket)
+    assert all(len(ids) == 1 for ids in by_user.values())
+    assert sum(created for _, created in joined) == 50
+
+
+def test_a_proof_of_work_join_blocking(db_path: Path) -> None:
+    """With pow_bits > 0 a blocking join takes a challenge from room_challenge and a solved nonce, once."""
+    with SyncSaleEngine(_room_sale(db_path, pow_bits=6), clock=ManualClock(T0)) as engine:
+        challenge = engine.room_challenge()
+        assert challenge.bits == 6
+        nonce = solve(challenge.challenge, 6)
+        assert engine.join("alice", challenge=challenge.challenge, nonce=nonce)[1]
+        with pytest.raises(RoomRefused) as refused:
+            engine.join("bob", challenge=challenge.challenge, nonce=nonce)
+        assert refused.value.code == "challenge_used"

@@ -62,7 +62,10 @@ async def test_dead_tickets_are_skipped_and_expired(make_room: MakeRoom) -> None
     states = {u: (await poll(client, tickets[u], u))[1]["state"] for u in tickets}
     assert states == {"alive1": "admitted", "dead": "expired", "alive2": "admitted", "alive3": "admitted"}
     status, body = await join(client, "dead")
-    assert (status, body["state"]) == (201, "waiting")  # a dead ticket's buyer may queue again, at the back
+    # A dead ticket's buyer may queue again, at the back. A shared room (Redis) places the join before it
+    # answers, and the bucket has a token for it by then: the answer may already be the admission.
+    assert status == 201
+    assert body["state"] == ("admitted" if engine.room.shared else "waiting")
     assert body["ticket"] != tickets["dead"]
 
 

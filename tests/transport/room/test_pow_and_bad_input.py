@@ -49,12 +49,34 @@ async def test_proof_of_work_accepted_once_per_challenge(make_room: MakeRoom) ->
 
 
 async def test_no_challenge_without_pow(make_room: MakeRoom) -> None:
-    """With pow_bits = 0 the challenge route is 404 and a join carrying a proof is 400."""
+    """With pow_bits = 0 the challenge route is 404 and a join carrying a proof, even an empty one, is 400.
+
+    The served document says the same: the join body is ``{"user"}`` alone.
+    """
     client = await make_room(clock=ManualClock(OPENS))
     resp = await client.get("/v1/room/challenge")
     assert (resp.status, (await resp.json())["error"]) == (404, "no_challenge")
-    status, body = await join(client, "alice", challenge="x", nonce="1")
-    assert (status, body["error"]) == (400, "invalid_request")
+    for proof in ({"challenge": "x", "nonce": "1"}, {"challenge": ""}, {"nonce": ""}, {"challenge": None}):
+        status, body = await join(client, "alice", **proof)
+        assert (status, body["error"]) == (400, "invalid_request"), proof
+    assert engine_of(client).room.board.room.tickets == 0
+    join_body = (await (await client.get("/openapi.json")).json())["paths"]["/v1/room/join"]["post"]["requestBody"]
+    schema = join_body["content"]["application/json"]["schema"]
+    assert (schema["required"], list(schema["properties"]), schema["additionalProperties"]) == (
+        ["user"],
+        ["user"],
+        False,
+    )
+
+
+async def test_the_document_asks_a_proof_when_the_room_does(make_room: MakeRoom) -> None:
+    """With pow_bits > 0 the served document requires challenge and nonce in the join body."""
+    client = await make_room(clock=ManualClock(OPENS), pow_bits=4)
+    document = await (await client.get("/openapi.json")).json()
+    schema = document["paths"]["/v1/room/join"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert schema["required"] == ["user", "challenge", "nonce"]
+    poll = document["paths"]["/v1/room/tickets/{ticket}"]["get"]["parameters"]
+    assert [(p["name"], p["required"]) for p in poll] == [("ticket", True), ("user", True)]
 
 
 async def test_bad_joins_are_400_and_change_nothing(make_room: MakeRoom) -> None:

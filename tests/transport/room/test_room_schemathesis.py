@@ -1,11 +1,16 @@
-"""schemathesis holds the admin API's room routes to the document on a server whose room is running.
+"""schemathesis holds every waiting-room route, buyer's and admin's, to the document on a server whose room runs.
 
 (tests/transport/test_schemathesis.py fuzzes every route on a sale without a
-room, where these answer 401 or 409 not_configured; here they act.)
+room, where these answer 404, 401 or 409 not_configured; here they act.) The
+room is fuzzed in its pre-queue and while admitting, without and with proof
+of work. Half the valid polls name a ticket a buyer really holds (``map_case``
+below), so the ticket routes answer 200 as well as 404.
 """
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,38 +28,89 @@ from flashsale.transport._openapi import document
 from ..live import LiveServer, live_server  # noqa: TID252 - the shared live-server helper
 
 TOKEN = "schemathesis-admin-token-0123"
-CHECKS = {
-    "positive_data_acceptance": {"expected-statuses": ["2xx", "401", "403", "404", "409", "422", "429"]},
-    "negative_data_rejection": {"expected-statuses": ["400", "401", "403", "404", "405", "409", "413", "422", "429"]},
-}
+MINUTE = 60_000_000
+POSITIVE = ["2xx", "401", "403", "404", "409", "422", "429"]
+NEGATIVE = ["400", "401", "403", "404", "405", "409", "413", "422", "429"]
 AUTH = {"dashboardSession": {"api_key": SessionSigner(TOKEN).issue()}, "adminBearer": {"bearer": TOKEN}}
+HOLDER = "schemathesis-holder"
+held: dict[str, str] = {}  # the ticket HOLDER holds on the server under test: {"ticket": ..., "user": ...}
 
 
-def sale(path: Path | str = "orders.db") -> Config:
-    """A sale whose waiting room has been admitting for a minute."""
-    started = wall_clock() - 60_000_000
-    return Config(
-        skus=(SkuConfig("moutai-53", stock=1_000_000),),
-        store=StoreConfig(path=str(path)),
-        waiting_room=RoomConfig(starts_at=started, opens_at=started - 60_000_000, admit_rate=100.0, admit_burst=100),
-    )
+def sale(path: Path | str = "orders.db", *, state: str = "admitting", pow_bits: int = 0) -> Config:
+    """A sale whose waiting room has been admitting for a minute, or is in its pre-queue for another hour."""
+    now = wall_clock()
+    starts = now - MINUTE if state == "admitting" else now + 60 * MINUTE
+    room = RoomConfig(starts_at=starts, opens_at=now - 2 * MINUTE, admit_rate=100.0, admit_burst=100, pow_bits=pow_bits)
+    return Config(skus=(SkuConfig("moutai-53", stock=1_000_000),), store=StoreConfig(path=str(path)), waiting_room=room)
 
 
-schema = schemathesis.openapi.from_dict(
-    document(sale()),
-    config=SchemathesisConfig.from_dict({"checks": CHECKS, "auth": {"openapi": AUTH}, "max-stream-events": 1}),
-).include(path_regex="^/v1/admin/room")
+def room_schema(pow_bits: int) -> Any:
+    """The room's routes of the document a server of ``sale(pow_bits=...)`` serves.
+
+    With proof of work a join whose body fits the document is still refused
+    400 unless its nonce solves a challenge the room issued: a proof is
+    checked by the room, not by the document.
+    """
+    positive = [*POSITIVE, "400"] if pow_bits else POSITIVE
+    checks = {
+        "positive_data_acceptance": {"expected-statuses": positive},
+        "negative_data_rejection": {"expected-statuses": NEGATIVE},
+    }
+    config = SchemathesisConfig.from_dict({"checks": checks, "auth": {"openapi": AUTH}, "max-stream-events": 1})
+    schema = schemathesis.openapi.from_dict(document(sale(pow_bits=pow_bits)), config=config)
+    schema.hook(map_case)
+    return schema.include(path_regex="^/v1/(admin/)?room")
+
+
+def map_case(context: Any, case: Any) -> Any:
+    """A valid poll names the held ticket and its holder in half the cases (chosen by the generated ticket id)."""
+    is_poll = case.operation.path.startswith("/v1/room/tickets/")
+    negative = case.meta is not None and case.meta.generation.mode.is_negative
+    if is_poll and held and not negative and hash(case.path_parameters.get("ticket")) % 2 == 0:
+        case.path_parameters["ticket"] = held["ticket"]
+        case.query = {**(case.query or {}), "user": held["user"]}
+    return case
+
+
+def serve(tmp_path: Path, state: str, pow_bits: int) -> Iterator[LiveServer]:
+    """The sale with a room on a real socket, with an admin token and one ticket held."""
+    with live_server(sale(tmp_path / "orders.db", state=state, pow_bits=pow_bits), TOKEN) as live:
+        body = json.dumps({"user": HOLDER}).encode()
+        if pow_bits:
+            held.clear()  # a proof of work room: polls stay on unknown tickets
+        else:
+            request = urllib.request.Request(f"{live.url}/v1/room/join", body, {"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                held.update(ticket=json.load(answer)["ticket"], user=HOLDER)
+        try:
+            yield live
+        finally:
+            held.clear()
+
+
+plain = room_schema(pow_bits=0)
+proof = room_schema(pow_bits=8)
+
+
+@pytest.fixture(params=["pre_queue", "admitting"])
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiveServer]:
+    yield from serve(tmp_path, request.param, 0)
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[LiveServer]:
-    """The sale with a room on a real socket, with an admin token."""
-    with live_server(sale(tmp_path / "orders.db"), TOKEN) as live:
-        yield live
+def pow_server(tmp_path: Path) -> Iterator[LiveServer]:
+    yield from serve(tmp_path, "admitting", 8)
 
 
-@schema.parametrize()
+@plain.parametrize()
 @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
-def test_room_admin_routes_answer_as_documented(case: Any, server: LiveServer) -> None:
-    """With a room running, every generated request to a room admin route gets a documented answer, never a 5xx."""
+def test_room_routes_answer_as_documented(case: Any, server: LiveServer) -> None:
+    """In the pre-queue and while admitting, every generated request to a room route gets a documented answer."""
     case.call_and_validate(base_url=server.url, timeout=10)
+
+
+@proof.parametrize()
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+def test_room_routes_with_proof_of_work_answer_as_documented(case: Any, pow_server: LiveServer) -> None:
+    """With pow_bits > 0 the join body needs challenge and nonce; every answer is still as documented."""
+    case.call_and_validate(base_url=pow_server.url, timeout=10)

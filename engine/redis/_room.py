@@ -1,0 +1,146 @@
+"""RedisRoomLedger: the waiting room of every worker in Redis (the :class:`actors.RoomLedger` port).
+
+Each room message is one Lua call (:mod:`._room_lua`): all the joins of a
+batch, a tick with its heartbeats, an operator's action. Lua has no
+SHA-256, so the draw key of each pre-queue join, ``sha256(seed +
+ticket)``, is computed here and travels with the join; Lua keeps the
+pre-queue in a sorted set by that key, so its order is the draw.
+
+The seed lives in Redis: the first process to open the room stores its
+candidate (``INIT`` sets nothing when the room exists), every process uses
+the stored one. Calls have the ``[redis] timeout`` deadline and are never
+retried; a failure is a :class:`actors.LedgerError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any, Literal, cast
+
+import redis
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from redis.retry import Retry
+
+from flashsale.actors import LedgerError, RoomAnswer, RoomCounters, RoomParams, RoomSnapshot
+from flashsale.actors._room_messages import ClosedReason, TicketState
+from flashsale.config import RedisConfig
+
+from . import _room_lua
+
+MAX_LOG = 100_000
+"""Room log entries kept in Redis; a worker further behind loads the whole room again."""
+
+
+def room_base(prefix: str) -> str:
+    """The room's key prefix: ``P:{:room}:`` (a hash tag no SKU id can take)."""
+    return f"{prefix}:{{:room}}:"
+
+
+class RedisRoomLedger:
+    """One sale's waiting room in Redis, shared by every worker."""
+
+    def __init__(self, config: RedisConfig, *, max_log: int = MAX_LOG) -> None:
+        self._base = room_base(config.prefix)
+        self._keys = [self._base + "meta"]
+        self._max_log = max_log
+        self._seed = b""
+        self._client = redis.Redis.from_url(
+            config.url,
+            socket_timeout=config.timeout,
+            socket_connect_timeout=config.timeout,
+            retry=Retry(NoBackoff(), 0),
+            decode_responses=True,
+        )
+        self._scripts = {
+            name: self._client.register_script(text)
+            for name, text in (
+                ("init", _room_lua.INIT),
+                ("join", _room_lua.JOIN),
+                ("tick", _room_lua.TICK),
+                ("control", _room_lua.CONTROL),
+                ("snapshot", _room_lua.SNAPSHOT),
+            )
+        }
+
+    def _run(self, name: str, args: Sequence[str | int]) -> Any:
+        try:
+            return self._scripts[name](keys=self._keys, args=[str(a) for a in args])
+        except RedisError as exc:
+            raise LedgerError(f"redis: {exc}") from exc
+
+    # -- the RoomLedger port --------------------------------------------------
+
+    def open(self, seed: bytes, params: RoomParams) -> tuple[bytes, RoomSnapshot]:
+        p = params
+        opens = "" if p.opens_at is None else p.opens_at
+        args: list[str | int] = [seed.hex(), p.starts_at, opens, p.rate_milli, p.burst, p.pass_ttl_us, p.dead_us]
+        stored = self._run("init", [*args, p.max_tickets, self._max_log])
+        self._seed = bytes.fromhex(stored)
+        return self._seed, self.snapshot()
+
+    def snapshot(self) -> RoomSnapshot:
+        meta, states, users, passes, by_user, pre, queue, drawn = self._run("snapshot", [self._base])
+        m = _pairs(meta)
+        user_of = _pairs(users)
+        expiry = _pairs(passes)
+        tickets = tuple(
+            (t, user_of[t], cast("TicketState", state), int(expiry[t]) if t in expiry else None)
+            for t, state in _pairs(states).items()
+        )
+        counters = _counters([m["waiting"], m["admitted"], m["paused"], m["rate"], m["closed"], m["tickets"],
+                              m["swept_admitted"], m["drawn"]])  # fmt: skip
+        return RoomSnapshot(
+            counters,
+            int(m["seq"]),
+            tickets,
+            tuple(_pairs(by_user).items()),
+            tuple(pre),
+            tuple(queue),
+            tuple(member[65:] for member in drawn) if counters.drawn else None,
+        )
+
+    def join(self, after: int, joins: Sequence[tuple[str, str, int]]) -> RoomAnswer:
+        seed = self._seed
+        args: list[str | int] = [self._base, after]
+        for user, ticket, at in joins:
+            args += [user, ticket, at, hashlib.sha256(seed + ticket.encode("ascii")).hexdigest()]
+        return _answer(self._run("join", args))
+
+    def tick(self, after: int, at: int, beats: Sequence[tuple[str, int]], closing: ClosedReason | None) -> RoomAnswer:
+        args: list[str | int] = [self._base, after, at, closing or ""]
+        for ticket, polled in beats:
+            args += [ticket, polled]
+        return _answer(self._run("tick", args))
+
+    def control(self, after: int, action: Literal["pause", "resume", "rate"], at: int, rate_milli: int) -> RoomAnswer:
+        return _answer(self._run("control", [self._base, after, action, at, rate_milli]))
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _pairs(flat: list[str]) -> dict[str, str]:
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def _counters(c: list[str]) -> RoomCounters:
+    waiting, admitted, paused, rate, closed, tickets, swept_admitted, drawn = c
+    return RoomCounters(
+        int(waiting),
+        int(admitted),
+        paused == "1",
+        int(rate),
+        cast("ClosedReason", closed) if closed else None,
+        int(tickets),
+        int(swept_admitted),
+        drawn == "1",
+    )
+
+
+def _answer(out: list[Any]) -> RoomAnswer:
+    results, counters, seq, since = out
+    pairs = tuple(cast("tuple[str, str]", tuple(r.split("|", 1))) for r in results)
+    entries = None if since == "resync" else tuple(since)
+    return RoomAnswer(pairs, _counters(counters), int(seq), entries)

@@ -1,0 +1,206 @@
+"""The waiting room on Redis through the embedded API: several engines (workers) share one room on a real server."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from flashsale import Config, ManualClock, RedisConfig, SaleEngine, SkuConfig
+from flashsale.actors import RoomParams
+from flashsale.config import RoomConfig
+from flashsale.redis import RedisBackend, RedisRoomLedger
+from flashsale.room import RoomRefused
+
+T0 = 1_767_225_600_000_000
+STARTS = T0 + 10_000_000
+ENDS = T0 + 60_000_000
+
+Engines = Callable[..., AsyncIterator[list[SaleEngine]]]
+
+
+class SmallLog(RedisBackend):
+    """The redis backend with a room log of 3 entries: a worker that sleeps through more loads the whole room."""
+
+    def room_ledger(self, config: Config) -> RedisRoomLedger:
+        return RedisRoomLedger(config.redis, max_log=3)
+
+
+@pytest.fixture
+def key(tmp_path: Path) -> str:
+    path = tmp_path / "room.key"
+    path.write_bytes(b"a shared room key of 32 bytes...")
+    return str(path)
+
+
+def _config(redis_config: RedisConfig, key: str, **room: object) -> Config:
+    return Config(
+        skus=(SkuConfig("a", 5, ends_at=ENDS),),
+        tick_interval=0.0,
+        backend="redis",
+        redis=redis_config,
+        waiting_room=RoomConfig(starts_at=STARTS, opens_at=T0, secret_file=key, **room),  # type: ignore[arg-type]
+    )
+
+
+async def _engines(config: Config, clock: ManualClock, n: int = 2, small_log: bool = False) -> list[SaleEngine]:
+    engines = [
+        SaleEngine(config, clock=clock, backend=(SmallLog if small_log else RedisBackend)(sink=False))
+        for _ in range(n)
+    ]
+    for e in engines:
+        await e.start()
+    return engines
+
+
+async def _stop(engines: list[SaleEngine]) -> None:
+    for e in engines:
+        await e.stop()
+
+
+async def test_two_workers_share_one_queue_one_draw_and_one_pace(redis_config: RedisConfig, key: str) -> None:
+    """Joins on both land in one queue; one seed, one drawn order; admissions across both never beat the rate."""
+    clock = ManualClock(T0)
+    a, b = engines = await _engines(_config(redis_config, key, admit_rate=2.0, admit_burst=1), clock)
+    try:
+        assert a.room_status().commitment == b.room_status().commitment  # the first start's seed, for both
+        tickets = {}
+        for n in range(20):
+            status, created = await (a if n % 2 else b).join(f"u{n}")
+            assert created
+            tickets[f"u{n}"] = status.ticket
+        again, created = await a.join("u0")  # joined on b: a knows the ticket
+        assert (again.ticket, created) == (tickets["u0"], False)
+        await a.room_tick()
+        await b.room_tick()
+        assert a.room_status().waiting == b.room_status().waiting == 20
+        assert a.room_status().seed is None
+
+        clock.set(STARTS)
+        report = await a.room_tick()
+        assert report.drawn
+        assert (await b.room_tick()).drawn  # b saw the draw in the log
+        draw = a.room_draw()
+        assert b.room_draw() == draw
+        seed = bytes.fromhex(draw.seed)
+        assert hashlib.sha256(seed).hexdigest() == draw.commitment
+        assert sorted(draw.tickets) == sorted(tickets.values())
+        assert list(draw.tickets) == sorted(draw.tickets, key=lambda t: hashlib.sha256(seed + t.encode()).digest())
+
+        # Each worker reports what it saw in the log since its last tick: both see every admission.
+        admitted = dict.fromkeys(report.admitted)
+        for step in range(1, 31):  # 3 s, the two workers ticking in turn, every heartbeat kept fresh
+            clock.set(STARTS + step * 100_000)
+            for user, ticket in tickets.items():
+                (a if step % 2 else b).ticket(ticket, user)
+            admitted.update(dict.fromkeys((await (a if step % 2 else b).room_tick()).admitted))
+            assert len(admitted) <= 1 + 2 * step / 10, step
+        assert len(admitted) == 7  # burst 1 + 2 a second for 3 s
+        assert list(admitted) == list(draw.tickets[:7])  # in drawn order
+        admitted_ids = list(admitted)
+        await a.room_tick()
+        await b.room_tick()
+        assert a.waiting_room is not None
+        assert b.waiting_room is not None
+        assert a.waiting_room.board.tickets == b.waiting_room.board.tickets  # one room, two mirrors
+        first = next(u for u, t in tickets.items() if t == admitted_ids[0])
+        token = a.ticket(admitted_ids[0], first).admission_pass
+        assert token is not None
+        assert token == b.ticket(admitted_ids[0], first).admission_pass
+        assert b.check_pass(token, first) == ("", "")
+        assert b.check_pass(token, "someone-else")[0] == "invalid_pass"
+    finally:
+        await _stop(engines)
+
+
+async def test_the_operator_steers_every_worker(redis_config: RedisConfig, key: str) -> None:
+    """A pause on one worker stops admission on all; a resume or a new rate on the other holds everywhere."""
+    clock = ManualClock(STARTS)
+    a, b = engines = await _engines(_config(redis_config, key, admit_rate=10.0, admit_burst=1, heartbeat=600.0), clock)
+    try:
+        for n in range(30):
+            await (a if n % 2 else b).join(f"u{n}")
+        view = await a.pause_room()
+        assert view.paused
+        await b.room_tick()
+        assert b.room_status().state == "paused"
+        clock.advance(2)
+        assert (await b.room_tick()).admitted == ()
+        await b.resume_room()
+        await a.room_tick()
+        assert a.room_status().state == "admitting"
+        clock.advance(1)
+        assert len((await a.room_tick()).admitted) == 1  # the pace starts from the resume: one burst's worth
+        await a.set_admit_rate(50.0)
+        await b.room_tick()
+        assert b.room_status().admit_rate == 50.0
+        with pytest.raises(Exception, match="admit_rate"):
+            await b.set_admit_rate(0)
+    finally:
+        await _stop(engines)
+
+
+async def test_closing_reaches_every_ticket_on_every_worker(redis_config: RedisConfig, key: str) -> None:
+    """The sale ends: the worker that hears it first closes the room; every ticket reads closed on both."""
+    clock = ManualClock(STARTS)
+    a, b = engines = await _engines(_config(redis_config, key, admit_rate=1.0, admit_burst=1, heartbeat=600.0), clock)
+    try:
+        joined = [(f"u{n}", (await (a if n % 2 else b).join(f"u{n}"))[0].ticket) for n in range(6)]
+        clock.set(ENDS)
+        assert (await a.room_tick()).closed == "ended"
+        assert (await b.room_tick()).closed == "ended"  # b learns it from the log, once
+        for e in engines:
+            states = {e.ticket(t, u).state for u, t in joined}
+            assert states == {"admitted", "closed"}
+            assert e.room_status().closed_reason == "ended"
+            with pytest.raises(RoomRefused, match="sale is over"):
+                await e.join("late")
+    finally:
+        await _stop(engines)
+
+
+async def test_a_worker_behind_the_log_loads_the_whole_room(redis_config: RedisConfig, key: str) -> None:
+    """With a log of 3 entries, a worker that missed more loads the room again and mirrors it exactly."""
+    clock = ManualClock(T0)
+    config = _config(redis_config, key, admit_rate=5.0, admit_burst=2, heartbeat=600.0)
+    a, b = engines = await _engines(config, clock, small_log=True)
+    try:
+        for n in range(12):
+            await a.join(f"u{n}")
+        clock.set(STARTS + 500_000)
+        await a.room_tick()
+        late = await b.room_tick()  # the log holds only a's last entries: b resyncs
+        assert late.admitted == ()  # what b missed is not news in its report
+        assert a.waiting_room is not None
+        assert b.waiting_room is not None
+        assert b.waiting_room.board.tickets == a.waiting_room.board.tickets
+        assert b.waiting_room.board.by_user == a.waiting_room.board.by_user
+        assert b.room_draw() == a.room_draw()
+        assert b.room_status() == a.room_status()
+        third = (await _engines(config, clock, 1))[0]  # a worker started now loads the room too
+        engines.append(third)
+        assert third.room_draw() == a.room_draw()
+        assert third.room_status().admitted == a.room_status().admitted == 2  # the burst: full at the draw
+    finally:
+        await _stop(engines)
+
+
+def test_max_tickets_holds_across_workers(redis_config: RedisConfig) -> None:
+    """The bound on tickets is checked in Lua, so two workers together cannot pass it."""
+    ledgers = [RedisRoomLedger(redis_config) for _ in range(2)]
+    params = RoomParams(None, STARTS, 1000, 1, 60_000_000, 60_000_000, 3)
+    seeds = [ledger.open(bytes([n]) * 32, params)[0] for n, ledger in enumerate(ledgers)]
+    assert seeds == [bytes(32), bytes(32)]  # the first open's seed
+    try:
+        first = ledgers[0].join(0, [("u0", "t0", T0), ("u1", "t1", T0)])
+        second = ledgers[1].join(0, [("u2", "t2", T0), ("u3", "t3", T0), ("u0", "t9", T0)])
+        assert [r for r, _ in first.results] == ["created", "created"]
+        assert second.results == (("created", "t2"), ("room_full", ""), ("existing", "t0"))
+        assert second.entries is not None
+        assert len(second.entries) == 3
+        assert second.counters.tickets == 3
+    finally:
+        for ledger in ledgers:
+            ledger.close()
