@@ -85,13 +85,18 @@ class Fanout:
         """The writer process, while it runs."""
         return None if self._proc is None else self._proc.pid
 
-    def add(self, ident: int, transport: asyncio.Transport, sku: str | None) -> bool:
-        """Hand over feed ``ident``'s socket (a feed of ``sku``, or of every SKU); ``False``: the writer is full."""
+    def add(self, ident: int, transport: asyncio.Transport, sku: str | None, first: bytes) -> bool:
+        """Hand over feed ``ident``'s socket (of ``sku``, or of every SKU), to be sent ``first``; ``False``: full."""
         sock = transport.get_extra_info("socket")
         if sock is None:
             return False
         head = proc._HEAD.pack(ident, proc.ALL if sku is None else proc.ONE)
-        return self._send(b"A" + head + (b"" if sku is None else sku.encode()), sock.fileno())
+        if not self._send(b"A" + head + (b"" if sku is None else sku.encode()), sock.fileno()):
+            return False
+        piece = proc.MAX_MESSAGE - 16
+        for at in range(0, len(first), piece):
+            self._send(b"D" + struct.pack("!Q", ident) + first[at : at + piece])
+        return True
 
     def round(self, frames: dict[str, bytes]) -> bool:
         """Each SKU's latest event for its listeners; ``False``: not taken (send them again later)."""
@@ -115,7 +120,13 @@ class Fanout:
         if len(message) > proc.MAX_MESSAGE:
             log.error("feed event too long for the writer process; not sent", size=len(message))
             return True  # never taken: sending it again would not help
-        sock = self._sock or self._start()
+        sock = self._sock
+        if sock is None:
+            try:
+                sock = self._start()
+            except OSError as exc:
+                log.error("feed writer process cannot start", error=str(exc))
+                return False
         if not self._outbox:
             try:
                 if fd is None:
@@ -224,7 +235,8 @@ class LoopFanout:
         self._next = 0.0
         self.last_round = 0.0
 
-    def add(self, ident: int, transport: asyncio.Transport, sku: str | None) -> bool:
+    def add(self, ident: int, transport: asyncio.Transport, sku: str | None, first: bytes) -> bool:
+        transport.write(first)
         (self._every if sku is None else self._one.setdefault(sku, {}))[ident] = transport
         self._skus[ident] = sku
         return True

@@ -13,6 +13,8 @@ carries, from the server:
 
 - ``A`` id, kind, SKU, with the listener's socket attached (``SCM_RIGHTS``):
   a feed of every SKU (kind 0) or of one SKU (kind 1);
+- ``D`` id, bytes: the start of a listener's stream (its snapshot, in pieces),
+  sent whatever its size;
 - ``E`` SKU, frame: the SKU's latest event, framed as an HTTP/1.1 chunk;
 - ``P``: a keep-alive comment for every listener;
 - ``R`` id: forget a listener the server ended (its socket is closed here);
@@ -82,12 +84,13 @@ def _fds(ancillary: list[tuple[int, int, bytes]]) -> list[int]:
 
 
 class _Listener:
-    __slots__ = ("fd", "id", "pending", "sku")
+    __slots__ = ("fd", "id", "pending", "since", "sku")
 
-    def __init__(self, ident: int, fd: int, sku: str | None) -> None:
+    def __init__(self, ident: int, fd: int, sku: str | None, since: int) -> None:
         self.id = ident
         self.fd = fd
         self.sku = sku
+        self.since = since  # the last message before it: its snapshot is newer than any event up to there
         self.pending = b""
 
 
@@ -103,7 +106,8 @@ class Writer:
         self.by_id: dict[int, _Listener] = {}
         self.every: dict[int, _Listener] = {}  # feeds of every SKU
         self.one: dict[str, dict[int, _Listener]] = {}  # feeds of one SKU
-        self.dirty: dict[str, bytes] = {}  # SKU -> its latest frame not yet written
+        self.dirty: dict[str, tuple[int, bytes]] = {}  # SKU -> its latest frame not yet written, and when it came
+        self.seq = 0  # messages read so far
         self.ping = False
         self.next_round = 0.0
 
@@ -142,12 +146,17 @@ class Writer:
                     os.close(fd)
                 return False
             kind = msg[:1]
+            self.seq += 1
             if kind == b"A" and fds:
                 ident, group = _HEAD.unpack_from(msg, 1)
                 self.add(ident, fds[0], msg[1 + _HEAD.size :].decode() if group == ONE else None)
+            elif kind == b"D":
+                listener = self.by_id.get(struct.unpack_from("!Q", msg, 1)[0])
+                if listener is not None:
+                    self.send(listener, msg[9:], limit=False)
             elif kind == b"E":
                 (n,) = struct.unpack_from("!H", msg, 1)
-                self.dirty[msg[3 : 3 + n].decode()] = msg[3 + n :]
+                self.dirty[msg[3 : 3 + n].decode()] = (self.seq, msg[3 + n :])
             elif kind == b"P":
                 self.ping = True
             elif kind == b"R":
@@ -159,7 +168,7 @@ class Writer:
                     os.close(fd)
 
     def add(self, ident: int, fd: int, sku: str | None) -> None:
-        listener = _Listener(ident, fd, sku)
+        listener = _Listener(ident, fd, sku, self.seq)
         self.by_fd[fd] = listener
         self.by_id[ident] = listener
         (self.every if sku is None else self.one.setdefault(sku, {}))[ident] = listener
@@ -172,35 +181,49 @@ class Writer:
         ping, self.ping = self.ping, False
         tail = _PING if ping else b""
         if self.every and (dirty or ping):
-            self.write_all(self.every, b"".join(dirty.values()) + tail)
+            self.write_all(self.every, list(dirty.values()), tail)
         for sku, group in list(self.one.items()):
             frame = dirty.get(sku)
             if frame is not None or ping:
-                self.write_all(group, (frame or b"") + tail)
+                self.write_all(group, [] if frame is None else [frame], tail)
         spent = time.monotonic() - began
         self.next_round = began + pause_after(spent)
         self.tell(_ROUND.pack(b"W", spent, len(dirty)))
 
-    def write_all(self, group: dict[int, _Listener], data: bytes) -> None:
-        write = os.write
+    def write_all(self, group: dict[int, _Listener], frames: list[tuple[int, bytes]], tail: bytes) -> None:
+        """``frames`` then ``tail`` to every listener of ``group``; one that joined after a frame came skips it."""
+        data = b"".join(frame for _, frame in frames) + tail
+        oldest = min((seq for seq, _ in frames), default=self.seq)
         for listener in list(group.values()):
-            if listener.pending:
-                self.queue(listener, data)
-                continue
-            try:
-                sent = write(listener.fd, data)
-            except BlockingIOError:
-                sent = 0
-            except OSError:
-                self.gone(listener, GONE)
-                continue
-            if sent < len(data):
-                self.queue(listener, data[sent:])
+            if listener.since < oldest:
+                self.send(listener, data)
+            else:  # its snapshot is newer than these frames
+                newer = b"".join(frame for seq, frame in frames if seq > listener.since) + tail
+                if newer:
+                    self.send(listener, newer)
 
-    def queue(self, listener: _Listener, data: bytes) -> None:
-        """Keep what the socket did not take; beyond ``max_buffer`` bytes the listener is dropped."""
+    def send(self, listener: _Listener, data: bytes, *, limit: bool = True) -> None:
+        if listener.pending:
+            self.queue(listener, data, limit)
+            return
+        try:
+            sent = os.write(listener.fd, data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            self.gone(listener, GONE)
+            return
+        if sent < len(data):
+            self.queue(listener, data[sent:], limit)
+
+    def queue(self, listener: _Listener, data: bytes, limit: bool = True) -> None:
+        """Keep what the socket did not take; beyond ``max_buffer`` bytes the listener is dropped.
+
+        A snapshot (``limit`` false) is kept whatever its size; the first
+        event that finds more than ``max_buffer`` bytes still waiting drops it.
+        """
         had = len(listener.pending)
-        if had + len(data) > self.max_buffer:
+        if limit and had + len(data) > self.max_buffer:
             self.gone(listener, SLOW, had)
             return
         if not had:

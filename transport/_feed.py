@@ -119,14 +119,18 @@ class FeedHub:
         return b"".join(event(status_of(self._engine.view(s), at)) for s in (self._skus if sku is None else (sku,)))
 
     def join(self, transport: asyncio.Transport, sku: str | None) -> tuple[int, _Listener] | None:
-        """Add a listener whose snapshot was sent; it gets every change from now on. ``None``: no room for it."""
+        """Add a listener whose headers were sent: its snapshot, then every change. ``None``: no room for it.
+
+        The snapshot goes the listener's way ahead of any event, and nothing
+        here awaits: no change can fall between the two.
+        """
         self.joining -= 1
         if self._closed:
             return None
         if self._task is None:
             self._start_watching()
         ident = next(self._ids)
-        if not self._out.add(ident, transport, sku):
+        if not self._out.add(ident, transport, sku, chunk(self.snapshot(sku))):
             return None
         listener = self._feeds[ident] = _Listener(transport, asyncio.get_running_loop().create_future())
         return ident, listener
@@ -258,7 +262,18 @@ async def _stream(request: web.Request, sku: str | None) -> web.StreamResponse:
             hub.joining -= 1
             return response
         _bound_send_buffer(transport, hub.config.max_buffer)
-        await response.write(hub.snapshot(sku))
+        if transport.get_write_buffer_size():  # rare: a fresh connection takes the headers at once
+            # The writer must not start on the socket before the transport is done with it: paused while
+            # anything waits to be sent, the protocol lets drain() return only once all of it left.
+            transport.set_write_buffer_limits(high=0)
+            async with asyncio.timeout(hub.config.ping_interval):
+                await request.writer.drain()
+            transport.set_write_buffer_limits()
+    except TimeoutError:  # a client that does not read its headers holds no place
+        hub.joining -= 1
+        if request.transport is not None:
+            request.transport.abort()
+        return response
     except BaseException:
         hub.joining -= 1
         raise

@@ -256,3 +256,24 @@ async def test_feeds_end_when_the_writer_process_dies(make_client: MakeClient, w
     _, change = await next_event(again)
     assert change["remaining"] == 999
     again.close()
+
+
+async def test_a_snapshot_larger_than_any_buffer_arrives_whole_before_the_changes(make_client: MakeClient) -> None:
+    """A feed of 400 SKUs gets its ~100 KB snapshot whole and in order, then the next change, framed right."""
+    skus = tuple(SkuConfig(f"sku-{i:03d}-{'y' * 90}", stock=1000) for i in range(400))
+    client = await make_client(*skus, feed=FeedConfig(max_buffer=1 << 20))
+    resp = await client.get("/v1/events")
+    assert (await client.post("/v1/purchase", json={"sku": skus[7].id, "user": "a"})).status == 200
+    seen = [await next_event(resp) for _ in range(len(skus))]
+    assert [data["sku"] for _, data in seen] == [s.id for s in skus]
+    while True:  # the snapshot may have been taken after the purchase; else its change follows
+        if seen[7][1]["remaining"] == 999:
+            break
+        _, data = await next_event(resp)
+        assert data["sku"] == skus[7].id
+        if data["remaining"] == 999:
+            break
+    assert (await client.post("/v1/purchase", json={"sku": skus[399].id, "user": "b"})).status == 200
+    _, data = await next_event(resp)
+    assert (data["sku"], data["remaining"]) == (skus[399].id, 999)
+    resp.close()
