@@ -163,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"round {rnd + 1}    {name:9} {r.rps:9,.0f} req/s  p50 {r.p50_ms:.2f} ms  p99 {r.p99_ms:.2f} ms"
                     f"  200s {ok:,}/{r.responses:,}  server CPU {cpu / took:.2f} cores"
-                    + (f", feed writer {kids_cpu / took:.2f} cores, {events / took:.1f} events/s,"
+                    f" ({cpu / max(1, r.responses) * 1e6:.0f} µs per answer)"
+                    + (f", feed writer {kids_cpu / took:.2f} cores, {events / took:.1f} SKU changes/s to write,"
                        f" listener process {fleet_cpu / took:.2f} cores"
                        if name == "listened" else "")
                 )  # fmt: skip

@@ -51,8 +51,11 @@ def available() -> bool:
 class Fanout:
     """One writer process, started on first use; ``on_gone(id, slow, buffered)`` hears each listener it let go."""
 
-    def __init__(self, max_buffer: int, on_gone: Callable[[int, bool, int], None], on_lost: Callable[[], None]) -> None:
+    def __init__(
+        self, max_buffer: int, poll: float, on_gone: Callable[[int, bool, int], None], on_lost: Callable[[], None]
+    ) -> None:
         self._max_buffer = max_buffer
+        self._poll = poll
         self._on_gone = on_gone
         self._on_lost = on_lost
         self._sock: socket.socket | None = None
@@ -66,7 +69,7 @@ class Fanout:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", str(_SCRIPT), str(theirs.fileno()), str(self._max_buffer)],
+                [sys.executable, "-I", "-S", str(_SCRIPT), *map(str, (theirs.fileno(), self._max_buffer, self._poll))],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
             )
@@ -226,8 +229,9 @@ class LoopFanout:
     next poll.
     """
 
-    def __init__(self, max_buffer: int, on_gone: Callable[[int, bool, int], None]) -> None:
+    def __init__(self, max_buffer: int, poll: float, on_gone: Callable[[int, bool, int], None]) -> None:
         self._max_buffer = max_buffer
+        self._poll = poll
         self._on_gone = on_gone
         self._every: dict[int, asyncio.Transport] = {}
         self._one: dict[str, dict[int, asyncio.Transport]] = {}
@@ -250,7 +254,7 @@ class LoopFanout:
         for sku, frame in frames.items():
             self._write(self._one.get(sku, {}), frame)
         self.last_round = loop.time() - began
-        self._next = began + proc.pause_after(self.last_round)
+        self._next = began + proc.pause_after(self.last_round, self._poll)
         return True
 
     def ping(self) -> None:

@@ -1,7 +1,7 @@
 """The feed writer process: owns every feed socket after its snapshot and writes each event to all of them.
 
 Started by :class:`flashsale.transport._fanout.Fanout` as
-``python -I -S _fanout_proc.py CONTROL_FD MAX_BUFFER``; standard
+``python -I -S _fanout_proc.py CONTROL_FD MAX_BUFFER POLL``; standard
 library only, so it starts in milliseconds and holds nothing of the server.
 Writing one event to 10,000 sockets is 10,000 ``send`` calls, most of their
 cost the kernel's; here they run under this process's own interpreter lock,
@@ -42,11 +42,11 @@ import struct
 import sys
 import time
 
-SHARE = 0.15
-"""The share of a core that writing events may take while the stock changes all the time."""
-MAX_GAP = 0.4
-"""Seconds between the starts of two rounds, at most: with the round itself and the feed's poll, a change
-reaches every listener within a second even when writing takes longer than :data:`SHARE` allows."""
+SHARE = 0.1
+"""The share of a core that writing events takes while the stock changes all the time (unless :data:`DEADLINE`
+needs more)."""
+DEADLINE = 0.8
+"""Seconds within which a change reaches every listener: the server's poll, the wait for a round, the round."""
 
 _HEAD = struct.Struct("!QB")  # listener id, kind
 _GONE = struct.Struct("!cQBQ")  # b"G", id, reason, bytes it had pending
@@ -62,16 +62,18 @@ _WATCH = select.EPOLLRDHUP
 _FLUSH = select.EPOLLRDHUP | select.EPOLLOUT
 
 
-def pause_after(spent: float) -> float:
+def pause_after(spent: float, poll: float) -> float:
     """Seconds from the start of a round of writes that took ``spent`` to the start of the next, at the soonest.
 
     Writing one event to 10,000 sockets takes about 0.1 s of CPU, most of it
-    the kernel's; a sale's stock changes all the time. So the next round
-    waits until writing has taken at most :data:`SHARE` of the time, but
-    never more than :data:`MAX_GAP`: under load listeners get fewer events,
-    each the latest state, and never a change later than a second.
+    the kernel's, and a sale's stock changes all the time; fewer rounds cost
+    less. So the next round waits until writing has taken :data:`SHARE` of
+    the time, but no longer than keeps a change within :data:`DEADLINE`: it
+    may wait one server ``poll`` to be noticed, then this pause, then a round
+    as long as the last. Under load listeners get fewer events, each the
+    latest state, and every change in time.
     """
-    return min(spent / SHARE, MAX_GAP)
+    return min(spent / SHARE, max(0.0, DEADLINE - poll - spent))
 
 
 def _fds(ancillary: list[tuple[int, int, bytes]]) -> list[int]:
@@ -97,9 +99,10 @@ class _Listener:
 class Writer:
     """The state of the writer process: listeners by group, frames waiting for the next round."""
 
-    def __init__(self, control: socket.socket, max_buffer: int) -> None:
+    def __init__(self, control: socket.socket, max_buffer: int, poll: float) -> None:
         self.control = control
         self.max_buffer = max_buffer
+        self.poll = poll  # seconds between the server's looks at the stock
         self.poller = select.epoll()
         self.poller.register(control.fileno(), select.EPOLLIN)
         self.by_fd: dict[int, _Listener] = {}
@@ -187,7 +190,7 @@ class Writer:
             if frame is not None or ping:
                 self.write_all(group, [] if frame is None else [frame], tail)
         spent = time.monotonic() - began
-        self.next_round = began + pause_after(spent)
+        self.next_round = began + pause_after(spent, self.poll)
         self.tell(_ROUND.pack(b"W", spent, len(dirty)))
 
     def write_all(self, group: dict[int, _Listener], frames: list[tuple[int, bytes]], tail: bytes) -> None:
@@ -273,7 +276,7 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     control = socket.socket(fileno=int(argv[1]))
-    writer = Writer(control, int(argv[2]))
+    writer = Writer(control, int(argv[2]), float(argv[3]))
     try:
         writer.run()
     finally:

@@ -87,9 +87,9 @@ class FeedHub:
         self._feeds: dict[int, _Listener] = {}
         self._ids = itertools.count(1)
         self._out: Fanout | LoopFanout = (
-            Fanout(config.max_buffer, self._gone, self._lost)
+            Fanout(config.max_buffer, 1.0 / config.max_rate, self._gone, self._lost)
             if available()
-            else LoopFanout(config.max_buffer, self._gone)
+            else LoopFanout(config.max_buffer, 1.0 / config.max_rate, self._gone)
         )
         self._sent: dict[str, tuple[SkuView, str]] = {}  # per SKU: the view and state last sent
         self._task: asyncio.Task[None] | None = None
