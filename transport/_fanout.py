@@ -132,10 +132,7 @@ class Fanout:
                 return False
         if not self._outbox:
             try:
-                if fd is None:
-                    sock.send(message)
-                else:
-                    socket.send_fds(sock, [message], [fd])
+                _deliver(sock, message, fd)
             except BlockingIOError:
                 asyncio.get_running_loop().add_writer(sock.fileno(), self._flush)
             except OSError:
@@ -154,10 +151,7 @@ class Fanout:
         while outbox:
             message, fd = outbox[0]
             try:
-                if fd is None:
-                    sock.send(message)
-                else:
-                    socket.send_fds(sock, [message], [fd])
+                _deliver(sock, message, fd)
             except BlockingIOError:
                 return
             except OSError:
@@ -219,6 +213,14 @@ class Fanout:
             child.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 await asyncio.to_thread(child.wait, _STOP_SECONDS)
+
+
+def _deliver(sock: socket.socket, message: bytes, fd: int | None) -> None:
+    """One control message, with the descriptor ``fd`` attached when there is one."""
+    if fd is None:
+        sock.send(message)
+    else:
+        socket.send_fds(sock, [message], [fd])
 
 
 class LoopFanout:
