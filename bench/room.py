@@ -7,10 +7,11 @@ Side by side in one run, alternately (bare, flashsale, bare, ...), with wrk:
   small orjson body. Target: flashsale ≥ 0.9 × bare.
 - ``joins``: ``POST /v1/room/join`` with a new buyer per request (no proof of
   work), against a bare handler that reads and parses the body. Target ≥ 0.8 × bare.
-- ``sse``: ``--listeners`` event streams on one flashsale process, then the
-  last unit is sold; the time from the purchase's answer until every stream
-  has read ``closed`` (measured by the client, which shares the machine).
-  Target: all within 1 s.
+- ``sse``: ``--listeners`` event streams on one flashsale process, opened by
+  a separate listener process (bench/listeners.py), then the last unit is
+  sold; the time from the purchase's answer until every stream has read
+  ``closed``, and the CPU of the server and of the listener process
+  meanwhile (both share the machine). Target: all within 1 s.
 
 Run: ``python bench/room.py [--parts polls,joins,sse] [--duration 5] [--rounds 3]``;
 ``python bench/room.py bare --port P`` runs the bare server alone.
