@@ -22,7 +22,7 @@ import pykka
 from ._bridge import LoopBridge
 from ._errors import LedgerError
 from ._messages import Reply
-from ._room import RoomActor, Ticket, ticket_view
+from ._room import Ticket, ticket_view
 from ._room_ledger import RoomAnswer, RoomCounters, RoomLedger, RoomSnapshot
 from ._room_messages import (
     ClosedReason,
@@ -256,8 +256,6 @@ class SharedRoomActor(pykka.ThreadingActor):
         )
         if room != self._board.room:
             self._board.room = room
-
-    board_for = staticmethod(RoomActor.board_for)
 
 
 def _replies_of(message: RoomMessage) -> list[Reply]:

@@ -20,10 +20,7 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any, cast
 
-import redis
-from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError
-from redis.retry import Retry
 
 from flashsale.actors import (
     BucketSpec,
@@ -46,6 +43,7 @@ from flashsale.actors import (
 from flashsale.config import RedisConfig
 
 from . import _lua
+from ._client import connect
 
 _SCRIPTS = {
     "init": _lua.INIT,
@@ -142,13 +140,7 @@ class RedisLedger:
         self._buckets: list[str | int] = []
         for spec in (per_user, per_ip):
             self._buckets += ["", 0] if spec is None else [f"{spec.rate / 1_000_000:.17g}", spec.burst]
-        self._client = redis.Redis.from_url(
-            config.url,
-            socket_timeout=config.timeout,
-            socket_connect_timeout=config.timeout,
-            retry=Retry(NoBackoff(), 0),
-            decode_responses=True,
-        )
+        self._client = connect(config)
 
     def base(self, sku: str) -> str:
         """The key prefix of ``sku``: ``P:{S}:``."""

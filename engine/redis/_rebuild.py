@@ -40,12 +40,11 @@ from typing import Any
 import psycopg
 import redis
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from flashsale.actors import LedgerSku
 from flashsale.config import PostgresConfig, RedisConfig
 
+from ._client import connect
 from ._schema import migrate
 
 log = logging.getLogger("flashsale.rebuild")
@@ -154,13 +153,8 @@ class SaleRebuilder:
 
     def _run(self, skus: Sequence[LedgerSku]) -> list[str]:
         prefix = self._redis_config.prefix
-        client = redis.Redis.from_url(
-            self._redis_config.url,
-            decode_responses=True,
-            socket_timeout=max(self._redis_config.timeout, 5.0),  # one call per SKU may carry many orders
-            socket_connect_timeout=self._redis_config.timeout,
-            retry=Retry(NoBackoff(), 0),
-        )
+        # One call per SKU may carry many orders: a longer deadline.
+        client = connect(self._redis_config, timeout=max(self._redis_config.timeout, 5.0))
         try:
             pipe = client.pipeline(transaction=False)
             for s in skus:

@@ -18,16 +18,14 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any, Literal, cast
 
-import redis
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from redis.retry import Retry
 
 from flashsale.actors import LedgerError, RoomAnswer, RoomCounters, RoomParams, RoomSnapshot
 from flashsale.actors._room_messages import ClosedReason, TicketState
 from flashsale.config import RedisConfig
 
 from . import _room_lua
+from ._client import connect
 
 MAX_LOG = 100_000
 """Room log entries kept in Redis; a worker further behind loads the whole room again."""
@@ -46,13 +44,7 @@ class RedisRoomLedger:
         self._keys = [self._base + "meta"]
         self._max_log = max_log
         self._seed = b""
-        self._client = redis.Redis.from_url(
-            config.url,
-            socket_timeout=config.timeout,
-            socket_connect_timeout=config.timeout,
-            retry=Retry(NoBackoff(), 0),
-            decode_responses=True,
-        )
+        self._client = connect(config)
         self._scripts = {
             name: self._client.register_script(text)
             for name, text in (

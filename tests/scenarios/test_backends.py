@@ -62,7 +62,8 @@ async def test_redis_replay_leaves_no_keys(redis_server: RedisServer) -> None:
     """A replay on Redis decides under a fresh prefix and deletes it afterwards; other keys are untouched."""
     client = redis.Redis.from_url(redis_server.url)
     client.set("someone-else:key", "1")
-    await replay(load_scenario(SCENARIOS / "unpaid-expiry.json"), backend="redis", redis_url=redis_server.url)
+    for name in ("unpaid-expiry.json", "waiting-room-draw.json"):  # the room's keys go with the sale's
+        await replay(load_scenario(SCENARIOS / name), backend="redis", redis_url=redis_server.url)
     assert list(client.scan_iter(match="replay-*")) == []
     assert client.get("someone-else:key") == b"1"
 
