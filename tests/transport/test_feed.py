@@ -277,3 +277,15 @@ async def test_a_snapshot_larger_than_any_buffer_arrives_whole_before_the_change
     _, data = await next_event(resp)
     assert (data["sku"], data["remaining"]) == (skus[399].id, 999)
     resp.close()
+
+
+async def test_idle_feeds_get_the_keep_alive_comment(make_client: MakeClient) -> None:
+    """Every ping_interval an idle feed gets a ': ping' comment line (through whichever writer owns it)."""
+    client = await make_client(*SKUS, feed=FeedConfig(ping_interval=0.05))
+    every, one = await client.get("/v1/events"), await client.get("/v1/skus/tshirt/events")
+    for resp in (every, one):
+        await next_event(resp)
+        async with asyncio.timeout(5):
+            while (block := await resp.content.readuntil(b"\n\n")) != b": ping\n\n":
+                assert block.startswith(b"event: sku"), block
+        resp.close()
