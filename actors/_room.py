@@ -146,14 +146,23 @@ class RoomActor(pykka.ThreadingActor):
         replies: list[tuple[Any, Any]] = []
         match message:
             case JoinBatch(items):
-                if items:
-                    self._advance(items[0].at)
+                # Each join as if it came alone: how joins are batched never changes a decision (a recording
+                # replays them one by one).
+                starts = self._starts_at
                 for join in items:
+                    at = join.at
+                    if self._drawn is None and at < starts:  # the pre-queue: nothing to draw or admit yet
+                        result = self._join(join)
+                        if join.reply is not None:
+                            replies.append((join.reply, result))
+                        continue
+                    self._advance(at)
                     result = self._join(join)
+                    self._admit(at)
+                    if self._sweep_due and self._closed is None:
+                        self._sweep(at)
                     if join.reply is not None:
                         replies.append((join.reply, result))
-                if items:
-                    self._admit(items[-1].at)
             case RoomTick(at, beats, closing, reply):
                 tickets = self._tickets
                 for ticket, seen in beats:
@@ -186,8 +195,8 @@ class RoomActor(pykka.ThreadingActor):
                 replies.append((reply, self._board.room))
             case _:
                 assert_never(message)
-        if self._sweep_due and self._closed is None:
-            self._sweep(message.at if not isinstance(message, JoinBatch) else message.items[-1].at)
+        if self._sweep_due and self._closed is None and not isinstance(message, JoinBatch):
+            self._sweep(message.at)
         self._publish_room()
         if self._changed:
             replies.append((self._notify, tuple(self._changed)))
@@ -314,9 +323,9 @@ class RoomActor(pykka.ThreadingActor):
         self._tickets[t.id] = t
         self._by_user[t.user] = t
         self._board.by_user[t.user] = t.id
-        view = self._publish(t)
-        # A new ticket is news to nobody: no stream can watch it yet, and the gateway finds it on the board.
-        del self._changed[t.id]
+        # A new ticket is news to nobody (no stream can watch it yet, and the gateway finds it on the board):
+        # published, not marked changed.
+        view = self._board.tickets[t.id] = ticket_view(t, None)
         return JoinResult(view, created=True)
 
     # -- publishing -----------------------------------------------------------

@@ -49,9 +49,7 @@ def window(starts_at: int | None, ends_at: int | None, at: int) -> str | None:
     return None
 
 
-def shortcut(
-    starts_at: int | None, ends_at: int | None, left: int, at: int, *, paused: bool = False
-) -> Refusal | None:
+def shortcut(starts_at: int | None, ends_at: int | None, left: int, at: int, *, paused: bool = False) -> Refusal | None:
     """Checks 1, 1b and 2, the ones a published view can answer without the owner."""
     closed = window(starts_at, ends_at, at)
     if closed is not None:

@@ -115,6 +115,8 @@ class SaleEngine(RoomCalls):
         self.waiting_room: Room | None = make_room(
             config.waiting_room, self._views, self.clock, room_seed, lambda: self._backend.room_ledger(config)
         )
+        if self.waiting_room is not None:
+            self.waiting_room.recorder = recorder  # joins, polls and the room's ticks
         self._operator = Operator(self)
 
     # -- life cycle -----------------------------------------------------------

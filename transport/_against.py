@@ -16,10 +16,16 @@ whatever the timing:
 - ``per-user limits``: no buyer holds more units of a SKU than its
   ``per_user_limit``.
 
-Restock, expire and admin events (pause, resume, end, limits) are skipped
-(they need the admin token; a server delivers its own time) and counted as
-skipped. An event's ``ip`` goes
-out as ``X-Forwarded-For``.
+Restock, expire and admin events (pause, resume, end, limits, the room's
+pause, resume and rate) and the room's recorded ticks are skipped (they need
+the admin token; a server delivers its own time) and counted as skipped.
+An event's ``ip`` goes out as ``X-Forwarded-For``.
+
+With a waiting room the room traffic goes out too: each ``join`` joins (with
+proof of work when the room asks it), each ``poll`` reads the buyer's ticket
+(the one its join gave here, whatever id the file names) and keeps the pass
+it shows, and each purchase carries the pass the buyer's polls returned; a
+crowd's ``room`` buyer joins and waits for admission before each click.
 
 This is a mode of ``flashsale load`` (``flashsale.transport.load``): the same
 sender (open-loop schedule, one keep-alive pool, idempotency keys, tenacity
@@ -129,7 +135,8 @@ async def run_against(scenario: Scenario, url: str, *, concurrency: int = 64, sp
         timeout=30.0,
         max_time=span + GRACE_S,
         feed="off",
-        room="off",
+        room="auto" if scenario.config.waiting_room is not None else "off",
+        scripted=True,
     )
     began = time.perf_counter()
     outcome = await send_all(settings, list(enumerate(events)), budget=10 * len(events) + 1000)

@@ -220,13 +220,14 @@ local function join(user, ticket, at, key)
   emit('J|' .. ticket .. '|' .. state .. '|' .. position .. '|' .. user)
   return answer .. ticket
 end
+-- Each join as if it came alone: how joins are batched never changes a decision.
 local results, at = {}, 0
 for i = 3, #ARGV, 4 do
   at = clock(tonumber(ARGV[i + 2]))
-  if i == 3 then advance(at) end
+  advance(at)
   results[#results + 1] = join(ARGV[i], ARGV[i + 1], at, ARGV[i + 3])
+  admit(at)
 end
-if #results > 0 then admit(at) end
 return finish(results, tonumber(ARGV[2]), at)
 """
 )

@@ -8,7 +8,7 @@ starts and stops it with the sale.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Literal
 
 from flashsale._errors import EngineClosed
 from flashsale.actors import RoomTickReport, RoomView
@@ -78,19 +78,21 @@ class RoomCalls:
 
     async def pause_room(self) -> RoomView:
         """Stop admitting (joins and polls go on). Recorded (``serve --record``) as ``room_pause``."""
-        return await self._steer("room_pause", self.room.control("pause"))
+        return await self._steer("room_pause", "pause")
 
     async def resume_room(self) -> RoomView:
         """Admit again, from now (no burst saved up while paused beyond the bucket's size); ``room_resume``."""
-        return await self._steer("room_resume", self.room.control("resume"))
+        return await self._steer("room_resume", "resume")
 
     async def set_admit_rate(self, rate: float) -> RoomView:
         """Admit ``rate`` buyers per second from now (``InvalidRequest`` unless 0 < rate <= 1e6); ``room_rate``."""
-        return await self._steer("room_rate", self.room.control("rate", rate), rate=rate)
+        return await self._steer("room_rate", "rate", rate)
 
-    async def _steer(self, op: str, action: Any, **fields: Any) -> RoomView:
+    async def _steer(self, op: str, action: Literal["pause", "resume", "rate"], rate: float | None = None) -> RoomView:
         at = self.clock()
-        view: RoomView = await action
-        if self._recorder is not None:  # after the room took it: a refused change is not replayed
-            self._recorder.operation(at, op, **fields)
+        view = await self.room.control(action, 0.0 if rate is None else rate, at=at)
+        if (
+            self._recorder is not None
+        ):  # after the room took it, at the instant it took it: a refused change is not replayed
+            self._recorder.operation(at, op, **({} if rate is None else {"rate": rate}))
         return view

@@ -27,7 +27,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import pykka
 
@@ -63,6 +63,9 @@ from flashsale.config import RoomConfig
 
 from ._errors import RoomRefused, UnknownTicket
 
+if TYPE_CHECKING:
+    from flashsale.scenario import ScenarioRecorder
+
 log = logging.getLogger("flashsale.room")
 
 US = 1_000_000
@@ -74,8 +77,10 @@ MAX_PENDING_JOINS = 10_000
 MAX_LISTENERS = 50_000
 MAX_USED_CHALLENGES = 1_000_000
 MAX_POLL_CACHE = 200_000
-JOIN_FLUSH_SECONDS = 0.005
-"""How long an answered join waits to travel to the room actor with the others (HTTP joins)."""
+JOIN_FLUSH_SECONDS = TICK_SECONDS
+"""How long an answered join waits to travel to the room actor with the others (HTTP joins); at most
+:data:`MAX_PENDING_JOINS` wait. One actor wake-up per tick rather than one per few joins: the actor's share
+of a join, and the thread hand-offs under the GIL, are what a join costs beyond its checks."""
 MAX_USER_LEN = 128
 BUYER_CHARS = "[^\\u0000-\\u001f\\u007f-\\u009f]"
 """What a buyer's name in the room is made of: any character but a control character (C0, DEL, C1).
@@ -225,6 +230,9 @@ class Room:
         self._listeners = 0
         self._ticker: asyncio.Task[None] | None = None
         self._closing_told = False
+        self.recorder: ScenarioRecorder | None = None
+        """Where ``serve --record`` writes the room's traffic: joins, polls and every tick the actor hears."""
+        self._seed_recorded = False
         self.running = False
         """True from :meth:`start` until :meth:`stop` (an attribute: the poll path reads it on every request)."""
 
@@ -296,6 +304,8 @@ class Room:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
             self._ticker = None
+        if self.recorder is not None:
+            self.send_tick(None)  # a recording ends on a tick: one carries the seed if the draw was due
         self._send_joins()
         self.running = False
         ref, self._ref = self._ref, None
@@ -308,7 +318,23 @@ class Room:
     async def _tick_forever(self) -> None:
         while True:
             await asyncio.sleep(TICK_SECONDS)
-            self.send_tick(None)
+            if not self._quiet():
+                self.send_tick(None)
+
+    def _quiet(self) -> bool:
+        """True when a tick now would decide nothing: no ticket and no draw or closing due, or the room closed.
+
+        A shared room always ticks: its ticks also bring other processes' news.
+        """
+        if self.shared or self._pending or self._beats:
+            return False
+        room = self.board.room
+        if room.closed_reason is not None:
+            return True
+        if room.tickets or self._provisional:
+            return False
+        at = self._clock()
+        return (room.drawn is not None or at < room.starts_at) and self.closing(at) is None
 
     # -- time -----------------------------------------------------------------
 
@@ -326,6 +352,13 @@ class Room:
         at = self._clock()
         beats, self._beats = self._beats, {}
         self._ref.tell(RoomTick(at, tuple(beats.items()), self.closing(at), reply))
+        if self.recorder is not None:
+            # The seed is written when the draw is due, never before: the first tick at or after starts_at.
+            if not self._seed_recorded and at >= self.board.room.starts_at:
+                self._seed_recorded = True
+                self.recorder.operation(at, "room_tick", seed=self._seed.hex())
+            else:
+                self.recorder.operation(at, "room_tick")
 
     def nudge(self) -> None:
         """Stock just moved: if every SKU is now sold out or ended, tell the room at once (it closes)."""
@@ -366,11 +399,15 @@ class Room:
         """Units still on sale: remaining stock of every SKU not ended."""
         return self.facts(at)[0]
 
-    def state_at(self, at: int) -> tuple[RoomState, ClosedReason | None]:
+    def state_at(
+        self, at: int, closing: ClosedReason | Literal[False] | None = False
+    ) -> tuple[RoomState, ClosedReason | None]:
+        """The room's state at ``at``; ``closing`` is :meth:`closing` at ``at`` if the caller has it already."""
         room = self.board.room
         if room.closed_reason is not None:
             return "closed", room.closed_reason
-        closing = self.closing(at)
+        if closing is False:
+            closing = self.closing(at)
         if closing is not None:
             return "closed", closing
         if room.opens_at is not None and at < room.opens_at:
@@ -407,57 +444,78 @@ class Room:
         expires = self._clock() + CHALLENGE_TTL_US
         return Challenge(make_challenge(self._secret, expires, secrets.token_hex(16)), self._bits, expires)
 
+    def join_now(
+        self, user: str, challenge: str | None = None, nonce: str | None = None
+    ) -> tuple[TicketStatus, bool] | None:
+        """A join answered at once, on the loop, the new ticket placed behind the answer: ``(ticket, created)``.
+
+        The HTTP route's join: no await and no thread hop. Checked exactly as
+        :meth:`join` checks. ``None`` for a shared room, whose joins another
+        process may place first: await :meth:`join` there.
+        """
+        if self.shared:
+            return None
+        at = self._clock()
+        found, remaining, closing = self._checked(user, challenge, nonce, at)
+        if found is not None:
+            return found, False
+        ticket = self._ids()
+        if self.recorder is not None:
+            self.recorder.operation(at, "join", user=user, ticket=ticket)
+        room = self.board.room
+        provisional = self._provisional
+        if room.drawn is not None or at >= room.starts_at:
+            ahead = room.waiting + room.admitted - room.swept_admitted + len(provisional)
+            view = TicketView(ticket, user, "waiting", ahead + 1, ahead)
+        else:
+            view = TicketView(ticket, user, "pre_queue")
+        provisional[ticket] = view
+        self._provisional_user[user] = ticket
+        pending = self._pending
+        pending.append(Join(user, ticket, at, None))
+        if self._flush is None:
+            # Answered already: the place can wait for the next flush, so one actor wake-up carries many joins.
+            assert self._loop is not None
+            self._flush = self._loop.call_later(JOIN_FLUSH_SECONDS, self._send_joins)
+        elif len(pending) >= MAX_PENDING_JOINS:
+            self._send_joins()
+        return self._ticket_status(view, at, remaining, closing), True
+
     async def join(
-        self, user: str, challenge: str | None = None, nonce: str | None = None, *, confirm: bool = True
+        self,
+        user: str,
+        challenge: str | None = None,
+        nonce: str | None = None,
+        *,
+        confirm: bool = True,
+        ticket_id: str | None = None,
     ) -> tuple[TicketStatus, bool]:
         """A place in the room for ``user``: ``(ticket, created)``; an existing live ticket comes back as is.
 
-        Everything a join needs checked is checked here, on the loop, with
-        the join's time: the window, proof of work and its one use, the bound
-        on tickets. The room actor only keeps the place, in arrival order.
-        With ``confirm`` the answer is the actor's (the ticket as placed: a
-        replay needs that); without, the ticket is answered at once and
-        placed behind it (the HTTP route: no thread hop on a join).
+        Everything a join needs checked is checked on the loop, with the
+        join's time (:meth:`_checked`): the window, proof of work and its one
+        use, the bound on tickets. The room actor only keeps the place, in
+        arrival order. With ``confirm`` the answer is the actor's (the ticket
+        as placed: a replay needs that); without, the ticket is answered at
+        once and placed behind it (:meth:`join_now`; a shared room always
+        confirms). ``ticket_id`` names a new ticket instead of the room's id
+        source (a replay of a recording gives the id the live room gave).
         """
-        if type(user) is not str or not valid_buyer(user):
-            raise InvalidRequest("user", f"must be 1 to {MAX_USER_LEN} characters, none of them a control character")
-        if self._ref is None or self._loop is None:
-            raise Unavailable("the waiting room is not running")
+        if not confirm and ticket_id is None and (now := self.join_now(user, challenge, nonce)) is not None:
+            return now
         at = self._clock()
-        state, _ = self.state_at(at)
-        if state == "closed":
-            raise RoomRefused("room_closed", _REFUSALS["room_closed"])
-        if state == "not_open":
-            raise RoomRefused("room_not_open", _REFUSALS["room_not_open"])
-        board = self.board
-        existing = board.by_user.get(user) or self._provisional_user.get(user)
-        if existing is not None:
-            view = board.tickets.get(existing) or self._provisional[existing]
-            if view.state != "expired":
-                self._beats[view.ticket] = at
-                return self._ticket_status(view, at), False
-        expires = self._check_proof(challenge, nonce, at)
-        room = board.room
-        if room.tickets + len(self._provisional) >= MAX_TICKETS:
-            raise RoomRefused("room_full", _REFUSALS["room_full"])
-        if self._inflight >= MAX_PENDING_JOINS:
-            raise RoomRefused("overloaded", "too many joins in flight; retry shortly")
-        if challenge is not None:
-            self._use(challenge, expires, at)
-        ticket = self._ids()
-        if not confirm and not self.shared:  # shared: another process may place this buyer first
-            drawn = room.drawn is not None or at >= room.starts_at
-            ahead = room.waiting + room.admitted - room.swept_admitted + len(self._provisional) if drawn else None
-            view = TicketView(
-                ticket, user, "waiting" if drawn else "pre_queue", None if ahead is None else ahead + 1, ahead
-            )
-            self._provisional[ticket] = view
-            self._provisional_user[user] = ticket
-            self._pending.append(Join(user, ticket, at, None))
-            if self._flush is None:
-                # Answered already: the place can wait a few ms, so one actor wake-up carries many joins.
-                self._flush = self._loop.call_later(JOIN_FLUSH_SECONDS, self._send_joins)
-            return self._ticket_status(view, at), True
+        found, _, _ = self._checked(user, challenge, nonce, at)
+        if found is not None:
+            return found, False
+        if ticket_id is None:
+            ticket = self._ids()
+        elif ticket_id in self.board.tickets or ticket_id in self._provisional:
+            raise InvalidRequest("ticket_id", f"{ticket_id!r} already names a ticket")
+        else:
+            ticket = ticket_id
+        if self.recorder is not None:
+            self.recorder.operation(at, "join", user=user, ticket=ticket)
+        assert self._loop is not None
         fut: asyncio.Future[JoinResult] = self._loop.create_future()
         self._pending.append(Join(user, ticket, at, fut))
         if not self._flush_soon:
@@ -476,6 +534,40 @@ class Room:
             raise RoomRefused(result.refused, _REFUSALS[result.refused])
         assert result.ticket is not None
         return self._ticket_status(result.ticket, at), result.created
+
+    def _checked(
+        self, user: str, challenge: str | None, nonce: str | None, at: int
+    ) -> tuple[TicketStatus | None, int, ClosedReason | None]:
+        """Every check of a join at ``at``; the buyer's live ticket if it has one (a heartbeat), else ``None``
+        once a new ticket may be made (its proof of work spent). Also the units left and why the room closes."""
+        if type(user) is not str or not valid_buyer(user):
+            raise InvalidRequest("user", f"must be 1 to {MAX_USER_LEN} characters, none of them a control character")
+        if self._ref is None:
+            raise Unavailable("the waiting room is not running")
+        remaining, closing = self.facts(at)
+        state, _ = self.state_at(at, closing)
+        if state == "closed":
+            raise RoomRefused("room_closed", _REFUSALS["room_closed"])
+        if state == "not_open":
+            raise RoomRefused("room_not_open", _REFUSALS["room_not_open"])
+        board = self.board
+        existing = board.by_user.get(user) or self._provisional_user.get(user)
+        if existing is not None:
+            view = board.tickets.get(existing) or self._provisional[existing]
+            if view.state != "expired":
+                self._beats[view.ticket] = at
+                if self.recorder is not None:
+                    self.recorder.operation(at, "join", user=user, ticket=view.ticket)
+                return self._ticket_status(view, at, remaining, closing), remaining, closing
+        if self._bits or challenge is not None or nonce is not None:
+            expires = self._check_proof(challenge, nonce, at)
+        if board.room.tickets + len(self._provisional) >= MAX_TICKETS:
+            raise RoomRefused("room_full", _REFUSALS["room_full"])
+        if self._inflight >= MAX_PENDING_JOINS:
+            raise RoomRefused("overloaded", "too many joins in flight; retry shortly")
+        if challenge is not None:
+            self._use(challenge, expires, at)
+        return None, remaining, closing
 
     def _use(self, challenge: str, expires: int, at: int) -> None:
         """Spend a challenge: it is good for one join. Expired ones are forgotten when the table is full."""
@@ -530,6 +622,8 @@ class Room:
             raise UnknownTicket(ticket)
         at = self._clock()
         self._beats[ticket] = at
+        if self.recorder is not None:
+            self.recorder.operation(at, "poll", user=user, ticket=ticket)
         remaining, closing = self.facts(at)
         room = self.board.room
         hit = self._polled.get(ticket)
@@ -590,15 +684,17 @@ class Room:
         why = check_pass(self._secret, self.board.room.commitment, token, user, self._clock())
         return ("invalid_pass", why) if why else ("", "")
 
-    async def control(self, action: Literal["pause", "resume", "rate"], rate: float = 0.0) -> RoomView:
-        """Pause, resume, or change the admission rate; returns the room's view after it."""
+    async def control(
+        self, action: Literal["pause", "resume", "rate"], rate: float = 0.0, *, at: int | None = None
+    ) -> RoomView:
+        """Pause, resume, or change the admission rate at ``at`` (default: now); returns the room's view after it."""
         if self._ref is None or self._loop is None:
             raise Unavailable("the waiting room is not running")
         if action == "rate" and (type(rate) not in (int, float) or not 0 < rate <= 1_000_000):
             raise InvalidRequest("admit_rate", "must be a number > 0 and at most 1000000")
         fut: asyncio.Future[RoomView] = self._loop.create_future()
         self._send_joins()
-        self._ref.tell(RoomControl(action, self._clock(), float(rate), fut))
+        self._ref.tell(RoomControl(action, self._clock() if at is None else at, float(rate), fut))
         return await fut
 
     # -- listeners ------------------------------------------------------------

@@ -17,7 +17,12 @@ waiting), as a live server's room does every 0.1 s. Buyers of a crowd with
 ``room: true`` join at arrival, poll every ``poll_after`` seconds, and make
 their clicks once a poll shows them admitted (as long after the admission
 as they were after the join); a closed or expired ticket drops them.
-Explicit ``join`` and ``poll`` events are made as written.
+Explicit ``join`` and ``poll`` events are made as written, with the ticket id
+they name (a recording's). A file with ``room_tick`` events (a recording)
+delivers the room's time at those instants only: every tick the live room
+heard, so the draw and every admission come out as they did live. A
+purchase marked ``with_pass`` goes in with the pass this replay's room gave
+its buyer (a live buyer may have had it from the event stream, not a poll).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from ._errors import RoomRefused, UnknownTicket
 
 if TYPE_CHECKING:
     from flashsale._engine import SaleEngine
+    from flashsale.scenario import Scenario
     from flashsale.scenario._events import TrafficEvent
 
 US = 1_000_000
@@ -40,6 +46,7 @@ class _Driver(Protocol):
 
     engine: SaleEngine
     t0: int
+    scenario: Scenario
 
     def _schedule(self, at: int, event: TrafficEvent, attempt: int) -> None: ...
 
@@ -75,12 +82,14 @@ class RoomReplay:
         self.last_tick = -1
         self.drawn = False
         self.closed = False
+        self.recorded = any(e.op == "room_tick" for e in driver.scenario.events)
+        """The room's time comes from the file's ``room_tick`` events only."""
 
     # -- time -----------------------------------------------------------------
 
     def next_tick(self, after: int) -> int | None:
         """The next instant (µs from start) the room must hear the time, if any."""
-        if self.closed:
+        if self.closed or self.recorded:
             return None
         if not self.drawn:
             if not self.tickets:
@@ -95,7 +104,7 @@ class RoomReplay:
 
     def due(self, at: int) -> bool:
         """True when the room should hear the time at ``at`` (a grid instant or the draw)."""
-        if self.closed or at == self.last_tick:
+        if self.closed or self.recorded or at == self.last_tick:
             return False
         if not self.drawn:
             return at >= self.starts and bool(self.tickets)
@@ -140,7 +149,10 @@ class RoomReplay:
         d._count_op(f"{e.op}:{result}")
 
     async def operation(self, at: int, e: TrafficEvent) -> None:
-        """A ``join`` or a ``poll``."""
+        """A ``join``, a ``poll`` or a recorded ``room_tick``."""
+        if e.op == "room_tick":
+            await self.tick(at)
+            return
         assert e.user is not None
         if e.op == "join":
             await self._join(at, e)
@@ -151,7 +163,7 @@ class RoomReplay:
         d, user = self.driver, e.user
         assert user is not None
         try:
-            ticket, created = await d.engine.join(user)
+            ticket, created = await d.engine.room.join(user, ticket_id=e.ticket)
         except RoomRefused as exc:
             d._decide(at, "join", user, None, 0, None, exc.code, None, None)
             d._count_op(f"join:{exc.code}")
@@ -168,7 +180,7 @@ class RoomReplay:
     def _poll(self, at: int, e: TrafficEvent) -> None:
         d, user = self.driver, e.user
         assert user is not None
-        ticket = self.tickets.get(user)
+        ticket = e.ticket or self.tickets.get(user)
         if ticket is None:
             d._decide(at, "poll", user, None, 0, None, "no_ticket", None, None)
             return
@@ -201,10 +213,17 @@ class RoomReplay:
                 if user in self.tickets or user in self.held:
                     self.held.setdefault(user, []).append(e)
                 continue  # refused at the join: the buyer never got in, so never clicks
-            code, _ = d.engine.check_pass(self.passes.get(user), user)
+            code, _ = d.engine.check_pass(self._board_pass(user) if e.with_pass else self.passes.get(user), user)
             if code:
                 d._decide(at, "purchase", user, e.sku, e.qty, e.key, code, None, None)
                 d._count_op(f"purchase:{code}")
                 continue
             passed.append((e, attempt))
         return passed
+
+    def _board_pass(self, user: str) -> str | None:
+        """The pass the room gave ``user``'s ticket, as its event stream would have pushed it."""
+        board = self.driver.engine.room.board
+        ticket = board.by_user.get(user)
+        view = None if ticket is None else board.tickets.get(ticket)
+        return None if view is None else view.admission_pass

@@ -28,6 +28,7 @@ Op: TypeAlias = Literal[
     "room_rate",
     "join",
     "poll",
+    "room_tick",
 ]
 ADMIN_OPS = ("pause", "resume", "end", "limits", "room_pause", "room_resume", "room_rate")
 """An operator's actions (the admin API), recorded by ``serve --record`` and replayed at their instant."""
@@ -73,10 +74,17 @@ class TrafficEvent:
     ``end`` use sku; ``limits`` uses ``limits``; ``room_pause`` and ``room_resume``
     use nothing, ``room_rate`` uses ``rate`` (the room's new admission rate). ``join`` and ``poll`` (a sale with a
     waiting room) use user: a join asks for a ticket, a poll reads the buyer's
-    ticket (its heartbeat). ``source`` is the user class in summaries: a
+    ticket (its heartbeat); either may name the ``ticket`` (a recording names the
+    id the live room gave, and a replay gives the same). ``room_tick`` delivers the
+    time to the waiting room (recorded: every tick the live room heard; a file
+    with them gets no other room ticks); the one at or after ``starts_at``
+    carries the room's ``seed``. ``source`` is the user class in summaries: a
     generator's name, or ``traffic``. ``room`` = 1 marks a purchase of a
     crowd that joins the waiting room first: it is held until its buyer is
     admitted, then made as long after the admission as it was after the join.
+    ``with_pass`` (``"pass": true``) marks a purchase the door let in with the
+    buyer's Admission-Pass (recorded): the replay sends it with the pass its
+    room gave that buyer, if any.
     """
 
     at: int
@@ -95,6 +103,11 @@ class TrafficEvent:
     room: int = 0
     rate: float | None = None
     """``room_rate`` only: the waiting room's new ``admit_rate``."""
+    ticket: str | None = None
+    """``join`` and ``poll``: the ticket id, when the file names it."""
+    seed: str | None = None
+    """``room_tick`` only: the room's seed (64 hex digits), on the tick the draw was due."""
+    with_pass: bool = False
 
 
 class Place:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -36,7 +37,11 @@ from ._events import ADMIN_OPS, FORMAT_VERSION, Place, TrafficEvent, show
 
 DEFAULT_START = "2026-01-01T00:00:00Z"
 RESULTS: tuple[str, ...] = get_args(Result)  # every purchase result, in the order summaries list them
-OPS = ("purchase", "pay", "cancel", "restock", "expire", *ADMIN_OPS, "join", "poll")
+OPS = ("purchase", "pay", "cancel", "restock", "expire", *ADMIN_OPS, "join", "poll", "room_tick")
+ROOM_OPS = ("join", "poll", "room_tick")
+"""Events only a sale with a waiting room has."""
+TICKET_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+HEX_SEED = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +88,22 @@ class Scenario:
         return events
 
 
-EVENT_KEYS = {"at", "op", "user", "sku", "qty", "key", "ip", "order", "scope", "rate", "burst"}
+EVENT_KEYS = {
+    "at",
+    "op",
+    "user",
+    "sku",
+    "qty",
+    "key",
+    "ip",
+    "order",
+    "scope",
+    "rate",
+    "burst",
+    "ticket",
+    "seed",
+    "pass",
+}
 SCOPES = ("global", "per_sku", "per_user", "per_ip")
 
 
@@ -100,7 +120,7 @@ def read_event(raw: Any, where: Place, skus: frozenset[str], max_qty: int) -> Tr
         raise where.at("op").fail(f"must be one of {', '.join(OPS)}, got {show(op)}")
     at = where.at("at").seconds(t["at"])
     allowed = {
-        "purchase": {"at", "op", "user", "sku", "qty", "key", "ip"},
+        "purchase": {"at", "op", "user", "sku", "qty", "key", "ip", "pass"},
         "pay": {"at", "op", "user", "sku", "order"},
         "cancel": {"at", "op", "user", "sku", "order"},
         "restock": {"at", "op", "sku", "qty"},
@@ -112,8 +132,9 @@ def read_event(raw: Any, where: Place, skus: frozenset[str], max_qty: int) -> Tr
         "room_pause": {"at", "op"},
         "room_resume": {"at", "op"},
         "room_rate": {"at", "op", "rate"},
-        "join": {"at", "op", "user"},
-        "poll": {"at", "op", "user"},
+        "join": {"at", "op", "user", "ticket"},
+        "poll": {"at", "op", "user", "ticket"},
+        "room_tick": {"at", "op", "seed"},
     }[op]
     extra = sorted(set(t) - allowed)
     if extra:
@@ -144,6 +165,10 @@ def read_event(raw: Any, where: Place, skus: frozenset[str], max_qty: int) -> Tr
     if key is not None and len(key) > MAX_KEY_LEN:
         raise where.at("key").fail(f"must be at most {MAX_KEY_LEN} characters, got {len(key)}")
     if op == "purchase":
+        if t.get("pass", True) is not True:
+            raise where.at("pass").fail(
+                f"must be true (the door let this purchase in with a pass), got {show(t['pass'])}"
+            )
         return TrafficEvent(
             at,
             "purchase",
@@ -152,6 +177,7 @@ def read_event(raw: Any, where: Place, skus: frozenset[str], max_qty: int) -> Tr
             qty,
             key=key,
             ip=where.at("ip").text(t.get("ip"), optional=True),
+            with_pass="pass" in t,
         )
     if op in ("pay", "cancel"):
         if "order" in t:
@@ -179,7 +205,15 @@ def read_event(raw: Any, where: Place, skus: frozenset[str], max_qty: int) -> Tr
             raise where.fail("a 'room_rate' event needs 'rate' (the room's new admit_rate)")
         return TrafficEvent(at, "room_rate", rate=where.at("rate").number(t["rate"], positive=True))
     if op in ("join", "poll"):
-        return TrafficEvent(at, op, user())
+        ticket = t.get("ticket")
+        if ticket is not None and (type(ticket) is not str or not TICKET_ID.fullmatch(ticket)):
+            raise where.at("ticket").fail(f"must be 1 to 64 letters, digits, '_' or '-', got {show(ticket)}")
+        return TrafficEvent(at, op, user(), ticket=ticket)
+    if op == "room_tick":
+        seed = t.get("seed")
+        if seed is not None and (type(seed) is not str or not HEX_SEED.fullmatch(seed)):
+            raise where.at("seed").fail(f"must be 64 lowercase hex digits (32 bytes), got {show(seed)}")
+        return TrafficEvent(at, "room_tick", seed=seed)
     return TrafficEvent(at, "expire")
 
 
@@ -319,8 +353,8 @@ def parse_scenario(text: str, source: str, *, jsonl: bool = False) -> Scenario:
     where = Place(source, line=1 if jsonl else None)
     generators = read_generators(top.get("generators", []), where.at("generators"), skus, max_qty)
     if config.waiting_room is None:
-        if any(e.op in ("join", "poll") for e in events):
-            raise where.fail("'join' and 'poll' events need a waiting_room in the config")
+        if any(e.op in ROOM_OPS or e.with_pass for e in events):
+            raise where.fail("'join', 'poll' and 'room_tick' events and 'pass' need a waiting_room in the config")
         if any(c.room for c in generators):
             raise where.fail('a generator with "room": true needs a waiting_room in the config')
     return Scenario(
@@ -333,21 +367,30 @@ def parse_scenario(text: str, source: str, *, jsonl: bool = False) -> Scenario:
         events=tuple(events),
         generators=generators,
         expect=read_expect(top.get("expect", {}), where.at("expect"), skus),
-        room_seed=read_room_seed(top, where, config),
+        room_seed=read_room_seed(top, where, config, events),
     )
 
 
-def read_room_seed(top: Mapping[str, Any], where: Place, config: Config) -> bytes | None:
-    """``room_seed``: 64 hex digits; only with ``waiting_room`` in the config. Without it, derived from the name."""
+def read_room_seed(top: Mapping[str, Any], where: Place, config: Config, events: list[TrafficEvent]) -> bytes | None:
+    """``room_seed``: 64 hex digits; only with ``waiting_room`` in the config.
+
+    A recording carries it on the ``room_tick`` at which the draw was due
+    instead; without either it derives from the scenario's name.
+    """
     raw = top.get("room_seed")
     if config.waiting_room is None:
         if raw is not None:
             raise where.at("room_seed").fail("is only for a config with a waiting_room")
         return None
+    ticked = next((e.seed for e in events if e.seed is not None), None)
     if raw is None:
+        if ticked is not None:
+            return bytes.fromhex(ticked)
         return hashlib.sha256(b"flashsale-scenario-room/1" + str(top.get("name", "")).encode()).digest()
-    if not isinstance(raw, str) or len(raw) != 64 or not all(c in "0123456789abcdef" for c in raw):
+    if not isinstance(raw, str) or not HEX_SEED.fullmatch(raw):
         raise where.at("room_seed").fail(f"must be 64 lowercase hex digits (32 bytes), got {show(raw)}")
+    if ticked is not None and ticked != raw:
+        raise where.at("room_seed").fail("differs from the seed a room_tick event carries")
     return bytes.fromhex(raw)
 
 

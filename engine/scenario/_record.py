@@ -6,8 +6,13 @@ records exactly like the HTTP server. It writes the JSON Lines form of a
 scenario (docs/scenarios.md): a header with the sale's config and the start
 instant, then one line per event in arrival order — each purchase with the
 ``at`` the gateway stamped on it, every pay, cancel and restock, and every
-tick that expired reservations. Replaying the file sends the same messages
-to the actors and so reproduces the decisions.
+tick that expired reservations. With a waiting room also every join and
+poll (with the ticket id the room gave), every tick the room heard (the
+first at or after ``starts_at`` carries the seed: it is written when the draw
+is due, never before), and each purchase marked ``"pass": true`` (the door
+let it in with a valid Admission-Pass). Replaying the file sends the same
+messages to the actors and so reproduces the decisions, the draw and the
+admissions included.
 
 The file is bounded: after ``max_events`` events recording stops with one
 log line and the sale goes on unrecorded. Lines are buffered and flushed on
@@ -47,6 +52,12 @@ class ScenarioRecorder:
         # A replay runs in memory; server addresses (which may carry passwords) stay out of the file.
         for key in ("backend", "redis", "postgres"):
             del mapping[key]
+        room = mapping.get("waiting_room")
+        if room is not None:
+            # Proofs of work were checked live (a replay joins as recorded); the pass key derives from the seed.
+            room["pow_bits"] = 0
+            room.pop("secret_file", None)
+        self._passes = room is not None
         # The live ticks that expired something are recorded as events; a replay must not add its own.
         mapping["engine"]["tick_interval"] = 0
         header = {
@@ -65,10 +76,12 @@ class ScenarioRecorder:
             event["key"] = key
         if ip is not None:
             event["ip"] = ip
+        if self._passes:
+            event["pass"] = True
         self._write(event)
 
     def operation(self, at: int, op: str, **fields: Any) -> None:
-        """A pay, cancel, restock or expiring tick at ``at``."""
+        """A pay, cancel, restock, expiring tick, admin action, or the room's join, poll or tick at ``at``."""
         self._write({"at": self._seconds(at), "op": op, **fields})
 
     def _seconds(self, at: int) -> float:

@@ -269,7 +269,7 @@ class _Driver:
             self.held[(user, sku)] -= qty
 
     async def operation(self, at: int, e: TrafficEvent) -> None:
-        if e.op in ("join", "poll"):
+        if e.op in ("join", "poll", "room_tick"):
             if self.room is None:
                 raise RuntimeError(f"a {e.op!r} event needs a waiting_room in the config")
             await self.room.operation(at, e)

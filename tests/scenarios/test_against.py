@@ -95,3 +95,56 @@ async def test_cli_names_a_violated_invariant(start_server: StartServer, tmp_pat
     assert violated[0].startswith("VIOLATED   no 5xx: ")
     assert "answers were 5xx" in violated[0]
     await server.stop()
+
+
+ROOM_SALE = """
+[[sku]]
+id = "console"
+stock = 3
+per_user_limit = 1
+
+[waiting_room]
+opens_at = 2025-12-31T00:00:00Z
+starts_at = 2026-01-01T00:00:00Z
+admit_rate = 1000
+admit_burst = 1000
+heartbeat = 0.2
+"""
+
+
+async def test_room_traffic_goes_to_a_live_room(start_server: StartServer, tmp_path: Path) -> None:
+    """Joins join, polls fetch the pass, purchases carry it (or are turned away without one), a crowd of the room
+    joins and waits first; recorded room ticks are the server's own business (skipped)."""
+    server = await start_server(ROOM_SALE)
+    buyers = ["u1", "u2"]
+    scenario = {
+        "flashsale_scenario": 1,
+        "name": "room-against",
+        "config": {
+            "sku": [{"id": "console", "stock": 3, "per_user_limit": 1}],
+            "waiting_room": {"opens_at": "2025-12-31T00:00:00Z", "starts_at": "2026-01-01T00:00:00Z", "heartbeat": 0.2},
+        },
+        "traffic": [
+            *({"at": 0.05, "op": "join", "user": u, "ticket": "recorded-elsewhere"} for u in buyers),
+            {"at": 0.1, "op": "room_tick"},
+            *({"at": 0.3, "op": "poll", "user": u} for u in buyers),
+            {"at": 0.4, "user": "u1", "sku": "console"},  # with the pass u1's poll returned
+            {"at": 0.4, "user": "u2", "sku": "console", "pass": True},
+            {"at": 0.4, "user": "bot", "sku": "console"},  # never joined: no pass
+            {"at": 0.4, "op": "poll", "user": "bot"},  # no ticket to poll
+        ],
+        "generators": [
+            {"name": "crowd", "seed": 3, "users": 4, "sku": "console", "room": True,
+             "arrival": {"pattern": "burst", "start": 0.5, "duration": 0.1}},
+        ],
+    }  # fmt: skip
+    path = tmp_path / "room.json"
+    path.write_text(json.dumps(scenario))
+    report = await run_against(load_scenario(path), server.url, concurrency=8)
+    assert report.violations == []
+    assert report.skipped == {"room_tick": 1, "poll: no ticket": 1}
+    assert report.answers["403 admission_required"] == 1  # the bot
+    assert report.answers["join 201"] == 2 + 4
+    assert report.answers["200 reserved"] == 3  # u1, u2 and the first crowd buyer the door let in
+    assert report.answers["409 sold_out"] + report.answers["join 409"] >= 1  # the rest: sold out, or a closed room
+    await server.stop()

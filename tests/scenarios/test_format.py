@@ -31,7 +31,7 @@ BAD = [
     (
         doc(traffic=[buy(op="refund")]),
         "t.json: traffic[0].op: must be one of purchase, pay, cancel, restock, expire, pause, resume, end, limits,"
-        ' room_pause, room_resume, room_rate, join, poll, got "refund"',
+        ' room_pause, room_resume, room_rate, join, poll, room_tick, got "refund"',
     ),
     (doc(traffic=[{"at": 0, "op": "pause"}]), "t.json: traffic[0]: a 'pause' event needs 'sku'"),
     (

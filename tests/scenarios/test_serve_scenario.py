@@ -27,17 +27,6 @@ from tests.scenarios.conftest import REPO, START_TIMEOUT_S
 from tests.serverlog import read_lines
 
 FILES = sorted((REPO / "scenarios").glob("*.json"))
-# `replay --against` sends purchases but not yet a room's joins and polls: behind a waiting room every one is
-# refused at the door (403), so such a scenario sells nothing against a server.
-AGAINST = [
-    pytest.param(
-        path,
-        marks=pytest.mark.xfail(reason="replay --against plays no waiting-room traffic", strict=True),
-    )
-    if load_scenario(path).config.waiting_room is not None
-    else path
-    for path in FILES
-]
 REAL_SECONDS = 5.0  # each file's traffic is sent over about this long at most
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 
@@ -101,7 +90,7 @@ async def _replay_against(path: Path, url: str, *args: str) -> tuple[int, bytes]
     return proc.returncode, out
 
 
-@pytest.mark.parametrize("path", AGAINST, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
 async def test_every_scenario_serves_and_holds_against_itself(serve: Serve, path: Path) -> None:
     """The server of a scenario takes that scenario's traffic with every invariant holding: exit 0, 200s sold."""
     speed = str(_speed(path))

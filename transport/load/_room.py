@@ -12,6 +12,11 @@ out as ``Admission-Pass`` on every purchase.
 
 Challenge and join are the ``join`` phase; each poll, and the opening of a
 ticket's event stream, is the ``poll`` phase.
+
+A scenario sent with ``replay --against`` names the room traffic itself:
+:meth:`Room.join` and :meth:`Room.poll` make one join or one poll of a
+buyer's ticket, and remember the ticket and the pass a poll returned
+(:attr:`Room.passes`) for that buyer's purchases.
 """
 
 from __future__ import annotations
@@ -71,6 +76,8 @@ class Room:
         self.present = False
         self.state = "off" if mode == "off" else "not asked"
         self.bits = 0
+        self.tickets: dict[str, str] = {}  # buyer -> the ticket its last join gave (scenario traffic)
+        self.passes: dict[str, str] = {}  # buyer -> the pass a poll (or the join) returned
 
     async def probe(self, http: Http) -> None:
         """``GET /v1/room``: is there a room, and does joining need proof of work?"""
@@ -90,6 +97,20 @@ class Room:
 
     async def admit(self, http: Http, user: str, due: float, retry: Retry) -> tuple[str | None, str]:
         """The buyer's pass, or ``None`` and why not."""
+        joined, why = await self.join(http, user, due, retry)
+        if joined is None:
+            return None, why
+        ticket = self.tickets[user]
+        if joined.data.get("state") == "admitted" and joined.data.get("pass"):
+            return str(joined.data["pass"]), ""
+        headers = self.identity.headers(user)
+        wait = _interval(joined.data.get("poll_after"))
+        if self.follow == "sse":
+            return await self._listen(http, user, ticket, headers)
+        return await self._poll(http, user, ticket, headers, wait)
+
+    async def join(self, http: Http, user: str, due: float, retry: Retry) -> tuple[Answer | None, str]:
+        """One join (after solving a challenge when the room asks proof of work): the answer, or why not."""
         headers = {**self.identity.headers(user), "Content-Type": "application/json"}
         body: dict[str, str] = {"user": user} if self.identity.mode == "trusted" else {}
         answer = await http.call("join", "GET", "/v1/room/challenge", due, headers=headers) if self.bits else None
@@ -114,12 +135,22 @@ class Room:
         ticket = str(joined.data.get("ticket", ""))
         if not ticket:
             return None, "join answered without a ticket"
-        if joined.data.get("state") == "admitted" and joined.data.get("pass"):
-            return str(joined.data["pass"]), ""
-        wait = _interval(joined.data.get("poll_after"))
-        if self.follow == "sse":
-            return await self._listen(http, user, ticket, headers)
-        return await self._poll(http, user, ticket, headers, wait)
+        self.tickets[user] = ticket
+        return joined, ""
+
+    async def poll(self, http: Http, user: str, due: float) -> str:
+        """One poll of the buyer's ticket (its heartbeat); keeps the pass it shows. Why not, if it could not."""
+        ticket = self.tickets.get(user)
+        if ticket is None:
+            return "no ticket"
+        params = self.identity.read_params(user)
+        headers = self.identity.headers(user)
+        answer = await http.call("poll", "GET", f"/v1/room/tickets/{ticket}", due, headers=headers, params=params)
+        if answer.status != 200:
+            return f"{answer.status} {answer.code}".rstrip()
+        if answer.data.get("state") == "admitted" and answer.data.get("pass"):
+            self.passes[user] = str(answer.data["pass"])
+        return ""
 
     async def _poll(
         self, http: Http, user: str, ticket: str, headers: dict[str, str], wait: float

@@ -67,6 +67,9 @@ class Settings:
     room: RoomMode = "auto"
     follow: Follow = "poll"
     step: float = 1.0
+    scripted: bool = False
+    """The events name the room traffic (``replay --against``): joins and polls as written, purchases with the
+    pass the buyer's polls returned; only a crowd's ``room`` purchases join and wait first."""
 
 
 @dataclass
@@ -221,6 +224,8 @@ class Sender:
                 await self.purchase(index, ev, due)
             elif ev.op in ("pay", "cancel"):
                 await self.change(ev, due)
+            elif ev.op in ("join", "poll") and self.settings.scripted and self.room.present:
+                await self.room_step(ev, due)
             else:
                 self.stats.skipped[ev.op] += 1
         except BudgetSpent:
@@ -250,7 +255,11 @@ class Sender:
         }
         if ev.ip is not None:
             headers["X-Forwarded-For"] = ev.ip
-        if self.room.present:
+        if self.room.present and self.settings.scripted and not ev.room:
+            admission = await self.scripted_pass(ev, due)
+            if admission is not None:
+                headers["Admission-Pass"] = admission
+        elif self.room.present:
             admission, why = await self.room.admit(self.http, user, due, self._retry_for(ev))
             if admission is None:
                 self.stats.skipped[f"room: {why}"] += 1
@@ -280,6 +289,28 @@ class Sender:
             at = answer.at + ev.then.after_us / US
             follow = TrafficEvent(0, ev.then.op, user=user, sku=sku, order=order_id, source=ev.source)
             self.spawn(self._later(at, self._guarded_change(follow, at)))
+
+    async def room_step(self, ev: TrafficEvent, due: float) -> None:
+        """A scenario's ``join`` or ``poll``, as written (a poll reads the ticket this buyer's join got here)."""
+        assert ev.user is not None
+        if ev.op == "join":
+            await self.room.join(self.http, ev.user, due, self._retry_for(ev))
+        elif await self.room.poll(self.http, ev.user, due) == "no ticket":
+            self.stats.skipped["poll: no ticket"] += 1
+
+    async def scripted_pass(self, ev: TrafficEvent, due: float) -> str | None:
+        """The pass a scenario's purchase goes out with: what the buyer's polls returned.
+
+        A purchase recorded with its pass (``with_pass``) whose buyer has none
+        yet polls once first: live, that buyer may have had it pushed on its
+        ticket's event stream. Without a pass the purchase goes out bare (and
+        is refused at the door).
+        """
+        assert ev.user is not None
+        passes = self.room.passes
+        if ev.user not in passes and ev.with_pass:
+            await self.room.poll(self.http, ev.user, due)
+        return passes.get(ev.user)
 
     def _retry_for(self, ev: TrafficEvent) -> Any:
         policy = self.backoff_of(ev)

@@ -237,12 +237,15 @@ async def test_recorded_room_actions_replay_the_same(aiohttp_client: Any, tmp_pa
     await client.close()
     recorders[0].close()
     lines = [orjson.loads(line) for line in path.read_bytes().splitlines()[1:]]
+    seed = lines[-1].pop("seed")  # the recording ends on a tick; at or after starts_at it carries the seed
     assert lines == [
         {"at": 0.0, "op": "room_pause"},
         {"at": 2.0, "op": "room_rate", "rate": 7.5},
         {"at": 3.5, "op": "room_resume"},
+        {"at": 3.5, "op": "room_tick"},
     ]
     scenario = parse_scenario(path.read_text(encoding="utf-8"), str(path), jsonl=True)
+    assert scenario.room_seed == bytes.fromhex(seed)
     first, second = await replay(scenario, keep_log=True), await replay(scenario)
     assert first.digest == second.digest
     assert first.ops == {"room_pause:paused": 1, "room_rate:changed": 1, "room_resume:resumed": 1}
@@ -251,6 +254,7 @@ async def test_recorded_room_actions_replay_the_same(aiohttp_client: Any, tmp_pa
         (0, "room_pause", "paused", "1.0 paused=True"),
         (2 * US, "room_rate", "changed", "7.5 paused=True"),
         (3_500_000, "room_resume", "resumed", "7.5 paused=False"),
+        (3_500_000, "draw", seed, None),
     ]
 
 

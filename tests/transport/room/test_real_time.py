@@ -76,7 +76,8 @@ async def test_sold_out_is_pushed_to_every_stream_within_a_second(make_room: Mak
     streams = {u: await _events(client, t, u) for u, t in tickets.items()}
     for resp in streams.values():
         assert (await _until(resp, {"waiting"}))["state"] == "waiting"
-    ticket = await (await client.get(f"/v1/room/tickets/{first['ticket']}", params={"user": "first"})).json()
+    async with asyncio.timeout(5):  # placed and admitted with the room's next tick
+        ticket = await _until(await _events(client, first["ticket"], "first"), {"admitted"})
     assert (await buy(client, "first", ticket["pass"])).status == 200
     sold = time.monotonic()
     async with asyncio.timeout(5):
