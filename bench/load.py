@@ -166,7 +166,14 @@ def run_builtin(
 
 
 def run_flashsale_load(
-    port: int, sku: str, prefix: str, connections: int, seconds: float, *, rate: float, procs: int = 1,
+    port: int,
+    sku: str,
+    prefix: str,
+    connections: int,
+    seconds: float,
+    *,
+    rate: float,
+    procs: int = 1,
     timeout: float = 5.0,
 ) -> dict[str, Any]:
     """One ``flashsale load`` run against 127.0.0.1:``port``; its ``--json`` figures."""

@@ -8,6 +8,7 @@ the tests use.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import signal
 import subprocess
@@ -20,7 +21,18 @@ from pathlib import Path
 
 from flashsale.testing import ServerFailed, free_port
 
-__all__ = ["BENCH", "SKU", "ServerFailed", "flashsale_bin", "free_port", "running", "stop", "wait_ready"]
+__all__ = [
+    "BENCH",
+    "SKU",
+    "ServerFailed",
+    "children",
+    "cpu_seconds",
+    "flashsale_bin",
+    "free_port",
+    "running",
+    "stop",
+    "wait_ready",
+]
 
 BENCH = Path(__file__).resolve().parent
 READY_POLL_S = 0.05  # interval between /healthz polls (readiness is polled, never assumed)
@@ -34,6 +46,20 @@ def flashsale_bin() -> str:
     if found is None:
         raise ServerFailed("no flashsale executable next to this Python or on PATH")
     return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    """The child processes of ``pid`` (Linux /proc), e.g. flashsale's feed writer."""
+    try:
+        return [int(x) for x in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
 
 
 def _log_tail(path: Path, lines: int = 20) -> str:

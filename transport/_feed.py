@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import socket
 
 import orjson
@@ -39,14 +40,11 @@ from aiohttp import web
 from flashsale import SaleEngine, SkuStatus, SkuView
 from flashsale.config import FeedConfig
 
+from ._fanout import Fanout, LoopFanout, available
 from ._handlers import ENGINE, METRICS, REQUEST_ID, guarded, refuse
 from ._render import sku_json
 
 log = structlog.get_logger("flashsale.feed")
-
-_PING = b": ping\n\n"
-SHARE = 0.25
-"""The most of the loop's time the feed's writes may take; beyond it events come less often (see _watch)."""
 
 
 def chunk(payload: bytes) -> bytes:
@@ -80,25 +78,34 @@ class _Listener:
 
 
 class FeedHub:
-    """Every feed of this process, and the one loop task that watches the views for them."""
+    """Every feed of this process, the loop task that watches the views for them, and who writes to them."""
 
     def __init__(self, engine: SaleEngine, config: FeedConfig) -> None:
         self._engine = engine
         self._skus = tuple(s.id for s in engine.config.skus)
         self.config = config
-        self._all: set[_Listener] = set()
-        self._by_sku: dict[str, set[_Listener]] = {}
+        self._feeds: dict[int, _Listener] = {}
+        self._ids = itertools.count(1)
+        self._out: Fanout | LoopFanout = (
+            Fanout(config.max_buffer, 1.0 / config.max_rate, self._gone, self._lost)
+            if available()
+            else LoopFanout(config.max_buffer, 1.0 / config.max_rate, self._gone)
+        )
         self._sent: dict[str, tuple[SkuView, str]] = {}  # per SKU: the view and state last sent
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self.joining = 0
         self.dropped = 0
         self.events = 0
-        self.last_write = 0.0  # seconds the last poll that sent anything spent writing
 
     @property
     def listeners(self) -> int:
-        return len(self._all) + sum(len(s) for s in self._by_sku.values())
+        return len(self._feeds)
+
+    @property
+    def last_write(self) -> float:
+        """Seconds the last round of writes to every listener took."""
+        return self._out.last_round
 
     def reserve_place(self) -> None:
         """Count one more feed being opened, or raise :class:`FeedFull`."""
@@ -111,58 +118,68 @@ class FeedHub:
         at = self._engine.clock()
         return b"".join(event(status_of(self._engine.view(s), at)) for s in (self._skus if sku is None else (sku,)))
 
-    def join(self, transport: asyncio.Transport, sku: str | None) -> _Listener:
-        """Add a listener whose snapshot was sent; it gets every change from now on."""
-        self.joining -= 1
-        listener = _Listener(transport, asyncio.get_running_loop().create_future())
-        if self._closed:
-            listener.done.set_result(None)
-            return listener
-        (self._all if sku is None else self._by_sku.setdefault(sku, set())).add(listener)
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._watch(), name="flashsale-feed")
-        return listener
+    def join(self, transport: asyncio.Transport, sku: str | None) -> tuple[int, _Listener] | None:
+        """Add a listener whose headers were sent: its snapshot, then every change. ``None``: no room for it.
 
-    def leave(self, listener: _Listener, sku: str | None) -> None:
-        group = self._all if sku is None else self._by_sku.get(sku, set())
-        group.discard(listener)
+        The snapshot goes the listener's way ahead of any event, and nothing
+        here awaits: no change can fall between the two.
+        """
+        self.joining -= 1
+        if self._closed:
+            return None
+        if self._task is None:
+            self._start_watching()
+        ident = next(self._ids)
+        if not self._out.add(ident, transport, sku, chunk(self.snapshot(sku))):
+            return None
+        listener = self._feeds[ident] = _Listener(transport, asyncio.get_running_loop().create_future())
+        return ident, listener
+
+    def leave(self, ident: int) -> None:
+        """The feed's handler ended: forget it (the writer lets its socket go)."""
+        listener = self._feeds.pop(ident, None)
+        if listener is not None:
+            self._out.remove(ident)
+            if not listener.done.done():
+                listener.done.set_result(None)
+
+    def _gone(self, ident: int, slow: bool, buffered: int) -> None:
+        """The writer let go of feed ``ident``: its client went away, or it fell ``max_buffer`` behind."""
+        listener = self._feeds.pop(ident, None)
+        if listener is None:
+            return
+        if slow:
+            self.dropped += 1
+            log.info("feed listener dropped", reason="too far behind", buffered=buffered)
+        listener.transport.abort()  # mid-stream: the connection ends here, and what it buffered is freed at once
         if not listener.done.done():
             listener.done.set_result(None)
 
-    async def _watch(self) -> None:
-        """Poll the views at ``max_rate``; ping every ``ping_interval``; stop when nobody listens.
+    def _lost(self) -> None:
+        """The writer process ended on its own: every feed it wrote ends (clients reconnect to a new one)."""
+        for ident in list(self._feeds):
+            self._gone(ident, False, 0)
 
-        Writing one change to 10,000 sockets is 10,000 ``send`` calls (0.1 to
-        0.4 s on a busy 2-core machine); at 10 per second that would be the
-        whole loop. So after a poll that wrote for ``spent`` seconds the next
-        write waits until ``spent / SHARE`` after it began: writing takes at
-        most :data:`SHARE` of the loop's time. A change after a quiet spell
-        goes out at the next poll; with many listeners and a stock that
-        changes all the time, events come less often than ``max_rate`` (each
-        carries the latest state) and purchases keep the rest of the loop.
-        """
-        loop = asyncio.get_running_loop()
-        interval = 1.0 / self.config.max_rate
-        next_ping = loop.time() + self.config.ping_interval
-        next_write = 0.0
+    def _start_watching(self) -> None:
         # The views as they are now are what new listeners got in their snapshot.
         at = self._engine.clock()
         for sku in self._skus:
             view = self._engine.view(sku)
             self._sent.setdefault(sku, (view, view.state(at)))
+        self._task = asyncio.get_running_loop().create_task(self._watch(), name="flashsale-feed")
+
+    async def _watch(self) -> None:
+        """Poll the views at ``max_rate``; ping every ``ping_interval``; stop when nobody listens."""
+        loop = asyncio.get_running_loop()
+        interval = 1.0 / self.config.max_rate
+        next_ping = loop.time() + self.config.ping_interval
         try:
-            while self.listeners:
+            while self.listeners or self.joining:
                 await asyncio.sleep(interval)
-                began = loop.time()
-                if began >= next_write and self.poll():
-                    spent = loop.time() - began
-                    self.last_write = spent
-                    next_write = began + spent / SHARE
+                self.poll()
                 if loop.time() >= next_ping:
                     next_ping = loop.time() + self.config.ping_interval
-                    self._write(self._all, chunk(_PING))
-                    for group in list(self._by_sku.values()):
-                        self._write(group, chunk(_PING))
+                    self._out.ping()
         finally:
             self._task = None
             self._sent.clear()
@@ -171,54 +188,32 @@ class FeedHub:
         """Send one event per SKU whose view or state changed since the last; returns how many."""
         engine = self._engine
         at = engine.clock()
-        sent = 0
+        changed: dict[str, tuple[SkuView, str]] = {}
+        frames: dict[str, bytes] = {}
         for sku in self._skus:
             view = engine.view(sku)
             state = view.state(at)  # moves with time too, at the window's edges
             last = self._sent.get(sku)
             if last is not None and last[1] == state and (last[0] is view or last[0] == view):
                 continue
-            self._sent[sku] = (view, state)
-            frame = chunk(event(status_of(view, at)))
-            self._write(self._all, frame)
-            group = self._by_sku.get(sku)
-            if group:
-                self._write(group, frame)
-            sent += 1
-        self.events += sent
-        return sent
+            changed[sku] = (view, state)
+            frames[sku] = chunk(event(status_of(view, at)))
+        if not frames or not self._out.round(frames):
+            return 0  # nothing new, or the writer is busy: these changes go with the next poll
+        self._sent.update(changed)
+        self.events += len(frames)
+        return len(frames)
 
-    def _write(self, group: set[_Listener], frame: bytes) -> None:
-        """Write ``frame`` to every listener of ``group``; drop the ones gone or too far behind."""
-        limit = self.config.max_buffer
-        gone: list[_Listener] = []
-        for listener in group:
-            t = listener.transport
-            if t.is_closing() or t.get_write_buffer_size() > limit:
-                gone.append(listener)
-            else:
-                t.write(frame)
-        for listener in gone:
-            group.discard(listener)
-            if not listener.transport.is_closing():
-                self.dropped += 1
-                buffered = listener.transport.get_write_buffer_size()
-                log.info("feed listener dropped", reason="too far behind", buffered=buffered)
-            listener.transport.abort()  # frees what is buffered for it at once
-            if not listener.done.done():
-                listener.done.set_result(None)
-
-    def close(self) -> None:
-        """End every feed (the server is stopping)."""
+    async def close(self) -> None:
+        """End every feed (the server is stopping): the writer stops, then each stream ends with its last chunk."""
         self._closed = True
-        for group in (self._all, *self._by_sku.values()):
-            for listener in group:
-                listener.transport.close()
-                if not listener.done.done():
-                    listener.done.set_result(None)
-            group.clear()
         if self._task is not None:
             self._task.cancel()
+        await self._out.stop()
+        feeds, self._feeds = self._feeds, {}
+        for listener in feeds.values():
+            if not listener.done.done():
+                listener.done.set_result(None)  # the handler returns: aiohttp ends the chunked stream
 
 
 FEED = web.AppKey("feed", FeedHub)
@@ -267,15 +262,30 @@ async def _stream(request: web.Request, sku: str | None) -> web.StreamResponse:
             hub.joining -= 1
             return response
         _bound_send_buffer(transport, hub.config.max_buffer)
-        await response.write(hub.snapshot(sku))
+        if transport.get_write_buffer_size():  # rare: a fresh connection takes the headers at once
+            # The writer must not start on the socket before the transport is done with it: paused while
+            # anything waits to be sent, the protocol lets drain() return only once all of it left.
+            transport.set_write_buffer_limits(high=0)
+            async with asyncio.timeout(hub.config.ping_interval):
+                await request.writer.drain()
+            transport.set_write_buffer_limits()
+    except TimeoutError:  # a client that does not read its headers holds no place
+        hub.joining -= 1
+        if request.transport is not None:
+            request.transport.abort()
+        return response
     except BaseException:
         hub.joining -= 1
         raise
-    listener = hub.join(transport, sku)
+    joined = hub.join(transport, sku)
+    if joined is None:
+        transport.abort()
+        return response
+    ident, listener = joined
     try:
         await listener.done
     finally:
-        hub.leave(listener, sku)
+        hub.leave(ident)
     return response
 
 
@@ -295,4 +305,4 @@ def install_feed(app: web.Application, engine: SaleEngine, config: FeedConfig) -
 
 
 async def _close_feeds(app: web.Application) -> None:
-    app[FEED].close()
+    await app[FEED].close()

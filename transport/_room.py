@@ -219,8 +219,13 @@ async def ticket_events(request: web.Request, engine: SaleEngine) -> web.StreamR
     name = request.match_info["ticket"]
     latest: list[TicketStatus | None] = []
     changed = asyncio.Event()
+    # Once the stream is under way, the last event is written from the room's notice itself: when the room
+    # closes, 10,000 streams are told in one pass on the loop, before any of their handlers wakes to end them.
+    last = _LastEvent()
 
     def listener(status: TicketStatus | None) -> None:
+        if status is not None and status.state in _TERMINAL:
+            last.write(status)
         latest.append(status)
         changed.set()
 
@@ -236,11 +241,11 @@ async def ticket_events(request: web.Request, engine: SaleEngine) -> web.StreamR
         await response.prepare(request)
         status: TicketStatus | None = first
         while status is not None:
-            event = b"data: " + orjson.dumps(ticket_json(status)) + b"\n\n"
-            if status.state in _TERMINAL:  # the last event and the end of the stream in one write
-                await response.write_eof(event)
+            if status.state in _TERMINAL:  # the last event (unless written already) and the end of the stream
+                await response.write_eof(b"" if last.sent else _event(status))
                 return response
-            await response.write(event)
+            await response.write(_event(status))
+            last.ready(request.transport, response)
             while not latest:
                 try:
                     async with asyncio.timeout(first.poll_after):
@@ -258,6 +263,34 @@ async def ticket_events(request: web.Request, engine: SaleEngine) -> web.StreamR
     finally:
         unwatch()
     return response
+
+
+def _event(status: TicketStatus) -> bytes:
+    return b"data: " + orjson.dumps(ticket_json(status)) + b"\n\n"
+
+
+class _LastEvent:
+    """A ticket stream's last event, written straight to its transport when the room says so."""
+
+    __slots__ = ("_chunked", "_transport", "sent")
+
+    def __init__(self) -> None:
+        self._transport: asyncio.Transport | None = None
+        self._chunked = False
+        self.sent = False
+
+    def ready(self, transport: asyncio.Transport | None, response: web.StreamResponse) -> None:
+        """The headers and the first event are written: from now on a whole event may follow at any time."""
+        self._transport = transport
+        self._chunked = response.headers.get("Transfer-Encoding") == "chunked"
+
+    def write(self, status: TicketStatus) -> None:
+        t = self._transport
+        if t is None or self.sent or t.is_closing():
+            return  # the handler writes it, as any other event
+        event = _event(status)
+        t.write(b"%x\r\n%b\r\n" % (len(event), event) if self._chunked else event)
+        self.sent = True
 
 
 @routes.get("/v1/room/draw")

@@ -3,19 +3,32 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import socket
 import time
 from typing import Any
 
 import orjson
-from aiohttp import ClientResponse
+import pytest
+from aiohttp import ClientPayloadError, ClientResponse
 from structlog.testing import capture_logs
 
 from flashsale import SkuConfig
 from flashsale.config import FeedConfig
+from flashsale.transport import _feed
+from flashsale.transport._fanout import Fanout
 from flashsale.transport._feed import FEED
 
 from .conftest import MakeClient
+
+
+@pytest.fixture(autouse=True, params=["process", "loop"])
+def writer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every feed test runs with the writer process and with the loop writing (where no writer process can run)."""
+    if request.param == "loop":
+        monkeypatch.setattr(_feed, "available", lambda: False)
+    return str(request.param)
 
 
 async def next_event(resp: ClientResponse, wait: float = 5.0) -> tuple[str, Any]:
@@ -159,3 +172,120 @@ async def test_slow_listener_is_dropped_without_memory_growing(make_client: Make
             break
     slow.close()
     healthy.close()
+
+
+async def wait_for_count(hub: Any, attribute: str, value: int) -> None:
+    deadline = time.monotonic() + 10
+    while getattr(hub, attribute) != value:
+        assert time.monotonic() < deadline, f"{attribute} stayed {getattr(hub, attribute)}, not {value}"
+        await asyncio.sleep(0.02)  # sleep-ok: polling the server's own count with a deadline
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def test_a_client_that_closes_is_forgotten_before_any_ping(make_client: MakeClient) -> None:
+    """A feed whose client closes leaves the hub without waiting for a keep-alive comment to fail."""
+    client = await make_client(*SKUS, feed=FeedConfig(ping_interval=3600))
+    hub = client.app[FEED]  # type: ignore[index]
+    first, second = await client.get("/v1/events"), await client.get("/v1/skus/tshirt/events")
+    await next_event(first)
+    await next_event(second)
+    first.close()
+    if isinstance(hub._out, Fanout):  # the loop notices a closed client only when it next writes to it
+        await wait_for_count(hub, "listeners", 1)
+    assert (await client.post("/v1/purchase", json={"sku": "tshirt", "user": "a"})).status == 200
+    _, change = await next_event(second)
+    assert change["remaining"] == 999
+    await wait_for_count(hub, "listeners", 1)
+    second.close()
+
+
+async def test_shutdown_with_feeds_attached_ends_them_cleanly(make_client: MakeClient) -> None:
+    """Stopping the server ends every open feed, stops the writer process, and logs no error."""
+    client = await make_client(*SKUS)
+    hub = client.app[FEED]  # type: ignore[index]
+    feeds = [await client.get(path) for path in ("/v1/events", "/v1/skus/tshirt/events", "/v1/skus/tshirt/events")]
+    for resp in feeds:
+        await next_event(resp)
+    pid = hub._out.pid if isinstance(hub._out, Fanout) else None
+    with capture_logs() as logs:
+        await client.server.close()
+        for resp in feeds:  # each stream ends: the server closed it
+            async with asyncio.timeout(10):
+                while await resp.content.readany():
+                    pass
+    assert [e for e in logs if e["log_level"] in ("error", "warning", "critical")] == []
+    assert hub.listeners == 0
+    if pid is not None:
+        assert not alive(pid), "the writer process outlived the server"
+    for resp in feeds:
+        resp.close()
+
+
+async def test_feeds_end_when_the_writer_process_dies(make_client: MakeClient, writer: str) -> None:
+    """If the writer process is killed its feeds end (clients reconnect) and the next feed starts a new one."""
+    if writer == "loop":
+        pytest.skip("no writer process")
+    client = await make_client(*SKUS)
+    hub = client.app[FEED]  # type: ignore[index]
+    resp = await client.get("/v1/skus/tshirt/events")
+    await next_event(resp)
+    pid = hub._out.pid
+
+    async def read_to_the_end() -> None:
+        async with asyncio.timeout(10):
+            while await resp.content.readany():
+                pass
+
+    with capture_logs() as logs:
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(ClientPayloadError):  # cut mid-stream: not a clean end
+            await read_to_the_end()
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == ["feed writer process ended"]
+    assert hub.listeners == 0
+    again = await client.get("/v1/skus/tshirt/events")
+    await next_event(again)
+    assert hub._out.pid not in (None, pid)
+    assert (await client.post("/v1/purchase", json={"sku": "tshirt", "user": "a"})).status == 200
+    _, change = await next_event(again)
+    assert change["remaining"] == 999
+    again.close()
+
+
+async def test_a_snapshot_larger_than_any_buffer_arrives_whole_before_the_changes(make_client: MakeClient) -> None:
+    """A feed of 400 SKUs gets its ~100 KB snapshot whole and in order, then the next change, framed right."""
+    skus = tuple(SkuConfig(f"sku-{i:03d}-{'y' * 90}", stock=1000) for i in range(400))
+    client = await make_client(*skus, feed=FeedConfig(max_buffer=1 << 20))
+    resp = await client.get("/v1/events")
+    assert (await client.post("/v1/purchase", json={"sku": skus[7].id, "user": "a"})).status == 200
+    seen = [await next_event(resp) for _ in range(len(skus))]
+    assert [data["sku"] for _, data in seen] == [s.id for s in skus]
+    while True:  # the snapshot may have been taken after the purchase; else its change follows
+        if seen[7][1]["remaining"] == 999:
+            break
+        _, data = await next_event(resp)
+        assert data["sku"] == skus[7].id
+        if data["remaining"] == 999:
+            break
+    assert (await client.post("/v1/purchase", json={"sku": skus[399].id, "user": "b"})).status == 200
+    _, data = await next_event(resp)
+    assert (data["sku"], data["remaining"]) == (skus[399].id, 999)
+    resp.close()
+
+
+async def test_idle_feeds_get_the_keep_alive_comment(make_client: MakeClient) -> None:
+    """Every ping_interval an idle feed gets a ': ping' comment line (through whichever writer owns it)."""
+    client = await make_client(*SKUS, feed=FeedConfig(ping_interval=0.05))
+    every, one = await client.get("/v1/events"), await client.get("/v1/skus/tshirt/events")
+    for resp in (every, one):
+        await next_event(resp)
+        async with asyncio.timeout(5):
+            while (block := await resp.content.readuntil(b"\n\n")) != b": ping\n\n":
+                assert block.startswith(b"event: sku"), block
+        resp.close()

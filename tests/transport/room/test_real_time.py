@@ -86,3 +86,32 @@ async def test_sold_out_is_pushed_to_every_stream_within_a_second(make_room: Mak
             assert event["closed_reason"] == "sold_out"
             assert await resp.content.read() == b"\n"  # the event's blank line, then the stream ends
     assert time.monotonic() - sold < 1.0
+
+
+async def test_closing_reaches_an_http_1_0_stream_unframed(make_room: MakeRoom) -> None:
+    """An HTTP/1.0 ticket stream (no chunked framing) reads its closed event as plain bytes, then the end."""
+    now = wall_clock()
+    client = await make_room(
+        SkuConfig("moutai-53", stock=1), real_time=True, opens_at=now - US, starts_at=now - US // 2,
+        admit_rate=0.001, admit_burst=1,
+    )  # fmt: skip
+    _, first = await join(client, "first")
+    _, waiting = await join(client, "w")
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(f"GET /v1/room/tickets/{waiting['ticket']}/events?user=w HTTP/1.0\r\n\r\n".encode())
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert b" 200 " in head.split(b"\r\n")[0]
+    assert b"chunked" not in head.lower()
+    assert (await reader.readuntil(b"\n\n")).startswith(b'data: {"ticket"')
+    async with asyncio.timeout(10):
+        admitted = await _until(await _events(client, first["ticket"], "first"), {"admitted"})
+    assert (await buy(client, "first", admitted["pass"])).status == 200
+    try:
+        async with asyncio.timeout(5):
+            rest = await reader.read()  # up to the end: the server closes an HTTP/1.0 stream
+    finally:
+        writer.close()
+    events = rest.split(b"\n\n")
+    assert events.pop() == b""  # the stream ends right after the last event's blank line
+    assert all(e.startswith(b"data: ") for e in events), events  # plain events, no chunk framing
+    assert [orjson.loads(e[6:])["state"] for e in events][-1] == "closed"
