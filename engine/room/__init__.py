@@ -8,8 +8,11 @@ proof of work checked); :class:`RoomCalls` puts its calls on
 """
 
 from ._api import RoomCalls
+from ._door import BUYER_CHARS
 from ._errors import RoomRefused, UnknownTicket
-from ._gateway import BUYER_CHARS, Challenge, Draw, Room, RoomStatus, TicketStatus, make_room, seeded_ids
+from ._gateway import Room, make_room
+from ._ids import seeded_ids
+from ._types import Challenge, Draw, RoomStatus, TicketStatus
 
 __all__ = [
     "BUYER_CHARS",

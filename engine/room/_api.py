@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Literal
 from flashsale._errors import EngineClosed
 from flashsale.actors import RoomTickReport, RoomView
 
-from ._gateway import Challenge, Draw, Room, RoomStatus, TicketStatus
+from ._gateway import Room
+from ._types import Challenge, Draw, RoomStatus, TicketStatus
 
 if TYPE_CHECKING:
     from flashsale.scenario import ScenarioRecorder
