@@ -228,10 +228,9 @@ async def test_shutdown_with_feeds_attached_ends_them_cleanly(make_client: MakeC
         resp.close()
 
 
+@pytest.mark.parametrize("writer", ["process"], indirect=True)
 async def test_feeds_end_when_the_writer_process_dies(make_client: MakeClient, writer: str) -> None:
     """If the writer process is killed its feeds end (clients reconnect) and the next feed starts a new one."""
-    if writer == "loop":
-        pytest.skip("no writer process")
     client = await make_client(*SKUS)
     hub = client.app[FEED]  # type: ignore[index]
     resp = await client.get("/v1/skus/tshirt/events")
