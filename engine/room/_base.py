@@ -61,7 +61,6 @@ class RoomBase:
         self._provisional: dict[str, TicketView] = {}
         self._provisional_user: dict[str, str] = {}
         self._used: dict[str, int] = {}  # proof-of-work challenge -> expires_at: each is good for one join
-        self._facts: tuple[tuple[SkuView, ...], int, int, ClosedReason | None] | None = None
         self._polled: dict[str, tuple[TicketView, RoomView, int, ClosedReason | None, TicketStatus]] = {}
         self._beats: dict[str, int] = {}
         self._watchers: dict[str, list[Callable[[TicketStatus | None], None]]] = {}

@@ -10,7 +10,7 @@ import re
 import secrets
 
 from flashsale._errors import InvalidRequest, Unavailable
-from flashsale._validate import storable
+from flashsale._validate import MAX_USER_LEN, storable
 from flashsale.actors._room_messages import ClosedReason
 from flashsale.actors._room_passes import MAX_NONCE, challenge_expiry, check_pass, make_challenge, proves_work
 
@@ -21,7 +21,6 @@ from ._types import US, Challenge, TicketStatus
 
 CHALLENGE_TTL_US = 60 * US
 MAX_USED_CHALLENGES = 1_000_000
-MAX_USER_LEN = 128
 BUYER_CHARS = "[^\\u0000-\\u001f\\u007f-\\u009f]"
 """What a buyer's name in the room is made of: any character but a control character (C0, DEL, C1).
 

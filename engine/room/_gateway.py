@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import logging
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -43,8 +42,6 @@ from ._ids import load_secret, seeded_ids
 from ._joins import Joins
 from ._polls import Notify
 from ._types import US, Draw, RoomStatus
-
-log = logging.getLogger("flashsale.room")
 
 
 class Room(Joins):
