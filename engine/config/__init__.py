@@ -7,20 +7,19 @@ reads a TOML file and :meth:`Config.from_mapping` a parsed one, raising
 
 from ._admin import AdminConfig, limit_changes
 from ._auth import AuthConfig
-from ._config import (
+from ._config import Config, demo_config
+from ._connections import ConnectionsConfig
+from ._feed import FeedConfig
+from ._room import RoomConfig
+from ._sections import (
     SKU_ID,
-    Config,
     LimitsConfig,
     PostgresConfig,
     RedisConfig,
     ServerConfig,
     SkuConfig,
     StoreConfig,
-    demo_config,
 )
-from ._connections import ConnectionsConfig
-from ._feed import FeedConfig
-from ._room import RoomConfig
 
 __all__ = [
     "SKU_ID",

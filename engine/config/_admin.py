@@ -21,7 +21,7 @@ from flashsale._errors import ConfigError
 from flashsale.actors import BucketSpec, Scope
 
 if TYPE_CHECKING:
-    from ._config import _Reader
+    from ._reader import _Reader
 
 MIN_TOKEN = 16
 SCOPES: tuple[Scope, ...] = get_args(Scope)
@@ -66,7 +66,7 @@ def limit_changes(body: Any, current: Mapping[Scope, BucketSpec]) -> dict[Scope,
     of ``rate`` and ``burst`` per scope; what is left out keeps its value.
     Raises :class:`ConfigError` naming the key.
     """
-    from ._config import _Reader  # noqa: PLC0415 - _config imports this module
+    from ._reader import _Reader  # noqa: PLC0415 - _reader imports this module
 
     reader = _Reader("PUT /v1/admin/limits")
     top = reader.table(body, "body", set(SCOPES))

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from ._config import _Reader
+    from ._reader import _Reader
 
 AuthMode = Literal["trusted", "header", "jwt"]
 MODES: tuple[AuthMode, ...] = ("trusted", "header", "jwt")

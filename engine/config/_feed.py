@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._config import _Reader
+    from ._reader import _Reader
 
 KEYS = frozenset({"max_rate", "max_listeners", "max_buffer", "ping_interval"})
 MAX_RATE = 1000.0

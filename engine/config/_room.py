@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._config import _Reader
+    from ._reader import _Reader
 
 ROOM_KEYS = frozenset(
     {"opens_at", "starts_at", "admit_rate", "admit_burst", "pass_ttl", "heartbeat", "pow_bits", "secret_file"}
