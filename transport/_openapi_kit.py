@@ -119,6 +119,21 @@ def buyer_answers(config: Config) -> dict[int, Answer]:
     }
 
 
+SKU_ID: Schema = {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}
+
+
+def sku_id(config: Config) -> Schema:
+    """A SKU id in a path, with the sale's own SKUs as examples (so generated requests reach real ones)."""
+    return {**SKU_ID, "examples": [sku.id for sku in config.skus[:3]]}
+
+
+BAD_BODY = fails("The body is not what this route takes; nothing changed.", "invalid_request")
+TOO_LARGE = fails("The body is larger than server.max_body_bytes.", "payload_too_large")
+UNAVAILABLE = fails("The sale is not taking requests right now; retry shortly.", "unavailable")
+SIGN_IN = fails("No valid admin token or dashboard session.", "unauthenticated")
+NOT_FOUND = fails("No such route (or the admin token is not configured).", "not_found")
+
+
 _PATH_PARAM = re.compile(r"{([^}]+)}")
 
 REQUEST_ID: Schema = {

@@ -1,7 +1,9 @@
-"""Every route of the HTTP API, documented: one :class:`Op` entry per method and path, in one place.
+"""Every route of the HTTP API, documented: one :class:`Op` entry per method and path, all listed by :func:`operations`.
 
-Adding a route? Add its entry to :func:`operations` (and any shared body to
-:func:`schemas`). ``tests/transport/test_openapi.py`` fails while a route of
+The waiting room's entries are in ``_room_openapi.py``, the feeds' and the
+admin API's in ``_admin_openapi.py``, the front door's in ``_front_openapi.py``.
+Adding a route? Add its entry to :func:`operations` or to its group's module
+(and any shared body to :func:`schemas`). ``tests/transport/test_openapi.py`` fails while a route of
 the app has no entry here, or an entry names a route the app does not have.
 Entries that depend on the sale (the largest ``qty``, the body limit) read
 it from the :class:`~flashsale.Config` the document is built for.
@@ -11,24 +13,31 @@ from __future__ import annotations
 
 from flashsale import Config
 
-from ._openapi_kit import BUYER, JSON, Op, Param, Schema, buyer_answers, buyer_param, fails, nullable, ok, ref
+from ._admin_openapi import feed_and_admin_operations
+from ._front_openapi import front_door_operations
+from ._openapi_kit import (
+    BAD_BODY,
+    BUYER,
+    JSON,
+    NOT_FOUND,
+    SIGN_IN,
+    TOO_LARGE,
+    UNAVAILABLE,
+    Op,
+    Param,
+    Schema,
+    buyer_answers,
+    buyer_param,
+    fails,
+    nullable,
+    ok,
+    ref,
+    sku_id,
+)
 from ._room_openapi import room_operations
 
-SKU_ID: Schema = {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}
 MOMENT: Schema = {"type": "string", "format": "date-time"}
 COUNT: Schema = {"type": "integer", "minimum": 0}
-
-
-def sku_id(config: Config) -> Schema:
-    """A SKU id in a path, with the sale's own SKUs as examples (so generated requests reach real ones)."""
-    return {**SKU_ID, "examples": [sku.id for sku in config.skus[:3]]}
-
-
-BAD_BODY = fails("The body is not what this route takes; nothing changed.", "invalid_request")
-TOO_LARGE = fails("The body is larger than server.max_body_bytes.", "payload_too_large")
-UNAVAILABLE = fails("The sale is not taking requests right now; retry shortly.", "unavailable")
-SIGN_IN = fails("No valid admin token or dashboard session.", "unauthenticated")
-NOT_FOUND = fails("No such route (or the admin token is not configured).", "not_found")
 
 
 def schemas(config: Config) -> dict[str, Schema]:
@@ -348,135 +357,4 @@ def operations(config: Config) -> list[Op]:
     ]
 
 
-EVENT_STREAM = "text/event-stream"
-OVERLOADED = fails("This process already serves [feed] max_listeners feeds; retry shortly.", "overloaded")
-UNKNOWN_SKU = fails("There is no such SKU in this sale.", "unknown_sku", "not_found")
-SCOPE = {
-    "type": "object",
-    "additionalProperties": False,
-    "minProperties": 1,
-    "properties": {"rate": {"type": "number", "exclusiveMinimum": 0}, "burst": {"type": "integer", "minimum": 1}},
-}
-LIMITS: Schema = {
-    "type": "object",
-    "required": ["limits"],
-    "properties": {
-        "limits": {
-            "type": "object",
-            "additionalProperties": {
-                "type": "object",
-                "required": ["algorithm", "rate", "burst", "queue"],
-                "properties": {
-                    "algorithm": {"enum": ["token", "leaky"]},
-                    "rate": {"type": "number"},
-                    "burst": {"type": "integer"},
-                    "queue": {"type": "integer"},
-                },
-            },
-        }
-    },
-}
-
-
-def feed_and_admin_operations(config: Config) -> list[Op]:
-    """The live stock feeds and the admin API (transport/_feed.py, transport/_admin.py)."""
-    sku_param = {"sku": sku_id(config)}
-    stream = ok(
-        "Server-Sent Events: `event: sku` with the SKU's JSON (as GET /v1/skus/{sku}) for each SKU, then one per"
-        " change (at most [feed] max_rate per SKU per second); `: ping` comment lines keep the stream open."
-        " The schema is one event's (OpenAPI 3.1 reads a stream's schema per event).",
-        ref("SkuEvent"),
-        media=EVENT_STREAM,
-    )
-    ops = [
-        Op("GET", "/v1/events", "Live stock of every SKU (Server-Sent Events)", tag="feed",
-           answers={200: stream, 400: BAD_BODY, 503: OVERLOADED}),
-        Op("GET", "/v1/skus/{sku}/events", "Live stock of one SKU (Server-Sent Events)", tag="feed",
-           path_schemas=sku_param, answers={200: stream, 400: BAD_BODY, 404: UNKNOWN_SKU, 503: OVERLOADED}),
-    ]  # fmt: skip
-    for action, what in (
-        ("pause", "Pause a SKU: purchases answer 409 sale_paused"),
-        ("resume", "Resume a paused SKU"),
-        ("end", "End a SKU's sale now: purchases answer 409 sale_not_open"),
-    ):
-        answers = {200: ok("The SKU after the change.", ref("SkuStatus")), 401: SIGN_IN, 404: UNKNOWN_SKU}
-        answers[503] = UNAVAILABLE
-        ops.append(
-            Op(
-                "POST",
-                f"/v1/admin/skus/{{sku}}/{action}",
-                what,
-                tag="admin",
-                security="admin",
-                path_schemas=sku_param,
-                answers=answers,
-            )
-        )
-    ops += [
-        Op("POST", "/v1/admin/skus/{sku}/restock", "Add units to a SKU", tag="admin", security="admin",
-           path_schemas=sku_param,
-           body={"type": "object", "required": ["qty"], "additionalProperties": False,
-                 "properties": {"qty": {"type": "integer", "minimum": 1, "maximum": 1_000_000_000}}},
-           answers={200: ok("The SKU after the restock.", ref("SkuStatus")), 400: BAD_BODY, 401: SIGN_IN,
-                    404: UNKNOWN_SKU, 413: TOO_LARGE, 503: UNAVAILABLE}),
-        Op("PUT", "/v1/admin/limits", "Change configured rate-limit scopes' rate and burst live", tag="admin",
-           security="admin",
-           body={"type": "object", "additionalProperties": False, "minProperties": 1,
-                 "properties": dict.fromkeys(("global", "per_sku", "per_user", "per_ip"), SCOPE)},
-           answers={200: ok("Every scope in force, after the change.", LIMITS), 400: BAD_BODY, 401: SIGN_IN,
-                    404: NOT_FOUND, 409: fails("The config has no such scope.", "not_configured"),
-                    413: TOO_LARGE, 503: UNAVAILABLE}),
-        Op("GET", "/v1/admin/overview", "Everything the dashboard shows, as JSON", tag="admin", security="admin",
-           answers={200: ok("The sale now, as this worker sees it.", {"type": "object", "required": ["skus"]}),
-                    401: SIGN_IN, 404: NOT_FOUND}),
-    ]  # fmt: skip
-    return ops
-
-
 __all__ = ["JSON", "operations", "schemas"]
-
-
-def front_door_operations() -> list[Op]:
-    """``GET /`` (a page for a person) and ``GET /v1/skus`` (transport/_front.py)."""
-    listed: Schema = {
-        "allOf": [
-            ref("SkuStatus"),
-            {
-                "type": "object",
-                "required": ["name", "per_user_limit"],
-                "properties": {
-                    "name": {"type": "string"},
-                    "per_user_limit": nullable({"type": "integer", "minimum": 1}),
-                },
-            },
-        ]
-    }
-    return [
-        Op(
-            "GET",
-            "/",
-            "The sale at a glance: an HTML page (send Accept: application/json for the same as JSON)",
-            tag="sale",
-            answers={
-                200: ok(
-                    "A small HTML page: the SKUs and their state, and links.", {"type": "string"}, media="text/html"
-                )
-            },
-        ),
-        Op(
-            "GET",
-            "/v1/skus",
-            "Every SKU with its stock counters and sale state, in config order",
-            tag="sale",
-            answers={
-                200: ok(
-                    "Every SKU.",
-                    {
-                        "type": "object",
-                        "required": ["skus"],
-                        "properties": {"skus": {"type": "array", "items": listed}},
-                    },
-                )
-            },
-        ),
-    ]
