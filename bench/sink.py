@@ -26,7 +26,8 @@ import psycopg
 import redis
 
 from flashsale import PostgresConfig, RedisConfig
-from flashsale.redis._sink import OrderSink, stream_key
+from flashsale.redis._sink import OrderSink
+from flashsale.redis._sink_stream import stream_key
 from flashsale.testing import PostgresServer, RedisServer
 
 T0 = 1_767_225_600_000_000

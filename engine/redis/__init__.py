@@ -16,7 +16,9 @@ from ._ledger import RedisLedger
 from ._probe import probe_postgres, probe_redis
 from ._rebuild import RebuildError, SaleRebuilder
 from ._room import RedisRoomLedger
-from ._sink import OrderSink, SinkGauges, stream_key
+from ._sink import OrderSink
+from ._sink_gauges import SinkGauges
+from ._sink_stream import stream_key
 
 __all__ = [
     "OrderArchive",

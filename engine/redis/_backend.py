@@ -49,7 +49,8 @@ from ._archive import OrderArchive
 from ._ledger import RedisLedger
 from ._rebuild import RebuildError, SaleRebuilder
 from ._room import RedisRoomLedger
-from ._sink import OrderSink, SinkGauges
+from ._sink import OrderSink
+from ._sink_gauges import SinkGauges
 
 log = logging.getLogger("flashsale.engine")
 

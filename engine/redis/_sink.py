@@ -33,8 +33,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import orjson
@@ -46,16 +45,16 @@ from redis.retry import Retry
 
 from flashsale.config import PostgresConfig, RedisConfig
 
-from ._schema import APPLY, CLASHES, REJECT, OrderRow, apply_params, merge, migrate, parse
+from ._schema import APPLY, CLASHES, REJECT, OrderRow, apply_params, merge, migrate
+from ._sink_gauges import STALL_AFTER, SinkGauges
+from ._sink_stream import GROUP, _Batch, drained, last_ids, stream_key
 
 log = logging.getLogger("flashsale.sink")
 T = TypeVar("T")
 
-GROUP = "writers"
 IDLE_WAIT = 0.05  # seconds before the next read when the last one found less than a full batch
 FIRST_BACKOFF = 0.05  # first wait after a failure; doubled up to redis.breaker_reset
 PROBE_EVERY = 1.0  # seconds without a write after which an idle sink checks PostgreSQL with SELECT 1
-STALL_AFTER = 10.0  # a PostgreSQL call running this long makes ``ok`` false (a hung server answers nothing)
 KEYS_EVERY = 1.0  # seconds between reads of the live idempotency key counts (P:{S}:keys n)
 WATCH_EVERY = 0.5  # seconds between the watch thread's looks at a call in progress
 # Bounds on every PostgreSQL call, unless the URL sets its own (libpq rounds connect_timeout up to 2 s).
@@ -64,88 +63,6 @@ PG_DEFAULTS = {
     "options": "-c statement_timeout=5000",
     "application_name": "flashsale-sink",
 }
-
-
-def stream_key(prefix: str, sku: str) -> str:
-    """The orders stream of ``sku``: its hash tag keeps it in the SKU's Redis Cluster slot."""
-    return f"{prefix}:{{{sku}}}:orders"
-
-
-def _entry_id(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
-
-
-class SinkGauges:
-    """What the sink is doing, for ``/readyz`` and ``/metrics``; written by the sink's thread only.
-
-    ``pending`` counts entries read and not yet acknowledged; ``committed``
-    entries written to PostgreSQL (a redelivered entry counts again);
-    ``reclaimed`` entries taken over from idle consumers; ``rejected``
-    malformed entries kept in ``order_rejects`` instead of ``orders``;
-    ``failures`` failed attempts against either server.
-    """
-
-    __slots__ = (
-        "busy_since",
-        "committed",
-        "failures",
-        "idempotency_keys",
-        "pending",
-        "pg_up",
-        "reclaimed",
-        "redis_ok",
-        "rejected",
-    )
-
-    def __init__(self) -> None:
-        self.pg_up = False
-        self.redis_ok = False
-        self.busy_since: float | None = None
-        self.pending = 0
-        self.committed = 0
-        self.failures = 0
-        self.reclaimed = 0
-        self.rejected = 0
-        self.idempotency_keys = 0  # live keys of the sale's SKUs in Redis, read every KEYS_EVERY seconds
-
-    @property
-    def ok(self) -> bool:
-        """PostgreSQL answered the last call, and no call has been hanging for :data:`STALL_AFTER` seconds."""
-        busy = self.busy_since
-        return self.pg_up and (busy is None or time.monotonic() - busy < STALL_AFTER)
-
-
-@dataclass(slots=True)
-class _Batch:
-    """Entries read together: written in one transaction, then acknowledged together."""
-
-    ids: dict[str, list[str]] = field(default_factory=dict)
-    rows: list[OrderRow] = field(default_factory=list)
-    rejects: list[tuple[str, str, str, str]] = field(default_factory=list)
-    origin: dict[str, tuple[str, str]] = field(default_factory=dict)  # order id -> (stream, entry id) it came in
-    clashes: int = 0
-    committed: bool = False
-
-    def add(self, stream: str, sku: str, entries: Sequence[tuple[str | None, Mapping[str, str] | None]]) -> int:
-        """Take ``entries`` of ``sku``'s stream; malformed ones become rejects. Return how many were taken."""
-        taken = 0
-        for entry_id, fields in entries:
-            if entry_id is None or fields is None:
-                continue  # deleted under us: already written and acknowledged
-            self.ids.setdefault(stream, []).append(entry_id)
-            taken += 1
-            rows, bad = parse(sku, fields)
-            self.rows += rows
-            for row in rows:
-                self.origin[row.order_id] = (stream, entry_id)
-            if bad:  # its good rows land; the entry is kept whole beside them, with why the rest could not
-                self.rejects.append((stream, entry_id, orjson.dumps(dict(fields)).decode(), "; ".join(bad)))
-        return taken
-
-    @property
-    def size(self) -> int:
-        return sum(map(len, self.ids.values()))
 
 
 class OrderSink:
@@ -230,8 +147,8 @@ class OrderSink:
         targets: dict[str, str] | None = None
         try:
             while True:
-                targets = targets if targets is not None else self._last_ids(client)
-                if targets is not None and self._drained(client, targets):
+                targets = targets if targets is not None else last_ids(client, self._streams)
+                if targets is not None and drained(client, targets):
                     return True
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -240,37 +157,6 @@ class OrderSink:
                     self._progress.wait(min(remaining, IDLE_WAIT))
         finally:
             client.close()
-
-    def _last_ids(self, client: redis.Redis) -> dict[str, str] | None:
-        """The id of each non-empty stream's last entry; ``None`` while Redis does not answer."""
-        pipe = client.pipeline(transaction=False)
-        for stream in self._streams:
-            pipe.xrevrange(stream, count=1)
-        try:
-            replies = pipe.execute()
-        except redis.RedisError:
-            return None
-        return {stream: last[0][0] for stream, last in zip(self._streams, replies, strict=True) if last}
-
-    @staticmethod
-    def _drained(client: redis.Redis, targets: Mapping[str, str]) -> bool:
-        if not targets:
-            return True
-        pipe = client.pipeline(transaction=False)
-        for stream, last in targets.items():
-            pipe.xinfo_groups(stream)
-            pipe.xpending_range(stream, GROUP, "-", last, count=1)
-        try:
-            replies = pipe.execute(raise_on_error=False)
-        except redis.RedisError:
-            return False  # Redis is away: not drained yet
-        if any(isinstance(reply, Exception) for reply in replies):
-            return False  # no group yet: nothing was read
-        for (_, last), groups, pending in zip(targets.items(), replies[::2], replies[1::2], strict=True):
-            delivered = next((g["last-delivered-id"] for g in groups if g["name"] == GROUP), None)
-            if delivered is None or _entry_id(delivered) < _entry_id(last) or pending:
-                return False
-        return True
 
     # The sink's thread.
 

@@ -13,7 +13,8 @@ import redis
 
 from flashsale import PostgresConfig, RedisConfig
 from flashsale.redis._schema import ROW_FIELDS
-from flashsale.redis._sink import GROUP, OrderSink, stream_key
+from flashsale.redis._sink import OrderSink
+from flashsale.redis._sink_stream import GROUP, stream_key
 
 T0 = 1_767_225_600_000_000
 

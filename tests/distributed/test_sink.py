@@ -8,7 +8,7 @@ import orjson
 import psycopg
 
 from flashsale.redis._schema import migrate
-from flashsale.redis._sink import _entry_id
+from flashsale.redis._sink_stream import _entry_id
 from tests.distributed.sinkkit import (  # noqa: F401
     T0,
     Sinks,

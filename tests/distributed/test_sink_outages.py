@@ -129,7 +129,8 @@ def test_postgres_hung_is_logged_like_a_stopped_one(
 ) -> None:
     """The sink's PostgreSQL backend frozen (SIGSTOP): one "unavailable" line, and "available again" after SIGCONT."""
     caplog.set_level(logging.INFO, logger="flashsale.sink")
-    monkeypatch.setattr("flashsale.redis._sink.STALL_AFTER", 1.0)
+    for module in ("_sink_gauges", "_sink"):  # read by SinkGauges.ok and by the watch thread
+        monkeypatch.setattr(f"flashsale.redis.{module}.STALL_AFTER", 1.0)
     sink = sinks.start(["a"])
     wait_for(lambda: sink.gauges.ok, "the sink connects")
     with psycopg.connect(pg_url) as conn:

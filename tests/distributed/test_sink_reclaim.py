@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 
 from flashsale.redis._schema import migrate
-from flashsale.redis._sink import GROUP
+from flashsale.redis._sink_stream import GROUP
 from tests.distributed.sinkkit import Sinks, Streams, entry, sinks_fixture, stored, streams_fixture, wait_for  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
