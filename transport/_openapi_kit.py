@@ -97,6 +97,8 @@ class Op:
 
 
 BUYER: Schema = {"type": "string", "minLength": 1, "maxLength": 128}
+MOMENT: Schema = {"type": "string", "format": "date-time"}
+COUNT: Schema = {"type": "integer", "minimum": 0}
 """A buyer's name, as the request gives it (``user``)."""
 
 

@@ -18,7 +18,9 @@ from ._front_openapi import front_door_operations
 from ._openapi_kit import (
     BAD_BODY,
     BUYER,
+    COUNT,
     JSON,
+    MOMENT,
     NOT_FOUND,
     SIGN_IN,
     TOO_LARGE,
@@ -35,9 +37,6 @@ from ._openapi_kit import (
     sku_id,
 )
 from ._room_openapi import room_operations
-
-MOMENT: Schema = {"type": "string", "format": "date-time"}
-COUNT: Schema = {"type": "integer", "minimum": 0}
 
 
 def schemas(config: Config) -> dict[str, Schema]:

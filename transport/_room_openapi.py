@@ -5,10 +5,8 @@ from __future__ import annotations
 from flashsale import Config
 from flashsale.room import BUYER_CHARS
 
-from ._openapi_kit import BUYER, Op, Schema, buyer_answers, buyer_param, fails, nullable, ok
+from ._openapi_kit import BUYER, COUNT, MOMENT, Op, Schema, buyer_answers, buyer_param, fails, nullable, ok
 
-MOMENT: Schema = {"type": "string", "format": "date-time"}
-COUNT: Schema = {"type": "integer", "minimum": 0}
 REASON: Schema = nullable({"enum": ["sold_out", "ended"]})
 NO_ROOM = "the sale has no waiting room"
 ROOM_BUYER: Schema = {**BUYER, "pattern": f"^{BUYER_CHARS}+$"}

@@ -27,7 +27,7 @@ from typing import Any
 
 from ._live import LiveView, snapshot
 from ._plan import Crowdspec, share
-from ._sender import Outcome, Sender, Settings, session_for
+from ._sender import Outcome, Sender, Settings, session_for, sigint_stops
 from ._stats import Stats
 
 SNAPSHOT_EVERY_S = 0.5
@@ -59,8 +59,6 @@ async def _run_sender(
         await sender.prepare()
         sender.start_clock(ready())
         loop = asyncio.get_running_loop()
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signal.SIGINT, sender.stop.set)
 
         async def tick() -> None:
             while True:
@@ -69,7 +67,8 @@ async def _run_sender(
 
         ticker = loop.create_task(tick())
         try:
-            return await sender.run(events)
+            with sigint_stops(sender):
+                return await sender.run(events)
         finally:
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -380,12 +380,12 @@ async def send_all(
         sender = Sender(settings, session, budget)
         await sender.prepare()
         sender.start_clock(time.perf_counter() if t0 is None else t0)
-        with _sigint_stops(sender):
+        with sigint_stops(sender):
             return await sender.run(events)
 
 
 @contextlib.contextmanager
-def _sigint_stops(sender: Sender) -> Any:
+def sigint_stops(sender: Sender) -> Any:
     """Ctrl-C stops the schedule (the summary so far is printed) instead of killing the loop."""
     import signal  # noqa: PLC0415
 
