@@ -16,9 +16,11 @@ from typing import Any
 
 import pykka
 import pytest
+from aiohttp import web
 
 from flashsale import Config, LimitsConfig, ManualClock, SaleEngine, SkuConfig, SQLiteOrderStore, StoreConfig
 from flashsale.actors import Order, OrderStatus, OrderStore, Recovered, RestockRecord, StoreError
+from flashsale.transport._server import front_door
 
 T0 = 1_767_225_600_000_000
 """ManualClock's default start: 2026-01-01T00:00:00Z in microseconds."""
@@ -27,6 +29,24 @@ ORDER_COLUMNS = "order_id, sku, user, qty, status, created_at, expires_at, idemp
 
 MakeConfig = Callable[..., Config]
 StartEngine = Callable[..., Awaitable[SaleEngine]]
+
+
+@pytest.fixture
+def aiohttp_client(aiohttp_client: Any) -> Callable[..., Awaitable[Any]]:
+    """pytest-aiohttp's client, with flashsale's front door in front of an app's router, as ``flashsale serve`` has.
+
+    So every HTTP test meets what a real server's requests meet: the JSON 417
+    for an unknown ``Expect``, and the fast lanes (transport/_server.py).
+    """
+
+    async def make(app_or_server: Any, *args: Any, **kwargs: Any) -> Any:
+        client = await aiohttp_client(app_or_server, *args, **kwargs)
+        if isinstance(app_or_server, web.Application):
+            server = client.server.runner.server
+            server.request_handler = front_door(app_or_server, server.request_handler)
+        return client
+
+    return make
 
 
 @pytest.fixture(autouse=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -25,10 +26,10 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from flashsale import SaleEngine
-from flashsale.room import RoomRefused, RoomStatus, TicketStatus, UnknownTicket
+from flashsale.room import Room, RoomRefused, RoomStatus, TicketStatus, UnknownTicket
 
-from ._auth import request_buyer
-from ._handlers import ENGINE, REQUEST_ID, guarded, read_body, refuse
+from ._auth import IDENTITY, AuthRefused, request_buyer
+from ._handlers import ENGINE, METRICS, REQUEST_ID, Lane, guarded, read_body, refuse, request_id
 from ._render import JSON, iso, json_response
 
 routes = web.RouteTableDef()
@@ -39,6 +40,8 @@ _JOIN_FIELDS = frozenset({"user", "challenge", "nonce"})
 _TERMINAL = frozenset({"admitted", "expired", "closed"})
 _SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 _NO_ROOM = "this sale has no waiting room"
+_TICKETS = "/v1/room/tickets/"
+_QUERY_USER = "'user' (the ?user= query parameter)"
 
 
 def buyer(request: web.Request, named: object, where: str = "'user'") -> str | web.Response:
@@ -175,31 +178,91 @@ async def join(request: web.Request, engine: SaleEngine) -> web.Response:
 @routes.get("/v1/room/tickets/{ticket}")
 @guarded
 async def ticket(request: web.Request) -> web.Response:
-    """A poll: the bulk of a room's traffic, answered from the room's board with no message and no await."""
+    """A poll: the bulk of a room's traffic, answered from the room's board with no message and no await.
+
+    Behind ``flashsale serve`` the usual poll never gets here: :func:`poll_lane` answers it before routing.
+    """
     room = request.app[ENGINE].waiting_room
     if room is None or not room.running:
         return refuse(request, _NO_ROOM, "not_found", 404)
-    raw = request.rel_url.raw_query_string
-    # The usual query is exactly ``user=<name>`` with nothing to unescape; anything else takes the full parser.
-    named = raw[5:] if raw.startswith("user=") and "&" not in raw and "%" not in raw and "+" not in raw else None
-    user = buyer(request, named or request.query.get("user"), "'user' (the ?user= query parameter)")
+    named = _plain_user(request.rel_url.raw_query_string)
+    user = buyer(request, named or request.query.get("user"), _QUERY_USER)
     if isinstance(user, web.Response):
         return user
     name = request.match_info["ticket"]
     try:
-        t = room.ticket(name, user)
+        body = _poll(room, name, user)
     except UnknownTicket:
         return _unknown(request, name)
-    # The room gives back the same status object while nothing the buyer sees has changed: render it once.
+    return web.Response(body=body, content_type=JSON, headers={"X-Request-Id": request[REQUEST_ID]})
+
+
+def _plain_user(query: str) -> str | None:
+    """The name in a query that is exactly ``user=<name>`` with nothing to unescape; else ``None``."""
+    if query.startswith("user=") and "&" not in query and "%" not in query and "+" not in query:
+        return query[5:] or None
+    return None
+
+
+def _poll(room: Room, name: str, user: str) -> bytes:
+    """The poll's answer: the ticket's status (this poll is its heartbeat), rendered once while it stays the same.
+
+    The room gives back the same status object while nothing the buyer sees has changed. Raises
+    :class:`UnknownTicket` for a ticket that is not ``user``'s.
+    """
+    t = room.ticket(name, user)
     cached = _bodies.get(name)
     if cached is not None and cached[0] is t:
-        body = cached[1]
-    else:
-        body = orjson.dumps(ticket_json(t))
-        if len(_bodies) >= MAX_BODIES:
-            _bodies.clear()
-        _bodies[name] = (t, body)
-    return web.Response(body=body, content_type=JSON, headers={"X-Request-Id": request[REQUEST_ID]})
+        return cached[1]
+    body = orjson.dumps(ticket_json(t))
+    if len(_bodies) >= MAX_BODIES:
+        _bodies.clear()
+    _bodies[name] = (t, body)
+    return body
+
+
+def poll_lane(app: web.Application) -> Lane:
+    """``GET /v1/room/tickets/{t}``, the usual poll, answered before aiohttp routes it (:func:`._server.front_door`).
+
+    Routing, the app's dispatch and two coroutine frames cost a poll about as
+    much as everything the room does for it, so the usual poll skips them:
+    a plain ticket id in the path, a query of at most ``user=<name>``, a
+    buyer the auth mode accepts and a ticket that is theirs. Anything else
+    (another method, an escaped or longer path, another query, a refusal of
+    any kind) returns ``None`` before it changes anything, and the routed
+    :func:`ticket` answers it, refusals included. The answer is the routed
+    one: the same body, ``X-Request-Id`` and duration tally.
+    """
+    engine = app[ENGINE]
+    identity = app[IDENTITY]
+    durations = app[METRICS].route("ticket")
+    clock = time.perf_counter
+    cut = len(_TICKETS)
+
+    def lane(request: web.Request) -> web.Response | None:
+        path = request.raw_path
+        if not path.startswith(_TICKETS) or request.method != "GET":
+            return None
+        room = engine.waiting_room
+        if room is None or not room.running:
+            return None
+        started = clock()
+        head, _, query = path.partition("?")
+        name = head[cut:]
+        if not name or "/" in name or "%" in name:
+            return None
+        named = _plain_user(query)
+        if named is None and query:
+            return None
+        try:
+            body = _poll(room, name, identity.resolve(request, named, _QUERY_USER))
+        except (AuthRefused, UnknownTicket):
+            return None  # the routed handler refuses it, with its code and detail
+        response = web.Response(body=body, content_type=JSON, headers={"X-Request-Id": request_id(request)})
+        durations.observe("200", clock() - started)
+        return response
+
+    return lane
 
 
 @routes.get("/v1/room/tickets/{ticket}/events")

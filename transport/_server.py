@@ -16,6 +16,8 @@ connection is handled by a :class:`JsonRequestHandler`:
   address (an IPv6 client's /64; trusted proxies exempt) and ``max_total``,
   kept :data:`FD_RESERVE` below the descriptor limit. A connection over a cap
   gets a canned ``503 overloaded`` and is closed before it costs a task.
+- **Fast lanes** (:func:`front_door`): the app's hottest requests may be
+  answered before routing (``app[LANES]``).
 - **JSON errors.** Errors aiohttp answers itself (parser errors: bad
   framing, oversized heads; an unknown ``Expect``) get the
   ``{"error", "detail"}`` shape, and are counted by :mod:`._trouble` instead
@@ -42,6 +44,7 @@ from flashsale import Config
 
 from ._access_log import access_log_settings
 from ._client_ip import _peer_key
+from ._handlers import LANES, Lane
 from ._render import error
 from ._trouble import TROUBLE
 
@@ -170,21 +173,33 @@ class JsonRequestHandler(web.RequestHandler):
         TROUBLE.note("http protocol error", logging.WARNING, error=repr(kw.get("exc_info")))
 
 
-def expect_guard(
-    handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]],
+def front_door(
+    app: web.Application, handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 ) -> Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]:
-    """Answer an ``Expect`` other than ``100-continue`` with a JSON 417 before aiohttp does (plain text, or a 500)."""
+    """What every request meets before aiohttp's router (``handler``, the app's dispatch).
 
-    async def guarded(request: web.BaseRequest) -> web.StreamResponse:
+    An ``Expect`` other than ``100-continue`` gets a JSON 417 (aiohttp would
+    answer plain text, or a 500). Then the app's fast lanes (``app[LANES]``,
+    e.g. :func:`._room.poll_lane`) may answer the common case of their route
+    at once; whatever they leave goes to the router and its handler.
+    """
+    found = app.get(LANES)
+    lanes: tuple[Lane, ...] = () if found is None else tuple(found)
+
+    async def door(request: web.BaseRequest) -> web.StreamResponse:
         expect = request.headers.get("Expect")
         if expect is not None and expect.lower() != "100-continue":
             TROUBLE.note("malformed request", logging.INFO, status=417, reason="unknown Expect")
             response = error(417, "expectation_failed", "the only expectation understood is 'Expect: 100-continue'")
             response.force_close()
             return response
+        for lane in lanes:
+            answer = lane(request)  # type: ignore[arg-type] # the app's request factory makes web.Request
+            if answer is not None:
+                return answer
         return await handler(request)
 
-    return guarded
+    return door
 
 
 async def serve(
@@ -215,7 +230,7 @@ async def serve(
     try:
         server = runner.server
         assert server is not None
-        server.request_handler = expect_guard(server.request_handler)
+        server.request_handler = front_door(app, server.request_handler)
         gate = ConnectionGate(conns.max_per_ip, descriptor_cap(conns.max_total), config.server.trusted_proxies)
         options: dict[str, Any] = {
             "loop": loop,
