@@ -25,11 +25,11 @@ import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from flashsale import SaleEngine
+from flashsale import InvalidRequest, SaleEngine
 from flashsale.room import Room, RoomRefused, RoomStatus, TicketStatus, UnknownTicket
 
 from ._auth import IDENTITY, AuthRefused, request_buyer
-from ._handlers import ENGINE, METRICS, REQUEST_ID, Lane, guarded, read_body, refuse, request_id
+from ._handlers import ENGINE, MAX_BODY, METRICS, REQUEST_ID, Lane, guarded, read_body, refuse, request_id
 from ._render import JSON, iso, json_response
 
 routes = web.RouteTableDef()
@@ -41,6 +41,8 @@ _TERMINAL = frozenset({"admitted", "expired", "closed"})
 _SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 _NO_ROOM = "this sale has no waiting room"
 _TICKETS = "/v1/room/tickets/"
+_LANE_JOIN_FIELDS = frozenset({"user"})
+_STATUS = {200: "200", 201: "201"}
 _QUERY_USER = "'user' (the ?user= query parameter)"
 
 
@@ -161,6 +163,11 @@ async def join(request: web.Request, engine: SaleEngine) -> web.Response:
         ticket, created = joined or await engine.join(user, challenge=challenge, nonce=nonce, confirm=False)
     except RoomRefused as exc:
         return _refused(request, exc)
+    return _joined(ticket, created, request[REQUEST_ID])
+
+
+def _joined(ticket: TicketStatus, created: bool, rid: str) -> web.Response:
+    """A join's answer: ``201`` with a new ticket, ``200`` with the buyer's existing one."""
     body = orjson.dumps(
         {
             "ticket": ticket.ticket,
@@ -170,9 +177,54 @@ async def join(request: web.Request, engine: SaleEngine) -> web.Response:
             "poll_after": ticket.poll_after,
         }
     )
-    return web.Response(
-        body=body, status=201 if created else 200, content_type=JSON, headers={"X-Request-Id": request[REQUEST_ID]}
-    )
+    return web.Response(body=body, status=201 if created else 200, content_type=JSON, headers={"X-Request-Id": rid})
+
+
+def join_lane(app: web.Application) -> Lane:
+    """``POST /v1/room/join``, the usual join, answered before aiohttp routes it (:func:`._server.front_door`).
+
+    The usual join: a body that has all arrived, within ``max_body_bytes``,
+    a JSON object with at most ``user``, a buyer the auth mode accepts, and a
+    room that answers it on the loop (:meth:`Room.join_now`; a shared room's
+    joins wait for Redis and take the route). Everything else, refusals
+    included, is left before anything changes to the routed :func:`join`,
+    which reads the same body again (aiohttp keeps it) and answers it. A join
+    with proof of work always takes the route.
+    """
+    engine = app[ENGINE]
+    identity = app[IDENTITY]
+    max_body = app[MAX_BODY]
+    durations = app[METRICS].route("join")
+    clock = time.perf_counter
+
+    async def answer(request: web.Request, room: Room) -> web.Response | None:
+        started = clock()
+        try:
+            data = orjson.loads(await request.read())
+        except orjson.JSONDecodeError:
+            return None
+        if type(data) is not dict or not data.keys() <= _LANE_JOIN_FIELDS:
+            return None
+        try:
+            joined = room.join_now(identity.resolve(request, data.get("user"), "'user'"))
+        except (AuthRefused, RoomRefused, InvalidRequest):
+            return None  # nothing changed: the routed handler refuses it, with its code and detail
+        if joined is None:
+            return None
+        response = _joined(*joined, request_id(request))
+        durations.observe(_STATUS[response.status], clock() - started)
+        return response
+
+    def lane(request: web.Request) -> Awaitable[web.Response | None] | None:
+        if request.raw_path != "/v1/room/join" or request.method != "POST":
+            return None
+        room = engine.waiting_room
+        size = request.content_length
+        if room is None or not room.running or size is None or size > max_body or not request.content.is_eof():
+            return None
+        return answer(request, room)
+
+    return lane
 
 
 @routes.get("/v1/room/tickets/{ticket}")

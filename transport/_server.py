@@ -195,8 +195,13 @@ def front_door(
             return response
         for lane in lanes:
             answer = lane(request)  # type: ignore[arg-type] # the app's request factory makes web.Request
-            if answer is not None:
-                return answer
+            if answer is None:
+                continue
+            if not isinstance(answer, web.StreamResponse):
+                answer = await answer
+                if answer is None:  # left after all (a body it does not take): the router's
+                    break
+            return answer
         return await handler(request)
 
     return door
