@@ -8,14 +8,31 @@ a cached answer can avoid.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Awaitable
+
 import orjson
 import structlog
 from aiohttp import web
 
-from flashsale import TransitionRefused
+from flashsale import EngineClosed, InvalidRequest, Outcome, TransitionRefused, UnknownSku
 
-from ._auth import request_buyer
-from ._handlers import CLIENT_IP, ENGINE, METRICS, REGISTRY, RENDER, REQUEST_ID, RESULT, guarded, read_body, refuse
+from ._auth import IDENTITY, AuthRefused, request_buyer
+from ._handlers import (
+    CLIENT_IP,
+    ENGINE,
+    MAX_BODY,
+    METRICS,
+    REGISTRY,
+    RENDER,
+    REQUEST_ID,
+    RESULT,
+    Lane,
+    guarded,
+    read_body,
+    refuse,
+    request_id,
+)
 from ._metrics import render
 from ._render import error, iso, json_response, order_json, sku_json
 from ._room import pass_refusal
@@ -32,6 +49,7 @@ _MAX_KEY = 255
 @routes.post("/v1/purchase")
 @guarded
 async def purchase(request: web.Request) -> web.Response:
+    """A purchase. Behind ``flashsale serve`` the usual one never gets here: :func:`purchase_lane` answers it."""
     raw = await read_body(request)
     try:
         data = orjson.loads(raw)
@@ -47,25 +65,98 @@ async def purchase(request: web.Request) -> web.Response:
         return refuse(request, "'sku' is required and must be a non-empty string")
     user = request_buyer(request, data.get("user"))
     key = request.headers.get("Idempotency-Key")
-    if key is not None and (not 0 < len(key) <= _MAX_KEY or not key.isprintable() or not key.isascii()):
+    if key is not None and not _good_key(key):
         return refuse(request, f"Idempotency-Key must be 1 to {_MAX_KEY} printable ASCII characters")
     app = request.app
     engine = app[ENGINE]
     if engine.has_room and (refused := pass_refusal(request, engine, user)) is not None:
         return refused
+    rid = request[REQUEST_ID]
     outcome = await engine.purchase(
-        sku, user, qty, idempotency_key=key, client_ip=app[CLIENT_IP](request), request_id=request[REQUEST_ID]
+        sku, user, qty, idempotency_key=key, client_ip=app[CLIENT_IP](request), request_id=rid
     )
-    result = request[RESULT] = outcome.result
+    request[RESULT] = outcome.result
+    return _answer(app, sku, outcome, rid)
+
+
+def _good_key(key: str) -> bool:
+    return 0 < len(key) <= _MAX_KEY and key.isprintable() and key.isascii()
+
+
+def _answer(app: web.Application, sku: str, outcome: Outcome, rid: str) -> web.Response:
+    """A decided purchase's answer (counted, and the room told when a unit went), for the route and the lane."""
+    result = outcome.result
+    engine = app[ENGINE]
     if result == "reserved" and (room := engine.waiting_room) is not None:
         room.nudge()  # the last unit? the room closes now, not at its next tick
     app[METRICS].purchases[result] += 1
     if result == "sale_not_open":
         view = engine.view(sku)
-        return app[RENDER](outcome, request[REQUEST_ID], (view.starts_at, view.ends_at))
+        return app[RENDER](outcome, rid, (view.starts_at, view.ends_at))
     if result == "unavailable" or result == "overloaded":  # noqa: PLR1714 - cheaper than a tuple test
-        TROUBLE.note(f"purchase {result}", request_id=request[REQUEST_ID], detail=outcome.detail)
-    return app[RENDER](outcome, request[REQUEST_ID])
+        TROUBLE.note(f"purchase {result}", request_id=rid, detail=outcome.detail)
+    return app[RENDER](outcome, rid)
+
+
+def purchase_lane(app: web.Application) -> Lane:
+    """``POST /v1/purchase``, the usual purchase, answered before aiohttp routes it (:func:`._server.front_door`).
+
+    The usual purchase: a body that has all arrived, within
+    ``max_body_bytes``, a JSON object of ``sku``, ``user`` and ``qty``, a
+    buyer the auth mode accepts, a sane ``Idempotency-Key`` if any, a valid
+    ``Admission-Pass`` when the sale has a waiting room. Anything else is
+    left to the routed :func:`purchase`, which reads the same body again
+    (aiohttp keeps it) and refuses it with its code and detail. The engine
+    raises only before it has recorded or tried anything (a bad ``qty``, an
+    unknown SKU, a stopped engine), so those are left to the route too. Once
+    the engine has decided, the lane answers exactly as the route:
+    :func:`_answer`, the same duration tally.
+    """
+    engine = app[ENGINE]
+    identity = app[IDENTITY]
+    client_ip = app[CLIENT_IP]
+    max_body = app[MAX_BODY]
+    durations = app[METRICS].route("purchase")
+    clock = time.perf_counter
+
+    async def answer(request: web.Request) -> web.Response | None:
+        started = clock()
+        try:
+            data = orjson.loads(await request.read())
+        except orjson.JSONDecodeError:
+            return None
+        if type(data) is not dict or not data.keys() <= _FIELDS:
+            return None
+        sku, qty = data.get("sku"), data.get("qty", 1)
+        key = request.headers.get("Idempotency-Key")
+        if type(sku) is not str or not sku or (key is not None and not _good_key(key)):
+            return None
+        try:
+            user = identity.resolve(request, data.get("user"), "'user'")
+        except AuthRefused:
+            return None
+        if engine.has_room and engine.check_pass(request.headers.get("Admission-Pass"), user)[0]:
+            return None
+        rid = request_id(request)
+        try:
+            outcome = await engine.purchase(
+                sku, user, qty, idempotency_key=key, client_ip=client_ip(request), request_id=rid
+            )
+        except (InvalidRequest, UnknownSku, EngineClosed):
+            return None  # raised before anything was recorded or tried: the route answers it
+        response = _answer(app, sku, outcome, rid)
+        durations.observe(outcome.result, clock() - started)
+        return response
+
+    def lane(request: web.Request) -> Awaitable[web.Response | None] | None:
+        if request.raw_path != "/v1/purchase" or request.method != "POST":
+            return None
+        size = request.content_length
+        if size is None or size > max_body or not request.content.is_eof():
+            return None
+        return answer(request)
+
+    return lane
 
 
 @routes.get("/v1/skus/{sku}")

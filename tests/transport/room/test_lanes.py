@@ -46,7 +46,7 @@ async def _client(
     )
     app = create_app(cfg, engine=SaleEngine(cfg, clock=clock))
     counts, joins = [0, 0], [0, 0]
-    poll_lane, join_lane = app[LANES]
+    purchase_lane, poll_lane, join_lane = app[LANES]
 
     def counting(request: web.Request) -> web.StreamResponse | None:
         answer = poll_lane(request)
@@ -69,7 +69,7 @@ async def _client(
             return None
         return joined(answer)
 
-    app[LANES][:] = [counting, counting_joins]
+    app[LANES][:] = [purchase_lane, counting, counting_joins]
     client = await aiohttp_client(app)
     JOINS[id(client)] = joins
     return client, counts
@@ -210,9 +210,9 @@ async def test_header_mode_polls_take_the_lane(aiohttp_client: Any, tmp_path: Pa
     assert counts[0] == 1
 
 
-async def test_a_sale_without_a_room_has_no_lane(make_client: Callable[..., Any]) -> None:
+async def test_a_sale_without_a_room_has_no_room_lanes(make_client: Callable[..., Any]) -> None:
     client = await make_client()
-    assert client.app[LANES] == []
+    assert len(client.app[LANES]) == 1  # the purchase's
     resp = await client.get("/v1/room/tickets/abc?user=alice")
     assert (resp.status, (await resp.json())["error"]) == (404, "not_found")
 
