@@ -20,7 +20,7 @@ from aiohttp import web
 
 from flashsale import Config, LimitsConfig, ManualClock, SaleEngine, SkuConfig, SQLiteOrderStore, StoreConfig
 from flashsale.actors import Order, OrderStatus, OrderStore, Recovered, RestockRecord, StoreError
-from flashsale.transport._server import front_door
+from flashsale.transport._server import before_routing
 
 T0 = 1_767_225_600_000_000
 """ManualClock's default start: 2026-01-01T00:00:00Z in microseconds."""
@@ -33,7 +33,7 @@ StartEngine = Callable[..., Awaitable[SaleEngine]]
 
 @pytest.fixture
 def aiohttp_client(aiohttp_client: Any) -> Callable[..., Awaitable[Any]]:
-    """pytest-aiohttp's client, with flashsale's front door in front of an app's router, as ``flashsale serve`` has.
+    """pytest-aiohttp's client, with ``before_routing`` in front of an app's router, as ``flashsale serve`` has.
 
     So every HTTP test meets what a real server's requests meet: the JSON 417
     for an unknown ``Expect``, and the fast lanes (transport/_server.py).
@@ -43,7 +43,7 @@ def aiohttp_client(aiohttp_client: Any) -> Callable[..., Awaitable[Any]]:
         client = await aiohttp_client(app_or_server, *args, **kwargs)
         if isinstance(app_or_server, web.Application):
             server = client.server.runner.server
-            server.request_handler = front_door(app_or_server, server.request_handler)
+            server.request_handler = before_routing(app_or_server, server.request_handler)
         return client
 
     return make

@@ -44,7 +44,7 @@ Lane = Callable[[web.Request], web.StreamResponse | Awaitable[web.StreamResponse
 It answers at once (a response), later (an awaitable of a response, or of ``None`` when it leaves the
 request after all), or not at all (``None``). A lane leaves a request only before changing anything."""
 LANES: web.AppKey[list[Lane]] = web.AppKey("lanes")
-"""The app's fast lanes, tried in order by :func:`._server.front_door` before the router."""
+"""The app's fast lanes, tried in order by :func:`._server.before_routing` before the router."""
 REQUEST_ID = web.RequestKey("request_id", str)
 RESULT = web.RequestKey("result", str)
 """What a request came to, for the duration histogram: a purchase's result or an error code."""

@@ -181,7 +181,7 @@ def _joined(ticket: TicketStatus, created: bool, rid: str) -> web.Response:
 
 
 def join_lane(app: web.Application) -> Lane:
-    """``POST /v1/room/join``, the usual join, answered before aiohttp routes it (:func:`._server.front_door`).
+    """``POST /v1/room/join``, the usual join, answered before aiohttp routes it (:func:`._server.before_routing`).
 
     The usual join: a body that has all arrived, within ``max_body_bytes``,
     a JSON object with at most ``user``, a buyer the auth mode accepts, and a
@@ -274,7 +274,7 @@ def _poll(room: Room, name: str, user: str) -> bytes:
 
 
 def poll_lane(app: web.Application) -> Lane:
-    """``GET /v1/room/tickets/{t}``, the usual poll, answered before aiohttp routes it (:func:`._server.front_door`).
+    """``GET /v1/room/tickets/{t}``, the usual poll, answered before routing (:func:`._server.before_routing`).
 
     Routing, the app's dispatch and two coroutine frames cost a poll about as
     much as everything the room does for it, so the usual poll skips them:

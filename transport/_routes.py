@@ -99,7 +99,7 @@ def _answer(app: web.Application, sku: str, outcome: Outcome, rid: str) -> web.R
 
 
 def purchase_lane(app: web.Application) -> Lane:
-    """``POST /v1/purchase``, the usual purchase, answered before aiohttp routes it (:func:`._server.front_door`).
+    """``POST /v1/purchase``, the usual purchase, answered before aiohttp routes it (:func:`._server.before_routing`).
 
     The usual purchase: a body that has all arrived, within
     ``max_body_bytes``, a JSON object of ``sku``, ``user`` and ``qty``, a

@@ -16,7 +16,7 @@ connection is handled by a :class:`JsonRequestHandler`:
   address (an IPv6 client's /64; trusted proxies exempt) and ``max_total``,
   kept :data:`FD_RESERVE` below the descriptor limit. A connection over a cap
   gets a canned ``503 overloaded`` and is closed before it costs a task.
-- **Fast lanes** (:func:`front_door`): the app's hottest requests may be
+- **Fast lanes** (:func:`before_routing`): the app's hottest requests may be
   answered before routing (``app[LANES]``).
 - **JSON errors.** Errors aiohttp answers itself (parser errors: bad
   framing, oversized heads; an unknown ``Expect``) get the
@@ -173,7 +173,7 @@ class JsonRequestHandler(web.RequestHandler):
         TROUBLE.note("http protocol error", logging.WARNING, error=repr(kw.get("exc_info")))
 
 
-def front_door(
+def before_routing(
     app: web.Application, handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 ) -> Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]:
     """What every request meets before aiohttp's router (``handler``, the app's dispatch).
@@ -235,7 +235,7 @@ async def serve(
     try:
         server = runner.server
         assert server is not None
-        server.request_handler = front_door(app, server.request_handler)
+        server.request_handler = before_routing(app, server.request_handler)
         gate = ConnectionGate(conns.max_per_ip, descriptor_cap(conns.max_total), config.server.trusted_proxies)
         options: dict[str, Any] = {
             "loop": loop,
