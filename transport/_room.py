@@ -186,7 +186,7 @@ def join_lane(app: web.Application) -> Lane:
     The usual join: a body that has all arrived, within ``max_body_bytes``,
     a JSON object with at most ``user``, a buyer the auth mode accepts, and a
     room that answers it on the loop (:meth:`Room.join_now`; a shared room's
-    joins wait for Redis and take the route). Everything else, refusals
+    joins wait for Redis and take the route, body unread). Everything else, refusals
     included, is left before anything changes to the routed :func:`join`,
     which reads the same body again (aiohttp keeps it) and answers it. A join
     with proof of work always takes the route.
@@ -219,8 +219,10 @@ def join_lane(app: web.Application) -> Lane:
         if request.raw_path != "/v1/room/join" or request.method != "POST":
             return None
         room = engine.waiting_room
+        if room is None or not room.running or room.shared:  # a shared room's joins wait for Redis: the route
+            return None
         size = request.content_length
-        if room is None or not room.running or size is None or size > max_body or not request.content.is_eof():
+        if size is None or size > max_body or not request.content.is_eof():
             return None
         return answer(request, room)
 

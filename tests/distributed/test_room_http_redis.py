@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import make_mocked_request
 
 from flashsale import Config, ManualClock, RedisConfig, SaleEngine, SkuConfig
 from flashsale.actors._room_passes import solve
 from flashsale.config import RoomConfig
 from flashsale.redis import RedisBackend
 from flashsale.transport import create_app
+from flashsale.transport._handlers import LANES
 from tests.transport.room.conftest import OPENS, STARTS, T0, MakeRoom, join
 from tests.transport.room.test_admission import (  # noqa: F401 - collected here, on Redis
     test_admission_never_faster_than_the_rate,
@@ -103,3 +105,12 @@ async def test_a_challenge_joins_once_across_workers(
     c = await (await b.get("/v1/room/challenge")).json()
     status, _ = await join(b, "bob", challenge=c["challenge"], nonce=solve(c["challenge"], 8))
     assert status == 201  # a fresh challenge joins on either worker
+
+
+async def test_a_shared_rooms_joins_take_the_route(make_room: MakeRoom) -> None:
+    """The join lane leaves a shared room's joins, body unread; the route waits for Redis to place them."""
+    client = await make_room(clock=ManualClock(OPENS))
+    lane = client.app[LANES][2]
+    assert lane(make_mocked_request("POST", "/v1/room/join", headers={"Content-Length": "0"}, app=client.app)) is None
+    status, body = await join(client, "alice")
+    assert (status, body["state"]) == (201, "pre_queue")

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, make_mocked_request
 
 from flashsale import AuthConfig, Config, ManualClock, SaleEngine, ServerConfig, SkuConfig, StoreConfig
 from flashsale.actors._room_passes import solve
@@ -298,3 +298,17 @@ async def test_joins_with_proof_of_work_take_the_route(aiohttp_client: Any, tmp_
     status, body = await join(client, "alice", challenge=c["challenge"], nonce=solve(c["challenge"], 4))
     assert status == 201
     assert JOINS[id(client)] == [0, 2]
+
+
+async def test_the_join_lane_takes_a_memory_rooms_join_before_reading_it(
+    aiohttp_client: Any, tmp_path: Path, clock: ManualClock
+) -> None:
+    """Its first look decides on the method, path and size alone (the Redis half: tests/distributed)."""
+    client, _ = await _client(aiohttp_client, tmp_path, clock)
+    lane = client.app[LANES][2]
+    taken = lane(make_mocked_request("POST", "/v1/room/join", headers={"Content-Length": "0"}, app=client.app))
+    assert taken is not None
+    assert not isinstance(taken, web.StreamResponse)
+    assert await taken is None  # an empty body is not JSON: left to the route, nothing changed
+    for method, path in (("GET", "/v1/room/join"), ("POST", "/v1/room/join?x=1"), ("POST", "/v1/purchase")):
+        assert lane(make_mocked_request(method, path, headers={"Content-Length": "0"}, app=client.app)) is None
