@@ -182,6 +182,11 @@ def before_routing(
     answer plain text, or a 500). Then the app's fast lanes (``app[LANES]``,
     e.g. :func:`._room.poll_lane`) may answer the common case of their route
     at once; whatever they leave goes to the router and its handler.
+
+    A lane's answer is never routed, so its request has no match info:
+    ``request.app`` is not set and the app's ``on_response_prepare`` signal
+    does not run for it. flashsale registers no such signal; a lane gets
+    what it needs from the app when it is made.
     """
     found = app.get(LANES)
     lanes: tuple[Lane, ...] = () if found is None else tuple(found)
