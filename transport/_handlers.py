@@ -143,6 +143,15 @@ def guarded(handler: Handler) -> Handler:
     return run
 
 
+def body_arrived(request: web.Request, max_body: int) -> bool:
+    """The whole body is here, its ``Content-Length`` within ``max_body``: a lane may read it without waiting.
+
+    Not so (chunked, too large, still arriving, or waiting for ``100-continue``): the route's :func:`read_body`.
+    """
+    size = request.content_length
+    return size is not None and size <= max_body and request.content.is_eof()
+
+
 async def read_body(request: web.Request) -> bytes:
     """The request body, read within ``connections.body_timeout`` seconds, else a 408 that closes the connection."""
     if request.content.is_eof():  # the whole body came with the head (the usual purchase): no timer to arm

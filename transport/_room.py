@@ -29,7 +29,7 @@ from flashsale import InvalidRequest, SaleEngine
 from flashsale.room import Room, RoomRefused, RoomStatus, TicketStatus, UnknownTicket
 
 from ._auth import IDENTITY, AuthRefused, request_buyer
-from ._handlers import ENGINE, MAX_BODY, METRICS, REQUEST_ID, Lane, guarded, read_body, refuse, request_id
+from ._handlers import ENGINE, MAX_BODY, METRICS, REQUEST_ID, Lane, body_arrived, guarded, read_body, refuse, request_id
 from ._render import JSON, iso, json_response
 
 routes = web.RouteTableDef()
@@ -42,7 +42,6 @@ _SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-store"
 _NO_ROOM = "this sale has no waiting room"
 _TICKETS = "/v1/room/tickets/"
 _LANE_JOIN_FIELDS = frozenset({"user"})
-_STATUS = {200: "200", 201: "201"}
 _QUERY_USER = "'user' (the ?user= query parameter)"
 
 
@@ -211,8 +210,9 @@ def join_lane(app: web.Application) -> Lane:
             return None  # nothing changed: the routed handler refuses it, with its code and detail
         if joined is None:
             return None
-        response = _joined(*joined, request_id(request))
-        durations.observe(_STATUS[response.status], clock() - started)
+        ticket, created = joined
+        response = _joined(ticket, created, request_id(request))
+        durations.observe("201" if created else "200", clock() - started)
         return response
 
     def lane(request: web.Request) -> Awaitable[web.Response | None] | None:
@@ -221,10 +221,7 @@ def join_lane(app: web.Application) -> Lane:
         room = engine.waiting_room
         if room is None or not room.running or room.shared:  # a shared room's joins wait for Redis: the route
             return None
-        size = request.content_length
-        if size is None or size > max_body or not request.content.is_eof():
-            return None
-        return answer(request, room)
+        return answer(request, room) if body_arrived(request, max_body) else None
 
     return lane
 

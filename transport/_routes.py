@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable
+from typing import Any
 
 import orjson
 import structlog
@@ -28,6 +29,7 @@ from ._handlers import (
     REQUEST_ID,
     RESULT,
     Lane,
+    body_arrived,
     guarded,
     read_body,
     refuse,
@@ -55,14 +57,10 @@ async def purchase(request: web.Request) -> web.Response:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         return refuse(request, f"the body is not valid JSON: {exc.msg} at position {exc.pos}")
-    if type(data) is not dict:
-        return refuse(request, 'the body must be a JSON object like {"sku": "moutai-53", "user": "u-1", "qty": 1}')
-    if not data.keys() <= _FIELDS:
-        unknown = sorted(data.keys() - _FIELDS)
-        return refuse(request, f"unknown field {unknown[0]!r}; the fields are sku, user and qty")
-    sku, qty = data.get("sku"), data.get("qty", 1)
-    if type(sku) is not str or not sku:
-        return refuse(request, "'sku' is required and must be a non-empty string")
+    fields = _purchase_fields(data)
+    if isinstance(fields, str):
+        return refuse(request, fields)
+    sku, qty = fields
     user = request_buyer(request, data.get("user"))
     key = request.headers.get("Idempotency-Key")
     if key is not None and not _good_key(key):
@@ -77,6 +75,19 @@ async def purchase(request: web.Request) -> web.Response:
     )
     request[RESULT] = outcome.result
     return _answer(app, sku, outcome, rid)
+
+
+def _purchase_fields(data: object) -> tuple[str, Any] | str:
+    """A purchase body's ``sku`` and ``qty`` (the engine checks ``qty``), or why the body is refused."""
+    if type(data) is not dict:
+        return 'the body must be a JSON object like {"sku": "moutai-53", "user": "u-1", "qty": 1}'
+    if not data.keys() <= _FIELDS:
+        unknown = sorted(data.keys() - _FIELDS)
+        return f"unknown field {unknown[0]!r}; the fields are sku, user and qty"
+    sku = data.get("sku")
+    if type(sku) is not str or not sku:
+        return "'sku' is required and must be a non-empty string"
+    return sku, data.get("qty", 1)
 
 
 def _good_key(key: str) -> bool:
@@ -125,12 +136,11 @@ def purchase_lane(app: web.Application) -> Lane:
             data = orjson.loads(await request.read())
         except orjson.JSONDecodeError:
             return None
-        if type(data) is not dict or not data.keys() <= _FIELDS:
-            return None
-        sku, qty = data.get("sku"), data.get("qty", 1)
+        fields = _purchase_fields(data)
         key = request.headers.get("Idempotency-Key")
-        if type(sku) is not str or not sku or (key is not None and not _good_key(key)):
-            return None
+        if isinstance(fields, str) or (key is not None and not _good_key(key)):
+            return None  # refused: the route says why
+        sku, qty = fields
         try:
             user = identity.resolve(request, data.get("user"), "'user'")
         except AuthRefused:
@@ -149,10 +159,7 @@ def purchase_lane(app: web.Application) -> Lane:
         return response
 
     def lane(request: web.Request) -> Awaitable[web.Response | None] | None:
-        if request.raw_path != "/v1/purchase" or request.method != "POST":
-            return None
-        size = request.content_length
-        if size is None or size > max_body or not request.content.is_eof():
+        if request.raw_path != "/v1/purchase" or request.method != "POST" or not body_arrived(request, max_body):
             return None
         return answer(request)
 
