@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -385,17 +386,18 @@ async def send_all(
 
 
 @contextlib.contextmanager
-def sigint_stops(sender: Sender) -> Any:
+def sigint_stops(sender: Sender) -> Iterator[None]:
     """Ctrl-C stops the schedule (the summary so far is printed) instead of killing the loop."""
-    import signal  # noqa: PLC0415
-
     loop = asyncio.get_running_loop()
     try:
         loop.add_signal_handler(signal.SIGINT, sender.stop.set)
-    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no signals here
-        yield
-        return
+        handled = True
+    except (NotImplementedError, RuntimeError, ValueError):
+        # Not the main thread (a load run inside another program), or a loop without signals (Windows):
+        # Ctrl-C then does what it does in that program, and the run ends when its schedule does.
+        handled = False
     try:
         yield
     finally:
-        loop.remove_signal_handler(signal.SIGINT)
+        if handled:
+            loop.remove_signal_handler(signal.SIGINT)

@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from aiohttp import web
@@ -50,3 +51,25 @@ async def test_ctrl_c_prints_the_summary_so_far(serve_app: ServeApp, tmp_path: P
     assert data["interrupted"] is True
     assert 50 <= data["phases"]["purchase"]["count"] < 6000
     assert data["phases"]["purchase"]["count"] == count[0]
+
+
+def test_off_the_main_thread_ctrl_c_is_left_to_the_host_program() -> None:
+    """A load run in another program's worker thread: no signal handler is taken (none can be); the run goes on."""
+    from types import SimpleNamespace  # noqa: PLC0415
+
+    from flashsale.transport.load._sender import sigint_stops  # noqa: PLC0415
+
+    before = signal.getsignal(signal.SIGINT)
+    ran: list[bool] = []
+
+    async def run() -> None:
+        sender = SimpleNamespace(stop=asyncio.Event())
+        with sigint_stops(sender):  # type: ignore[arg-type] # only its stop event is used
+            ran.append(True)
+        assert not sender.stop.is_set()
+
+    worker = threading.Thread(target=asyncio.run, args=(run(),))
+    worker.start()
+    worker.join(10)
+    assert ran == [True]
+    assert signal.getsignal(signal.SIGINT) is before
