@@ -30,7 +30,17 @@ from ._bridge import LoopBridge
 from ._messages import Reply
 from ._room_keeper import RoomKeeper, Ticket, ticket_view
 from ._room_ledger import RoomCounters
-from ._room_messages import ClosedReason, Join, JoinBatch, JoinResult, RoomBoard, RoomControl, RoomMessage, RoomTick
+from ._room_messages import (
+    ClosedReason,
+    Join,
+    JoinBatch,
+    JoinResult,
+    RoomBoard,
+    RoomControl,
+    RoomMessage,
+    RoomTick,
+    TicketView,
+)
 from ._room_passes import sign_pass
 
 US = 1_000_000
@@ -63,7 +73,6 @@ class RoomActor(RoomKeeper):
         self._dead_us = dead_us
         self._credit = burst * UNIT
         self._refilled = starts_at
-        self._by_user: dict[str, Ticket] = {}
         self._paused = False
         self._admitted = 0
         self._waiting = 0
@@ -85,16 +94,15 @@ class RoomActor(RoomKeeper):
                     at = join.at
                     if self._drawn is None and at < starts:  # the pre-queue: nothing to draw or admit yet
                         result = self._join(join)
-                        if join.reply is not None:
-                            replies.append((join.reply, result))
-                        continue
-                    self._advance(at)
-                    result = self._join(join)
-                    self._admit(at)
-                    if self._sweep_due and self._closed is None:
-                        self._sweep(at)
+                    else:
+                        self._advance(at)
+                        result = self._join(join)
+                        self._admit(at)
+                        if self._sweep_due and self._closed is None:
+                            self._sweep(at)
                     if join.reply is not None:
-                        replies.append((join.reply, result))
+                        answer = result if isinstance(result, JoinResult) else JoinResult(result, created=True)
+                        replies.append((join.reply, answer))
             case RoomTick(at, beats, closing, reply):
                 tickets = self._tickets
                 for ticket, seen in beats:
@@ -203,25 +211,27 @@ class RoomActor(RoomKeeper):
 
     # -- joins ----------------------------------------------------------------
 
-    def _join(self, join: Join) -> JoinResult:
-        """A place for the buyer, or their existing one.
+    def _join(self, join: Join) -> JoinResult | TicketView:
+        """A place for the buyer: a new ticket's view, or a :class:`JoinResult` with their existing one or a refusal.
 
         The gateway has checked everything it can (the window, proof of work,
         the bound on tickets) with the same ``at``, and usually answered the
-        buyer already; a join that arrives after the room closed still gets
+        buyer already, so the usual join (a new ticket nobody waits for) makes
+        no answer object. A join that arrives after the room closed still gets
         its ticket, closed, so the id the buyer was given reads ``closed``.
         """
         at = join.at
         if self._opens_at is not None and at < self._opens_at:
             return JoinResult(None, refused="room_not_open")
-        existing = self._by_user.get(join.user)
+        # The buyer's newest ticket, found through the board (one table fewer to keep per ticket).
+        found = self._board.by_user.get(join.user)
+        existing = None if found is None else self._tickets[found]
         if existing is not None and existing.state != "expired":
             existing.last_seen = max(existing.last_seen, at)
             return JoinResult(self._board.tickets[existing.id])
         if self._closed is not None:
             t = Ticket(join.ticket, join.user, "closed", at)
             self._tickets[t.id] = t
-            self._by_user[t.user] = t
             self._board.by_user[t.user] = t.id
             return JoinResult(self._publish(t), refused="room_closed")
         if self._drawn is None:
@@ -234,12 +244,11 @@ class RoomActor(RoomKeeper):
             self._queue.append(t)
         self._waiting += 1
         self._tickets[t.id] = t
-        self._by_user[t.user] = t
         self._board.by_user[t.user] = t.id
         # A new ticket is news to nobody (no stream can watch it yet, and the gateway finds it on the board):
         # published, not marked changed.
         view = self._board.tickets[t.id] = ticket_view(t, None)
-        return JoinResult(view, created=True)
+        return view
 
     # -- publishing -----------------------------------------------------------
 
