@@ -35,7 +35,7 @@ def document(config: Config) -> Schema:
         release = version("flashsale")
     except PackageNotFoundError:  # running from a source tree that is not installed
         release = "0+unknown"
-    return build_document(operations(config), schemas(config), title="flashsale", version=release)
+    return build_document(operations(config), schemas(config), title="flashsale", version=release, auth=config.auth)
 
 
 def router_operations(app: web.Application) -> set[tuple[str, str]]:

@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from flashsale import Config
+from flashsale.config import AuthConfig
 
 Schema = dict[str, Any]
 """A JSON Schema (2020-12, which OpenAPI 3.1 uses)."""
 
-Security = Literal["admin", "dashboard"]
+Security = Literal["admin", "dashboard", "buyer"]
+"""Who an operation asks a credential of: the admin, the dashboard's session, or the buyer (per ``[auth]``)."""
 
 JSON = "application/json"
 
@@ -159,7 +161,30 @@ def _answer(answer: Answer) -> Schema:
     return out
 
 
-def _operation(op: Op) -> Schema:
+def buyer_scheme(auth: AuthConfig) -> tuple[str, Schema] | None:
+    """The buyer's credential as an OpenAPI security scheme, per ``[auth] mode``; ``None`` in trusted mode.
+
+    In trusted mode the request names its buyer (``user`` in the body or the
+    query) and nothing is checked, so a buyer's operation asks no credential.
+    """
+    if auth.mode == "jwt":
+        return "buyerBearer", {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": 'A JWT whose `sub` claim is the buyer ([auth] mode = "jwt"); `exp` is required.',
+        }
+    if auth.mode == "header":
+        return "buyerHeader", {
+            "type": "apiKey",
+            "in": "header",
+            "name": auth.header,
+            "description": 'The buyer, named by a gateway among server.trusted_proxies ([auth] mode = "header").',
+        }
+    return None
+
+
+def _operation(op: Op, buyer: str | None) -> Schema:
     out: Schema = {
         "operationId": f"{op.method.lower()}_{re.sub(r'[^A-Za-z0-9]+', '_', op.path).strip('_') or 'root'}",
         "summary": op.summary,
@@ -189,17 +214,40 @@ def _operation(op: Op) -> Schema:
         out["security"] = [{"adminBearer": []}, {"dashboardSession": []}]
     elif op.security == "dashboard":
         out["security"] = [{"dashboardSession": []}]
+    elif op.security == "buyer" and buyer is not None:
+        out["security"] = [{buyer: []}]
     return out
 
 
-def build_document(ops: Sequence[Op], schemas: Mapping[str, Schema], *, title: str, version: str) -> Schema:
-    """The OpenAPI 3.1 document for ``ops``; two entries for one method and path is a mistake."""
+def build_document(
+    ops: Sequence[Op], schemas: Mapping[str, Schema], *, title: str, version: str, auth: AuthConfig | None = None
+) -> Schema:
+    """The OpenAPI 3.1 document for ``ops``, whose buyers prove who they are per ``auth`` (default: trusted).
+
+    Two entries for one method and path is a mistake.
+    """
+    buyer = buyer_scheme(auth or AuthConfig())
+    schemes: Schema = {
+        "adminBearer": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "The admin token ([admin] token or token_file).",
+        },
+        "dashboardSession": {
+            "type": "apiKey",
+            "in": "cookie",
+            "name": "flashsale_session",
+            "description": "Set by POST /dashboard/session from the admin token.",
+        },
+    }
+    if buyer is not None:
+        schemes[buyer[0]] = buyer[1]
     paths: dict[str, dict[str, Schema]] = {}
     for op in ops:
         methods = paths.setdefault(op.path, {})
         if op.method.lower() in methods:
             raise ValueError(f"{op.method} {op.path} is documented twice")
-        methods[op.method.lower()] = _operation(op)
+        methods[op.method.lower()] = _operation(op, None if buyer is None else buyer[0])
     return {
         "openapi": "3.1.0",
         "info": {
@@ -212,18 +260,6 @@ def build_document(ops: Sequence[Op], schemas: Mapping[str, Schema], *, title: s
         "paths": dict(sorted(paths.items())),
         "components": {
             "schemas": dict(schemas),
-            "securitySchemes": {
-                "adminBearer": {
-                    "type": "http",
-                    "scheme": "bearer",
-                    "description": "The admin token ([admin] token or token_file).",
-                },
-                "dashboardSession": {
-                    "type": "apiKey",
-                    "in": "cookie",
-                    "name": "flashsale_session",
-                    "description": "Set by POST /dashboard/session from the admin token.",
-                },
-            },
+            "securitySchemes": schemes,
         },
     }

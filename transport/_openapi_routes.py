@@ -167,6 +167,7 @@ def operations(config: Config) -> list[Op]:
             "/v1/purchase",
             "Reserve units of a SKU for a buyer",
             tag="sale",
+            security="buyer",
             body=ref("Purchase"),
             params=[
                 Param(
@@ -223,6 +224,7 @@ def operations(config: Config) -> list[Op]:
             "/v1/orders/{order_id}",
             "An order",
             tag="orders",
+            security="buyer",
             params=[
                 buyer_param(
                     config,
@@ -244,6 +246,7 @@ def operations(config: Config) -> list[Op]:
                 f"/v1/orders/{{order_id}}/{action}",
                 f"Mark a reserved order {done}",
                 tag="orders",
+                security="buyer",
                 body=_buyer_body(config),
                 answers={
                     200: ok(f"The order, now {done}.", ref("Order")),

@@ -28,7 +28,7 @@ from aiohttp.typedefs import Handler
 from flashsale import InvalidRequest, SaleEngine
 from flashsale.room import Room, RoomRefused, RoomStatus, TicketStatus, UnknownTicket
 
-from ._auth import IDENTITY, AuthRefused, request_buyer
+from ._auth import IDENTITY, AuthRefused, body_buyer, request_buyer
 from ._handlers import ENGINE, MAX_BODY, METRICS, REQUEST_ID, Lane, body_arrived, guarded, read_body, refuse, request_id
 from ._render import JSON, iso, json_response
 
@@ -148,7 +148,7 @@ async def join(request: web.Request, engine: SaleEngine) -> web.Response:
     if not data.keys() <= _JOIN_FIELDS:
         unknown = sorted(data.keys() - _JOIN_FIELDS)
         return refuse(request, f"unknown field {unknown[0]!r}; the fields are user, challenge and nonce")
-    user = buyer(request, data.get("user"))
+    user = buyer(request, body_buyer(data))
     if isinstance(user, web.Response):
         return user
     challenge, nonce = data.get("challenge"), data.get("nonce")
@@ -205,7 +205,7 @@ def join_lane(app: web.Application) -> Lane:
         if type(data) is not dict or not data.keys() <= _LANE_JOIN_FIELDS:
             return None
         try:
-            joined = room.join_now(identity.resolve(request, data.get("user"), "'user'"))
+            joined = room.join_now(identity.resolve(request, body_buyer(data), "'user'"))
         except (AuthRefused, RoomRefused, InvalidRequest):
             return None  # nothing changed: the routed handler refuses it, with its code and detail
         if joined is None:

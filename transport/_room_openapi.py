@@ -143,7 +143,7 @@ def room_operations(config: Config) -> list[Op]:
                    "challenge": {"type": "string"}, "bits": COUNT, "expires_at": MOMENT}}),
                404: fails("No challenge: the room asks no proof of work, or there is no room.", "no_challenge",
                           "not_found")}),
-        Op("POST", "/v1/room/join", "Join the waiting room", tag="room", body=join_body(config),
+        Op("POST", "/v1/room/join", "Join the waiting room", tag="room", security="buyer", body=join_body(config),
            answers={201: ok("A new ticket.", JOINED), 200: ok("The buyer's existing ticket.", JOINED), **who,
                     400: fails("A bad body, or a bad or stale proof of work; nothing changed.", "invalid_request",
                                *proof),
@@ -153,10 +153,10 @@ def room_operations(config: Config) -> list[Op]:
                     503: fails("The room is full or busy; retry shortly.", "room_full", "overloaded",
                                "unavailable")}),
         Op("GET", "/v1/room/tickets/{ticket}", "A ticket, for its holder; the poll is its heartbeat", tag="room",
-           params=holder, answers={200: ok("The ticket now.", TICKET), **who,
+           security="buyer", params=holder, answers={200: ok("The ticket now.", TICKET), **who,
                                    400: fails("The buyer is not named.", "invalid_request"), 404: unknown}),
         Op("GET", "/v1/room/tickets/{ticket}/events", "A ticket's changes as Server-Sent Events", tag="room",
-           params=holder, answers={200: ok(
+           security="buyer", params=holder, answers={200: ok(
                "Server-Sent Events: one unnamed event with the ticket (as GET /v1/room/tickets/{ticket} gives it) now"
                " and on every change, until it is admitted, expired or closed; `: alive` comment lines keep it open."
                " The schema is one event's (OpenAPI 3.1 reads a stream's schema per event).",

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from flashsale import EngineClosed, InvalidRequest, Outcome, TransitionRefused, UnknownSku
 
-from ._auth import IDENTITY, AuthRefused, request_buyer
+from ._auth import IDENTITY, AuthRefused, body_buyer, request_buyer
 from ._handlers import (
     CLIENT_IP,
     ENGINE,
@@ -61,7 +61,7 @@ async def purchase(request: web.Request) -> web.Response:
     if isinstance(fields, str):
         return refuse(request, fields)
     sku, qty = fields
-    user = request_buyer(request, data.get("user"))
+    user = request_buyer(request, body_buyer(data))
     key = request.headers.get("Idempotency-Key")
     if key is not None and not _good_key(key):
         return refuse(request, f"Idempotency-Key must be 1 to {_MAX_KEY} printable ASCII characters")
@@ -142,7 +142,7 @@ def purchase_lane(app: web.Application) -> Lane:
             return None  # refused: the route says why
         sku, qty = fields
         try:
-            user = identity.resolve(request, data.get("user"), "'user'")
+            user = identity.resolve(request, body_buyer(data), "'user'")
         except AuthRefused:
             return None
         if engine.has_room and engine.check_pass(request.headers.get("Admission-Pass"), user)[0]:
@@ -197,7 +197,7 @@ async def change_order(request: web.Request) -> web.Response:
             return refuse(request, f"the body is not valid JSON: {exc.msg} at position {exc.pos}")
         if type(data) is not dict or not data.keys() <= {"user"}:
             return refuse(request, 'the body must be a JSON object like {"user": "u-1"} (its only field is user)')
-        named = data.get("user")
+        named = body_buyer(data)
     user = request_buyer(request, named)
     engine = request.app[ENGINE]
     try:

@@ -74,6 +74,38 @@ async def test_the_token_sub_is_the_buyer_on_every_route(start_server: StartServ
     await server.stop()
 
 
+async def test_a_null_user_beside_a_good_token_is_400_and_changes_nothing(start_server: StartServer) -> None:  # noqa: F811
+    """``"user": null`` names a buyer wrongly, not "no buyer": 400 on purchase, pay and cancel; nothing moves.
+
+    (The join's is in tests/transport/room/test_room_schemathesis.py, where schemathesis found it.)
+    """
+    server = await start_server(HS)
+    base = server.url
+    alice = hs256(GOOD)
+    async with aiohttp.ClientSession() as s:
+        status, bought, _ = await call(s, "POST", f"{base}/v1/purchase", headers=bearer(alice), json_body={"sku": SKU})
+        assert status == 200
+        before = await sku_state(s, base)
+        status, answer, _ = await call(
+            s, "POST", f"{base}/v1/purchase", headers=bearer(alice), json_body={"sku": SKU, "user": None}
+        )
+        assert (status, answer["error"]) == (400, "invalid_request")
+        assert answer["detail"] == "'user' is required and must be a non-empty string"
+        for action in ("pay", "cancel"):
+            status, answer, _ = await call(
+                s,
+                "POST",
+                f"{base}/v1/orders/{bought['order_id']}/{action}",
+                headers=bearer(alice),
+                json_body={"user": None},
+            )
+            assert (status, answer["error"]) == (400, "invalid_request"), action
+        assert await sku_state(s, base) == before
+        status, order, _ = await call(s, "GET", f"{base}/v1/orders/{bought['order_id']}", headers=bearer(alice))
+        assert (status, order["status"]) == (200, "reserved")
+    await server.stop()
+
+
 async def test_every_bad_token_is_401_naming_the_check(start_server: StartServer, tmp_path: Path) -> None:  # noqa: F811
     """Missing, malformed, expired, early, wrongly signed, wrong aud/iss, alg none, no sub, no exp, > 4 KB: 401s.
 

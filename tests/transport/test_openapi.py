@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 
-from flashsale import LimitsConfig, SkuConfig
-from flashsale.transport import ENGINE
+from flashsale import Config, LimitsConfig, ServerConfig, SkuConfig, StoreConfig, wall_clock
+from flashsale.config import AuthConfig, RoomConfig
+from flashsale.transport import ENGINE, create_app
 from flashsale.transport._openapi import document, drift, router_operations
 from flashsale.transport._openapi_kit import Op, build_document, ok
 
@@ -73,3 +77,68 @@ def test_one_method_and_path_cannot_be_documented_twice() -> None:
     entry = Op("GET", "/x", "x", tag="t", answers={200: ok("fine")})
     with pytest.raises(ValueError, match="GET /x is documented twice"):
         build_document([entry, entry], {}, title="t", version="0")
+
+
+BUYER_ROUTES = {
+    ("POST", "/v1/purchase"),
+    ("GET", "/v1/orders/{order_id}"),
+    ("POST", "/v1/orders/{order_id}/pay"),
+    ("POST", "/v1/orders/{order_id}/cancel"),
+    ("POST", "/v1/room/join"),
+    ("GET", "/v1/room/tickets/{ticket}"),
+    ("GET", "/v1/room/tickets/{ticket}/events"),
+}
+
+
+@pytest.mark.parametrize(("mode", "scheme"), [("jwt", "buyerBearer"), ("header", "buyerHeader")])
+async def test_the_routes_that_act_for_a_buyer_document_the_buyer_credential(
+    aiohttp_client: Any, tmp_path: Path, mode: str, scheme: str
+) -> None:
+    """With [auth] mode jwt or header, exactly the routes that answer 401 without a credential name its scheme.
+
+    Each such route is called without one and answers 401 ``unauthenticated``;
+    no other buyer's route lists that answer (the admin's and the dashboard's
+    401s are the admin token's). In trusted mode no route asks
+    a buyer's credential.
+    """
+    now = wall_clock()
+    room = RoomConfig(starts_at=now - 60_000_000, opens_at=now - 120_000_000)
+    config = Config(
+        skus=(SkuConfig("moutai-53", stock=5),),
+        store=StoreConfig(path=str(tmp_path / "orders.db")),
+        auth=AuthConfig(mode=mode, jwt_secret="openapi-test-secret-of-32-bytes-long"),  # type: ignore[arg-type]
+        server=ServerConfig(trusted_proxies=("10.0.0.0/8",)),  # the test client is no trusted proxy
+        waiting_room=room,
+    )
+    client = await aiohttp_client(create_app(config))
+    doc = await (await client.get("/openapi.json")).json()
+    expected = {"jwt": {"type": "http", "scheme": "bearer"}, "header": {"type": "apiKey", "in": "header"}}[mode]
+    assert doc["components"]["securitySchemes"][scheme].items() >= expected.items()
+    secured = set()
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            if {scheme: []} in op.get("security", []):
+                secured.add((method.upper(), path))
+            if op["tags"][0] in ("admin", "dashboard"):  # the admin token's 401s
+                continue
+            answers_401 = op["responses"].get("401", {}).get("content", {}).get("application/json", {})
+            if "unauthenticated" in answers_401.get("schema", {}).get("properties", {}).get("error", {}).get(
+                "enum", []
+            ):
+                assert {scheme: []} in op.get("security", []), (method, path)
+    assert secured == BUYER_ROUTES
+    for method, path in sorted(secured):
+        url = path.replace("{order_id}", "moutai-53-1-0000000000000000").replace("{ticket}", "t")
+        body = {"sku": "moutai-53"} if path == "/v1/purchase" else {}
+        resp = await client.request(method, url, json=body if method == "POST" else None)
+        assert resp.status == 401, (method, path, await resp.text())
+        assert (await resp.json())["error"] == "unauthenticated"
+    trusted = document(Config(skus=(SkuConfig("moutai-53", stock=5),), waiting_room=room))
+    assert not {"buyerBearer", "buyerHeader"} & set(trusted["components"]["securitySchemes"])
+    assert not any(
+        "buyer" in name
+        for item in trusted["paths"].values()
+        for op in item.values()
+        for sec in op.get("security", [])
+        for name in sec
+    )

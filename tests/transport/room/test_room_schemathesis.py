@@ -3,25 +3,29 @@
 (tests/transport/test_schemathesis.py fuzzes every route on a sale without a
 room, where these answer 404, 401 or 409 not_configured; here they act.) The
 room is fuzzed in its pre-queue and while admitting, without and with proof
-of work. Half the valid polls name a ticket a buyer really holds (``map_case``
+of work, and with buyers proven by a JWT (``[auth] mode = "jwt"``: the
+document's ``buyerBearer`` scheme, which schemathesis fills with a token).
+Half the valid polls name a ticket a buyer really holds (``map_case``
 below), so the ticket routes answer 200 as well as 404.
 """
 
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 
 from flashsale import Config, SkuConfig, StoreConfig, wall_clock
-from flashsale.config import RoomConfig
+from flashsale.config import AuthConfig, RoomConfig
 from flashsale.transport._dashboard_session import SessionSigner
 from flashsale.transport._openapi import document
 
@@ -33,19 +37,32 @@ POSITIVE = ["2xx", "401", "403", "404", "409", "422", "429"]
 NEGATIVE = ["400", "401", "403", "404", "405", "409", "413", "422", "429"]
 AUTH = {"dashboardSession": {"api_key": SessionSigner(TOKEN).issue()}, "adminBearer": {"bearer": TOKEN}}
 HOLDER = "schemathesis-holder"
+JWT_SECRET = "schemathesis-jwt-secret-of-32-bytes-at-least"
+HOLDER_TOKEN = jwt.encode({"sub": HOLDER, "exp": int(time.time()) + 3600}, JWT_SECRET, algorithm="HS256")
 held: dict[str, str] = {}  # the ticket HOLDER holds on the server under test: {"ticket": ..., "user": ...}
 
 
-def sale(path: Path | str = "orders.db", *, state: str = "admitting", pow_bits: int = 0) -> Config:
-    """A sale whose waiting room has been admitting for a minute, or is in its pre-queue for another hour."""
+def sale(
+    path: Path | str = "orders.db", *, state: str = "admitting", pow_bits: int = 0, auth: str = "trusted"
+) -> Config:
+    """A sale whose waiting room has been admitting for a minute, or is in its pre-queue for another hour.
+
+    With ``auth="jwt"`` its buyers are proven by a token signed with :data:`JWT_SECRET`.
+    """
     now = wall_clock()
     starts = now - MINUTE if state == "admitting" else now + 60 * MINUTE
     room = RoomConfig(starts_at=starts, opens_at=now - 2 * MINUTE, admit_rate=100.0, admit_burst=100, pow_bits=pow_bits)
-    return Config(skus=(SkuConfig("moutai-53", stock=1_000_000),), store=StoreConfig(path=str(path)), waiting_room=room)
+    who = AuthConfig(mode="jwt", jwt_secret=JWT_SECRET) if auth == "jwt" else AuthConfig()
+    return Config(
+        skus=(SkuConfig("moutai-53", stock=1_000_000),),
+        store=StoreConfig(path=str(path)),
+        waiting_room=room,
+        auth=who,
+    )
 
 
-def room_schema(pow_bits: int) -> Any:
-    """The room's routes of the document a server of ``sale(pow_bits=...)`` serves.
+def room_schema(pow_bits: int, auth: str = "trusted") -> Any:
+    """The room's routes of the document a server of ``sale(pow_bits=..., auth=...)`` serves.
 
     With proof of work a join whose body fits the document is still refused
     400 unless its nonce solves a challenge the room issued: a proof is
@@ -56,8 +73,9 @@ def room_schema(pow_bits: int) -> Any:
         "positive_data_acceptance": {"expected-statuses": positive},
         "negative_data_rejection": {"expected-statuses": NEGATIVE},
     }
-    config = SchemathesisConfig.from_dict({"checks": checks, "auth": {"openapi": AUTH}, "max-stream-events": 1})
-    schema = schemathesis.openapi.from_dict(document(sale(pow_bits=pow_bits)), config=config)
+    schemes = {**AUTH, "buyerBearer": {"bearer": HOLDER_TOKEN}} if auth == "jwt" else AUTH
+    config = SchemathesisConfig.from_dict({"checks": checks, "auth": {"openapi": schemes}, "max-stream-events": 1})
+    schema = schemathesis.openapi.from_dict(document(sale(pow_bits=pow_bits, auth=auth)), config=config)
     schema.hook(map_case)
     return schema.include(path_regex="^/v1/(admin/)?room")
 
@@ -72,14 +90,17 @@ def map_case(context: Any, case: Any) -> Any:
     return case
 
 
-def serve(tmp_path: Path, state: str, pow_bits: int) -> Iterator[LiveServer]:
-    """The sale with a room on a real socket, with an admin token and one ticket held."""
-    with live_server(sale(tmp_path / "orders.db", state=state, pow_bits=pow_bits), TOKEN) as live:
+def serve(tmp_path: Path, state: str, pow_bits: int, auth: str = "trusted") -> Iterator[LiveServer]:
+    """The sale with a room on a real socket, with an admin token and one ticket held (by the token's buyer)."""
+    with live_server(sale(tmp_path / "orders.db", state=state, pow_bits=pow_bits, auth=auth), TOKEN) as live:
         body = json.dumps({"user": HOLDER}).encode()
+        headers = {"Content-Type": "application/json"}
+        if auth == "jwt":
+            headers["Authorization"] = f"Bearer {HOLDER_TOKEN}"
         if pow_bits:
             held.clear()  # a proof of work room: polls stay on unknown tickets
         else:
-            request = urllib.request.Request(f"{live.url}/v1/room/join", body, {"Content-Type": "application/json"})
+            request = urllib.request.Request(f"{live.url}/v1/room/join", body, headers)
             with urllib.request.urlopen(request, timeout=10) as answer:
                 held.update(ticket=json.load(answer)["ticket"], user=HOLDER)
         try:
@@ -90,6 +111,7 @@ def serve(tmp_path: Path, state: str, pow_bits: int) -> Iterator[LiveServer]:
 
 plain = room_schema(pow_bits=0)
 proof = room_schema(pow_bits=8)
+proven = room_schema(pow_bits=0, auth="jwt")
 
 
 @pytest.fixture(params=["pre_queue", "admitting"])
@@ -100,6 +122,11 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiveServe
 @pytest.fixture
 def pow_server(tmp_path: Path) -> Iterator[LiveServer]:
     yield from serve(tmp_path, "admitting", 8)
+
+
+@pytest.fixture(params=["pre_queue", "admitting"])
+def jwt_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiveServer]:
+    yield from serve(tmp_path, request.param, 0, "jwt")
 
 
 @plain.parametrize()
@@ -114,3 +141,10 @@ def test_room_routes_answer_as_documented(case: Any, server: LiveServer) -> None
 def test_room_routes_with_proof_of_work_answer_as_documented(case: Any, pow_server: LiveServer) -> None:
     """With pow_bits > 0 the join body needs challenge and nonce; every answer is still as documented."""
     case.call_and_validate(base_url=pow_server.url, timeout=10)
+
+
+@proven.parametrize()
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+def test_room_routes_with_jwt_buyers_answer_as_documented(case: Any, jwt_server: LiveServer) -> None:
+    """With [auth] mode = "jwt" the buyer's routes take the token schemathesis sends; every answer is as documented."""
+    case.call_and_validate(base_url=jwt_server.url, timeout=10)
