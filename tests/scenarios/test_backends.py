@@ -58,6 +58,34 @@ async def test_the_order_of_checks(redis_server: RedisServer) -> None:
         assert [d[7] for d in result.log] == want, backend
 
 
+async def test_a_key_used_again_at_its_first_instant_with_another_qty(redis_server: RedisServer) -> None:
+    """The difference kept on purpose (docs/architecture.md): memory refuses it while the first is undecided.
+
+    At one instant, a refused first use and the same key with another qty:
+    memory's dedup actor still holds the first in flight and answers the
+    second ``idempotency_key_reused``; Redis decides the batch in order in one
+    Lua call, where the refused first use left no record, so the second is
+    decided afresh. At a later instant both decide it afresh. With a first
+    use that reserves, both answer ``idempotency_key_reused``.
+    """
+    s = _scenario(
+        {"sku": [{"id": "a", "stock": 2}, {"id": "b", "stock": 5}]},
+        [
+            {"at": 0, "user": "u1", "sku": "a", "qty": 3, "key": "k"},  # more than the stock: sold_out
+            {"at": 0, "user": "u1", "sku": "a", "qty": 1, "key": "k"},  # the difference
+            {"at": 1, "user": "u2", "sku": "a", "qty": 3, "key": "k"},  # sold_out
+            {"at": 2, "user": "u2", "sku": "a", "qty": 1, "key": "k"},  # a later instant: decided afresh
+            {"at": 3, "user": "u3", "sku": "b", "qty": 1, "key": "r"},  # reserved
+            {"at": 3, "user": "u3", "sku": "b", "qty": 2, "key": "r"},  # reused on both
+        ],
+    )
+    memory = await replay(s, keep_log=True)
+    on_redis = await replay(s, keep_log=True, backend="redis", redis_url=redis_server.url)
+    same = ["sold_out", "reserved", "reserved", "idempotency_key_reused"]
+    assert [d[7] for d in memory.log] == ["sold_out", "idempotency_key_reused", *same]
+    assert [d[7] for d in on_redis.log] == ["sold_out", "reserved", *same]
+
+
 async def test_the_dead_of_one_sweep_expire_in_turn(redis_server: RedisServer) -> None:
     """Tickets one sweep finds dead expire in the actor's order on both backends: the drawn in drawn order, then
     later joins in arrival order (Redis finds them by their heartbeats' scores, then orders them)."""

@@ -45,7 +45,7 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
     config: dict[str, Any] = {"sku": skus, "engine": {"tick_interval": draw(st.sampled_from([0, 0.5, 2]))}}
     if draw(st.booleans()):
         config["limits"] = {"per_user": {"rate": 2, "burst": draw(st.integers(1, 3))}}
-    # Keys are drawn per SKU: the one known difference between the backends is a key reused on another
+    # Keys are drawn per SKU: one known difference between the backends is a key reused on another
     # SKU (docs/architecture.md, "Differences kept on purpose").
     purchase = st.one_of(
         *(
@@ -69,6 +69,12 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
     )
     expire = st.fixed_dictionaries({"at": instants, "op": st.just("expire")})
     traffic = draw(st.lists(st.one_of(purchase, purchase, purchase, change, restock, expire), max_size=30))
+    # The other: a key used again at the same instant with another qty while its first purchase is undecided
+    # (same place). So at one instant a key keeps its first qty; across instants it may change.
+    first_qty: dict[tuple[float, str, str], int] = {}
+    for e in traffic:
+        if "key" in e:
+            e["qty"] = first_qty.setdefault((e["at"], e["user"], e["key"]), e["qty"])
     return {"flashsale_scenario": 1, "config": config, "traffic": traffic}
 
 
