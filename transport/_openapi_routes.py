@@ -25,6 +25,7 @@ from ._openapi_kit import (
     SIGN_IN,
     TOO_LARGE,
     UNAVAILABLE,
+    Answer,
     Op,
     Param,
     Schema,
@@ -157,6 +158,20 @@ def _buyer_body(config: Config) -> Schema:
     }
 
 
+def _purchase_refused(config: Config) -> dict[int, Answer]:
+    """The purchase's 403, whose codes depend on the sale: a buyer named against the credential, a missing pass."""
+    reasons, codes = [], []
+    if config.auth.mode != "trusted":  # [auth]: the body's user names another buyer than the authenticated one
+        reasons.append("the body names another buyer than the authenticated one")
+        codes.append("forbidden")
+    if config.waiting_room is not None:
+        reasons.append("no Admission-Pass, or one that is forged, expired or another buyer's (the waiting room)")
+        codes += ["admission_required", "invalid_pass"]
+    if not codes:
+        return {}
+    return {403: fails("Refused: " + "; or ".join(reasons) + ".", *codes)}
+
+
 def operations(config: Config) -> list[Op]:
     """One entry per route of the app."""
     sku_param = {"sku": sku_id(config)}
@@ -190,11 +205,7 @@ def operations(config: Config) -> list[Op]:
                     "sale_paused",
                     extra={"sku": {"type": "string"}, "starts_at": nullable(MOMENT), "ends_at": nullable(MOMENT)},
                 ),
-                403: fails(
-                    "With a waiting room: no Admission-Pass, or one that is forged, expired or another buyer's.",
-                    "admission_required",
-                    "invalid_pass",
-                ),
+                **_purchase_refused(config),
                 413: TOO_LARGE,
                 422: fails("This Idempotency-Key was used with another body.", "idempotency_key_reused"),
                 429: fails(

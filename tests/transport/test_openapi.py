@@ -99,7 +99,8 @@ async def test_the_routes_that_act_for_a_buyer_document_the_buyer_credential(
     Each such route is called without one and answers 401 ``unauthenticated``;
     no other buyer's route lists that answer (the admin's and the dashboard's
     401s are the admin token's). In trusted mode no route asks
-    a buyer's credential.
+    a buyer's credential. The purchase's 403 lists the codes this sale can
+    answer: ``forbidden`` with a credential, the pass codes with a room.
     """
     now = wall_clock()
     room = RoomConfig(starts_at=now - 60_000_000, opens_at=now - 120_000_000)
@@ -127,12 +128,16 @@ async def test_the_routes_that_act_for_a_buyer_document_the_buyer_credential(
             ):
                 assert {scheme: []} in op.get("security", []), (method, path)
     assert secured == BUYER_ROUTES
+    refused = doc["paths"]["/v1/purchase"]["post"]["responses"]["403"]["content"]["application/json"]["schema"]
+    assert refused["properties"]["error"]["enum"] == ["forbidden", "admission_required", "invalid_pass"]
     for method, path in sorted(secured):
         url = path.replace("{order_id}", "moutai-53-1-0000000000000000").replace("{ticket}", "t")
         body = {"sku": "moutai-53"} if path == "/v1/purchase" else {}
         resp = await client.request(method, url, json=body if method == "POST" else None)
         assert resp.status == 401, (method, path, await resp.text())
         assert (await resp.json())["error"] == "unauthenticated"
+    plain = document(Config(skus=(SkuConfig("moutai-53", stock=5),)))
+    assert "403" not in plain["paths"]["/v1/purchase"]["post"]["responses"]  # trusted, no room: nothing to refuse
     trusted = document(Config(skus=(SkuConfig("moutai-53", stock=5),), waiting_room=room))
     assert not {"buyerBearer", "buyerHeader"} & set(trusted["components"]["securitySchemes"])
     assert not any(

@@ -7,35 +7,47 @@ its own. Every case is sent over a real socket to a server started by a
 fixture. schemathesis's default checks all run: no server error, status
 codes, content types, headers and bodies as documented, invalid input
 refused with a 4xx, valid input not refused as invalid, undocumented
-methods answered 405 with ``Allow``.
+methods answered 405 with ``Allow``. The buyer's routes (purchase, an order,
+pay, cancel) are fuzzed again with buyers proven by a JWT (``[auth] mode =
+"jwt"``: schemathesis sends the token through the document's
+``buyerBearer`` scheme).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 
 from flashsale import Config, SkuConfig, StoreConfig
+from flashsale.config import AuthConfig
 from flashsale.transport._dashboard_session import SessionSigner
 from flashsale.transport._openapi import document
 
 from .live import LiveServer, live_server
 
 TOKEN = "schemathesis-admin-token-0123"
+JWT_SECRET = "schemathesis-jwt-secret-of-32-bytes-at-least"
+BUYER_TOKEN = jwt.encode({"sub": "schemathesis-buyer", "exp": int(time.time()) + 3600}, JWT_SECRET, algorithm="HS256")
 
 
-def sale(path: Path | str = "orders.db") -> Config:
+def sale(path: Path | str = "orders.db", auth: AuthConfig | None = None) -> Config:
     """A deep SKU (purchases keep succeeding) and a shallow one (sold out and limits show up)."""
     return Config(
         skus=(SkuConfig("moutai-53", stock=2, per_user_limit=1), SkuConfig("tshirt", stock=1_000_000)),
         store=StoreConfig(path=str(path)),
+        auth=auth or AuthConfig(),
     )
+
+
+JWT = AuthConfig(mode="jwt", jwt_secret=JWT_SECRET)
 
 
 # Valid input may still be refused as a conflict (an Idempotency-Key reused with another body: 422);
@@ -71,10 +83,26 @@ def map_body(context: Any, body: Any) -> Any:
     return _whole_numbers_as_integers(body)
 
 
+proven = schemathesis.openapi.from_dict(
+    document(sale(auth=JWT)),
+    config=SchemathesisConfig.from_dict(
+        {"checks": CHECKS, "auth": {"openapi": {**AUTH, "buyerBearer": {"bearer": BUYER_TOKEN}}}}
+    ),
+).include(path_regex="^/v1/(purchase|orders/)")
+proven.hook(map_body)
+
+
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[LiveServer]:
     """The sale on a real socket, with an admin token."""
     with live_server(sale(tmp_path / "orders.db"), TOKEN) as live:
+        yield live
+
+
+@pytest.fixture
+def jwt_server(tmp_path: Path) -> Iterator[LiveServer]:
+    """The same sale whose buyers are proven by a JWT signed with :data:`JWT_SECRET`."""
+    with live_server(sale(tmp_path / "orders.db", JWT), TOKEN) as live:
         yield live
 
 
@@ -83,3 +111,10 @@ def server(tmp_path: Path) -> Iterator[LiveServer]:
 def test_every_route_answers_as_documented(case: Any, server: LiveServer) -> None:
     """Every generated request gets a documented answer, never a 5xx."""
     case.call_and_validate(base_url=server.url, timeout=10)
+
+
+@proven.parametrize()
+@settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
+def test_the_buyer_routes_with_jwt_buyers_answer_as_documented(case: Any, jwt_server: LiveServer) -> None:
+    """With [auth] mode = "jwt" every generated request to a buyer's route gets a documented answer, never a 5xx."""
+    case.call_and_validate(base_url=jwt_server.url, timeout=10)
