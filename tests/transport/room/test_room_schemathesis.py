@@ -3,8 +3,9 @@
 (tests/transport/test_schemathesis.py fuzzes every route on a sale without a
 room, where these answer 404, 401 or 409 not_configured; here they act.) The
 room is fuzzed in its pre-queue and while admitting, without and with proof
-of work, and with buyers proven by a JWT (``[auth] mode = "jwt"``: the
-document's ``buyerBearer`` scheme, which schemathesis fills with a token).
+of work, with buyers proven by a JWT (``[auth] mode = "jwt"``: the
+document's ``buyerBearer`` scheme, which schemathesis fills with a token),
+and with buyers named by a gateway's header (``buyerHeader``).
 Half the valid polls name a ticket a buyer really holds (``map_case``
 below), so the ticket routes answer 200 as well as 404.
 """
@@ -24,7 +25,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 
-from flashsale import Config, SkuConfig, StoreConfig, wall_clock
+from flashsale import Config, ServerConfig, SkuConfig, StoreConfig, wall_clock
 from flashsale.config import AuthConfig, RoomConfig
 from flashsale.transport._dashboard_session import SessionSigner
 from flashsale.transport._openapi import document
@@ -47,17 +48,21 @@ def sale(
 ) -> Config:
     """A sale whose waiting room has been admitting for a minute, or is in its pre-queue for another hour.
 
-    With ``auth="jwt"`` its buyers are proven by a token signed with :data:`JWT_SECRET`.
+    With ``auth="jwt"`` its buyers are proven by a token signed with :data:`JWT_SECRET`; with
+    ``auth="header"`` they are named by ``X-User-Id`` from this host.
     """
     now = wall_clock()
     starts = now - MINUTE if state == "admitting" else now + 60 * MINUTE
     room = RoomConfig(starts_at=starts, opens_at=now - 2 * MINUTE, admit_rate=100.0, admit_burst=100, pow_bits=pow_bits)
-    who = AuthConfig(mode="jwt", jwt_secret=JWT_SECRET) if auth == "jwt" else AuthConfig()
+    who = {"jwt": AuthConfig(mode="jwt", jwt_secret=JWT_SECRET), "header": AuthConfig(mode="header")}.get(
+        auth, AuthConfig()
+    )
     return Config(
         skus=(SkuConfig("moutai-53", stock=1_000_000),),
         store=StoreConfig(path=str(path)),
         waiting_room=room,
         auth=who,
+        server=ServerConfig(trusted_proxies=("127.0.0.1",) if auth == "header" else ()),  # the fuzzer is the gateway
     )
 
 
@@ -73,7 +78,10 @@ def room_schema(pow_bits: int, auth: str = "trusted") -> Any:
         "positive_data_acceptance": {"expected-statuses": positive},
         "negative_data_rejection": {"expected-statuses": NEGATIVE},
     }
-    schemes = {**AUTH, "buyerBearer": {"bearer": HOLDER_TOKEN}} if auth == "jwt" else AUTH
+    credential = {"jwt": {"buyerBearer": {"bearer": HOLDER_TOKEN}}, "header": {"buyerHeader": {"api_key": HOLDER}}}
+    schemes = {**AUTH, **credential.get(auth, {})}
+    if auth == "header":  # any name a gateway sends is a buyer: there is no wrong value to try
+        checks["ignored_auth"] = {"enabled": False}
     config = SchemathesisConfig.from_dict({"checks": checks, "auth": {"openapi": schemes}, "max-stream-events": 1})
     schema = schemathesis.openapi.from_dict(document(sale(pow_bits=pow_bits, auth=auth)), config=config)
     schema.hook(map_case)
@@ -97,6 +105,8 @@ def serve(tmp_path: Path, state: str, pow_bits: int, auth: str = "trusted") -> I
         headers = {"Content-Type": "application/json"}
         if auth == "jwt":
             headers["Authorization"] = f"Bearer {HOLDER_TOKEN}"
+        elif auth == "header":
+            headers["X-User-Id"] = HOLDER
         if pow_bits:
             held.clear()  # a proof of work room: polls stay on unknown tickets
         else:
@@ -112,6 +122,7 @@ def serve(tmp_path: Path, state: str, pow_bits: int, auth: str = "trusted") -> I
 plain = room_schema(pow_bits=0)
 proof = room_schema(pow_bits=8)
 proven = room_schema(pow_bits=0, auth="jwt")
+forwarded = room_schema(pow_bits=0, auth="header")
 
 
 @pytest.fixture(params=["pre_queue", "admitting"])
@@ -127,6 +138,11 @@ def pow_server(tmp_path: Path) -> Iterator[LiveServer]:
 @pytest.fixture(params=["pre_queue", "admitting"])
 def jwt_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiveServer]:
     yield from serve(tmp_path, request.param, 0, "jwt")
+
+
+@pytest.fixture(params=["pre_queue", "admitting"])
+def header_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiveServer]:
+    yield from serve(tmp_path, request.param, 0, "header")
 
 
 @plain.parametrize()
@@ -148,3 +164,10 @@ def test_room_routes_with_proof_of_work_answer_as_documented(case: Any, pow_serv
 def test_room_routes_with_jwt_buyers_answer_as_documented(case: Any, jwt_server: LiveServer) -> None:
     """With [auth] mode = "jwt" the buyer's routes take the token schemathesis sends; every answer is as documented."""
     case.call_and_validate(base_url=jwt_server.url, timeout=10)
+
+
+@forwarded.parametrize()
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+def test_room_routes_with_gateway_buyers_answer_as_documented(case: Any, header_server: LiveServer) -> None:
+    """With [auth] mode = "header" the buyer's routes take the gateway's X-User-Id; every answer is as documented."""
+    case.call_and_validate(base_url=header_server.url, timeout=10)
