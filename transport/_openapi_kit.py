@@ -109,6 +109,30 @@ def buyer_param(config: Config, description: str, schema: Schema = BUYER) -> Par
     return Param("user", "query", schema, description, required=config.auth.mode == "trusted")
 
 
+def combined(*groups: Mapping[int, Answer]) -> dict[int, Answer]:
+    """The answers of several sources for one route; two error answers with one status become one, with both's codes.
+
+    (A route that acts for a buyer gets :func:`buyer_answers`' 403, and may
+    have a 403 of its own: a dict literal would keep only the last.)
+    """
+    out: dict[int, Answer] = {}
+    for group in groups:
+        for status, answer in group.items():
+            known = out.get(status)
+            out[status] = answer if known is None else _either(known, answer)
+    return out
+
+
+def _either(a: Answer, b: Answer) -> Answer:
+    if a.schema is None or b.schema is None:
+        raise ValueError(f"only error answers combine: {a.description!r} and {b.description!r}")
+    codes = [*a.schema["properties"]["error"]["enum"]]
+    codes += [code for code in b.schema["properties"]["error"]["enum"] if code not in codes]
+    properties = {**a.schema["properties"], **b.schema["properties"], "error": {"type": "string", "enum": codes}}
+    schema = {**a.schema, "properties": properties}
+    return Answer(f"{a.description} Or: {b.description}", schema, a.media, {**a.headers, **b.headers})
+
+
 def buyer_answers(config: Config) -> dict[int, Answer]:
     """The answers of a route that acts for a buyer when ``[auth]`` takes it from a header or a token."""
     if config.auth.mode == "trusted":
@@ -219,6 +243,21 @@ def _operation(op: Op, buyer: str | None) -> Schema:
     return out
 
 
+_STAFF_SCHEMES: Schema = {
+    "adminBearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "The admin token ([admin] token or token_file).",
+    },
+    "dashboardSession": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "flashsale_session",
+        "description": "Set by POST /dashboard/session from the admin token.",
+    },
+}
+
+
 def build_document(
     ops: Sequence[Op], schemas: Mapping[str, Schema], *, title: str, version: str, auth: AuthConfig | None = None
 ) -> Schema:
@@ -227,21 +266,7 @@ def build_document(
     Two entries for one method and path is a mistake.
     """
     buyer = buyer_scheme(auth or AuthConfig())
-    schemes: Schema = {
-        "adminBearer": {
-            "type": "http",
-            "scheme": "bearer",
-            "description": "The admin token ([admin] token or token_file).",
-        },
-        "dashboardSession": {
-            "type": "apiKey",
-            "in": "cookie",
-            "name": "flashsale_session",
-            "description": "Set by POST /dashboard/session from the admin token.",
-        },
-    }
-    if buyer is not None:
-        schemes[buyer[0]] = buyer[1]
+    schemes = _STAFF_SCHEMES if buyer is None else {**_STAFF_SCHEMES, buyer[0]: buyer[1]}
     paths: dict[str, dict[str, Schema]] = {}
     for op in ops:
         methods = paths.setdefault(op.path, {})
@@ -260,6 +285,6 @@ def build_document(
         "paths": dict(sorted(paths.items())),
         "components": {
             "schemas": dict(schemas),
-            "securitySchemes": schemes,
+            "securitySchemes": dict(schemes),
         },
     }

@@ -25,12 +25,12 @@ from ._openapi_kit import (
     SIGN_IN,
     TOO_LARGE,
     UNAVAILABLE,
-    Answer,
     Op,
     Param,
     Schema,
     buyer_answers,
     buyer_param,
+    combined,
     fails,
     nullable,
     ok,
@@ -158,18 +158,11 @@ def _buyer_body(config: Config) -> Schema:
     }
 
 
-def _purchase_refused(config: Config) -> dict[int, Answer]:
-    """The purchase's 403, whose codes depend on the sale: a buyer named against the credential, a missing pass."""
-    reasons, codes = [], []
-    if config.auth.mode != "trusted":  # [auth]: the body's user names another buyer than the authenticated one
-        reasons.append("the body names another buyer than the authenticated one")
-        codes.append("forbidden")
-    if config.waiting_room is not None:
-        reasons.append("no Admission-Pass, or one that is forged, expired or another buyer's (the waiting room)")
-        codes += ["admission_required", "invalid_pass"]
-    if not codes:
-        return {}
-    return {403: fails("Refused: " + "; or ".join(reasons) + ".", *codes)}
+_PASS_REFUSED = fails(
+    "With a waiting room: no Admission-Pass, or one that is forged, expired or another buyer's.",
+    "admission_required",
+    "invalid_pass",
+)
 
 
 def operations(config: Config) -> list[Op]:
@@ -192,30 +185,32 @@ def operations(config: Config) -> list[Op]:
                     "Retrying with the same key returns the first answer; the same key with another body is 422.",
                 )
             ],
-            answers={
-                200: ok("Reserved: the order exists and holds the units until expires_at.", ref("Reserved")),
-                **who,
-                400: BAD_BODY,
-                404: fails("There is no such SKU in this sale.", "unknown_sku", extra={"sku": {"type": "string"}}),
-                409: fails(
-                    "Not sold: the SKU is sold out, the buyer's limit is reached, or the sale is not open.",
-                    "sold_out",
-                    "limit_reached",
-                    "sale_not_open",
-                    "sale_paused",
-                    extra={"sku": {"type": "string"}, "starts_at": nullable(MOMENT), "ends_at": nullable(MOMENT)},
-                ),
-                **_purchase_refused(config),
-                413: TOO_LARGE,
-                422: fails("This Idempotency-Key was used with another body.", "idempotency_key_reused"),
-                429: fails(
-                    "Too many requests in one of the rate-limit scopes; retry after Retry-After seconds.",
-                    "rate_limited",
-                    extra={"retry_after": {"type": "number", "minimum": 0}},
-                    headers={"Retry-After": {"type": "string", "pattern": "^[0-9]+$"}},
-                ),
-                503: fails("Overloaded or unavailable; nothing was bought.", "overloaded", "unavailable"),
-            },
+            answers=combined(
+                who,
+                {} if config.waiting_room is None else {403: _PASS_REFUSED},
+                {
+                    200: ok("Reserved: the order exists and holds the units until expires_at.", ref("Reserved")),
+                    400: BAD_BODY,
+                    404: fails("There is no such SKU in this sale.", "unknown_sku", extra={"sku": {"type": "string"}}),
+                    409: fails(
+                        "Not sold: the SKU is sold out, the buyer's limit is reached, or the sale is not open.",
+                        "sold_out",
+                        "limit_reached",
+                        "sale_not_open",
+                        "sale_paused",
+                        extra={"sku": {"type": "string"}, "starts_at": nullable(MOMENT), "ends_at": nullable(MOMENT)},
+                    ),
+                    413: TOO_LARGE,
+                    422: fails("This Idempotency-Key was used with another body.", "idempotency_key_reused"),
+                    429: fails(
+                        "Too many requests in one of the rate-limit scopes; retry after Retry-After seconds.",
+                        "rate_limited",
+                        extra={"retry_after": {"type": "number", "minimum": 0}},
+                        headers={"Retry-After": {"type": "string", "pattern": "^[0-9]+$"}},
+                    ),
+                    503: fails("Overloaded or unavailable; nothing was bought.", "overloaded", "unavailable"),
+                },
+            ),
         ),
         *front_door_operations(),
         *room_operations(config),  # transport/_room_openapi.py

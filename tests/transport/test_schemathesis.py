@@ -52,7 +52,7 @@ def sale(path: Path | str = "orders.db", auth: AuthConfig | None = None) -> Conf
         skus=(SkuConfig("moutai-53", stock=2, per_user_limit=1), SkuConfig("tshirt", stock=1_000_000)),
         store=StoreConfig(path=str(path)),
         auth=auth or AuthConfig(),
-        server=ServerConfig(trusted_proxies=("127.0.0.1",) if auth is HEADER else ()),
+        server=ServerConfig(trusted_proxies=("127.0.0.1",) if auth is not None and auth.mode == "header" else ()),
     )
 
 
