@@ -29,6 +29,7 @@ from ._openapi import add_openapi
 from ._render import OutcomeRenderer
 from ._room import join_lane, poll_lane
 from ._room import routes as room_routes
+from ._room_events import routes as room_event_routes
 from ._routes import purchase_lane, routes
 
 __all__ = ["ENGINE", "METRICS", "create_app"]
@@ -49,6 +50,7 @@ def create_app(config: Config, *, engine: SaleEngine | None = None) -> web.Appli
     install_feed(app, engine, config.feed)  # GET /v1/events, /v1/skus/{sku}/events
     install_admin(app, config.admin.token)  # /v1/admin/... only with [admin] token or token_file
     app.add_routes(room_routes)  # the waiting room (transport/_room.py)
+    app.add_routes(room_event_routes)  # a ticket's event stream (transport/_room_events.py)
     # Answered before routing (transport/_server.py): the usual purchase, and a room's usual poll and join.
     app[LANES] = [purchase_lane(app), *((poll_lane(app), join_lane(app)) if engine.has_room else ())]
     add_openapi(app, config)  # GET /openapi.json (entries in _openapi_routes.py)

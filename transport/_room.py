@@ -1,11 +1,10 @@
 """The waiting room's routes (README, "The waiting room").
 
 ``GET /v1/room``, ``GET /v1/room/challenge``, ``POST /v1/room/join``,
-``GET /v1/room/tickets/{ticket}`` (a poll: the ticket's heartbeat),
-``GET /v1/room/tickets/{ticket}/events`` (Server-Sent Events) and
-``GET /v1/room/draw``. Polls are the bulk of a room's traffic: they are
-answered on the loop from the room's published board, never by an actor
-message. The purchase route asks :func:`pass_refusal` before buying.
+``GET /v1/room/tickets/{ticket}`` (a poll: the ticket's heartbeat) and
+``GET /v1/room/draw``; a ticket's event stream is in :mod:`._room_events`.
+Polls are the bulk of a room's traffic: they are answered on the loop from
+the room's published board, never by an actor message. The purchase route asks :func:`pass_refusal` before buying.
 
 The buyer is named as on the order routes: in trusted mode the body's
 ``user`` (join) or ``?user=`` (ticket routes); :func:`buyer` is the one
@@ -14,8 +13,6 @@ place that says so.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 import time
 from collections.abc import Awaitable, Callable
@@ -37,8 +34,7 @@ _bodies: dict[str, tuple[TicketStatus, bytes]] = {}  # ticket -> the last status
 MAX_BODIES = 200_000
 
 _JOIN_FIELDS = frozenset({"user", "challenge", "nonce"})
-_TERMINAL = frozenset({"admitted", "expired", "closed"})
-_SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+TERMINAL = frozenset({"admitted", "expired", "closed"})
 _NO_ROOM = "this sale has no waiting room"
 _TICKETS = "/v1/room/tickets/"
 _LANE_JOIN_FIELDS = frozenset({"user"})
@@ -53,7 +49,7 @@ def buyer(request: web.Request, named: object, where: str = "'user'") -> str | w
     return request_buyer(request, named, where)
 
 
-def _in_room(handler: Callable[[web.Request, SaleEngine], Awaitable[web.StreamResponse]]) -> Handler:
+def in_room(handler: Callable[[web.Request, SaleEngine], Awaitable[web.StreamResponse]]) -> Handler:
     """A room route: a sale without a ``[waiting_room]`` answers it 404; the handler gets the engine."""
 
     @functools.wraps(handler)
@@ -71,11 +67,11 @@ async def _answer(response: web.StreamResponse) -> web.StreamResponse:
     return response
 
 
-def _refused(request: web.Request, exc: RoomRefused) -> web.Response:
+def refused(request: web.Request, exc: RoomRefused) -> web.Response:
     return refuse(request, exc.detail, exc.code, exc.status)
 
 
-def _unknown(request: web.Request, ticket: str) -> web.Response:
+def unknown_ticket(request: web.Request, ticket: str) -> web.Response:
     return refuse(request, f"there is no ticket {ticket!r} for this buyer", "unknown_ticket", 404)
 
 
@@ -102,7 +98,7 @@ def pass_refusal(request: web.Request, engine: SaleEngine, user: str) -> web.Res
 
 @routes.get("/v1/room")
 @guarded
-@_in_room
+@in_room
 async def room_status(request: web.Request, engine: SaleEngine) -> web.Response:
     return json_response(200, room_json(engine.room_status()))
 
@@ -125,18 +121,18 @@ def room_json(s: RoomStatus) -> dict[str, Any]:
 
 @routes.get("/v1/room/challenge")
 @guarded
-@_in_room
+@in_room
 async def challenge(request: web.Request, engine: SaleEngine) -> web.Response:
     try:
         c = engine.room_challenge()
     except RoomRefused as exc:
-        return _refused(request, exc)
+        return refused(request, exc)
     return json_response(200, {"challenge": c.challenge, "bits": c.bits, "expires_at": iso(c.expires_at)})
 
 
 @routes.post("/v1/room/join")
 @guarded
-@_in_room
+@in_room
 async def join(request: web.Request, engine: SaleEngine) -> web.Response:
     try:
         # A body that has all arrived needs no timer (the usual join); one still arriving gets the body timeout.
@@ -161,7 +157,7 @@ async def join(request: web.Request, engine: SaleEngine) -> web.Response:
         joined = engine.room.join_now(user, challenge, nonce)
         ticket, created = joined or await engine.join(user, challenge=challenge, nonce=nonce, confirm=False)
     except RoomRefused as exc:
-        return _refused(request, exc)
+        return refused(request, exc)
     return _joined(ticket, created, request[REQUEST_ID])
 
 
@@ -244,7 +240,7 @@ async def ticket(request: web.Request) -> web.Response:
     try:
         body = _poll(room, name, user)
     except UnknownTicket:
-        return _unknown(request, name)
+        return unknown_ticket(request, name)
     return web.Response(body=body, content_type=JSON, headers={"X-Request-Id": request[REQUEST_ID]})
 
 
@@ -316,103 +312,12 @@ def poll_lane(app: web.Application) -> Lane:
     return lane
 
 
-@routes.get("/v1/room/tickets/{ticket}/events")
-@guarded
-@_in_room
-async def ticket_events(request: web.Request, engine: SaleEngine) -> web.StreamResponse:
-    """The ticket as Server-Sent Events: now, then on every change, until admitted, expired or closed.
-
-    Position changes come at most once a second (the room recomputes them
-    once a second); admission and closing at once. While the stream is open
-    it is the ticket's heartbeat: a comment line every ``poll_after``
-    seconds keeps the connection and the ticket alive.
-    """
-    user = buyer(request, request.query.get("user"))
-    if isinstance(user, web.Response):
-        return user
-    name = request.match_info["ticket"]
-    latest: list[TicketStatus | None] = []
-    changed = asyncio.Event()
-    # Once the stream is under way, the last event is written from the room's notice itself: when the room
-    # closes, 10,000 streams are told in one pass on the loop, before any of their handlers wakes to end them.
-    last = _LastEvent()
-
-    def listener(status: TicketStatus | None) -> None:
-        if status is not None and status.state in _TERMINAL:
-            last.write(status)
-        latest.append(status)
-        changed.set()
-
-    try:
-        first = engine.ticket(name, user)
-        unwatch = engine.room.watch(name, user, listener)
-    except UnknownTicket:
-        return _unknown(request, name)
-    except RoomRefused as exc:
-        return _refused(request, exc)
-    response = web.StreamResponse(headers={**_SSE_HEADERS, "X-Request-Id": request[REQUEST_ID]})
-    try:
-        await response.prepare(request)
-        status: TicketStatus | None = first
-        while status is not None:
-            if status.state in _TERMINAL:  # the last event (unless written already) and the end of the stream
-                await response.write_eof(b"" if last.sent else _event(status))
-                return response
-            await response.write(_event(status))
-            last.ready(request.transport, response)
-            while not latest:
-                try:
-                    async with asyncio.timeout(first.poll_after):
-                        await changed.wait()
-                except TimeoutError:
-                    engine.ticket(name, user)  # the open stream is the ticket's heartbeat
-                    await response.write(b": alive\n\n")
-            changed.clear()
-            status = latest[-1]
-            latest.clear()
-        with contextlib.suppress(ConnectionResetError):
-            await response.write_eof()
-    except ConnectionResetError:  # the client went away
-        pass
-    finally:
-        unwatch()
-    return response
-
-
-def _event(status: TicketStatus) -> bytes:
-    return b"data: " + orjson.dumps(ticket_json(status)) + b"\n\n"
-
-
-class _LastEvent:
-    """A ticket stream's last event, written straight to its transport when the room says so."""
-
-    __slots__ = ("_chunked", "_transport", "sent")
-
-    def __init__(self) -> None:
-        self._transport: asyncio.Transport | None = None
-        self._chunked = False
-        self.sent = False
-
-    def ready(self, transport: asyncio.Transport | None, response: web.StreamResponse) -> None:
-        """The headers and the first event are written: from now on a whole event may follow at any time."""
-        self._transport = transport
-        self._chunked = response.headers.get("Transfer-Encoding") == "chunked"
-
-    def write(self, status: TicketStatus) -> None:
-        t = self._transport
-        if t is None or self.sent or t.is_closing():
-            return  # the handler writes it, as any other event
-        event = _event(status)
-        t.write(b"%x\r\n%b\r\n" % (len(event), event) if self._chunked else event)
-        self.sent = True
-
-
 @routes.get("/v1/room/draw")
 @guarded
-@_in_room
+@in_room
 async def draw(request: web.Request, engine: SaleEngine) -> web.Response:
     try:
         d = engine.room_draw()
     except RoomRefused as exc:
-        return _refused(request, exc)
+        return refused(request, exc)
     return json_response(200, {"seed": d.seed, "commitment": d.commitment, "tickets": list(d.tickets)})
