@@ -1,4 +1,4 @@
-"""The waiting room's routes in the OpenAPI document (transport/_room.py and _room_events.py; README, "The waiting room")."""
+"""The waiting room's routes in the OpenAPI document (transport/_room.py and _room_events.py; README, the room)."""
 
 from __future__ import annotations
 
