@@ -4,7 +4,8 @@
 ``GET /v1/room/tickets/{ticket}`` (a poll: the ticket's heartbeat) and
 ``GET /v1/room/draw``; a ticket's event stream is in :mod:`._room_events`.
 Polls are the bulk of a room's traffic: they are answered on the loop from
-the room's published board, never by an actor message. The purchase route asks :func:`pass_refusal` before buying.
+the room's published board, never by an actor message. The purchase route
+asks :func:`pass_refusal` before buying.
 
 The buyer is named as on the order routes: in trusted mode the body's
 ``user`` (join) or ``?user=`` (ticket routes); :func:`buyer` is the one

@@ -129,22 +129,26 @@ def header_server(tmp_path: Path) -> Iterator[LiveServer]:
         yield live
 
 
+FUZZ = settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
+"""Examples per test; no deadline and no health checks: each example is a real request to a real server."""
+
+
 @schema.parametrize()
-@settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
+@FUZZ
 def test_every_route_answers_as_documented(case: Any, server: LiveServer) -> None:
     """Every generated request gets a documented answer, never a 5xx."""
     case.call_and_validate(base_url=server.url, timeout=10)
 
 
 @proven.parametrize()
-@settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
+@FUZZ
 def test_the_buyer_routes_with_jwt_buyers_answer_as_documented(case: Any, jwt_server: LiveServer) -> None:
     """With [auth] mode = "jwt" every generated request to a buyer's route gets a documented answer, never a 5xx."""
     case.call_and_validate(base_url=jwt_server.url, timeout=10)
 
 
 @forwarded.parametrize()
-@settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
+@FUZZ
 def test_the_buyer_routes_with_gateway_buyers_answer_as_documented(case: Any, header_server: LiveServer) -> None:
     """With [auth] mode = "header" every generated request to a buyer's route gets a documented answer, never a 5xx."""
     case.call_and_validate(base_url=header_server.url, timeout=10)

@@ -145,29 +145,33 @@ def header_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Li
     yield from serve(tmp_path, request.param, 0, "header")
 
 
+FUZZ = settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+"""Examples per test; no deadline and no health checks: each example is a real request to a real server."""
+
+
 @plain.parametrize()
-@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@FUZZ
 def test_room_routes_answer_as_documented(case: Any, server: LiveServer) -> None:
     """In the pre-queue and while admitting, every generated request to a room route gets a documented answer."""
     case.call_and_validate(base_url=server.url, timeout=10)
 
 
 @proof.parametrize()
-@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@FUZZ
 def test_room_routes_with_proof_of_work_answer_as_documented(case: Any, pow_server: LiveServer) -> None:
     """With pow_bits > 0 the join body needs challenge and nonce; every answer is still as documented."""
     case.call_and_validate(base_url=pow_server.url, timeout=10)
 
 
 @proven.parametrize()
-@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@FUZZ
 def test_room_routes_with_jwt_buyers_answer_as_documented(case: Any, jwt_server: LiveServer) -> None:
     """With [auth] mode = "jwt" the buyer's routes take the token schemathesis sends; every answer is as documented."""
     case.call_and_validate(base_url=jwt_server.url, timeout=10)
 
 
 @forwarded.parametrize()
-@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@FUZZ
 def test_room_routes_with_gateway_buyers_answer_as_documented(case: Any, header_server: LiveServer) -> None:
     """With [auth] mode = "header" the buyer's routes take the gateway's X-User-Id; every answer is as documented."""
     case.call_and_validate(base_url=header_server.url, timeout=10)
