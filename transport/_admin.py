@@ -43,7 +43,7 @@ import structlog
 from aiohttp import web
 
 from flashsale import ConfigError, SaleEngine
-from flashsale.config import limit_changes
+from flashsale.config import SCOPES, limit_changes
 
 from ._dashboard import DASHBOARD
 from ._dashboard_state import room_panel
@@ -53,7 +53,6 @@ from ._render import iso, json_response, sku_json
 from ._room import room_json
 
 log = structlog.get_logger("flashsale.admin")
-SCOPES = ("global", "per_sku", "per_user", "per_ip")
 
 TOKEN = web.AppKey("admin_token", bytes)
 routes = web.RouteTableDef()

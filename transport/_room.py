@@ -154,9 +154,8 @@ async def join(request: web.Request, engine: SaleEngine) -> web.Response:
             if name in data and type(value) is not str:
                 return refuse(request, f"'{name}' must be a string")
     try:
-        # Answered on the loop at once (no await): a shared room's joins wait for the room instead.
-        joined = engine.room.join_now(user, challenge, nonce)
-        ticket, created = joined or await engine.join(user, challenge=challenge, nonce=nonce, confirm=False)
+        # Answered at once, placed behind the answer; a shared room's joins wait for the room instead.
+        ticket, created = await engine.join(user, challenge=challenge, nonce=nonce, confirm=False)
     except RoomRefused as exc:
         return refused(request, exc)
     return _joined(ticket, created, request[REQUEST_ID])

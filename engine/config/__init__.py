@@ -5,7 +5,7 @@ reads a TOML file and :meth:`Config.from_mapping` a parsed one, raising
 :class:`flashsale.ConfigError` with the key and the reason.
 """
 
-from ._admin import AdminConfig, limit_changes
+from ._admin import SCOPES, AdminConfig, limit_changes
 from ._auth import AuthConfig
 from ._config import Config, demo_config
 from ._connections import ConnectionsConfig
@@ -22,6 +22,7 @@ from ._sections import (
 )
 
 __all__ = [
+    "SCOPES",
     "SKU_ID",
     "AdminConfig",
     "AuthConfig",

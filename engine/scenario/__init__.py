@@ -1,9 +1,10 @@
 """Scenario files: a sale and its traffic as data, replayed on virtual time to a digest.
 
-:func:`load_scenario` reads a file (:mod:`._format`, :mod:`._events`,
-:mod:`._crowd`), :func:`replay` runs it on a :class:`flashsale.SaleEngine`
-with a manual clock (:mod:`._replay`), and :class:`ScenarioRecorder` writes
-live traffic as a scenario (:mod:`._record`).
+:func:`load_scenario` reads a file (:mod:`._format`, its events checked by
+:mod:`._event_reader`, :mod:`._events`, :mod:`._crowd`), :func:`replay`
+runs it on a :class:`flashsale.SaleEngine` with a manual clock
+(:mod:`._replay`), and :class:`ScenarioRecorder` writes live traffic as a
+scenario (:mod:`._record`).
 """
 
 from ._crowd import PATTERNS, Crowd

@@ -1,7 +1,7 @@
 """The values a scenario is made of: events, retry and follow-up policies, and error places.
 
-Shared by the file reader (``_scenario``) and the crowd generators
-(``_crowd``).
+Shared by the file reader (``_format``, ``_event_reader``) and the crowd
+generators (``_crowd``).
 """
 
 from __future__ import annotations
