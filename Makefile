@@ -20,6 +20,7 @@ serve: $(STAMP)
 test: $(STAMP) typecheck-tree
 	bash tests/system-deps.sh
 	$(BIN)/ruff check actors engine transport tests bench
+	$(BIN)/ruff format --check actors engine transport tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest
 

@@ -248,8 +248,10 @@ class Session:
         port = named.group(1) if named else self.ports["8080"]
         if "--port" not in command:
             if command.startswith("make serve"):
-                command = f'make serve ARGS="--port {port}"' if "ARGS=" not in command else command.replace(
-                    'ARGS="', f'ARGS="--port {port} '
+                command = (
+                    f'make serve ARGS="--port {port}"'
+                    if "ARGS=" not in command
+                    else command.replace('ARGS="', f'ARGS="--port {port} ')
                 )
             else:
                 command += f" --port {port}"
@@ -322,7 +324,9 @@ class Session:
             if expected:
                 got = [line for line in done.stdout.splitlines() if line.strip()]
                 assert output_matches(expected, got), (
-                    f"{block.where()}: `{command}` printed\n" + "\n".join(got) + "\nwhere the README shows\n"
+                    f"{block.where()}: `{command}` printed\n"
+                    + "\n".join(got)
+                    + "\nwhere the README shows\n"
                     + "\n".join(expected)
                 )
 

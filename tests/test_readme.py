@@ -157,7 +157,7 @@ def test_blocks_are_found_with_their_markers() -> None:
 
 def test_transcripts_split_into_commands_and_outputs() -> None:
     """``$ `` starts a command (continuations joined), output runs to the next one, ``# `` lines are comments."""
-    body = "$ curl a \\\n   -d b\n{\"x\": 1}\n\n# a comment\n$ echo hi\nhi\nthere\n$ true\n"
+    body = '$ curl a \\\n   -d b\n{"x": 1}\n\n# a comment\n$ echo hi\nhi\nthere\n$ true\n'
     assert shell_steps(body) == [("curl a -d b", ['{"x": 1}']), ("echo hi", ["hi", "there"]), ("true", [])]
     assert shell_steps("make serve   # the demo\n. .venv/bin/activate\n") == [
         ("make serve   # the demo", None),

@@ -47,8 +47,7 @@ def _config(redis_config: RedisConfig, key: str, **room: object) -> Config:
 
 async def _engines(config: Config, clock: ManualClock, n: int = 2, small_log: bool = False) -> list[SaleEngine]:
     engines = [
-        SaleEngine(config, clock=clock, backend=(SmallLog if small_log else RedisBackend)(sink=False))
-        for _ in range(n)
+        SaleEngine(config, clock=clock, backend=(SmallLog if small_log else RedisBackend)(sink=False)) for _ in range(n)
     ]
     for e in engines:
         await e.start()

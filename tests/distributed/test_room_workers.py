@@ -157,9 +157,7 @@ def test_two_workers_run_one_room(workers: Workers, tmp_path: Path, redis_config
         wait_until(lambda port=port: call(port, "GET", "/v1/room")[1]["state"] == "closed", 10, f"{port} closed")
         assert call(port, "GET", "/v1/room")[1]["closed_reason"] == "sold_out"
         assert call(port, "POST", "/v1/room/join", {"user": "late"})[1]["error"] == "room_closed"
-        states = {
-            call(port, "GET", f"/v1/room/tickets/{t}?user={u}")[1]["state"] for u, t in tickets.items()
-        }
+        states = {call(port, "GET", f"/v1/room/tickets/{t}?user={u}")[1]["state"] for u, t in tickets.items()}
         assert states == {"admitted", "closed"}, states
 
 
