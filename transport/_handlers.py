@@ -38,11 +38,12 @@ RENDER = web.AppKey("render", OutcomeRenderer)
 MAX_BODY = web.AppKey("max_body", int)
 CLIENT_IP = web.AppKey("client_ip", ClientIp)
 BODY_TIMEOUT = web.AppKey("body_timeout", float)
-Lane = Callable[[web.Request], web.StreamResponse | Awaitable[web.StreamResponse | None] | None]
+Lane = Callable[[web.Request], web.Response | Awaitable[web.StreamResponse | None] | None]
 """A fast lane: answers the common case of one route before aiohttp routes the request, else ``None``.
 
-It answers at once (a response), later (an awaitable of a response, or of ``None`` when it leaves the
-request after all), or not at all (``None``). A lane leaves a request only before changing anything."""
+It answers at once (an :class:`aiohttp.web.Response`, exactly that class), later (an awaitable
+of a response, or of ``None`` when it leaves the request after all), or not at all (``None``).
+A lane leaves a request only before changing anything."""
 LANES: web.AppKey[list[Lane]] = web.AppKey("lanes")
 """The app's fast lanes, tried in order by :func:`._server.before_routing` before the router."""
 REQUEST_ID = web.RequestKey("request_id", str)

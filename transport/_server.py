@@ -34,7 +34,7 @@ import signal
 import socket
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import structlog
@@ -202,11 +202,12 @@ def before_routing(
             answer = lane(request)  # type: ignore[arg-type] # the app's request factory makes web.Request
             if answer is None:
                 continue
-            if not isinstance(answer, web.StreamResponse):
-                answer = await answer
-                if answer is None:  # left after all (a body it does not take): the router's
-                    break
-            return answer
+            if type(answer) is web.Response:  # not isinstance: StreamResponse is an ABC, a costly check
+                return answer
+            later = await cast("Awaitable[web.StreamResponse | None]", answer)
+            if later is None:  # left after all (a body it does not take): the router's
+                break
+            return later
         return await handler(request)
 
     return door
