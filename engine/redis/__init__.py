@@ -6,7 +6,8 @@
 :class:`RedisLedger` decides and records purchases in Lua scripts on Redis
 (:mod:`._lua`); :class:`OrderSink` moves the orders stream into PostgreSQL
 (:mod:`._schema`); :class:`RedisRoomLedger` keeps the waiting room of
-every worker (:mod:`._room_lua`). Importing this package imports ``redis`` and ``psycopg``:
+every worker (:mod:`._room_lua`), its seed kept in PostgreSQL too
+(:class:`RoomSeeds`). Importing this package imports ``redis`` and ``psycopg``:
 only ``backend = "redis"`` does, through the ``flashsale[redis]`` extra.
 """
 
@@ -16,6 +17,7 @@ from ._ledger import RedisLedger
 from ._probe import probe_postgres, probe_redis
 from ._rebuild import RebuildError, SaleRebuilder
 from ._room import RedisRoomLedger
+from ._room_seed import RoomSeeds
 from ._sink import OrderSink
 from ._sink_gauges import SinkGauges
 from ._sink_stream import stream_key
@@ -27,6 +29,7 @@ __all__ = [
     "RedisBackend",
     "RedisLedger",
     "RedisRoomLedger",
+    "RoomSeeds",
     "SaleRebuilder",
     "SinkGauges",
     "probe_postgres",

@@ -49,6 +49,7 @@ from ._archive import OrderArchive
 from ._ledger import RedisLedger
 from ._rebuild import RebuildError, SaleRebuilder
 from ._room import RedisRoomLedger
+from ._room_seed import RoomSeeds
 from ._sink import OrderSink
 from ._sink_gauges import SinkGauges
 
@@ -223,8 +224,12 @@ class RedisBackend:
         return {"redis_ok": self._breaker.closed, "postgres_ok": self._sink is None or self._sink.gauges.ok}
 
     def room_ledger(self, config: Config) -> RoomLedger | None:
-        """The waiting room in Redis, under ``[redis] prefix``: one queue and one draw for every worker."""
-        return RedisRoomLedger(config.redis)
+        """The waiting room in Redis, under ``[redis] prefix``: one queue and one draw for every worker.
+
+        With the order sink its seed is kept in PostgreSQL too (:class:`RoomSeeds`).
+        """
+        sale = config.postgres.sale or config.redis.prefix
+        return RedisRoomLedger(config.redis, seeds=RoomSeeds(config.postgres, sale) if self._with_sink else None)
 
     @property
     def _started(self) -> StartContext:

@@ -8,8 +8,10 @@ pre-queue in a sorted set by that key, so its order is the draw.
 
 The seed lives in Redis: the first process to open the room stores its
 candidate (``INIT`` sets nothing when the room exists), every process uses
-the stored one. Calls have the ``[redis] timeout`` deadline and are never
-retried; a failure is a :class:`actors.LedgerError`.
+the stored one. With PostgreSQL (:mod:`._room_seed`) the seed is kept there
+too, and offered as the candidate, so a Redis that lost the room opens it
+again under the same commitment. Calls have the ``[redis] timeout``
+deadline and are never retried; a failure is a :class:`actors.LedgerError`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any, Literal, cast
 
+import psycopg
 from redis.exceptions import RedisError
 
 from flashsale.actors import LedgerError, RoomAnswer, RoomCounters, RoomParams, RoomSnapshot
@@ -26,6 +29,7 @@ from flashsale.config import RedisConfig
 
 from . import _room_lua
 from ._client import connect
+from ._room_seed import RoomSeeds
 
 MAX_LOG = 100_000
 """Room log entries kept in Redis; a worker further behind loads the whole room again."""
@@ -39,8 +43,9 @@ def room_base(prefix: str) -> str:
 class RedisRoomLedger:
     """One sale's waiting room in Redis, shared by every worker."""
 
-    def __init__(self, config: RedisConfig, *, max_log: int = MAX_LOG) -> None:
+    def __init__(self, config: RedisConfig, *, max_log: int = MAX_LOG, seeds: RoomSeeds | None = None) -> None:
         self._base = room_base(config.prefix)
+        self._seeds = seeds
         self._keys = [self._base + "meta"]
         self._max_log = max_log
         self._seed = b""
@@ -68,8 +73,16 @@ class RedisRoomLedger:
         p = params
         opens = "" if p.opens_at is None else p.opens_at
         args: list[str | int] = [seed.hex(), p.starts_at, opens, p.rate_milli, p.burst, p.pass_ttl_us, p.dead_us]
-        stored = self._run("init", [*args, p.max_tickets, self._max_log])
-        self._seed = bytes.fromhex(stored)
+        seeds = self._seeds
+        try:
+            if seeds is not None:
+                args[0] = (seeds.kept() or seed).hex()  # a room Redis lost comes back under its commitment
+            stored = self._run("init", [*args, p.max_tickets, self._max_log])
+            self._seed = bytes.fromhex(stored)
+            if seeds is not None:
+                seeds.keep(self._seed)
+        except psycopg.Error as exc:
+            raise LedgerError(f"postgresql: {exc}") from exc
         return self._seed, self.snapshot()
 
     def snapshot(self) -> RoomSnapshot:

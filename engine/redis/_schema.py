@@ -72,6 +72,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "DROP INDEX orders_sku_status",
         "CREATE INDEX orders_sku_status ON orders (sale, sku, status)",
     ),
+    (  # 3: each sale's waiting-room seed, so a Redis that lost the room opens it again under the same commitment
+        """CREATE TABLE room_seeds (
+            sale       text PRIMARY KEY,
+            seed       text NOT NULL CHECK (seed ~ '^[0-9a-f]{64}$')
+        )""",
+    ),
 )
 
 APPLY = """

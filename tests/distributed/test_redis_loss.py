@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -23,7 +26,11 @@ from flashsale import (
     UnknownOrder,
 )
 from flashsale.actors import order_number
+from flashsale.config import RoomConfig
+from flashsale.redis import RoomSeeds
+from flashsale.room import UnknownTicket
 from flashsale.testing import RedisServer, free_port, wait_until
+from tests.conftest import T0
 
 STOCK = 5
 
@@ -111,3 +118,53 @@ async def test_a_lost_sale_with_postgres_unreadable_refuses_to_start(
     engine = SaleEngine(config, clock=clock)
     with pytest.raises(Unavailable, match="redis has no sale for sku hot and postgresql cannot be read"):
         await engine.start()
+
+
+async def test_a_room_lost_with_redis_opens_again_under_its_commitment(
+    volatile: RedisServer, pg_url: str, clock: ManualClock, tmp_path: Path
+) -> None:
+    """Redis restarts empty: the room's tickets are gone, its seed is not (PostgreSQL keeps it).
+
+    The restarted room shows the commitment buyers were shown, reveals the
+    same seed at its draw, and the passes it gave before still admit their
+    buyers. The tickets themselves lived only in Redis: their holders join
+    again.
+    """
+    key = tmp_path / "room.key"
+    key.write_bytes(b"the room key every worker shares")
+    room = RoomConfig(opens_at=T0, starts_at=T0 + 10_000_000, admit_rate=10.0, admit_burst=5, secret_file=str(key))
+    config = replace(sale(volatile.url, pg_url), waiting_room=room)
+    async with running(config, clock) as engine:
+        committed = engine.room_status().commitment
+        held, _ = await engine.join("early")
+        clock.advance(10)
+        await engine.room_tick()
+        held = engine.ticket(held.ticket, "early")
+        assert held.state == "admitted"
+        seed = engine.room_status().seed
+        assert seed is not None
+    await asyncio.to_thread(volatile.kill)
+    volatile.start()  # empty
+    async with running(config, clock) as engine:
+        assert engine.room_status().commitment == committed
+        with pytest.raises(UnknownTicket):
+            engine.ticket(held.ticket, "early")
+        assert engine.check_pass(held.admission_pass, "early") == ("", "")
+        assert engine.check_pass(held.admission_pass, "late")[0] == "invalid_pass"  # still its buyer's only
+        fresh, created = await engine.join("late")
+        assert created
+        await engine.room_tick()
+        status = engine.room_status()
+        assert status.seed == seed
+        assert hashlib.sha256(bytes.fromhex(seed)).hexdigest() == committed
+        assert engine.ticket(fresh.ticket, "late").state == "admitted"
+
+
+def test_a_room_seed_kept_under_another_sale_is_not_used(pg_url: str) -> None:
+    """``room_seeds`` is keyed by sale: a new prefix is a new sale, and a new room with a seed of its own."""
+    seeds = RoomSeeds(PostgresConfig(url=pg_url), "one-sale")
+    assert seeds.kept() is None
+    seeds.keep(b"\x01" * 32)
+    seeds.keep(b"\x02" * 32)  # recorded once: a later, different seed does not replace it
+    assert seeds.kept() == b"\x01" * 32
+    assert RoomSeeds(PostgresConfig(url=pg_url), "another-sale").kept() is None

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from flashsale import Config, ManualClock, RedisConfig, SaleEngine, SkuConfig
+from flashsale import Config, ManualClock, RedisConfig, SaleEngine, SkuConfig, Unavailable
 from flashsale.actors import RoomParams
 from flashsale.config import RoomConfig
 from flashsale.redis import RedisBackend, RedisRoomLedger
-from flashsale.room import RoomRefused
+from flashsale.room import RoomRefused, UnknownTicket
+from flashsale.testing import RedisServer
+from tests.distributed.conftest import client
 
 T0 = 1_767_225_600_000_000
 STARTS = T0 + 10_000_000
@@ -221,3 +223,59 @@ def test_the_dead_of_the_pre_queue_expire_in_arrival_order(redis_config: RedisCo
         assert answer.counters.waiting == 0
     finally:
         ledger.close()
+
+
+def _lose(server: RedisServer, prefix: str) -> None:
+    """What a Redis without persistence does on a restart: every key of the sale, the room's included, is gone."""
+    r = client(server)
+    gone = list(r.scan_iter(f"{prefix}:*", count=1000))
+    assert any(":{:room}:" in k for k in gone)
+    r.delete(*gone)
+
+
+async def test_a_room_lost_with_redis_is_never_made_again_by_running_workers(
+    redis_server: RedisServer, redis_config: RedisConfig, key: str
+) -> None:
+    """Redis comes back empty: running workers refuse joins and the room's tick, and a pass given before still admits.
+
+    The tickets lived only in Redis, so nothing can bring them back. A worker
+    that is running answers polls from its own mirror and never opens a new
+    room over the lost one (others may have admitted from it). Without
+    PostgreSQL to keep the seed (this backend runs without the order sink),
+    a worker started afterwards opens a new room: a new commitment, and the
+    old tickets and passes are not its own. With PostgreSQL the room opens
+    again under its commitment (tests/distributed/test_redis_loss.py).
+    """
+    clock = ManualClock(T0)
+    config = _config(redis_config, key, admit_rate=10.0, admit_burst=5)
+    [a] = await _engines(config, clock, n=1)
+    try:
+        committed = a.room_status().commitment
+        held, _ = await a.join("u0")
+        clock.set(STARTS)
+        await a.room_tick()
+        held = a.ticket(held.ticket, "u0")
+        assert held.state == "admitted"
+        assert held.admission_pass is not None
+        _lose(redis_server, redis_config.prefix)
+        with pytest.raises(Unavailable, match="no_room"):
+            await a.join("u1")
+        with pytest.raises(Unavailable, match="no_room"):
+            await a.room_tick()
+        assert a.ticket(held.ticket, "u0").state == "admitted"  # the worker's mirror, as last heard
+        assert a.check_pass(held.admission_pass, "u0") == ("", "")
+    finally:
+        await _stop([a])
+    [b] = await _engines(config, clock, n=1)
+    try:
+        assert b.room_status().commitment != committed
+        with pytest.raises(UnknownTicket):
+            b.ticket(held.ticket, "u0")
+        assert b.check_pass(held.admission_pass, "u0")[0] == "invalid_pass"  # a pass names the room it came from
+        fresh, created = await b.join("u1")
+        assert created
+        await b.room_tick()
+        assert b.ticket(fresh.ticket, "u1").state == "admitted"
+        assert b.room_status().seed is not None  # drawn at once: starts_at has passed
+    finally:
+        await _stop([b])
