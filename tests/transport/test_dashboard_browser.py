@@ -129,6 +129,10 @@ def test_sign_in_see_the_stock_and_watch_a_purchase_move_the_bar(server: LiveSer
     expect(page.locator('#answers [data-result="reserved"] .n')).to_have_text("1", timeout=2000)
     expect(page.locator("#ready")).to_have_text("ready")
     expect(page.locator('#checks [data-check="store_ok"]')).to_have_class("ok")
+    # The chart: the server samples sales once a second, the page polls once a second.
+    expect(page.locator("#sales-caption")).to_contain_text("last minute: 2 units", timeout=5000)
+    axis = [t for t in page.locator("#sales text").all_text_contents() if t.isdigit()]
+    assert axis == ["0", "1", "2"]  # whole numbers, none twice
 
     folder = artifacts()
     page.screenshot(path=folder / "desktop.png", full_page=True)

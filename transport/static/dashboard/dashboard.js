@@ -136,6 +136,13 @@ function renderSku(s) {
 
 // ---- sales chart -----------------------------------------------------------------------------
 
+function niceTop(max) {
+  // The chart's top line: 2, 4, 10, 20, 40, 100, ... at least max, so its middle line is a whole number too.
+  for (let step = 1; ; step *= 10) {
+    for (const m of [2, 4, 10]) if (m * step >= max) return m * step;
+  }
+}
+
 function renderSales(sales) {
   const svg = $("sales");
   const width = Math.max(200, svg.clientWidth || 600);
@@ -144,20 +151,22 @@ function renderSales(sales) {
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
   const values = sales.per_interval;
   const slots = 300;
-  const top = Math.max(1, ...values);
-  const x = (i) => pad.l + ((width - pad.l - pad.r) * (slots - values.length + i)) / (slots - 1);
+  const top = niceTop(Math.max(0, ...values));
+  // Second i of the series spans [x(i), x(i + 1)); the newest ends at the right edge ("now").
+  const x = (i) => pad.l + ((width - pad.l - pad.r) * (slots - values.length + i)) / slots;
   const y = (v) => height - pad.b - ((height - pad.t - pad.b) * v) / top;
   svg.replaceChildren();
   for (const v of [0, top / 2, top]) {
     svg.append(svgEl("line", { class: "grid-line", x1: pad.l, x2: width - pad.r, y1: y(v), y2: y(v) }));
-    svg.append(svgEl("text", { x: pad.l - 6, y: y(v) + 4, "text-anchor": "end" }, fmt.format(Math.round(v))));
+    svg.append(svgEl("text", { x: pad.l - 6, y: y(v) + 4, "text-anchor": "end" }, fmt.format(v)));
   }
   svg.append(svgEl("text", { x: pad.l, y: height - 3 }, "−5 min"));
   svg.append(svgEl("text", { x: width - pad.r, y: height - 3, "text-anchor": "end" }, "now"));
-  if (values.length > 1) {
-    const points = values.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`);
-    svg.append(svgEl("path", { class: "area", d: `M${x(0)},${y(0)} L${points.join(" L")} L${x(values.length - 1)},${y(0)} Z` }));
-    svg.append(svgEl("path", { class: "line", d: `M${points.join(" L")}` }));
+  if (values.length) {
+    // A step per second, so one second of sales shows as soon as it is sampled.
+    const steps = values.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)} L${x(i + 1).toFixed(1)},${y(v).toFixed(1)}`);
+    svg.append(svgEl("path", { class: "area", d: `M${x(0)},${y(0)} L${steps.join(" L")} L${x(values.length)},${y(0)} Z` }));
+    svg.append(svgEl("path", { class: "line", d: `M${steps.join(" L")}` }));
   }
   const last = values.length ? values[values.length - 1] : 0;
   const minute = values.slice(-60).reduce((a, b) => a + b, 0);
