@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import urllib.error
 import urllib.request
@@ -200,6 +201,7 @@ def test_the_room_panel_sets_the_rate_and_pauses(room_server: LiveServer, browse
     expect(page.locator("#room")).to_be_visible(timeout=5000)
     expect(page.locator("#room-state")).to_have_text("admitting", timeout=5000)
     expect(page.locator("#room-admit")).to_have_value("100", timeout=5000)
+    expect(page.locator("#room-progress")).to_have_text("nobody in the room yet")
 
     page.fill("#room-admit", "25")
     page.click("#room-form button[type=submit]")
@@ -213,4 +215,9 @@ def test_the_room_panel_sets_the_rate_and_pauses(room_server: LiveServer, browse
     page.click("#room-resume")
     expect(page.locator("#room-state")).to_have_text("admitting", timeout=2000)
     assert room_now(room_server.url)["state"] == "admitting"
+
+    for n in range(3):
+        assert post(f"{room_server.url}/v1/room/join", {"user": f"w{n}"})[0] == 201
+    expect(page.locator("#room-progress")).to_have_text(re.compile(r"^[0-3] of 3 admitted$"), timeout=3000)
+    expect(page.locator("#room-bar")).not_to_have_class(re.compile("hot"))  # progress, never a warning
     assert errors == []

@@ -249,7 +249,11 @@ function renderRoom(room) {
   $("room-rate").textContent = fmt.format(room.admitted_per_second);
   $("room-clear").textContent = room.clear_seconds === null ? (room.paused ? "paused" : "–") : duration(room.clear_seconds);
   $("room-state").textContent = room.state.replace("_", " ");
-  meter($("room-bar"), room.admitted ?? 0, (room.admitted ?? 0) + (room.waiting ?? 0));
+  // Progress, not load: the share of the room's buyers admitted so far (never painted as a warning).
+  const admitted = room.admitted ?? 0;
+  const total = admitted + (room.waiting ?? 0);
+  $("room-bar").style.width = `${pct(admitted, total)}%`;
+  $("room-progress").textContent = total ? `${fmt.format(admitted)} of ${fmt.format(total)} admitted` : "nobody in the room yet";
   const input = $("room-admit");
   if (document.activeElement !== input && room.admit_rate !== undefined) input.value = String(room.admit_rate);
 }
