@@ -76,11 +76,11 @@ class RedisRoomLedger:
         seeds = self._seeds
         try:
             if seeds is not None:
-                args[0] = (seeds.kept() or seed).hex()  # a room Redis lost comes back under its commitment
+                args[0] = (seeds.kept(p.starts_at) or seed).hex()  # a room Redis lost comes back under its commitment
             stored = self._run("init", [*args, p.max_tickets, self._max_log])
             self._seed = bytes.fromhex(stored)
             if seeds is not None:
-                seeds.keep(self._seed)
+                seeds.keep(self._seed, p.starts_at)
         except psycopg.Error as exc:
             raise LedgerError(f"postgresql: {exc}") from exc
         return self._seed, self.snapshot()

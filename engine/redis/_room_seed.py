@@ -4,12 +4,15 @@ The room's tickets live only in Redis, and a Redis that comes back empty
 has lost them. Its seed need not be lost with them: the first worker to
 open the room writes the seed Redis holds to ``room_seeds`` (one row per
 sale, the sale named as the orders are: ``postgres.sale`` or
-``redis.prefix``). A worker that finds no room in Redis offers PostgreSQL's
-seed instead of a new one, so the room opens again under the commitment
-buyers were shown, its draw can still be checked against it, and the passes
-it gave still admit their buyers. PostgreSQL holds the seed before the draw
-reveals it: whoever reads that table could compute the draw early, as
-whoever reads Redis can.
+``redis.prefix``), with the room's ``starts_at``. A worker that finds no
+room in Redis offers PostgreSQL's seed instead of a new one when it was
+kept for the same ``starts_at``, so the room opens again under the
+commitment buyers were shown, its draw can still be checked against it,
+and the passes it gave still admit their buyers. A room with another
+``starts_at`` is another room: it gets a seed of its own (one revealed by
+an earlier draw must never order a new one), which then replaces the row.
+PostgreSQL holds the seed before the draw reveals it: whoever reads that
+table could compute the draw early, as whoever reads Redis can.
 """
 
 from __future__ import annotations
@@ -40,18 +43,25 @@ class RoomSeeds:
         migrate(conn)  # a database that never saw this sale may have no table yet
         return conn
 
-    def kept(self) -> bytes | None:
-        """The seed PostgreSQL keeps for this sale's room, if any (:class:`psycopg.Error` when it cannot say)."""
+    def kept(self, starts_at: int) -> bytes | None:
+        """The seed kept for this sale's room starting at ``starts_at``, if any (:class:`psycopg.Error`: cannot say)."""
         with self._connect() as conn:
-            row = conn.execute("SELECT seed FROM room_seeds WHERE sale = %s", (self.sale,)).fetchone()
+            row = conn.execute(
+                "SELECT seed FROM room_seeds WHERE sale = %s AND starts_at = %s", (self.sale, starts_at)
+            ).fetchone()
         return None if row is None else bytes.fromhex(str(row[0]))
 
-    def keep(self, seed: bytes) -> None:
-        """Record ``seed`` as this sale's unless one is recorded; a different one on record is logged, not replaced."""
+    def keep(self, seed: bytes, starts_at: int) -> None:
+        """Record ``seed`` for the room starting at ``starts_at``; a row for another room is replaced.
+
+        A different seed on record for the same room is logged, not replaced.
+        """
         with self._connect() as conn:
             conn.execute(
-                "INSERT INTO room_seeds (sale, seed) VALUES (%s, %s) ON CONFLICT (sale) DO NOTHING",
-                (self.sale, seed.hex()),
+                """INSERT INTO room_seeds AS r (sale, starts_at, seed) VALUES (%s, %s, %s)
+                ON CONFLICT (sale) DO UPDATE SET starts_at = excluded.starts_at, seed = excluded.seed
+                WHERE r.starts_at <> excluded.starts_at""",
+                (self.sale, starts_at, seed.hex()),
             )
             row = conn.execute("SELECT seed FROM room_seeds WHERE sale = %s", (self.sale,)).fetchone()
         if row is not None and row[0] != seed.hex():

@@ -75,6 +75,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (  # 3: each sale's waiting-room seed, so a Redis that lost the room opens it again under the same commitment
         """CREATE TABLE room_seeds (
             sale       text PRIMARY KEY,
+            starts_at  bigint NOT NULL,
             seed       text NOT NULL CHECK (seed ~ '^[0-9a-f]{64}$')
         )""",
     ),

@@ -160,11 +160,20 @@ async def test_a_room_lost_with_redis_opens_again_under_its_commitment(
         assert engine.ticket(fresh.ticket, "late").state == "admitted"
 
 
-def test_a_room_seed_kept_under_another_sale_is_not_used(pg_url: str) -> None:
-    """``room_seeds`` is keyed by sale: a new prefix is a new sale, and a new room with a seed of its own."""
+def test_a_room_seed_is_kept_per_sale_and_per_room(pg_url: str) -> None:
+    """``room_seeds`` is keyed by sale (a new prefix is a new sale); a seed is offered only to its own room.
+
+    A room with another ``starts_at`` under the same sale is a new room: an
+    earlier room's seed (revealed by its draw) is never offered to it, and
+    its own seed replaces the row.
+    """
     seeds = RoomSeeds(PostgresConfig(url=pg_url), "one-sale")
-    assert seeds.kept() is None
-    seeds.keep(b"\x01" * 32)
-    seeds.keep(b"\x02" * 32)  # recorded once: a later, different seed does not replace it
-    assert seeds.kept() == b"\x01" * 32
-    assert RoomSeeds(PostgresConfig(url=pg_url), "another-sale").kept() is None
+    assert seeds.kept(T0) is None
+    seeds.keep(b"\x01" * 32, T0)
+    seeds.keep(b"\x02" * 32, T0)  # recorded once per room: a later, different seed does not replace it
+    assert seeds.kept(T0) == b"\x01" * 32
+    assert RoomSeeds(PostgresConfig(url=pg_url), "another-sale").kept(T0) is None
+    assert seeds.kept(T0 + 1) is None  # another room of the same sale
+    seeds.keep(b"\x03" * 32, T0 + 1)
+    assert seeds.kept(T0 + 1) == b"\x03" * 32
+    assert seeds.kept(T0) is None
