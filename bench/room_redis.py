@@ -9,10 +9,13 @@ a script blocks Redis while it runs).
 - ``join 1,000``: one ``JOIN`` call with 1,000 new buyers (pre-queue: one
   ``ZADD`` each with the Python-computed draw key);
 - ``draw 50,000``: the first tick at ``starts_at`` with 50,000 in the
-  pre-queue (order them, move them to the queue, then the sweep it triggers);
+  pre-queue (the draw, the burst's admissions from the drawn order, then
+  the sweep it triggers);
 - ``sweep 50,000``: a tick one second later, 50,000 tickets waiting, 1,000
   heartbeats with it;
-- ``tick``: a tick between sweeps with 1,000 heartbeats.
+- ``tick``: a tick between sweeps with 1,000 heartbeats;
+- ``close 50,000``: the tick that closes the room (sold out) with 50,000
+  tickets still waiting: each one reads ``closed``.
 
 Run: ``cd bench && ../.venv/bin/python room_redis.py [--rounds 5] [--tickets 50000]``.
 """
@@ -71,6 +74,8 @@ def one_round(url: str, prefix: str, tickets: int) -> dict[str, tuple[float, flo
         out[name] = (wall, spent)
     wall, spent, _ = _timed(client, partial(ledger.tick, seq, STARTS + US + 100_000, beats, None))
     out["tick, 1,000 beats"] = (wall, spent)
+    wall, spent, _ = _timed(client, partial(ledger.tick, seq, STARTS + US + 200_000, [], "sold_out"))
+    out[f"close {tickets:,}"] = (wall, spent)
     ledger.close()
     for key in client.scan_iter(match=f"{prefix}:*", count=1000):
         client.unlink(key)

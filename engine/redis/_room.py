@@ -90,20 +90,24 @@ class RedisRoomLedger:
         m = _pairs(meta)
         user_of = _pairs(users)
         expiry = _pairs(passes)
-        tickets = tuple(
-            (t, user_of[t], cast("TicketState", state), int(expiry[t]) if t in expiry else None)
-            for t, state in _pairs(states).items()
-        )
         counters = _counters([m["waiting"], m["admitted"], m["paused"], m["rate"], m["closed"], m["tickets"],
                               m["swept_admitted"], m["drawn"]])  # fmt: skip
+        # Neither the draw nor the closing rewrites the tickets' states in Redis: read them as they now are.
+        live = "closed" if counters.closed else "waiting" if counters.drawn else None
+        tickets = tuple(
+            (
+                t,
+                user_of[t],
+                cast("TicketState", live if live is not None and state in _LIVE else state),
+                int(expiry[t]) if t in expiry else None,
+            )
+            for t, state in _pairs(states).items()
+        )
+        order = tuple(member[65:] for member in drawn) if counters.drawn else None
+        if order is not None and not counters.closed:  # in turn: the drawn from the cursor, then later joins
+            queue = [*order[int(m.get("dq") or 0) :], *queue]
         return RoomSnapshot(
-            counters,
-            int(m["seq"]),
-            tickets,
-            tuple(_pairs(by_user).items()),
-            tuple(pre),
-            tuple(queue),
-            tuple(member[65:] for member in drawn) if counters.drawn else None,
+            counters, int(m["seq"]), tickets, tuple(_pairs(by_user).items()), tuple(pre), tuple(queue), order
         )
 
     def join(self, after: int, joins: Sequence[tuple[str, str, int, str, int]]) -> RoomAnswer:
@@ -124,6 +128,9 @@ class RedisRoomLedger:
 
     def close(self) -> None:
         self._client.close()
+
+
+_LIVE = frozenset({"pre_queue", "waiting"})
 
 
 def _pairs(flat: list[str]) -> dict[str, str]:

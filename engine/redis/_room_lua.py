@@ -18,10 +18,15 @@ Keys (prefix ``P``, hash tag ``{:room}``, which no SKU id can be), under
 ``n``-th to arrive with its draw key, ``n`` for a later join),
 ``byuser`` (user -> ticket), ``pre`` (list: the pre-queue in arrival order),
 ``draw`` (zset, score 0, members ``sha256(seed + ticket) hex:ticket``: by
-lex, the drawn order), ``queue`` (list: waiting tickets in turn), ``used``
+lex, the drawn order; after the draw, the head of the queue, read by rank
+from ``meta.dq``), ``queue`` (list: tickets that joined after the draw, in
+turn), ``used``
 (zset: proof-of-work challenges spent, scored by their expiry), ``log``
 (list: what each call changed, the last ``max_log`` entries).
 
+No call's cost grows with the room: the draw and the closing write no
+ticket (a ticket's ``pre_queue`` reads as waiting once drawn, and any live
+state as closed once the room closes; the snapshot's reader maps them).
 The sweep reads only what it must: the dead, from ``live`` by score
 (``ZRANGEBYSCORE``), put in the actor's order by their ordinals; ``waiting``
 is kept as tickets come and go. Its cost grows with the dead it finds, not
@@ -46,7 +51,7 @@ local BYUSER, PRE, DRAW, QUEUE = B .. 'byuser', B .. 'pre', B .. 'draw', B .. 'q
 local USED, LOG = B .. 'used', B .. 'log'
 local function d(n) return string.format('%d', n) end
 local NUM = {'starts', 'rate', 'burst', 'ttl', 'dead_us', 'credit', 'refilled', 'drawn', 'paused', 'admitted',
-  'waiting', 'tickets', 'swept_admitted', 'sweep_due', 'at', 'seq', 'max_tickets', 'max_log'}
+  'waiting', 'tickets', 'swept_admitted', 'sweep_due', 'at', 'seq', 'max_tickets', 'max_log', 'dq'}
 local m = {}
 do
   local raw = redis.call('HGETALL', META)
@@ -55,6 +60,8 @@ do
   for _, k in ipairs(NUM) do m[k] = tonumber(m[k]) end
   m.opens = tonumber(m.opens)   -- nil: open from the start
   m.swept = tonumber(m.swept)   -- nil: never swept
+  -- A room drawn before the draw cursor existed had its drawn moved into the queue: the cursor is past them.
+  if not m.dq then m.dq = m.drawn == 1 and redis.call('ZCARD', DRAW) or 0 end
 end
 local entries = {}
 local function emit(e) entries[#entries + 1] = e end
@@ -90,9 +97,17 @@ local function admit(at)
   end
   local dead_before = at - m.dead_us
   while m.credit >= UNIT do
-    local t = redis.call('LPOP', QUEUE)
-    if not t then break end
-    if redis.call('HGET', ST, t) == 'waiting' then
+    -- In turn: the drawn (``draw`` by rank, from the cursor ``dq``), then later joins (``queue``).
+    local t
+    local drawn = redis.call('ZRANGE', DRAW, m.dq, m.dq)
+    if drawn[1] then
+      t, m.dq = string.sub(drawn[1], 66), m.dq + 1
+    else
+      t = redis.call('LPOP', QUEUE)
+      if not t then break end
+    end
+    local state = redis.call('HGET', ST, t)
+    if state == 'waiting' or state == 'pre_queue' then  -- a drawn ticket still 'pre_queue' in ``st`` is waiting
       m.waiting = m.waiting - 1
       local seen = tonumber(redis.call('ZSCORE', LIVE, t))
       redis.call('ZREM', LIVE, t)
@@ -111,17 +126,13 @@ local function admit(at)
   end
 end
 
+-- The draw moves nothing: ``draw`` already holds the pre-queue in drawn order, and admit reads it by rank
+-- from the cursor ``dq``; a drawn ticket's 'pre_queue' in ``st`` reads as waiting from now on (SNAPSHOT's
+-- reader says so). So the draw costs the same for a million tickets as for ten, and Redis is never held
+-- by it while every worker waits.
 local function draw()
-  local members = redis.call('ZRANGE', DRAW, 0, -1)
-  local ids = {}
-  for i, member in ipairs(members) do ids[i] = string.sub(member, 66) end  -- after '<64 hex>:'
-  local states = hmget(ST, ids)
-  local moved = {}
-  for i, t in ipairs(ids) do if states[i] == 'pre_queue' then moved[#moved + 1] = t end end
-  hset_all(ST, moved, 'waiting')
-  rpush_all(QUEUE, moved)
-  redis.call('DEL', PRE)
-  m.drawn, m.refilled, m.sweep_due = 1, m.starts, 1
+  redis.call('UNLINK', PRE)
+  m.drawn, m.refilled, m.sweep_due, m.dq = 1, m.starts, 1, 0
   emit('D')
 end
 
@@ -157,10 +168,11 @@ local function sweep(at)
   emit('S')
 end
 
+-- The closing writes no ticket: every ticket still 'pre_queue' or 'waiting' in ``st`` reads closed from now on
+-- (SNAPSHOT's reader says so), and the keys only the open room needs go (UNLINK: freed off Redis's thread).
 local function close(reason)
   m.closed = reason
-  hset_all(ST, redis.call('ZRANGE', LIVE, 0, -1), 'closed')
-  redis.call('DEL', PRE, QUEUE, LIVE, ORD)
+  redis.call('UNLINK', PRE, QUEUE, LIVE, ORD)
   m.waiting = 0
   emit('C|' .. reason)
 end
@@ -194,7 +206,7 @@ redis.call('HSET', KEYS[1], 'seed', ARGV[1], 'starts', ARGV[2], 'opens', ARGV[3]
   'burst', ARGV[5], 'ttl', ARGV[6], 'dead_us', ARGV[7], 'max_tickets', ARGV[8], 'max_log', ARGV[9],
   'credit', string.format('%d', tonumber(ARGV[5]) * 1000000000), 'refilled', ARGV[2], 'drawn', 0, 'paused', 0,
   'closed', '', 'admitted', 0, 'waiting', 0, 'tickets', 0, 'swept', '', 'swept_admitted', 0, 'sweep_due', 0,
-  'at', 0, 'seq', 0)
+  'at', 0, 'seq', 0, 'dq', 0)
 return ARGV[1]
 """
 

@@ -279,3 +279,50 @@ async def test_a_room_lost_with_redis_is_never_made_again_by_running_workers(
         assert b.room_status().seed is not None  # drawn at once: starts_at has passed
     finally:
         await _stop([b])
+
+
+async def test_a_worker_started_mid_queue_or_after_the_closing_mirrors_the_room(
+    redis_config: RedisConfig, key: str
+) -> None:
+    """Neither the draw nor the closing rewrites tickets in Redis: a worker loading the room reads them as they are.
+
+    Started between admissions, a worker's mirror numbers the same queue and
+    admits in the same turn as the others; started after the closing, it
+    reads every ticket that was still waiting as closed.
+    """
+    clock = ManualClock(T0)
+    config = _config(redis_config, key, admit_rate=2.0, admit_burst=2, heartbeat=600.0)
+    engines = await _engines(config, clock, n=1)
+    a = engines[0]
+    try:
+        for n in range(10):
+            await a.join(f"u{n}")
+        clock.set(STARTS)
+        await a.room_tick()  # the draw, and the burst's two admissions
+        clock.set(STARTS + 1_000_000)
+        await a.room_tick()  # two more: 2 a second
+        engines += await _engines(config, clock, n=1)
+        b = engines[1]
+        assert a.waiting_room is not None
+        assert b.waiting_room is not None
+        assert b.waiting_room.board.tickets == a.waiting_room.board.tickets
+        drawn = a.room_draw().tickets
+        states = [a.waiting_room.board.tickets[t].state for t in drawn]
+        assert states == ["admitted"] * 4 + ["waiting"] * 6  # admitted in drawn order
+        clock.set(STARTS + 2_000_000)
+        report = await b.room_tick()  # the next two, decided by the worker that loaded the room mid-queue
+        await a.room_tick()
+        assert list(report.admitted) == list(drawn[4:6])
+        assert b.waiting_room.board.tickets == a.waiting_room.board.tickets
+        assert [b.waiting_room.board.tickets[t].position for t in drawn[6:]] == [1, 2, 3, 4]
+
+        clock.set(ENDS)
+        await a.room_tick()  # the bucket's two, then the closing: the sale has ended
+        engines += await _engines(config, clock, n=1)
+        c = engines[2]
+        assert c.waiting_room is not None
+        assert c.waiting_room.board.tickets == a.waiting_room.board.tickets
+        assert [c.waiting_room.board.tickets[t].state for t in drawn] == ["admitted"] * 8 + ["closed"] * 2
+        assert c.room_status().closed_reason == "ended"
+    finally:
+        await _stop(engines)
