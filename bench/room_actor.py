@@ -8,6 +8,12 @@ directly on this thread (``on_receive``), so the figure is its work alone:
 the tickets it keeps and publishes. It grows with the ticket table (larger
 dicts, colder caches): ``--tickets`` sets how many.
 
+Then, on the last round's room, what the actor's thread spends on the tick
+that draws and on the next ticks, each a sweep (once a second of message
+time: the dead expire and every waiting ticket's position is numbered and
+published again). Nobody is heard from in between and nobody is dead, so
+each sweep renumbers the whole queue: the cost grows with the tickets.
+
 Run: ``python bench/room_actor.py [--tickets 300000] [--rounds 3]``.
 """
 
@@ -35,8 +41,8 @@ class _NoLoop:
         return None
 
 
-def one_round(tickets: int) -> float:
-    """CPU µs per join for ``tickets`` joins into a fresh room's pre-queue."""
+def one_round(tickets: int) -> tuple[float, RoomActor, int]:
+    """CPU µs per join for ``tickets`` joins into a fresh room's pre-queue; the actor and its ``starts_at``."""
     seed, starts = secrets.token_bytes(32), T0 + 3600 * US
     board = RoomActor.board_for(seed, T0 - US, starts, 200.0)
     actor = RoomActor(
@@ -50,7 +56,7 @@ def one_round(tickets: int) -> float:
         rate=200.0,
         burst=200,
         pass_ttl_us=600 * US,
-        dead_us=3600 * US,
+        dead_us=36_000 * US,  # nobody dies: every sweep renumbers the whole queue
     )
     ids = [secrets.token_urlsafe(12) for _ in range(tickets)]
     batches = [
@@ -66,7 +72,22 @@ def one_round(tickets: int) -> float:
             actor.on_receive(RoomTick(T0 + n * BATCH, (), None, None))
     spent = time.thread_time() - began
     gc.unfreeze()
-    return spent / tickets * US
+    return spent / tickets * US, actor, starts
+
+
+def draw_and_sweeps(actor: RoomActor, starts: int) -> list[tuple[str, float]]:
+    """CPU ms of the actor's thread for the tick that draws, then two ticks that sweep, then one that does not."""
+    out = []
+    for name, at in (
+        ("draw", starts),
+        ("sweep", starts + US),
+        ("sweep", starts + 2 * US),
+        ("tick", starts + 2 * US + 100_000),
+    ):
+        began = time.thread_time()
+        actor.on_receive(RoomTick(at, (), None, None))
+        out.append((name, (time.thread_time() - began) * 1000))
+    return out
 
 
 def main() -> None:
@@ -75,11 +96,15 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3)
     args = p.parse_args()
     gc.set_threshold(*GC_THRESHOLDS)
-    costs = [one_round(args.tickets) for _ in range(args.rounds)]
+    rounds = [one_round(args.tickets) for _ in range(args.rounds)]
+    costs = [c for c, _, _ in rounds]
     print(
         f"room actor, {args.tickets:,} joins into the pre-queue: {', '.join(f'{c:.2f}' for c in costs)} µs per join;"
         f" median {statistics.median(costs):.2f}"
     )
+    _, actor, starts = rounds[-1]
+    ticks = ", ".join(f"{name} {ms:.0f} ms" for name, ms in draw_and_sweeps(actor, starts))
+    print(f"then, {args.tickets:,} tickets, CPU of the actor's thread per tick: {ticks}")
 
 
 if __name__ == "__main__":
