@@ -105,7 +105,9 @@ class RedisRoomLedger:
         )
         order = tuple(member[65:] for member in drawn) if counters.drawn else None
         if order is not None and not counters.closed:  # in turn: the drawn from the cursor, then later joins
-            queue = [*order[int(m.get("dq") or 0) :], *queue]
+            # No cursor yet: drawn before it existed, the drawn are in the queue list (as Lua reads such a room).
+            turn = int(m["dq"]) if m.get("dq") else len(order)
+            queue = [*order[turn:], *queue]
         return RoomSnapshot(
             counters, int(m["seq"]), tickets, tuple(_pairs(by_user).items()), tuple(pre), tuple(queue), order
         )

@@ -326,3 +326,41 @@ async def test_a_worker_started_mid_queue_or_after_the_closing_mirrors_the_room(
         assert c.room_status().closed_reason == "ended"
     finally:
         await _stop(engines)
+
+
+async def test_a_room_drawn_before_the_draw_cursor_goes_on_in_turn(
+    redis_server: RedisServer, redis_config: RedisConfig, key: str
+) -> None:
+    """A room drawn by an earlier version (the drawn moved to the queue list, no ``dq``) goes on as it was."""
+    clock = ManualClock(T0)
+    config = _config(redis_config, key, admit_rate=2.0, admit_burst=2, heartbeat=600.0)
+    engines = await _engines(config, clock, n=1)
+    a = engines[0]
+    try:
+        for n in range(6):
+            await a.join(f"u{n}")
+        clock.set(STARTS)
+        await a.room_tick()  # the draw, and the burst's two
+        drawn = a.room_draw().tickets
+        r = client(redis_server)  # what the earlier draw left: the rest of the drawn in the queue list, as waiting
+        base = f"{redis_config.prefix}:{{:room}}:"
+        r.rpush(base + "queue", *drawn[2:])
+        r.hset(base + "st", mapping=dict.fromkeys(drawn[2:], "waiting"))
+        r.hdel(base + "meta", "dq")
+        engines += await _engines(config, clock, n=1)  # loads the room as it is in Redis
+        b = engines[1]
+        assert a.waiting_room is not None
+        assert b.waiting_room is not None
+        assert b.waiting_room.board.tickets == a.waiting_room.board.tickets
+        assert [b.waiting_room.board.tickets[t].position for t in drawn[2:]] == [1, 2, 3, 4]
+        clock.set(STARTS + 1_000_000)
+        report = await b.room_tick()
+        await a.room_tick()
+        assert list(report.admitted) == list(drawn[2:4])  # in turn, each once
+        clock.set(STARTS + 2_000_000)
+        assert list((await a.room_tick()).admitted) == list(drawn[4:6])
+        await b.room_tick()
+        assert b.waiting_room.board.tickets == a.waiting_room.board.tickets
+        assert a.room_status().admitted == 6
+    finally:
+        await _stop(engines)
