@@ -14,6 +14,8 @@ a script blocks Redis while it runs).
 - ``sweep 50,000``: a tick one second later, 50,000 tickets waiting, 1,000
   heartbeats with it;
 - ``tick``: a tick between sweeps with 1,000 heartbeats;
+- ``snapshot 50,000``: the whole room read at once, as a worker does when
+  it starts or has fallen behind the log (after the draw, 50,000 waiting);
 - ``close 50,000``: the tick that closes the room (sold out) with 50,000
   tickets still waiting: each one reads ``closed``.
 
@@ -32,7 +34,7 @@ from typing import Any
 import redis
 
 from flashsale import RedisConfig
-from flashsale.actors import RoomAnswer, RoomParams
+from flashsale.actors import RoomParams
 from flashsale.redis import RedisRoomLedger
 from flashsale.testing import RedisServer
 
@@ -46,7 +48,7 @@ def _redis_us(client: redis.Redis) -> float:
     return float(stats.get("cmdstat_evalsha", {}).get("usec", 0))
 
 
-def _timed(client: redis.Redis, call: Callable[[], RoomAnswer]) -> tuple[float, float, RoomAnswer]:
+def _timed(client: redis.Redis, call: Callable[[], Any]) -> tuple[float, float, Any]:
     """(wall ms, Redis ms, answer) of one call."""
     before = _redis_us(client)
     began = time.perf_counter()
@@ -74,6 +76,8 @@ def one_round(url: str, prefix: str, tickets: int) -> dict[str, tuple[float, flo
         out[name] = (wall, spent)
     wall, spent, _ = _timed(client, partial(ledger.tick, seq, STARTS + US + 100_000, beats, None))
     out["tick, 1,000 beats"] = (wall, spent)
+    wall, spent, _ = _timed(client, ledger.snapshot)
+    out[f"snapshot {tickets:,}"] = (wall, spent)
     wall, spent, _ = _timed(client, partial(ledger.tick, seq, STARTS + US + 200_000, [], "sold_out"))
     out[f"close {tickets:,}"] = (wall, spent)
     ledger.close()

@@ -33,6 +33,9 @@ from ._room_seed import RoomSeeds
 
 MAX_LOG = 100_000
 """Room log entries kept in Redis; a worker further behind loads the whole room again."""
+SNAPSHOT_TIMEOUT = 30.0
+"""The deadline of ``SNAPSHOT`` (seconds, at least ``[redis] timeout``): it reads the whole room, about 7 µs of
+Redis per ticket (bench/room_redis.py), so a worker can always load a room of ``MAX_TICKETS``."""
 
 
 def room_base(prefix: str) -> str:
@@ -50,6 +53,7 @@ class RedisRoomLedger:
         self._max_log = max_log
         self._seed = b""
         self._client = connect(config)
+        self._patient = connect(config, timeout=max(config.timeout, SNAPSHOT_TIMEOUT))  # for SNAPSHOT only
         self._scripts = {
             name: self._client.register_script(text)
             for name, text in (
@@ -62,8 +66,9 @@ class RedisRoomLedger:
         }
 
     def _run(self, name: str, args: Sequence[str | int]) -> Any:
+        client = self._patient if name == "snapshot" else self._client
         try:
-            return self._scripts[name](keys=self._keys, args=[str(a) for a in args])
+            return self._scripts[name](keys=self._keys, args=[str(a) for a in args], client=client)
         except RedisError as exc:
             raise LedgerError(f"redis: {exc}") from exc
 
@@ -130,6 +135,7 @@ class RedisRoomLedger:
 
     def close(self) -> None:
         self._client.close()
+        self._patient.close()
 
 
 _LIVE = frozenset({"pre_queue", "waiting"})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -364,3 +365,22 @@ async def test_a_room_drawn_before_the_draw_cursor_goes_on_in_turn(
         assert a.room_status().admitted == 6
     finally:
         await _stop(engines)
+
+
+def test_a_large_room_loads_past_the_usual_deadline(redis_config: RedisConfig) -> None:
+    """``SNAPSHOT`` reads the whole room, longer than ``[redis] timeout`` allows a call: it has its own deadline.
+
+    A worker that starts, or falls behind the log, while the room is large
+    must still load it; here every other call's deadline is 5 ms.
+    """
+    filler = RedisRoomLedger(redis_config)
+    filler.open(bytes(32), RoomParams(None, STARTS, 1000, 1, 60_000_000, 60_000_000, 1_000_000))
+    hurried = RedisRoomLedger(replace(redis_config, timeout=0.005))
+    try:
+        for n in range(0, 20_000, 1000):
+            filler.join(0, [(f"u{i}", f"t{i:06d}", T0, "", 0) for i in range(n, n + 1000)])
+        room = hurried.snapshot()
+        assert len(room.tickets) == len(room.pre) == 20_000
+    finally:
+        filler.close()
+        hurried.close()
