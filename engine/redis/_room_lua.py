@@ -24,9 +24,10 @@ turn), ``used``
 (zset: proof-of-work challenges spent, scored by their expiry), ``log``
 (list: what each call changed, the last ``max_log`` entries).
 
-No call's cost grows with the room: the draw and the closing write no
-ticket (a ticket's ``pre_queue`` reads as waiting once drawn, and any live
-state as closed once the room closes; the snapshot's reader maps them).
+The draw and the closing do not grow with the room: they write no ticket
+(a ticket's ``pre_queue`` reads as waiting once drawn, and any live state
+as closed once the room closes; the snapshot's reader maps them). Only
+``SNAPSHOT`` reads the whole room.
 The sweep reads only what it must: the dead, from ``live`` by score
 (``ZRANGEBYSCORE``), put in the actor's order by their ordinals; ``waiting``
 is kept as tickets come and go. Its cost grows with the dead it finds, not
