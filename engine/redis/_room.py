@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any, Literal, cast
 
 import psycopg
+import redis
 from redis.exceptions import RedisError
 
 from flashsale.actors import LedgerError, RoomAnswer, RoomCounters, RoomParams, RoomSnapshot
@@ -36,6 +37,8 @@ MAX_LOG = 100_000
 SNAPSHOT_TIMEOUT = 30.0
 """The deadline of ``SNAPSHOT`` (seconds, at least ``[redis] timeout``): it reads the whole room, about 7 µs of
 Redis per ticket (bench/room_redis.py), so a worker can always load a room of ``MAX_TICKETS``."""
+_LIVE = frozenset({"pre_queue", "waiting"})
+"""A ticket's states in Redis that the draw or the closing change without rewriting them."""
 
 
 def room_base(prefix: str) -> str:
@@ -65,10 +68,9 @@ class RedisRoomLedger:
             )
         }
 
-    def _run(self, name: str, args: Sequence[str | int]) -> Any:
-        client = self._patient if name == "snapshot" else self._client
+    def _run(self, name: str, args: Sequence[str | int], client: redis.Redis | None = None) -> Any:
         try:
-            return self._scripts[name](keys=self._keys, args=[str(a) for a in args], client=client)
+            return self._scripts[name](keys=self._keys, args=[str(a) for a in args], client=client or self._client)
         except RedisError as exc:
             raise LedgerError(f"redis: {exc}") from exc
 
@@ -91,7 +93,7 @@ class RedisRoomLedger:
         return self._seed, self.snapshot()
 
     def snapshot(self) -> RoomSnapshot:
-        meta, states, users, passes, by_user, pre, queue, drawn = self._run("snapshot", [self._base])
+        meta, states, users, passes, by_user, pre, queue, drawn = self._run("snapshot", [self._base], self._patient)
         m = _pairs(meta)
         user_of = _pairs(users)
         expiry = _pairs(passes)
@@ -136,9 +138,6 @@ class RedisRoomLedger:
     def close(self) -> None:
         self._client.close()
         self._patient.close()
-
-
-_LIVE = frozenset({"pre_queue", "waiting"})
 
 
 def _pairs(flat: list[str]) -> dict[str, str]:

@@ -21,22 +21,26 @@ ROOM_OPS = ("join", "poll", "room_tick")
 TICKET_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 HEX_SEED = re.compile(r"[0-9a-f]{64}")
 
-EVENT_KEYS = {
-    "at",
-    "op",
-    "user",
-    "sku",
-    "qty",
-    "key",
-    "ip",
-    "order",
-    "scope",
-    "rate",
-    "burst",
-    "ticket",
-    "seed",
-    "pass",
+FIELDS: dict[str, frozenset[str]] = {
+    "purchase": frozenset({"at", "op", "user", "sku", "qty", "key", "ip", "pass"}),
+    "pay": frozenset({"at", "op", "user", "sku", "order"}),
+    "cancel": frozenset({"at", "op", "user", "sku", "order"}),
+    "restock": frozenset({"at", "op", "sku", "qty"}),
+    "expire": frozenset({"at", "op"}),
+    "pause": frozenset({"at", "op", "sku"}),
+    "resume": frozenset({"at", "op", "sku"}),
+    "end": frozenset({"at", "op", "sku"}),
+    "limits": frozenset({"at", "op", "scope", "rate", "burst"}),
+    "room_pause": frozenset({"at", "op"}),
+    "room_resume": frozenset({"at", "op"}),
+    "room_rate": frozenset({"at", "op", "rate"}),
+    "join": frozenset({"at", "op", "user", "ticket"}),
+    "poll": frozenset({"at", "op", "user", "ticket"}),
+    "room_tick": frozenset({"at", "op", "seed"}),
 }
+"""The fields each ``op`` takes."""
+EVENT_KEYS = frozenset().union(*FIELDS.values())
+"""Every field an event may have."""
 
 
 def read_event(raw: Any, where: Place, skus: frozenset[str], max_qty: int) -> TrafficEvent:
@@ -51,23 +55,7 @@ def read_event(raw: Any, where: Place, skus: frozenset[str], max_qty: int) -> Tr
     if op not in OPS:
         raise where.at("op").fail(f"must be one of {', '.join(OPS)}, got {show(op)}")
     at = where.at("at").seconds(t["at"])
-    allowed = {
-        "purchase": {"at", "op", "user", "sku", "qty", "key", "ip", "pass"},
-        "pay": {"at", "op", "user", "sku", "order"},
-        "cancel": {"at", "op", "user", "sku", "order"},
-        "restock": {"at", "op", "sku", "qty"},
-        "expire": {"at", "op"},
-        "pause": {"at", "op", "sku"},
-        "resume": {"at", "op", "sku"},
-        "end": {"at", "op", "sku"},
-        "limits": {"at", "op", "scope", "rate", "burst"},
-        "room_pause": {"at", "op"},
-        "room_resume": {"at", "op"},
-        "room_rate": {"at", "op", "rate"},
-        "join": {"at", "op", "user", "ticket"},
-        "poll": {"at", "op", "user", "ticket"},
-        "room_tick": {"at", "op", "seed"},
-    }[op]
+    allowed = FIELDS[op]
     extra = sorted(set(t) - allowed)
     if extra:
         raise where.at(extra[0]).fail(f"is not a field of a {op!r} event (its fields: {', '.join(sorted(allowed))})")

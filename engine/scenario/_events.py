@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
@@ -133,7 +134,7 @@ class Place:
             parts.append(self.path)
         return ScenarioError(": ".join([*parts, msg]))
 
-    def table(self, value: Any, allowed: set[str], required: tuple[str, ...] = ()) -> Mapping[str, Any]:
+    def table(self, value: Any, allowed: AbstractSet[str], required: tuple[str, ...] = ()) -> Mapping[str, Any]:
         if not isinstance(value, Mapping):
             raise self.fail(f"must be an object, got {show(value)}")
         unknown = sorted(set(value) - allowed)

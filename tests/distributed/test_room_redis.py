@@ -282,6 +282,15 @@ async def test_a_room_lost_with_redis_is_never_made_again_by_running_workers(
         await _stop([b])
 
 
+async def _join_and_draw(engine: SaleEngine, clock: ManualClock, buyers: int) -> tuple[str, ...]:
+    """``buyers`` join the pre-queue, then the tick at ``starts_at`` draws; the drawn order."""
+    for n in range(buyers):
+        await engine.join(f"u{n}")
+    clock.set(STARTS)
+    await engine.room_tick()
+    return engine.room_draw().tickets
+
+
 async def test_a_worker_started_mid_queue_or_after_the_closing_mirrors_the_room(
     redis_config: RedisConfig, key: str
 ) -> None:
@@ -296,10 +305,7 @@ async def test_a_worker_started_mid_queue_or_after_the_closing_mirrors_the_room(
     engines = await _engines(config, clock, n=1)
     a = engines[0]
     try:
-        for n in range(10):
-            await a.join(f"u{n}")
-        clock.set(STARTS)
-        await a.room_tick()  # the draw, and the burst's two admissions
+        drawn = await _join_and_draw(a, clock, 10)  # and the burst's two admissions
         clock.set(STARTS + 1_000_000)
         await a.room_tick()  # two more: 2 a second
         engines += await _engines(config, clock, n=1)
@@ -307,7 +313,6 @@ async def test_a_worker_started_mid_queue_or_after_the_closing_mirrors_the_room(
         assert a.waiting_room is not None
         assert b.waiting_room is not None
         assert b.waiting_room.board.tickets == a.waiting_room.board.tickets
-        drawn = a.room_draw().tickets
         states = [a.waiting_room.board.tickets[t].state for t in drawn]
         assert states == ["admitted"] * 4 + ["waiting"] * 6  # admitted in drawn order
         clock.set(STARTS + 2_000_000)
@@ -338,11 +343,7 @@ async def test_a_room_drawn_before_the_draw_cursor_goes_on_in_turn(
     engines = await _engines(config, clock, n=1)
     a = engines[0]
     try:
-        for n in range(6):
-            await a.join(f"u{n}")
-        clock.set(STARTS)
-        await a.room_tick()  # the draw, and the burst's two
-        drawn = a.room_draw().tickets
+        drawn = await _join_and_draw(a, clock, 6)  # and the burst's two admissions
         r = client(redis_server)  # what the earlier draw left: the rest of the drawn in the queue list, as waiting
         base = f"{redis_config.prefix}:{{:room}}:"
         r.rpush(base + "queue", *drawn[2:])
