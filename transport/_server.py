@@ -43,6 +43,7 @@ from aiohttp import web
 from flashsale import Config
 
 from ._access_log import access_log_settings
+from ._batched_writes import BatchedTransport, WriteBatch
 from ._client_ip import _peer_key
 from ._handlers import LANES, Lane
 from ._render import error
@@ -131,20 +132,22 @@ class ConnectionGate:
 class JsonRequestHandler(web.RequestHandler):
     """aiohttp's connection handler, gated, with JSON error answers and counted (not traced) errors."""
 
-    __slots__ = ("_admitted", "_gate", "_gate_key")
+    __slots__ = ("_admitted", "_gate", "_gate_key", "_writes")
 
-    def __init__(self, manager: web.Server, gate: ConnectionGate, **kwargs: Any) -> None:
+    def __init__(self, manager: web.Server, gate: ConnectionGate, writes: WriteBatch, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
         self._gate = gate
         self._gate_key: str | None = None
         self._admitted = False
+        self._writes = writes
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._admitted, self._gate_key = self._gate.enter(transport)
         if not self._admitted:
             transport.close()
             return
-        super().connection_made(transport)
+        # Answers leave at the end of the loop pass, together (transport/_batched_writes.py).
+        super().connection_made(BatchedTransport(cast("asyncio.Transport", transport), self._writes))
 
     def connection_lost(self, exc: BaseException | None) -> None:
         if not self._admitted:
@@ -243,6 +246,7 @@ async def serve(
         assert server is not None
         server.request_handler = before_routing(app, server.request_handler)
         gate = ConnectionGate(conns.max_per_ip, descriptor_cap(conns.max_total), config.server.trusted_proxies)
+        writes = WriteBatch(loop)
         options: dict[str, Any] = {
             "loop": loop,
             "keepalive_timeout": conns.header_timeout,
@@ -251,7 +255,7 @@ async def serve(
         }
 
         def handler() -> JsonRequestHandler:
-            return JsonRequestHandler(server, gate, **options)
+            return JsonRequestHandler(server, gate, writes, **options)
 
         if sock is not None:
             listener = await loop.create_server(handler, sock=sock)

@@ -253,3 +253,45 @@ async def test_a_client_gone_mid_body_is_not_an_error(live: Serve) -> None:
     assert await reader.read() == b""
     await asyncio.wait_for(gone.wait(), 5)
     assert TROUBLE.totals.get("unhandled error", 0) == before.get("unhandled error", 0)
+
+
+async def test_answers_held_to_the_end_of_the_pass_arrive_whole_and_in_order(live: Serve) -> None:
+    """Answers leave together at the end of a loop pass (transport/_batched_writes.py): none lost, none reordered.
+
+    Twenty purchases pipelined in one write on one connection, 40 such connections at once, then a
+    ``Connection: close`` purchase whose answer must arrive whole before the server closes.
+    """
+    port = await live()
+
+    def purchase(user: str, extra: str = "") -> bytes:
+        body = json.dumps({"sku": "tshirt", "user": user}).encode()
+        head = f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nX-Request-Id: {user}\r\n{extra}\r\n"
+        return POST + head.encode() + body
+
+    async def pipelined(conn: int) -> list[tuple[int, str, str]]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(BUYER, 0))
+        try:
+            writer.write(b"".join(purchase(f"c{conn}-{i}") for i in range(20)))
+            answers = []
+            for _ in range(20):
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+                lines = head.decode("latin-1").split("\r\n")
+                headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
+                body = json.loads(await asyncio.wait_for(reader.readexactly(int(headers["content-length"])), 10))
+                answers.append((int(lines[0].split()[1]), headers["x-request-id"], body["order_id"]))
+            return answers
+        finally:
+            writer.close()
+
+    every = await asyncio.gather(*(pipelined(c) for c in range(40)))
+    for conn, answers in enumerate(every):
+        assert [(status, rid) for status, rid, _ in answers] == [(200, f"c{conn}-{i}") for i in range(20)]
+    assert len({order for answers in every for _, _, order in answers}) == 800
+
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(BUYER, 0))
+    writer.write(purchase("closer", "Connection: close\r\n"))
+    said = await asyncio.wait_for(reader.read(), 10)  # everything until the server closes
+    writer.close()
+    head, _, body = said.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert json.loads(body)["result"] == "reserved"
