@@ -17,7 +17,6 @@ replays keep their digests.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 
 TAG_HEX = 16
@@ -29,13 +28,17 @@ _BLOCK = 64  # SHA-1's block size, for the HMAC pads
 class OrderIds:
     """Mints order ids for one key; a pure function of ``(key, sku, n)``."""
 
-    __slots__ = ("_key", "_mac")
+    __slots__ = ("_inner", "_key", "_outer")
 
     def __init__(self, key: bytes) -> None:
         if len(key) < 16:
             raise ValueError("an order id key needs at least 16 bytes")
-        self._mac = hmac.new(key, digestmod=hashlib.sha1)
         self._key = key
+        inner, outer = self._pads()
+        # HMAC by its definition, its two keyed states hashed once: a copy of each per id is about 40 %
+        # cheaper than copying an ``hmac`` object, on the inventory owner's thread, once per reserved order.
+        self._inner = hashlib.sha1(inner)
+        self._outer = hashlib.sha1(outer)
 
     @classmethod
     def random(cls) -> OrderIds:
@@ -50,15 +53,21 @@ class OrderIds:
     def make(self, sku: str, n: int) -> str:
         """The id of ``sku``'s ``n``-th order."""
         base = f"{sku}-{n}"
-        mac = self._mac.copy()
-        mac.update(base.encode())
-        return f"{base}-{mac.hexdigest()[:TAG_HEX]}"
+        inner = self._inner.copy()
+        inner.update(base.encode())
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return f"{base}-{outer.hexdigest()[:TAG_HEX]}"
 
     def lua_pads(self) -> tuple[str, str]:
         """The key XOR ipad and XOR opad, in hex: what the reserve script needs to compute the same HMAC."""
+        inner, outer = self._pads()
+        return inner.hex(), outer.hex()
+
+    def _pads(self) -> tuple[bytes, bytes]:
         key = self._key if len(self._key) <= _BLOCK else hashlib.sha1(self._key).digest()
         key = key.ljust(_BLOCK, b"\0")
-        return bytes(b ^ 0x36 for b in key).hex(), bytes(b ^ 0x5C for b in key).hex()
+        return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
 
 
 def order_sku(order_id: str) -> str:

@@ -21,6 +21,15 @@ def test_an_id_is_sku_number_and_a_keyed_tag() -> None:
     assert order_id.endswith(hmac.new(KEY, b"moutai-53-7", hashlib.sha1).hexdigest()[:16])
 
 
+@pytest.mark.parametrize("key", [KEY, b"k" * 16, bytes(range(64)), bytes(range(200))], ids=["32", "16", "64", "200"])
+def test_the_tag_is_hmac_sha1_for_every_key_length(key: bytes) -> None:
+    """Short keys are padded, keys longer than SHA-1's 64-byte block hashed first, as HMAC does."""
+    ids = OrderIds(key)
+    for sku, n in [("a", 1), ("moutai-53", 123_456_789), ("x" * 64, 2)]:
+        tag = hmac.new(key, f"{sku}-{n}".encode(), hashlib.sha1).hexdigest()[:16]
+        assert ids.make(sku, n) == f"{sku}-{n}-{tag}"
+
+
 def test_the_same_key_mints_the_same_ids_and_another_key_others() -> None:
     """Deterministic per key (replays), unrelated across keys (restarts, workers, other sales)."""
     assert OrderIds(KEY).make("a", 1) == OrderIds(KEY).make("a", 1)
