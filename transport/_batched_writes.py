@@ -20,7 +20,10 @@ the stream, the socket itself, the buffer's size or limits) sends it first.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
+
+from ._trouble import TROUBLE
 
 MAX_HELD = 64 * 1024
 """Bytes one connection may hold until the pass ends; a larger write is sent at once (with what was held)."""
@@ -44,11 +47,19 @@ class WriteBatch:
             self._loop.call_soon(self.send)
 
     def send(self) -> None:
-        """Send everything held, connection by connection, in the order they first wrote."""
+        """Send everything held, connection by connection, in the order they first wrote.
+
+        A connection whose transport refuses the bytes is cut (its stream would
+        have a hole) and counted; the others are still sent.
+        """
         self._scheduled = False
         holding, self._holding = self._holding, []
         for transport in holding:
-            transport.flush()
+            try:
+                transport.flush()
+            except Exception as exc:  # one connection's failure must not hold the others' answers
+                TROUBLE.note("held answer not sent", logging.WARNING, error=repr(exc))
+                transport.abort()
 
 
 class BatchedTransport(asyncio.Transport):

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pytest
 
 from flashsale.transport._batched_writes import MAX_HELD, BatchedTransport, WriteBatch
+from flashsale.transport._trouble import TROUBLE
 
 WAIT = 10.0  # seconds a blocking read may take before the test fails (never reached when it passes)
 
@@ -133,3 +134,25 @@ async def test_held_writes_to_a_connection_closed_meanwhile_are_dropped(pairs: t
     await _pass_ends()
     assert _read(b.client, 5) == b"for b"
     assert _read(a.client, 64) == b""
+
+
+async def test_a_connection_whose_transport_refuses_is_cut_and_the_others_still_get_theirs(
+    pairs: tuple[WriteBatch, list[Pair]],
+) -> None:
+    _, (a, b) = pairs
+    broken = a.server._transport
+
+    def refuse(data: object) -> None:
+        raise RuntimeError("the transport refused")
+
+    broken.write = refuse  # type: ignore[method-assign]  # a fault injected into this one connection
+    before = TROUBLE.totals.get("held answer not sent", 0)
+    a.server.write(b"lost")
+    b.server.write(b"kept")
+    await _pass_ends()
+    assert _read(b.client, 4) == b"kept"
+    assert TROUBLE.totals["held answer not sent"] == before + 1
+    assert broken.is_closing()
+    b.server.write(b" and the next pass too")
+    await _pass_ends()
+    assert _read(b.client, 22) == b" and the next pass too"
