@@ -12,12 +12,15 @@ buyer per request, the room in its pre-queue, as in ``bench/room.py joins``):
 - ``unplaced``: the whole join on the loop (the ticket kept until it is sent
   on), but the batches never reach the room actor: the actor's share gone.
 - ``full``: flashsale as it is.
+- ``spinN`` (e.g. ``spin2``, not run unless named): ``answer`` after a busy
+  loop of N µs in its place: what any N µs of Python on a join costs the
+  server, whatever it does.
 
 Each flashsale variant is this script's ``serve`` mode: it replaces the named
 part of :class:`flashsale.room.Room` in its own process, then runs
 ``flashsale serve``. Nothing here changes flashsale itself.
 
-Run: ``python bench/join_parts.py [--duration 5] [--rounds 3] [--variants answer,checked,unplaced,full]``.
+Run: ``python bench/join_parts.py [--duration 5] [--rounds 3] [--variants answer,checked,unplaced,full,spin2]``.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import argparse
 import statistics
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,10 +44,16 @@ def patch(variant: str) -> None:
     """Take ``variant``'s part of a join out of :class:`Room`, in this process."""
     from flashsale.room import Room, TicketStatus  # noqa: PLC0415 - only in the server's process
 
-    if variant == "answer":
+    if variant == "answer" or variant.startswith("spin"):
         fixed = TicketStatus("AAAAAAAAAAAAAAAA", "pre_queue", None, None, None, 1, None, None, None, 600.0)
+        spin = int(variant.removeprefix("spin") or 0) / 1e6 if variant != "answer" else 0.0
+        clock = time.perf_counter
 
         def answer(self: Room, user: str, challenge: str | None = None, nonce: str | None = None) -> object:
+            if spin:
+                until = clock() + spin
+                while clock() < until:
+                    pass
             return fixed, True
 
         Room.join_now = answer  # type: ignore[assignment, method-assign]
