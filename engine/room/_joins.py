@@ -12,7 +12,7 @@ from flashsale._errors import InvalidRequest, Unavailable
 from flashsale.actors import Join, JoinBatch, JoinResult, TicketView
 from flashsale.actors._room_passes import challenge_expiry
 
-from ._base import MAX_PENDING_JOINS, TICK_SECONDS
+from ._base import MAX_JOINS_PER_CALL, MAX_PENDING_JOINS, TICK_SECONDS
 from ._door import REFUSALS, Door
 from ._errors import RoomRefused
 from ._types import TicketStatus
@@ -107,7 +107,7 @@ class Joins(Door):
         if not self._flush_soon:
             if self._flush is not None:
                 self._flush.cancel()
-            self._flush = self._loop.call_soon(self._send_joins)
+            self._flush = self._loop.call_soon(self._flush_joins)
             self._flush_soon = True
         self._inflight += 1
         try:
@@ -121,10 +121,46 @@ class Joins(Door):
         assert result.ticket is not None
         return self._ticket_status(result.ticket, at), result.created
 
-    def _send_joins(self) -> None:
+    def _flush_joins(self) -> None:
+        """The joins of this loop pass travel now; a shared room's wait while a batch is in Redis.
+
+        A shared room's batch is one Lua call, made by the room actor one at
+        a time. Sent one per loop pass, each batch would queue behind the one
+        in Redis and carry the few joins of its pass: a convoy of calls with
+        a join or two each. Held instead until the batch in flight is
+        placed, the next carries every join that arrived meanwhile (at most
+        :data:`MAX_JOINS_PER_CALL`). A tick or an operator's control sends
+        what is held before it, whatever is in flight, so nothing overtakes
+        a join.
+        """
         if self._flush is not None:
             self._flush.cancel()
             self._flush, self._flush_soon = None, False
-        items, self._pending = self._pending, []
-        if items and self._ref is not None:
-            self._ref.tell(JoinBatch(tuple(items)))
+        if self.shared and self._placing:
+            return  # sent by _placed when the batch in Redis is answered
+        self._send_joins(MAX_JOINS_PER_CALL if self.shared else None)
+
+    def _send_joins(self, most: int | None = None) -> None:
+        """Send the pending joins to the room actor, in arrival order: all of them, or the first ``most``."""
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush, self._flush_soon = None, False
+        if most is None or len(self._pending) <= most:
+            items, self._pending = self._pending, []
+        else:
+            items, self._pending = self._pending[:most], self._pending[most:]
+        if not items or self._ref is None:
+            return
+        if self.shared:
+            last = items[-1].reply
+            if isinstance(last, asyncio.Future):  # answered with the whole batch, in one loop wake-up
+                self._placing += 1
+                last.add_done_callback(self._placed)
+        self._ref.tell(JoinBatch(tuple(items)))
+
+    def _placed(self, _: asyncio.Future[JoinResult]) -> None:
+        """A shared room's batch is answered (or its last caller gave up): the held joins go next."""
+        self._placing -= 1
+        if self._pending and not self._placing and not self._flush_soon and self._loop is not None:
+            self._flush = self._loop.call_soon(self._flush_joins)
+            self._flush_soon = True

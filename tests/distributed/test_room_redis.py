@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
@@ -14,6 +15,7 @@ from flashsale.actors import RoomParams
 from flashsale.config import RoomConfig
 from flashsale.redis import RedisBackend, RedisRoomLedger
 from flashsale.room import RoomRefused, UnknownTicket
+from flashsale.room._base import MAX_JOINS_PER_CALL
 from flashsale.testing import RedisServer
 from tests.distributed.conftest import client
 
@@ -385,3 +387,55 @@ def test_a_large_room_loads_past_the_usual_deadline(redis_config: RedisConfig) -
     finally:
         filler.close()
         hurried.close()
+
+
+async def _next_pass() -> None:
+    """Return in the event loop's next pass (after every callback scheduled so far)."""
+    done = asyncio.get_running_loop().create_future()
+    asyncio.get_running_loop().call_soon(done.set_result, None)
+    await done
+
+
+async def test_joins_that_arrive_while_a_batch_is_in_redis_travel_in_the_next_call_together(
+    redis_config: RedisConfig, redis_server: RedisServer, key: str
+) -> None:
+    """32 buyers joining one after another, each arriving in a loop pass of its own (as HTTP clients do).
+
+    One Lua call per loop pass would carry a join or two each; held while a
+    batch is in Redis, the joins of many passes share the next call.
+    """
+    (engine,) = await _engines(_config(redis_config, key), ManualClock(T0), n=1)
+    redis = client(redis_server)
+    try:
+        redis.config_resetstat()
+
+        async def buyer(n: int) -> None:
+            for i in range(20):
+                for _ in range(n):
+                    await _next_pass()
+                _, created = await engine.join(f"b{n}-{i}")
+                assert created
+
+        await asyncio.gather(*(buyer(n) for n in range(32)))
+        calls = int(redis.info("commandstats")["cmdstat_evalsha"]["calls"])  # every JOIN, and the room's ticks
+        assert engine.room_status().waiting == 640
+        assert calls <= 640 // 4, f"{calls} Lua calls for 640 joins"
+    finally:
+        await _stop([engine])
+
+
+async def test_a_batch_to_redis_carries_at_most_max_joins_per_call(redis_config: RedisConfig, key: str) -> None:
+    """2,500 joins in one loop pass: 1,000 go to Redis, the rest wait for that call's answer, then go in turn."""
+    (engine,) = await _engines(_config(redis_config, key), ManualClock(T0), n=1)
+    room = engine.waiting_room
+    assert room is not None
+    try:
+        joins = [asyncio.create_task(engine.join(f"c{i}")) for i in range(2_500)]
+        await _next_pass()  # every join asked for its place
+        await _next_pass()  # the pass's flush: one call in Redis
+        assert (room._placing, len(room._pending)) == (1, 2_500 - MAX_JOINS_PER_CALL)
+        assert all(created for _, created in await asyncio.gather(*joins))
+        assert (room._placing, len(room._pending)) == (0, 0)
+        assert engine.room_status().waiting == 2_500
+    finally:
+        await _stop([engine])
