@@ -23,7 +23,7 @@ import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from flashsale import InvalidRequest, SaleEngine
+from flashsale import InvalidRequest, SaleEngine, Unavailable
 from flashsale.room import Room, RoomRefused, RoomStatus, TicketStatus, UnknownTicket
 
 from ._auth import IDENTITY, AuthRefused, body_buyer, request_buyer
@@ -179,12 +179,14 @@ def join_lane(app: web.Application) -> Lane:
     """``POST /v1/room/join``, the usual join, answered before aiohttp routes it (:func:`._server.before_routing`).
 
     The usual join: a body that has all arrived, within ``max_body_bytes``,
-    a JSON object with at most ``user``, a buyer the auth mode accepts, and a
-    room that answers it on the loop (:meth:`Room.join_now`; a shared room's
-    joins wait for Redis and take the route, body unread). Everything else, refusals
-    included, is left before anything changes to the routed :func:`join`,
-    which reads the same body again (aiohttp keeps it) and answers it. A join
-    with proof of work always takes the route.
+    a JSON object with at most ``user``, and a buyer the auth mode accepts.
+    The room answers it on the loop (:meth:`Room.join_now`), or, when it is
+    shared, once Redis has placed it (:meth:`Room.join`). Everything else,
+    refusals included, is left to the routed :func:`join`, which reads the
+    same body again (aiohttp keeps it) and answers it: a refusal changed
+    nothing, so the route's own attempt gets the same answer (on a shared
+    room, one more call to Redis). A join with proof of work always takes
+    the route.
     """
     engine = app[ENGINE]
     identity = app[IDENTITY]
@@ -201,11 +203,12 @@ def join_lane(app: web.Application) -> Lane:
         if type(data) is not dict or not data.keys() <= _LANE_JOIN_FIELDS:
             return None
         try:
-            joined = room.join_now(identity.resolve(request, body_buyer(data), "'user'"))
-        except (AuthRefused, RoomRefused, InvalidRequest):
+            user = identity.resolve(request, body_buyer(data), "'user'")
+            joined = room.join_now(user)
+            if joined is None:  # a shared room: placed by Redis before it is answered
+                joined = await room.join(user)
+        except (AuthRefused, RoomRefused, InvalidRequest, Unavailable):
             return None  # nothing changed: the routed handler refuses it, with its code and detail
-        if joined is None:
-            return None
         ticket, created = joined
         response = _joined(ticket, created, request_id(request))
         durations.observe("201" if created else "200", clock() - started)
@@ -215,7 +218,7 @@ def join_lane(app: web.Application) -> Lane:
         if request.raw_path != "/v1/room/join" or request.method != "POST":
             return None
         room = engine.waiting_room
-        if room is None or not room.running or room.shared:  # a shared room's joins wait for Redis: the route
+        if room is None or not room.running:
             return None
         return answer(request, room) if body_arrived(request, max_body) else None
 

@@ -9,11 +9,12 @@ tell the two apart.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import make_mocked_request
+from aiohttp import web
 
 from flashsale import Config, ManualClock, RedisConfig, SaleEngine, SkuConfig
 from flashsale.actors._room_passes import solve
@@ -107,10 +108,37 @@ async def test_a_challenge_joins_once_across_workers(
     assert status == 201  # a fresh challenge joins on either worker
 
 
-async def test_a_shared_rooms_joins_take_the_route(make_room: MakeRoom) -> None:
-    """The join lane leaves a shared room's joins, body unread; the route waits for Redis to place them."""
-    client = await make_room(clock=ManualClock(OPENS))
-    lane = client.app[LANES][2]
-    assert lane(make_mocked_request("POST", "/v1/room/join", headers={"Content-Length": "0"}, app=client.app)) is None
+async def test_a_shared_rooms_usual_join_takes_the_lane_and_is_answered_once_redis_placed_it(
+    aiohttp_client: Any, redis_config: RedisConfig
+) -> None:
+    """The join lane answers a shared room's usual join after Redis placed it; what it leaves, the route answers."""
+    config = Config(
+        skus=(SkuConfig("moutai-53", stock=100),),
+        tick_interval=0.0,
+        backend="redis",
+        redis=redis_config,
+        waiting_room=RoomConfig(opens_at=OPENS, starts_at=STARTS),
+    )
+    app = create_app(config, engine=SaleEngine(config, clock=ManualClock(OPENS), backend=RedisBackend(sink=False)))
+    purchase_lane, poll_lane, join_lane = app[LANES]
+    answered: list[bool] = []
+
+    async def counted(answer: Awaitable[web.StreamResponse | None]) -> web.StreamResponse | None:
+        got = await answer
+        answered.append(got is not None)
+        return got
+
+    def counting(request: web.Request) -> Awaitable[web.StreamResponse | None] | None:
+        answer = join_lane(request)
+        return None if answer is None else counted(answer)
+
+    app[LANES][:] = [purchase_lane, poll_lane, counting]
+    client = await aiohttp_client(app)
     status, body = await join(client, "alice")
     assert (status, body["state"]) == (201, "pre_queue")
+    status, again = await join(client, "alice")
+    assert (status, again["ticket"]) == (200, body["ticket"])
+    resp = await client.post("/v1/room/join", data=b'{"user": ""}', headers={"Content-Type": "application/json"})
+    assert (resp.status, (await resp.json())["error"]) == (400, "invalid_request")
+    assert answered == [True, True, False]  # the lane answered both joins and left the bad one to the route
+    assert (await (await client.get("/v1/room")).json())["waiting"] == 1

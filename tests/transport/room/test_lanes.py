@@ -303,7 +303,7 @@ async def test_joins_with_proof_of_work_take_the_route(aiohttp_client: Any, tmp_
 async def test_the_join_lane_takes_a_memory_rooms_join_before_reading_it(
     aiohttp_client: Any, tmp_path: Path, clock: ManualClock
 ) -> None:
-    """Its first look decides on the method, path and size alone (the Redis half: tests/distributed)."""
+    """Its first look decides on the method, path and size alone (a shared room's lane: tests/distributed)."""
     client, _ = await _client(aiohttp_client, tmp_path, clock)
     lane = client.app[LANES][2]
     taken = lane(make_mocked_request("POST", "/v1/room/join", headers={"Content-Length": "0"}, app=client.app))
