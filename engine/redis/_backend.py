@@ -57,6 +57,9 @@ log = logging.getLogger("flashsale.engine")
 
 _DOWN = "the order ledger or database is down; retry shortly"
 ARCHIVE_LOOKUPS = 4
+SINK_FIRST_ANSWER = 10.0
+"""Seconds a starting worker waits for PostgreSQL's first answer to its order sink (it has checked the server
+already); after them it serves, and purchases say ``unavailable`` until the sink is connected."""
 """Order lookups in PostgreSQL in flight at once (orders Redis does not have)."""
 
 
@@ -139,6 +142,9 @@ class RedisBackend:
                 redis_cfg, cfg.postgres, f"{socket.gethostname()}:{os.getpid()}", [s.id for s in cfg.skus]
             )
             self._sink.start()
+            # Purchases are refused (503) until PostgreSQL has answered the sink: a worker serves after it has,
+            # so that one started beside a ready one never turns its first buyers away.
+            await asyncio.to_thread(self._sink.answered.wait, SINK_FIRST_ANSWER)
 
     def refusal(self, at: int) -> tuple[Result, str] | None:
         if self._breaker.rejects(at) or (self._sink is not None and not self._sink.gauges.ok):

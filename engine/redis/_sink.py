@@ -86,6 +86,8 @@ class OrderSink:
         self._count = max(1, postgres.batch // len(self._streams))  # entries per stream per read
         self._claim_every = postgres.claim_idle / 2
         self.gauges = SinkGauges()
+        self.answered = threading.Event()
+        """Set once PostgreSQL first answered the sink's thread, or its first try failed: a worker serves after it."""
         self._stopping = threading.Event()
         self._progress = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -226,6 +228,7 @@ class OrderSink:
         if ended:
             log.info("postgresql available again", extra={"consumer": self.consumer})
         self.gauges.pg_up = True
+        self.answered.set()
         return result
 
     def _connect_pg(self) -> psycopg.Connection[tuple[Any, ...]]:
@@ -372,6 +375,7 @@ class OrderSink:
     def _failed(self, exc: Exception) -> None:
         """Count a failure, log the first of an outage, and drop the connection it broke."""
         self.gauges.failures += 1
+        self.answered.set()  # a worker need not wait for a server that failed: its purchases say unavailable
         if isinstance(exc, psycopg.Error):
             with self._outage_lock:
                 began, self._pg_outage = not self._pg_outage, True

@@ -163,3 +163,25 @@ async def test_key_table_fill_in_redis(make_client: MakeClient) -> None:
     assert (await client.post(f"/v1/orders/{first[1]['order_id']}/pay", json={"user": "u1"})).status == 200
     await asyncio.to_thread(wait_until, lambda: asyncio.run_coroutine_threadsafe(live(), loop).result() == 1, 10.0, "1")
     assert "flashsale_idempotency_keys 1.0\n" in await (await client.get("/metrics")).text()
+
+
+async def test_a_started_worker_sells_at_once(redis_config: RedisConfig, pg_url: str, clock: ManualClock) -> None:
+    """``start()`` returns once PostgreSQL has answered the order sink: the first purchase is reserved, not a 503.
+
+    Before, a worker beside a ready one (``--workers``) could take a buyer's
+    connection while its sink was still connecting, and answer ``unavailable``.
+    """
+    config = Config(
+        skus=(SkuConfig("moutai-53", stock=5),),
+        tick_interval=0,
+        backend="redis",
+        redis=redis_config,
+        postgres=PostgresConfig(url=pg_url),
+    )
+    engine = SaleEngine(config, clock=clock)
+    await engine.start()
+    try:
+        assert engine.readiness()["postgres_ok"]
+        assert (await engine.purchase("moutai-53", "the first buyer")).result == "reserved"
+    finally:
+        await engine.stop()
