@@ -50,6 +50,7 @@ from ._ledger import RedisLedger
 from ._rebuild import RebuildError, SaleRebuilder
 from ._room import RedisRoomLedger
 from ._room_seed import RoomSeeds
+from ._schema import sale_key
 from ._sink import OrderSink
 from ._sink_gauges import SinkGauges
 
@@ -57,10 +58,10 @@ log = logging.getLogger("flashsale.engine")
 
 _DOWN = "the order ledger or database is down; retry shortly"
 ARCHIVE_LOOKUPS = 4
+"""Order lookups in PostgreSQL in flight at once (orders Redis does not have)."""
 SINK_FIRST_ANSWER = 10.0
 """Seconds a starting worker waits for PostgreSQL's first answer to its order sink (it has checked the server
 already); after them it serves, and purchases say ``unavailable`` until the sink is connected."""
-"""Order lookups in PostgreSQL in flight at once (orders Redis does not have)."""
 
 
 class RedisBackend:
@@ -116,7 +117,7 @@ class RedisBackend:
             ledger.close()
             raise Unavailable(str(exc)) from exc
         if self._with_sink:
-            self._archive = OrderArchive(cfg.postgres.url, cfg.postgres.sale or redis_cfg.prefix)
+            self._archive = OrderArchive(cfg.postgres.url, sale_key(cfg.postgres, redis_cfg))
             self._archive_slots = asyncio.Semaphore(ARCHIVE_LOOKUPS)
         for view in views:
             ctx.views[view.sku] = view
@@ -234,8 +235,8 @@ class RedisBackend:
 
         With the order sink its seed is kept in PostgreSQL too (:class:`RoomSeeds`).
         """
-        sale = config.postgres.sale or config.redis.prefix
-        return RedisRoomLedger(config.redis, seeds=RoomSeeds(config.postgres, sale) if self._with_sink else None)
+        seeds = RoomSeeds(config.postgres, sale_key(config.postgres, config.redis)) if self._with_sink else None
+        return RedisRoomLedger(config.redis, seeds=seeds)
 
     @property
     def _started(self) -> StartContext:

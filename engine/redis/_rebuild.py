@@ -45,7 +45,7 @@ from flashsale.actors import LedgerSku
 from flashsale.config import PostgresConfig, RedisConfig
 
 from ._client import connect
-from ._schema import migrate
+from ._schema import migrate, sale_key
 
 log = logging.getLogger("flashsale.rebuild")
 
@@ -137,7 +137,7 @@ class SaleRebuilder:
     def __init__(self, redis_config: RedisConfig, postgres: PostgresConfig, idempotency_ttl: float) -> None:
         self._redis_config = redis_config
         self._postgres = postgres
-        self.sale = postgres.sale or redis_config.prefix
+        self.sale = sale_key(postgres, redis_config)
         self._ttl_ms = max(1, round(idempotency_ttl * 1000))
 
     def run(self, skus: Sequence[LedgerSku]) -> list[str]:

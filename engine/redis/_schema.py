@@ -33,6 +33,8 @@ from typing import Any, NamedTuple
 import orjson
 import psycopg
 
+from flashsale.config import PostgresConfig, RedisConfig
+
 STATUSES = frozenset({"reserved", "paid", "cancelled", "expired"})
 FIELDS = ("order_id", "sku", "user", "qty", "status", "created_at", "expires_at", "changed_at", "idempotency_key")
 ROW_FIELDS = ("order_id", "user", "qty", "status", "created_at", "expires_at", "changed_at", "idempotency_key")
@@ -134,6 +136,11 @@ class OrderRow(NamedTuple):
     expires_at: int
     changed_at: int
     idempotency_key: str | None
+
+
+def sale_key(postgres: PostgresConfig, redis: RedisConfig) -> str:
+    """The sale's key in PostgreSQL (its rows are keyed by it): ``[postgres] sale``, else ``[redis] prefix``."""
+    return postgres.sale or redis.prefix
 
 
 def migrate(conn: psycopg.Connection[tuple[object, ...]]) -> int:

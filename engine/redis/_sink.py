@@ -45,7 +45,7 @@ from redis.retry import Retry
 
 from flashsale.config import PostgresConfig, RedisConfig
 
-from ._schema import APPLY, CLASHES, REJECT, OrderRow, apply_params, merge, migrate
+from ._schema import APPLY, CLASHES, REJECT, OrderRow, apply_params, merge, migrate, sale_key
 from ._sink_gauges import STALL_AFTER, SinkGauges
 from ._sink_stream import GROUP, _Batch, drained, last_ids, stream_key
 
@@ -80,7 +80,7 @@ class OrderSink:
             raise ValueError("an order sink needs at least one SKU")
         self._redis_config = redis_config
         self._postgres = postgres
-        self.sale = postgres.sale or redis_config.prefix
+        self.sale = sale_key(postgres, redis_config)
         self.consumer = consumer_name
         self._streams = {stream_key(redis_config.prefix, sku): sku for sku in skus}
         self._count = max(1, postgres.batch // len(self._streams))  # entries per stream per read

@@ -133,11 +133,9 @@ class Joins(Door):
         what is held before it, whatever is in flight, so nothing overtakes
         a join.
         """
-        if self._flush is not None:
-            self._flush.cancel()
-            self._flush, self._flush_soon = None, False
-        if self.shared and self._placing:
-            return  # sent by _placed when the batch in Redis is answered
+        if self.shared and self._placing:  # sent by _placed when the batch in Redis is answered
+            self._flush, self._flush_soon = None, False  # this call was the scheduled flush
+            return
         self._send_joins(MAX_JOINS_PER_CALL if self.shared else None)
 
     def _send_joins(self, most: int | None = None) -> None:

@@ -64,6 +64,13 @@ async def _stop(engines: list[SaleEngine]) -> None:
         await e.stop()
 
 
+async def _paced_worker(redis_config: RedisConfig, key: str) -> tuple[ManualClock, Config, list[SaleEngine]]:
+    """One worker on a room admitting 2 a second (burst 2) where nobody dies: its clock, config and engines."""
+    clock = ManualClock(T0)
+    config = _config(redis_config, key, admit_rate=2.0, admit_burst=2, heartbeat=600.0)
+    return clock, config, await _engines(config, clock, n=1)
+
+
 async def test_two_workers_share_one_queue_one_draw_and_one_pace(redis_config: RedisConfig, key: str) -> None:
     """Joins on both land in one queue; one seed, one drawn order; admissions across both never beat the rate."""
     clock = ManualClock(T0)
@@ -302,9 +309,7 @@ async def test_a_worker_started_mid_queue_or_after_the_closing_mirrors_the_room(
     admits in the same turn as the others; started after the closing, it
     reads every ticket that was still waiting as closed.
     """
-    clock = ManualClock(T0)
-    config = _config(redis_config, key, admit_rate=2.0, admit_burst=2, heartbeat=600.0)
-    engines = await _engines(config, clock, n=1)
+    clock, config, engines = await _paced_worker(redis_config, key)
     a = engines[0]
     try:
         drawn = await _join_and_draw(a, clock, 10)  # and the burst's two admissions
@@ -340,9 +345,7 @@ async def test_a_room_drawn_before_the_draw_cursor_goes_on_in_turn(
     redis_server: RedisServer, redis_config: RedisConfig, key: str
 ) -> None:
     """A room drawn by an earlier version (the drawn moved to the queue list, no ``dq``) goes on as it was."""
-    clock = ManualClock(T0)
-    config = _config(redis_config, key, admit_rate=2.0, admit_burst=2, heartbeat=600.0)
-    engines = await _engines(config, clock, n=1)
+    clock, config, engines = await _paced_worker(redis_config, key)
     a = engines[0]
     try:
         drawn = await _join_and_draw(a, clock, 6)  # and the burst's two admissions
